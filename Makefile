@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make play` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+# A flat layout needs compat mode for twistd to see the plugin in an
+# editable install (../shared/TWISTED-NOTES.md); tests/test_packaging.py
+# checks a plain `pip install .` too.
+STAMP = $(VENV)/.installed
+
+.PHONY: play test lint typecheck bench cert browser clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools
+	$(BIN)/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	touch $@
+
+play: $(STAMP)
+	$(BIN)/realm-play
+
+test: $(STAMP) lint
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check realm tests twisted bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy realm
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+# A self-signed certificate for --listen ssl:... (see README).
+cert: server.pem
+server.pem:
+	openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=localhost \
+		-addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+		-keyout server.pem -out server.pem
+
+clean:
+	rm -rf $(VENV) build *.egg-info twisted/plugins/dropin.cache

@@ -1,0 +1,1 @@
+"""realm: a multiplayer Game of Thrones chat game served by Twisted."""

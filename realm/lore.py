@@ -1,0 +1,121 @@
+"""The words of the game: names, actions, events and replies, as plain data.
+
+Nothing here does I/O or draws at random; `realm.events` and `realm.bot`
+pick from these tuples with an injected random source.
+
+Event templates are `str.format` strings with these fields:
+  {narrator}  a member of the realm (not the Lord), or a stranger
+  {other}     another member, or someone of the court
+  {a}, {b}    two different actions, offered as `1 {a} or 2 {b}`
+"""
+
+GAME_NAME = "Game of Thrones"
+
+#: Names a bot may take.  All valid realm names (letters only, <= 20).
+NAMES = (
+    "Arya", "Sansa", "Bran", "Rickon", "Robb", "Jon", "Ned", "Catelyn",
+    "Tyrion", "Cersei", "Jaime", "Tywin", "Joffrey", "Tommen", "Myrcella",
+    "Daenerys", "Jorah", "Missandei", "Grey-Worm", "Varys", "Littlefinger",
+    "Brienne", "Podrick", "Davos", "Stannis", "Melisandre", "Samwell",
+    "Gilly", "Tormund", "Ygritte", "Theon", "Yara", "Sandor", "Gregor",
+    "Oberyn", "Ellaria", "Bronn", "Gendry", "Hodor", "Margaery", "Olenna",
+    "Loras", "Ramsay", "Roose", "Walder", "Qyburn", "Shae", "Osha",
+)
+
+#: Actions the Lord may name.  Bots know each as the word itself and its
+#: `-ing` form (`eat` / `eating`), see `ING`.
+ACTIONS = (
+    "eat", "feast", "hunt", "fight", "ride", "sail", "pray", "drink",
+    "march", "build", "burn", "train", "scout", "parley", "flee", "hide",
+    "rest", "sing", "torture", "trade", "spy", "forge", "bargain", "wed",
+)
+
+#: The `-ing` form of each action, spelt out where adding "ing" is wrong.
+ING = {
+    "eat": "eating", "feast": "feasting", "hunt": "hunting",
+    "fight": "fighting", "ride": "riding", "sail": "sailing",
+    "pray": "praying", "drink": "drinking", "march": "marching",
+    "build": "building", "burn": "burning", "train": "training",
+    "scout": "scouting", "parley": "parleying", "flee": "fleeing",
+    "hide": "hiding", "rest": "resting", "sing": "singing",
+    "torture": "torturing", "trade": "trading", "spy": "spying",
+    "forge": "forging", "bargain": "bargaining", "wed": "wedding",
+}
+
+#: Scenes the server narrates.  The first three are the seed's.
+EVENTS = (
+    "There is a sudden attack from the north! What shall we do, my Lord? "
+    "1 {a} or 2 {b}?",
+    "The crew is out of food because {other} strolled all day instead of "
+    "gathering supplies. 1 {a} or 2 {b}?",
+    "{other} has been sentenced to eternal eating by the Small Council. "
+    "How do we answer? 1 {a} or 2 {b}?",
+    "Winter is coming and the granaries are half empty. 1 {a} or 2 {b}?",
+    "A raven arrives from the Wall: the dead are walking. 1 {a} or 2 {b}?",
+    "{other} was caught drinking the Lord's finest Arbor gold. "
+    "Shall we 1 {a} or 2 {b}?",
+    "Dragons have been seen over the Narrow Sea. 1 {a} or 2 {b}?",
+    "The Iron Bank demands its gold, with interest. 1 {a} or 2 {b}?",
+    "A wedding feast is announced at the Twins. Everyone is invited. "
+    "1 {a} or 2 {b}?",
+    "Wildlings have crossed the river and stolen our goats. 1 {a} or 2 {b}?",
+    "{other} lost a bet to a Lannister and owes a debt. 1 {a} or 2 {b}?",
+    "A red comet burns across the sky; the smallfolk are afraid. "
+    "1 {a} or 2 {b}?",
+    "The maesters warn of a long, dark winter. 1 {a} or 2 {b}?",
+    "A stranger at the gate claims to be a Targaryen. 1 {a} or 2 {b}?",
+    "Our ships are becalmed off the Iron Islands. 1 {a} or 2 {b}?",
+    "{other} has challenged a knight of the Kingsguard to single combat. "
+    "1 {a} or 2 {b}?",
+)
+
+#: How a narrator brings the news; `{narrator}` is filled in.
+HERALDS = (
+    "{narrator} brings word:",
+    "{narrator} bursts into the hall:",
+    "{narrator} whispers:",
+    "A raven from {narrator}:",
+    "{narrator} reports:",
+)
+
+#: Who narrates when no member fits.
+STRANGERS = ("A stranger", "A hooded traveller", "An old maester", "A raven")
+
+#: Who "other" is when the realm has nobody else to blame.
+COURTIERS = ("Tyrion", "Hodor", "Sam", "the cook", "the court jester")
+
+# -- Bot replies ---------------------------------------------------------
+#: Approval for an action the bot knows; `{word}` is the word it heard.
+APPROVAL = (
+    "{word}? Proposal accepted!",
+    "{word}! A wise choice, my Lord.",
+    "{word}, yes. The realm will remember this.",
+    "{word}? At last, a Lord who knows what we need.",
+    "{word}! I will sharpen my sword at once.",
+    "{word}? Aye, I am with you.",
+)
+
+#: Delight when the Lord picks one of the event's offered options.
+DELIGHT = (
+    "{word}! Exactly what I hoped for, my Lord!",
+    "{word}! The gods smile on your choice!",
+    "{word}! Long may you rule!",
+    "{word}, as the raven foretold. Splendid!",
+)
+
+#: Distaste for a message that names no known action.
+DISTASTE = (
+    "Request unheard of!",
+    "What madness is this?",
+    "My Lord, the smallfolk will laugh at us.",
+    "I did not cross the Narrow Sea for this.",
+    "That is not how things are done in Westeros.",
+    "Even a Frey would not ask that.",
+)
+
+#: A bot whose loyalty has run out says one of these and leaves.
+DESERTION = (
+    "I have had enough of this Lord. Farewell!",
+    "You are no Lord of mine. I am leaving.",
+    "I will find a better Lord across the Narrow Sea.",
+)

@@ -1,0 +1,119 @@
+"""Bytes to lines over a stream transport (TCP, TLS, UNIX sockets).
+
+Line grammar, client to server (UTF-8, `\\n` or `\\r\\n` ends a line):
+
+    first line   NAME | NAME@REALM        (phase: naming)
+    after `Lord` with --auth: PASSWORD    (phase: password)
+    then         --COMMAND [ARGUMENT]     (see realm.commands)
+               | TEXT                     chat, relayed as `NAME: TEXT`
+
+Server to client: `*** ...` notices (`*** Error: ...`,
+`*** [New Event] ...`) and `NAME: TEXT` chat, each ending `\\r\\n`.
+
+A line over 1024 bytes is refused and skipped up to its end, and the
+next line (even in the same packet) is handled: `LineOnlyReceiver`'s own
+`dataReceived` would drop the rest of the packet, so this protocol
+splits lines itself.
+"""
+
+from __future__ import annotations
+
+from twisted.internet import interfaces
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols.basic import LineOnlyReceiver
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from realm.server import RealmServer
+from realm.session import MAX_LINE, Session
+
+log = Logger()
+
+
+@implementer(interfaces.IPushProducer)
+class RealmProtocol(LineOnlyReceiver, Session):
+    """A session over a byte stream: `nc`, `realm-client`, TLS."""
+
+    delimiter = b"\n"
+    MAX_LENGTH = MAX_LINE
+
+    def __init__(self, server: RealmServer) -> None:
+        Session.__init__(self, server)
+        self._discarding = False  # skipping the rest of an over-long line
+        self._paused = False  # the transport's buffer is full
+        self._queued = 0  # bytes written while paused
+
+    def connectionMade(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        no_delay = getattr(transport, "setTcpNoDelay", None)  # TLS passes it on
+        if no_delay is not None:
+            no_delay(True)  # Nagle would add ~40 ms to every exchange
+        peer = transport.getPeer()
+        self.address = getattr(peer, "host", None) or str(peer)
+        transport.registerProducer(self, True)  # type: ignore[attr-defined]
+        self.opened()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._buffer:
+            data = self._buffer + data
+        lines = data.split(b"\n")
+        self._buffer = lines.pop()
+        transport = self.transport
+        for line in lines:
+            if self._discarding:
+                self._discarding = False
+                continue
+            if line[-1:] == b"\r":
+                line = line[:-1]
+            self.line_received(line)
+            if transport.disconnecting:  # type: ignore[union-attr]
+                return
+        if len(self._buffer) > MAX_LINE + 1:  # + 1 for a CR still to come
+            if not self._discarding:
+                self._discarding = True
+                self.refuse(f"Line too long; the limit is {MAX_LINE} bytes. "
+                            "It was not sent.")
+            self._buffer = b""
+
+    def send(self, data: bytes) -> None:
+        if self._paused:
+            limit = self.server.settings.max_queue
+            if self._queued > limit:
+                return  # already being dropped
+            self._queued += len(data)
+            if self._queued > limit:
+                log.warn("Dropped {name} ({address}): it stopped reading and "
+                         "{queued} bytes queued up", name=self.name or "-",
+                         address=self.address, queued=self._queued)
+                self.transport.abortConnection()  # type: ignore[union-attr]
+                return
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        self.lost()
+
+    # -- IPushProducer: the transport tells us when the client stops reading
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._queued = 0
+
+    def stopProducing(self) -> None:
+        pass
+
+
+class RealmFactory(Factory):
+    """Makes a `RealmProtocol` per connection, all sharing one server."""
+
+    def __init__(self, server: RealmServer) -> None:
+        self.server = server
+
+    def buildProtocol(self, addr: object) -> RealmProtocol:
+        return RealmProtocol(self.server)

@@ -1,0 +1,250 @@
+"""One client's session, whatever carries its lines (TCP, TLS, WebSocket).
+
+A session checks each line (length, UTF-8, control characters, rate),
+then hands it to the handler of its phase:
+
+  naming    -- the line is `NAME` or `NAME@REALM`
+  password  -- the line is the Lord's password (only with `--auth`)
+  checking  -- the password is being checked; lines wait in order
+  playing   -- `--command [ARG]` or chat for the realm
+  closed    -- the session is over; lines are ignored
+
+Subclasses supply the transport: `send(data)` (wire-ready CRLF lines),
+`close()`, and `address`.  They call `opened()` once connected,
+`line_received(raw)` per line and `lost()` once disconnected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from twisted.cred.credentials import UsernamePassword
+from twisted.cred.error import UnauthorizedLogin
+from twisted.logger import Logger
+from twisted.protocols.policies import TimeoutMixin
+from twisted.python.failure import Failure
+
+from realm import commands
+from realm.names import LORD, JoinError, parse_join
+from realm.realm import Realm, RealmError, notice
+from realm.server import RealmServer
+
+log = Logger()
+
+MAX_LINE = 1024
+MAX_PASSWORD_FAILURES = 3
+GREETING = (notice("Hail, traveller! This is realm, a Game of Thrones.")
+            + notice("What is your name? Send NAME or NAME@REALM "
+                     "(Lord to rule the realm)."))
+# C0 and C1 control characters, but tab; DEL too.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def error(text: str) -> bytes:
+    return notice("Error: " + text)
+
+
+class Session(TimeoutMixin):
+    """The phases of one connection; the transport is the subclass's."""
+
+    address = "?"
+    name = ""
+    prefix = b""
+    realm: Realm | None = None
+
+    def __init__(self, server: RealmServer) -> None:
+        self.server = server
+        self.callLater = server.clock.callLater  # type: ignore[method-assign,assignment]
+        self._handle: Callable[[bytes, str], None] = self._naming
+        self._pending: list[bytes] = []  # lines that arrive while checking
+        self._realm_key = ""
+        self._failures = 0
+        self._tokens = 2.0 * server.settings.max_rate
+        self._last = 0.0
+
+    # -- transport side, supplied by subclasses -----------------------------
+    def send(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # -- lifecycle ---------------------------------------------------------
+    def opened(self) -> None:
+        refusal = self.server.connected(self)
+        if refusal is not None:
+            self._handle = self._closed
+            self.send(error(refusal))
+            self.close()
+            return
+        self._last = self.server.clock.seconds()
+        self.setTimeout(self.server.settings.login_timeout or None)
+        self.send(GREETING)
+
+    def lost(self) -> None:
+        self.setTimeout(None)
+        self._handle = self._closed
+        self.server.disconnected(self)
+        if self.realm is not None:
+            self.realm.remove(self)
+            self.realm = None
+
+    def leave(self) -> None:
+        """Say goodbye and close; the realm hears of it as the link drops."""
+        self.send(notice(f"Farewell, {self.name}."))
+        self._depart("has left the realm")
+
+    def timeoutConnection(self) -> None:
+        if self.realm is None:
+            self.send(error("You did not give a name in time. Farewell."))
+            log.info("Login timeout for {address}", address=self.address)
+        else:
+            self.send(error("You have been silent too long. Farewell."))
+            self._depart("was silent too long and has been shown out")
+        self.close()
+
+    def _depart(self, why: str) -> None:
+        realm, self.realm = self.realm, None
+        self._handle = self._closed
+        if realm is not None:
+            realm.remove(self, why)
+        self.close()
+
+    def refuse(self, text: str) -> None:
+        """Refuse a line: tell the client why and log it."""
+        log.info("Refused input from {name}@{realm} ({address}): {why}",
+                 name=self.name or "-", realm=self.realm.name if self.realm else "-",
+                 address=self.address, why=text)
+        self.send(error(text))
+
+    # -- lines ---------------------------------------------------------------
+    def line_received(self, raw: bytes) -> None:
+        """Check one line (without its delimiter) and hand it on."""
+        if len(raw) > MAX_LINE:
+            self.refuse(f"Line too long ({len(raw)} bytes); the limit is "
+                        f"{MAX_LINE}. It was not sent.")
+            return
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.refuse("That line is not valid UTF-8 text; it was not sent.")
+            return
+        if _CONTROL.search(text):
+            self.refuse("Control characters are not allowed; the line was "
+                        "not sent.")
+            return
+        if not self._allow():
+            self.refuse(f"You are sending too fast (more than "
+                        f"{self.server.settings.max_rate:g} lines a second); "
+                        "that line was not sent.")
+            return
+        self.resetTimeout()
+        self._handle(raw, text)
+
+    def _allow(self) -> bool:
+        """A token bucket: `max_rate` a second, bursts of twice that."""
+        rate = self.server.settings.max_rate
+        if not rate:
+            return True
+        now = self.server.clock.seconds()
+        self._tokens = min(2.0 * rate, self._tokens + (now - self._last) * rate)
+        self._last = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+    # -- phases --------------------------------------------------------------
+    def _naming(self, raw: bytes, text: str) -> None:
+        if text.startswith("--"):
+            self.refuse("Join first: send your name (NAME or NAME@REALM). "
+                        "Commands work once you are in a realm.")
+            return
+        try:
+            name, key = parse_join(text, self.server.settings.default_realm)
+            self.server.realm_for(key, name)
+        except JoinError as e:
+            self.refuse(str(e))
+            return
+        self.name = name
+        if name == LORD and self.server.checker is not None:
+            self._realm_key = key
+            self._handle = self._password
+            self.send(notice("This realm's Lord must prove it: send the "
+                             "Lord's password."))
+            return
+        self._join(key)
+
+    def _join(self, key: str) -> None:
+        try:
+            self.realm = self.server.join(self, key)
+        except JoinError as e:
+            self.name = ""
+            self._handle = self._naming
+            self.refuse(str(e))
+            return
+        self.prefix = self.name.encode("ascii") + b": "
+        self._handle = self._playing
+        self.setTimeout(self.server.settings.idle_timeout or None)
+
+    def _password(self, raw: bytes, text: str) -> None:
+        assert self.server.checker is not None
+        self._handle = self._checking
+        d = self.server.checker.requestAvatarId(UsernamePassword(b"lord", raw))
+        d.addCallbacks(self._password_ok, self._password_bad)
+        d.addErrback(self._unexpected)
+
+    def _password_ok(self, avatar_id: object) -> None:
+        if self._handle != self._checking:
+            return  # the connection went meanwhile
+        log.info("{address} proved to be the Lord", address=self.address)
+        self._handle = self._naming
+        self._join(self._realm_key)
+        self._replay()
+
+    def _password_bad(self, failure: Failure) -> None:
+        failure.trap(UnauthorizedLogin)
+        if self._handle != self._checking:
+            return
+        self.name = ""
+        self._failures += 1
+        log.warn("Wrong Lord password from {address} ({n} of {limit})",
+                 address=self.address, n=self._failures, limit=MAX_PASSWORD_FAILURES)
+        if self._failures >= MAX_PASSWORD_FAILURES:
+            self.send(error("Wrong password, for the last time. Farewell."))
+            self._handle = self._closed
+            self.close()
+            return
+        self._handle = self._naming
+        self.send(error("Wrong password; you are not the Lord. Send a name "
+                        "to try again."))
+        self._replay()
+
+    def _unexpected(self, failure: Failure) -> None:
+        log.failure("Checking a password failed", failure)
+        self._handle = self._naming
+        self.refuse("The password could not be checked; try again.")
+        self._replay()
+
+    def _checking(self, raw: bytes, text: str) -> None:
+        self._pending.append(raw)
+
+    def _replay(self) -> None:
+        pending, self._pending = self._pending, []
+        for raw in pending:
+            self._handle(raw, raw.decode("utf-8"))
+
+    def _playing(self, raw: bytes, text: str) -> None:
+        realm = self.realm
+        assert realm is not None
+        if text.startswith("--"):
+            try:
+                commands.run(self, text)
+            except RealmError as e:
+                self.refuse(str(e))
+        elif text.strip():
+            realm.chat(self, raw)
+
+    def _closed(self, raw: bytes, text: str) -> None:
+        pass
