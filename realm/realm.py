@@ -137,6 +137,9 @@ class Realm:
             if self.lord is not None and len(self.members) == 1:
                 self.lord.send(notice("You stand alone, my Lord: every other "
                                       "member has left the realm."))
+            elif self.started and len(self.members) == self.size - 1:
+                self.broadcast(notice("The story waits until the realm is "
+                                      "full again."))
         else:
             self._discard()
 
