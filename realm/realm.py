@@ -110,7 +110,12 @@ class Realm:
         log.info("{name} joined realm {realm} ({count})",
                  name=member.name, realm=self.name, count=self.count)
         self.broadcast(notice(f"{member.name} has entered the realm ({self.count})"))
-        if self.full:
+        if not self.full:
+            missing = self.size - len(self.members)
+            lord = "" if self.lord else ", the Lord among them"
+            member.send(notice(f"The game begins when the realm is full: "
+                               f"waiting for {missing} more{lord}."))
+        else:
             banner = notice(f"Welcome to the {lore.GAME_NAME}! {self.count} are "
                             "present. Type --help for the commands.")
             if not self.started:
