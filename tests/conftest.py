@@ -1,0 +1,74 @@
+"""Shared fixtures for the server's tests.
+
+`observe_errors` (autouse) fails any test during which something was
+logged through `twisted.logger` at level error or critical: a traceback
+the server swallowed is a bug even when the client saw nothing wrong.
+Anchor: magic-wormhole's `observe_errors`.
+"""
+
+from __future__ import annotations
+
+import gc
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from twisted.internet import task
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
+from realm.server import RealmServer, Settings
+
+
+class ErrorObserver:
+    """Collects the error and critical events logged during one test."""
+
+    def __init__(self) -> None:
+        self.errors: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        level = event.get("log_level")
+        if level in (LogLevel.error, LogLevel.critical) or event.get("isError"):
+            self.errors.append(event)
+
+    def describe(self) -> str:
+        lines = []
+        for event in self.errors:
+            lines.append(formatEvent(event))
+            failure = event.get("log_failure")
+            if failure is not None:
+                lines.append(failure.getTraceback())
+        return "\n".join(lines)
+
+
+@pytest.fixture(autouse=True)
+def observe_errors() -> Iterator[ErrorObserver]:
+    """Fail the test if an error was logged while it ran."""
+    observer = ErrorObserver()
+    globalLogPublisher.addObserver(observer)
+    try:
+        yield observer
+        gc.collect()  # let unhandled errors in garbage Deferreds be logged
+    finally:
+        globalLogPublisher.removeObserver(observer)
+    assert not observer.errors, "errors were logged:\n" + observer.describe()
+
+
+@pytest.fixture
+def clock() -> task.Clock:
+    return task.Clock()
+
+
+ServerFactory = Callable[..., RealmServer]
+
+
+@pytest.fixture
+def server(clock: task.Clock) -> ServerFactory:
+    """Build a `RealmServer` on the test's `task.Clock`, with a seeded
+    random source; keyword arguments override the `Settings`."""
+
+    def make(seed: int = 7, checker: Any = None, **settings: Any) -> RealmServer:
+        return RealmServer(Settings(**settings), clock, checker=checker,
+                           rng=random.Random(seed))
+
+    return make
