@@ -43,6 +43,7 @@ class RealmProtocol(LineOnlyReceiver, Session):
         self._discarding = False  # skipping the rest of an over-long line
         self._paused = False  # the transport's buffer is full
         self._queued = 0  # bytes written while paused
+        self._aborted = False  # dropped as a slow reader: read no more
 
     def connectionMade(self) -> None:
         transport = self.transport
@@ -62,14 +63,15 @@ class RealmProtocol(LineOnlyReceiver, Session):
         self._buffer = lines.pop()
         transport = self.transport
         for line in lines:
+            # Closing (--leave, dismissed, dropped): read nothing more.
+            if transport.disconnecting or self._aborted:  # type: ignore[union-attr]
+                return
             if self._discarding:
                 self._discarding = False
                 continue
             if line[-1:] == b"\r":
                 line = line[:-1]
             self.line_received(line)
-            if transport.disconnecting:  # type: ignore[union-attr]
-                return
         if len(self._buffer) > MAX_LINE + 1:  # + 1 for a CR still to come
             if not self._discarding:
                 self._discarding = True
@@ -87,6 +89,7 @@ class RealmProtocol(LineOnlyReceiver, Session):
                 log.warn("Dropped {name} ({address}): it stopped reading and "
                          "{queued} bytes queued up", name=self.name or "-",
                          address=self.address, queued=self._queued)
+                self._aborted = True
                 self.transport.abortConnection()  # type: ignore[union-attr]
                 return
         self.transport.write(data)  # type: ignore[union-attr]

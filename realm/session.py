@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
@@ -60,6 +61,7 @@ class Session(TimeoutMixin):
         self._pending: list[bytes] = []  # lines that arrive while checking
         self._realm_key = ""
         self._failures = 0
+        self._throttled = False
         self._tokens = 2.0 * server.settings.max_rate
         self._last = 0.0
 
@@ -135,11 +137,18 @@ class Session(TimeoutMixin):
                         "not sent.")
             return
         if not self._allow():
-            self.refuse(f"You are sending too fast (more than "
-                        f"{self.server.settings.max_rate:g} lines a second); "
-                        "that line was not sent.")
+            why = (f"You are sending too fast (more than "
+                   f"{self.server.settings.max_rate:g} lines a second); "
+                   "that line was not sent.")
+            if self._throttled:
+                self.send(error(why))  # logged once a flood, not once a line
+            else:
+                self._throttled = True
+                self.refuse(why)
             return
-        self.resetTimeout()
+        self._throttled = False
+        if self.realm is not None:
+            self.resetTimeout()  # the login timeout is a deadline to join
         self._handle(raw, text)
 
     def _allow(self) -> bool:
@@ -191,7 +200,16 @@ class Session(TimeoutMixin):
     def _password(self, raw: bytes, text: str) -> None:
         assert self.server.checker is not None
         self._handle = self._checking
-        d = self.server.checker.requestAvatarId(UsernamePassword(b"lord", raw))
+        checker = self.server.checker
+        d = checker.requestAvatarId(UsernamePassword(b"lord", raw))
+
+        def as_text(failure: Failure) -> Deferred[bytes | tuple[()]]:
+            # `--auth memory:` keeps str, `--auth file:` bytes: try both.
+            failure.trap(UnauthorizedLogin)
+            return checker.requestAvatarId(
+                UsernamePassword("lord", text))  # type: ignore[arg-type]
+
+        d.addErrback(as_text)
         d.addCallbacks(self._password_ok, self._password_bad)
         d.addErrback(self._unexpected)
 
