@@ -172,6 +172,12 @@ class Session(TimeoutMixin):
             return
         try:
             name, key = parse_join(text, self.server.settings.default_realm)
+        except JoinError as e:
+            # Not echoed to the log: a Lord may type a password here.
+            log.info("Refused a name line from {address}", address=self.address)
+            self.send(error(str(e)))
+            return
+        try:
             self.server.realm_for(key, name)
         except JoinError as e:
             self.refuse(str(e))

@@ -1,0 +1,434 @@
+"""Trust, without sockets: the Lord's password, flood control, idle limits,
+per-address and per-server limits.
+
+Each connection is a real `RealmProtocol` on an in-memory transport; time
+is the test's `task.Clock`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.error import UnauthorizedLogin
+from twisted.internet import task
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
+from twisted.internet.testing import StringTransport
+from twisted.logger import formatEvent, globalLogPublisher
+from twisted.python import failure
+
+from realm.protocol import RealmProtocol
+from realm.server import RealmServer
+from realm.tap import Options, Shutdown, makeService, settings_from
+
+SECRET = "Dragonglass-7"
+
+
+class Transport(StringTransport):
+    """A `StringTransport` whose closing reaches the protocol, once."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(peerAddress=IPv4Address("TCP", host, 40000))
+        self.closed = False
+
+    def loseConnection(self) -> None:
+        self.disconnecting = True
+        if not self.closed:
+            self.closed = True
+            self.protocol.connectionLost(failure.Failure(ConnectionError()))
+
+    abortConnection = loseConnection
+
+
+class Link:
+    """One client connection to `server`, driven by the test."""
+
+    def __init__(self, server: RealmServer, host: str = "10.0.0.1") -> None:
+        self.proto = RealmProtocol(server)
+        self.transport = Transport(host)
+        self.transport.protocol = self.proto
+        self.proto.makeConnection(self.transport)
+
+    def send(self, *lines: str) -> None:
+        self.proto.dataReceived(b"".join(line.encode() + b"\n" for line in lines))
+
+    def lines(self) -> list[str]:
+        """The lines received since the last call."""
+        data = self.transport.value().decode()
+        self.transport.clear()
+        return data.split("\r\n")[:-1]
+
+    @property
+    def closed(self) -> bool:
+        return self.transport.closed
+
+
+def join(server: RealmServer, *names: str) -> list[Link]:
+    links = []
+    for name in names:
+        link = Link(server)
+        link.send(name)
+        if name.lower().startswith("lord") and server.checker is not None:
+            link.send(SECRET)
+        links.append(link)
+    for link in links:
+        link.lines()
+    return links
+
+
+def errors(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("*** Error: ")]
+
+
+@pytest.fixture
+def events() -> Iterator[list[dict[str, Any]]]:
+    """Every event logged through `twisted.logger` during the test."""
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(seen.append)
+    yield seen
+    globalLogPublisher.removeObserver(seen.append)
+
+
+def memory_checker() -> Any:
+    config = Options()
+    config.parseOptions(["--auth", f"memory:lord:{SECRET}"])
+    return config["credCheckers"][0]
+
+
+# -- who may be Lord ---------------------------------------------------------
+
+def test_auth_option_reaches_the_server() -> None:
+    config = Options()
+    config.parseOptions(["--auth", f"memory:lord:{SECRET}", "--listen", "tcp:0"])
+    top = makeService(config)
+    shutdown = next(s for s in top if isinstance(s, Shutdown))
+    assert shutdown.server.checker is config["credCheckers"][0]
+
+
+def test_without_auth_anyone_may_be_lord(server: Any) -> None:
+    link = Link(server())
+    link.lines()
+    link.send("Lord")
+    assert "*** Lord has entered the realm (1/5)" in link.lines()
+
+
+@pytest.mark.parametrize("how", ["memory", "file"])
+def test_right_password_makes_the_lord(server: Any, tmp_path: Any, how: str) -> None:
+    if how == "memory":
+        checker = memory_checker()
+    else:
+        path = tmp_path / "lords"
+        path.write_text(f"# the realm's Lord\nlord:{SECRET}\n")
+        config = Options()
+        config.parseOptions(["--auth", f"file:{path}"])
+        checker = config["credCheckers"][0]
+    link = Link(server(checker=checker))
+    link.lines()
+    link.send("lord@north")
+    asked = link.lines()
+    assert len(asked) == 1 and asked[0].startswith("*** ")
+    assert "password" in asked[0] and not errors(asked)
+    link.send(SECRET)
+    assert "*** Lord has entered the realm (1/5)" in link.lines()
+
+
+@pytest.mark.parametrize("wrong", ["", " ", SECRET.lower(), SECRET + " ", "x" * 1024])
+def test_wrong_or_missing_password_gives_no_role(server: Any, wrong: str) -> None:
+    realm_server = server(checker=memory_checker())
+    link = Link(realm_server)
+    link.lines()
+    link.send("Lord", wrong)
+    lines = link.lines()
+    assert len(errors(lines)) == 1 and not link.closed
+    assert not realm_server.realms
+    # The connection may try again, under a name or as Lord.
+    link.send("Arya")
+    assert "*** Arya has entered the realm (1/5)" in link.lines()
+    assert realm_server.realms["westeros"].lord is None
+
+
+def test_a_password_is_not_needed_but_by_the_lord(server: Any) -> None:
+    link = Link(server(checker=memory_checker()))
+    link.lines()
+    link.send("Lordling")
+    assert "*** Lordling has entered the realm (1/5)" in link.lines()
+
+
+def test_second_try_may_succeed(server: Any) -> None:
+    link = Link(server(checker=memory_checker()))
+    link.send("Lord", "nope", "Lord", SECRET)
+    lines = link.lines()
+    assert len(errors(lines)) == 1
+    assert lines[-2:][0] == "*** Lord has entered the realm (1/5)"
+
+
+def test_third_failure_closes(server: Any) -> None:
+    realm_server = server(checker=memory_checker())
+    link = Link(realm_server)
+    link.lines()
+    # Pipelined: the fourth try, right as it is, must never be heard.
+    link.send("Lord", "a", "Lord", "b", "Lord", "c", "Lord", SECRET)
+    lines = link.lines()
+    assert len(errors(lines)) == 3
+    assert "last time" in lines[-1]
+    assert link.closed
+    assert not realm_server.realms and not realm_server.sessions
+
+
+def test_failures_count_per_connection(server: Any) -> None:
+    realm_server = server(checker=memory_checker())
+    first, second = Link(realm_server), Link(realm_server)
+    first.send("Lord", "a", "Lord", "b")
+    second.send("Lord", "c", "Lord", "d")
+    assert not first.closed and not second.closed
+    second.send("Lord", SECRET)
+    assert "*** Lord has entered the realm (1/5)" in second.lines()
+
+
+def test_lines_sent_while_checking_wait_their_turn(server: Any) -> None:
+    """A checker that answers later: the lines after the password wait."""
+
+    class Slow:
+        credentialInterfaces = InMemoryUsernamePasswordDatabaseDontUse.credentialInterfaces
+
+        def __init__(self) -> None:
+            self.pending: list[tuple[Deferred[bytes], Any]] = []
+
+        def requestAvatarId(self, credentials: Any) -> Deferred[bytes]:
+            d: Deferred[bytes] = Deferred()
+            self.pending.append((d, credentials))
+            return d
+
+    checker = Slow()
+    realm_server = server(checker=checker)
+    lord, arya = Link(realm_server), Link(realm_server)
+    arya.send("Arya")
+    arya.lines()
+    lord.send("Lord", SECRET, "hello", "--who")
+    assert "hello" not in "".join(arya.lines())
+    d, credentials = checker.pending.pop()
+    assert credentials.password == SECRET.encode()
+    d.callback(b"lord")
+    assert arya.lines()[-1] == "Lord: hello"
+    assert lord.lines()[-1].startswith("*** In the realm 'westeros' (2/5)")
+    # A wrong answer, later, lets the waiting lines be names again.
+    other = Link(realm_server)
+    other.send("Lord@dorne", "bad", "Oberyn@dorne")
+    d, _ = checker.pending.pop()
+    d.errback(UnauthorizedLogin())
+    # (the str retry for memory: checkers asks once more)
+    d, _ = checker.pending.pop()
+    d.errback(UnauthorizedLogin())
+    assert "*** Oberyn has entered the realm (1/5)" in other.lines()
+
+
+def test_passwords_never_reach_the_logs(
+        server: Any, events: list[dict[str, Any]], tmp_path: Any) -> None:
+    path = tmp_path / "lords"
+    path.write_text(f"lord:{SECRET}\n")
+    for checker in (memory_checker(), None):
+        if checker is None:
+            config = Options()
+            config.parseOptions(["--auth", f"file:{path}"])
+            checker = config["credCheckers"][0]
+        realm_server = server(checker=checker)
+        guesses = [SECRET[:-1], SECRET.upper(), SECRET + "!"]
+        brute = Link(realm_server)
+        for guess in guesses:
+            brute.send("Lord", guess)
+        assert brute.closed
+        lord = Link(realm_server)
+        lord.send("Lord", SECRET, "--leave")
+        assert lord.closed
+        # Passwords refused as lines, or sent where a name belongs.
+        for data in (f"Lord\n{SECRET}\x01\n", f"Lord\n\xff{SECRET}\n",
+                     f"{SECRET}!\n", f"Lord\nwrong\n{SECRET}!\n"):
+            Link(realm_server).proto.dataReceived(data.encode("latin-1"))
+        Link(realm_server).proto.dataReceived(b"Lord\n\xff" + SECRET.encode() + b"\n")
+    assert events
+    for event in events:
+        text = formatEvent(event) + repr(event)
+        if event.get("log_failure") is not None:
+            text += event["log_failure"].getTraceback()
+        for secret in [SECRET, SECRET[:-1], SECRET.upper(), SECRET + "!"]:
+            assert secret not in text
+
+
+# -- flood control -----------------------------------------------------------
+
+def test_flood_is_refused_line_by_line(server: Any, clock: task.Clock) -> None:
+    realm_server = server(max_rate=5, size=3)
+    lord, arya, bran = join(realm_server, "Lord", "Arya", "Bran")
+    clock.advance(10)  # a full bucket: the join line took a token
+    flood = [f"spam {i}" for i in range(50)]
+    arya.send(*flood)
+    told = arya.lines()
+    relayed = [line for line in bran.lines() if line.startswith("Arya: ")]
+    assert len(relayed) == 10  # the burst: twice the rate
+    assert len(errors(told)) == 40  # every other line refused, none in silence
+    assert all("too fast" in line for line in errors(told))
+    assert relayed == [f"Arya: spam {i}" for i in range(10)]
+    # The others' game goes on, undisturbed.
+    lord.send("We ride at dawn")
+    bran.send("Aye")
+    assert "Lord: We ride at dawn" in bran.lines()
+    assert "Bran: Aye" in lord.lines()
+    assert not errors(lord.lines() + bran.lines())
+    # Tokens come back with time.
+    clock.advance(1)
+    arya.send("a", "b", "c", "d", "e", "f")
+    assert [line for line in bran.lines() if line.startswith("Arya")] == [
+        "Arya: a", "Arya: b", "Arya: c", "Arya: d", "Arya: e"]
+    assert len(errors(arya.lines())) == 1
+    assert not arya.closed
+
+
+def test_flood_is_logged_once(
+        server: Any, clock: task.Clock, events: list[dict[str, Any]]) -> None:
+    realm_server = server(max_rate=1)
+    arya, = join(realm_server, "Arya")
+    clock.advance(10)
+    del events[:]
+    arya.send(*["x"] * 100)
+    assert len(errors(arya.lines())) == 98
+    assert len([e for e in events if "too fast" in formatEvent(e)]) == 1
+
+
+def test_steady_answers_never_hit_the_limit(server: Any, clock: task.Clock) -> None:
+    realm_server = server(size=3)  # the default rate
+    lord, arya, bran = join(realm_server, "Lord", "Arya", "Bran")
+    for i in range(100):
+        lord.send(f"decision {i}")
+        arya.send(f"answer {i}")
+        bran.send(f"answer {i}")
+        clock.advance(0.1)
+    assert not errors(lord.lines() + arya.lines() + bran.lines())
+
+
+def test_rate_zero_is_off(server: Any) -> None:
+    arya, bran = join(server(max_rate=0), "Arya", "Bran")
+    arya.send(*[f"{i}" for i in range(500)])
+    assert not errors(arya.lines())
+    assert len(bran.lines()) == 500
+
+
+# -- idle limits -------------------------------------------------------------
+
+def test_login_timeout(server: Any, clock: task.Clock) -> None:
+    link = Link(server(login_timeout=60))
+    link.lines()
+    clock.advance(59)
+    link.send("1bad name")  # lines that do not join do not buy time
+    clock.advance(1)
+    lines = link.lines()
+    assert link.closed
+    assert lines[-1].startswith("*** Error: ") and "name in time" in lines[-1]
+
+
+def test_login_timeout_covers_the_password(server: Any, clock: task.Clock) -> None:
+    link = Link(server(checker=memory_checker(), login_timeout=10))
+    link.send("Lord")
+    clock.advance(10)
+    assert link.closed
+    assert "in time" in link.lines()[-1]
+
+
+def test_joining_stops_the_login_timeout(server: Any, clock: task.Clock) -> None:
+    link = Link(server(login_timeout=60, idle_timeout=0))
+    clock.advance(30)
+    link.send("Arya")
+    clock.advance(10_000)
+    assert not link.closed
+
+
+def test_idle_member_is_shown_out_and_the_realm_told(
+        server: Any, clock: task.Clock) -> None:
+    lord, arya, bran = join(server(idle_timeout=100), "Lord", "Arya", "Bran")
+    for _ in range(3):
+        clock.advance(60)
+        lord.send("Speak!")
+        bran.send("Aye")
+    assert arya.closed
+    told = arya.lines()
+    assert told[-1].startswith("*** Error: ") and "silent" in told[-1]
+    for other in (lord, bran):
+        assert any(line.startswith("*** Arya ") and "silent" in line and "(2/5)" in line
+                   for line in other.lines())
+    assert not lord.closed and not bran.closed
+
+
+def test_idle_lord_ends_the_realm(server: Any, clock: task.Clock) -> None:
+    realm_server = server(idle_timeout=100)
+    lord, arya = join(realm_server, "Lord", "Arya")
+    clock.advance(50)
+    arya.send("Hello?")
+    clock.advance(50)
+    assert lord.closed and arya.closed
+    assert any("silent" in line for line in lord.lines())
+    assert any("The Lord has left the realm" in line for line in arya.lines())
+    assert not realm_server.realms
+
+
+def test_timeouts_zero_are_off(server: Any, clock: task.Clock) -> None:
+    realm_server = server(login_timeout=0, idle_timeout=0)
+    idle = Link(realm_server)
+    arya, = join(realm_server, "Arya")
+    clock.advance(10 ** 7)
+    assert not idle.closed and not arya.closed
+    assert not clock.getDelayedCalls()
+
+
+# -- per-address and per-server limits ---------------------------------------
+
+def test_connections_per_address(server: Any) -> None:
+    realm_server = server(max_per_address=2)
+    first, second = Link(realm_server, "10.0.0.9"), Link(realm_server, "10.0.0.9")
+    third = Link(realm_server, "10.0.0.9")
+    lines = third.lines()
+    assert third.closed
+    assert len(lines) == 1 and lines[0].startswith("*** Error: ")
+    assert "Too many connections" in lines[0]
+    elsewhere = Link(realm_server, "10.0.0.10")
+    assert not elsewhere.closed
+    first.transport.loseConnection()
+    fourth = Link(realm_server, "10.0.0.9")
+    assert not fourth.closed and not second.closed
+    assert len(realm_server.sessions) == 3
+
+
+def test_realms_per_server(server: Any) -> None:
+    realm_server = server(max_realms=1)
+    join(realm_server, "Arya@north")
+    link = Link(realm_server)
+    link.lines()
+    link.send("Oberyn@dorne")
+    lines = link.lines()
+    assert len(errors(lines)) == 1 and "limit of 1 realm" in lines[0]
+    assert not link.closed
+    link.send("Jon@north")  # a realm in play still takes members
+    assert "*** Jon has entered the realm (2/5)" in link.lines()
+    assert list(realm_server.realms) == ["north"]
+
+
+def test_a_discarded_realm_frees_its_place(server: Any) -> None:
+    realm_server = server(max_realms=1)
+    arya, = join(realm_server, "Arya@north")
+    arya.send("--leave")
+    link = Link(realm_server)
+    link.send("Oberyn@dorne")
+    assert "*** Oberyn has entered the realm (1/5)" in link.lines()
+
+
+def test_limits_come_from_the_options() -> None:
+    config = Options()
+    config.parseOptions(["--max-rate", "2.5", "--max-per-address", "3", "--max-realms", "4",
+                         "--login-timeout", "5", "--idle-timeout", "0"])
+    s = settings_from(config)
+    assert (s.max_rate, s.max_per_address, s.max_realms, s.login_timeout,
+            s.idle_timeout) == (2.5, 3, 4, 5, 0)
+    defaults = settings_from(Options())
+    assert (defaults.max_rate, defaults.max_per_address, defaults.max_realms,
+            defaults.login_timeout, defaults.idle_timeout) == (20, 64, 10000, 60, 900)
