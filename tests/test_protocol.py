@@ -1,0 +1,688 @@
+"""`RealmProtocol` over in-memory transports and a `task.Clock`: the
+contract's lines, byte for byte, as a client on `nc` sees them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
+from twisted.cred.credentials import IUsernamePassword
+from twisted.internet import task
+from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import Protocol
+from twisted.internet.testing import StringTransport, StringTransportWithDisconnection
+from twisted.logger import LogLevel, globalLogPublisher
+from twisted.python.failure import Failure
+from twisted.test import iosim
+
+from realm.protocol import RealmFactory, RealmProtocol
+from realm.server import RealmServer
+
+ServerFactory = Callable[..., RealmServer]
+OTHERS = ("Arya", "Bran", "Cersei", "Davos")
+
+
+class Conn:
+    """One client connection: bytes in, the server's lines out."""
+
+    def __init__(self, net: Net, transport: StringTransport) -> None:
+        self.net = net
+        self.transport = transport
+        self.protocol = RealmFactory(net.server).buildProtocol(None)
+        self.lost = False
+        transport.protocol = self.protocol  # type: ignore[attr-defined]
+        self.protocol.makeConnection(transport)
+
+    def send(self, data: bytes) -> None:
+        assert not self.lost
+        self.protocol.dataReceived(data)
+        self.net.settle()
+
+    def say(self, *lines: str) -> None:
+        self.send(b"".join(line.encode() + b"\r\n" for line in lines))
+
+    def take(self) -> list[str]:
+        """Every line received since the last take, without its CRLF."""
+        data = self.transport.value()
+        self.transport.clear()
+        assert data == b"" or data.endswith(b"\r\n"), data
+        return data.decode("utf-8").split("\r\n")[:-1]
+
+    @property
+    def closed(self) -> bool:
+        return self.lost or self.transport.disconnecting
+
+    def hang_up(self) -> None:
+        self.transport.loseConnection()
+        self.net.settle()
+
+
+class Net:
+    """Clients of one server; closes connections as a reactor would, after
+    the call that asked for it has returned."""
+
+    def __init__(self, server: RealmServer) -> None:
+        self.server = server
+        self.conns: list[Conn] = []
+
+    def connect(self) -> Conn:
+        conn = Conn(self, StringTransport())
+        self.conns.append(conn)
+        self.settle()
+        return conn
+
+    def settle(self) -> None:
+        for conn in self.conns:
+            if conn.transport.disconnecting and not conn.lost:
+                conn.lost = True
+                conn.protocol.connectionLost(Failure(ConnectionDone()))
+
+    def join(self, line: str) -> Conn:
+        conn = self.connect()
+        conn.say(line)
+        return conn
+
+    def game(self, realm: str = "") -> tuple[Conn, list[Conn]]:
+        """A full realm: four others, then the Lord; inboxes emptied."""
+        at = f"@{realm}" if realm else ""
+        others = [self.join(name + at) for name in OTHERS]
+        lord = self.join("Lord" + at)
+        for c in [lord, *others]:
+            c.take()
+        return lord, others
+
+
+@pytest.fixture
+def net(server: ServerFactory) -> Net:
+    return Net(server())
+
+
+def errors(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("*** Error: ")]
+
+
+# -- joining -------------------------------------------------------------------
+def test_greeting_asks_for_a_name(net: Net) -> None:
+    conn = net.connect()
+    lines = conn.take()
+    assert lines and all(line.startswith("*** ") for line in lines)
+    assert "name" in " ".join(lines).lower()
+
+
+def test_a_join_is_announced_with_the_count(net: Net) -> None:
+    arya = net.join("arya")
+    assert "*** Arya has entered the realm (1/5)" in arya.take()
+    bran = net.join("  BRAN  ")
+    assert "*** Bran has entered the realm (2/5)" in bran.take()
+    assert "*** Bran has entered the realm (2/5)" in arya.take()
+
+
+@pytest.mark.parametrize("first", [b"arya\n", b"arya\r\n"])
+def test_bare_newline_or_crlf(net: Net, first: bytes) -> None:
+    arya = net.connect()
+    bran = net.join("bran")
+    arya.send(first)
+    assert "*** Arya has entered the realm (2/5)" in arya.take()
+    bran.take()
+    arya.send(b"plain nc\nand telnet\r\n")
+    assert bran.take() == ["Arya: plain nc", "Arya: and telnet"]
+
+
+def test_a_line_split_across_packets(net: Net) -> None:
+    arya, bran = net.join("arya"), net.join("bran")
+    arya.take(), bran.take()
+    for piece in (b"hel", b"lo wor", b"ld\r", b"\nnext", b"\n"):
+        arya.send(piece)
+    assert bran.take() == ["Arya: hello world", "Arya: next"]
+
+
+@pytest.mark.parametrize(("line", "why"), [
+    ("1arya", "not a valid name"),
+    ("", "name"),
+    ("arya@", "realm"),
+    ("--help", "Error: "),
+    ("--who", "Error: "),
+])
+def test_a_refused_join_says_why_and_the_client_may_try_again(
+        net: Net, line: str, why: str) -> None:
+    conn = net.connect()
+    conn.take()
+    conn.say(line)
+    (refusal,) = conn.take()
+    assert refusal.startswith("*** Error: ") and why in refusal
+    conn.say("arya")
+    assert "*** Arya has entered the realm (1/5)" in conn.take()
+
+
+def test_a_command_before_joining_is_refused(net: Net) -> None:
+    conn = net.connect()
+    conn.take()
+    conn.say("--leave")
+    assert errors(conn.take())
+    assert not conn.closed
+
+
+def test_names_are_unique_in_a_realm_case_insensitively(net: Net) -> None:
+    net.join("arya")
+    conn = net.connect()
+    conn.take()
+    conn.say("ARYA")
+    (refusal,) = conn.take()
+    assert refusal.startswith("*** Error: ") and "taken" in refusal
+    conn.say("arya@north")  # the same name in another realm is fine
+    assert "*** Arya has entered the realm (1/5)" in conn.take()
+
+
+def test_a_second_lord_is_refused(net: Net) -> None:
+    net.join("lord")
+    conn = net.connect()
+    conn.take()
+    conn.say("LORD")
+    (refusal,) = conn.take()
+    assert refusal.startswith("*** Error: ") and "Lord" in refusal
+    conn.say("lord@elsewhere")
+    assert "*** Lord has entered the realm (1/5)" in conn.take()
+
+
+def test_a_full_realm_is_refused(net: Net) -> None:
+    net.game()
+    conn = net.connect()
+    conn.take()
+    conn.say("Edd")
+    (refusal,) = conn.take()
+    assert refusal.startswith("*** Error: ") and "full" in refusal
+    assert not conn.closed
+
+
+def test_the_last_seat_waits_for_the_lord(net: Net) -> None:
+    for name in OTHERS:
+        net.join(name)
+    conn = net.connect()
+    conn.take()
+    conn.say("Edd")
+    (refusal,) = conn.take()
+    assert refusal.startswith("*** Error: ") and "Lord" in refusal
+    conn.say("lord")
+    lines = conn.take()
+    assert "*** Lord has entered the realm (5/5)" in lines
+
+
+# -- bad input ---------------------------------------------------------------
+def test_an_over_long_line_is_refused_and_the_next_line_in_the_packet_handled(
+        net: Net) -> None:
+    arya, bran = net.join("arya"), net.join("bran")
+    arya.take(), bran.take()
+    arya.send(b"x" * 1025 + b"\r\nafter\n")
+    (refusal,) = arya.take()
+    assert refusal.startswith("*** Error: ") and "1024" in refusal
+    assert bran.take() == ["Arya: after"]
+    assert not arya.closed
+
+
+def test_1024_bytes_is_not_too_long(net: Net) -> None:
+    arya, bran = net.join("arya"), net.join("bran")
+    arya.take(), bran.take()
+    arya.send("é".encode() * 512 + b"\r\n" + b"y" * 1024 + b"\n")
+    assert arya.take() == []
+    assert bran.take() == ["Arya: " + "é" * 512, "Arya: " + "y" * 1024]
+
+
+def test_an_over_long_line_over_many_packets_is_refused_once(net: Net) -> None:
+    arya, bran = net.join("arya"), net.join("bran")
+    arya.take(), bran.take()
+    arya.send(b"before\n" + b"z" * 700)
+    for _ in range(5):
+        arya.send(b"z" * 700)
+    arya.send(b"z\r\nafter\n")
+    assert len(errors(arya.take())) == 1
+    assert bran.take() == ["Arya: before", "Arya: after"]
+
+
+def test_an_over_long_name_line_is_refused_and_a_name_may_follow(net: Net) -> None:
+    conn = net.connect()
+    conn.take()
+    conn.send(b"a" * 5000 + b"\narya\n")
+    lines = conn.take()
+    assert lines[0].startswith("*** Error: ")
+    assert "*** Arya has entered the realm (1/5)" in lines
+
+
+@pytest.mark.parametrize("bad", [b"\xff\xfe", b"caf\xe9", b"\xc3", b"\xed\xa0\x80"])
+def test_invalid_utf8_is_refused_and_the_connection_stays(net: Net, bad: bytes) -> None:
+    arya, bran = net.join("arya"), net.join("bran")
+    arya.take(), bran.take()
+    arya.send(bad + b"\nstill here\n")
+    (refusal,) = arya.take()
+    assert refusal.startswith("*** Error: ") and "UTF-8" in refusal
+    assert bran.take() == ["Arya: still here"]
+
+
+def test_invalid_utf8_as_a_name(net: Net) -> None:
+    conn = net.connect()
+    conn.take()
+    conn.send(b"\xffarya\narya\n")
+    lines = conn.take()
+    assert lines[0].startswith("*** Error: ")
+    assert "*** Arya has entered the realm (1/5)" in lines
+
+
+@pytest.mark.parametrize("text", ["bell\x07", "\x1b[31mred", "nul\x00", "del\x7f",
+                                  "c1\u0085", "csi\u009b", "cr\rin the middle"])
+def test_control_characters_are_refused(net: Net, text: str) -> None:
+    arya, bran = net.join("arya"), net.join("bran")
+    arya.take(), bran.take()
+    arya.send(text.encode() + b"\nclean\n")
+    (refusal,) = arya.take()
+    assert refusal.startswith("*** Error: ")
+    assert bran.take() == ["Arya: clean"]
+
+
+def test_tabs_and_unicode_are_chat(net: Net) -> None:
+    arya, bran = net.join("arya"), net.join("bran")
+    arya.take(), bran.take()
+    arya.say("a\ttab", "Dracarys 🐉 — ça va")
+    assert bran.take() == ["Arya: a\ttab", "Arya: Dracarys 🐉 — ça va"]
+
+
+def test_blank_lines_are_ignored(net: Net) -> None:
+    arya, bran = net.join("arya"), net.join("bran")
+    arya.take(), bran.take()
+    arya.send(b"\n\r\n   \n\t\nreal\n")
+    assert arya.take() == []
+    assert bran.take() == ["Arya: real"]
+
+
+def test_the_name_in_front_of_chat_is_the_senders(net: Net) -> None:
+    arya, bran = net.join("arya"), net.join("bran")
+    arya.take(), bran.take()
+    arya.say("Lord: dismiss Bran at once", "*** Error: fake")
+    assert bran.take() == ["Arya: Lord: dismiss Bran at once", "Arya: *** Error: fake"]
+
+
+def test_lines_are_never_lost_or_reordered_for_the_others(net: Net) -> None:
+    lord, others = net.game()
+    arya, bran = others[0], others[1]
+    packet = b"".join(b"line %d\n" % i for i in range(30))
+    arya.send(packet[:101])
+    bran.say("between")
+    arya.send(packet[101:])
+    expected = [f"Arya: line {i}" for i in range(30)]
+    for conn in (lord, *others[2:]):
+        received = [line for line in conn.take() if line.startswith(("Arya:", "Bran:"))]
+        assert [line for line in received if line.startswith("Arya:")] == expected
+        assert received.count("Bran: between") == 1
+    assert arya.take().count("Bran: between") == 1
+    assert errors(bran.take()) == []
+
+
+def test_a_refused_line_is_logged_with_realm_and_name(net: Net) -> None:
+    arya = net.join("arya@north")
+    seen: list[dict[str, object]] = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        arya.send(b"\xff\n")
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    refused = [e for e in seen if e.get("log_level") == LogLevel.info
+               and e.get("name") == "Arya" and e.get("realm") == "north"]
+    assert refused
+
+
+# -- commands ------------------------------------------------------------------
+def test_help_and_who(net: Net) -> None:
+    arya = net.join("arya")
+    net.join("lord")
+    arya.take()
+    arya.say("--HELP")
+    lines = arya.take()
+    assert all(line.startswith("*** ") for line in lines)
+    assert all(any(c in line for line in lines)
+               for c in ("--help", "--who", "--dismiss", "--leave"))
+    arya.say("--who")
+    (who,) = arya.take()
+    assert who.startswith("*** ") and "(2/5)" in who
+    assert "Arya" in who and "Lord" in who
+
+
+def test_did_you_mean(net: Net) -> None:
+    lord, _ = net.game()
+    lord.say("--dimiss Arya")
+    (refusal,) = lord.take()
+    assert refusal.startswith("*** Error: ")
+    assert "--dimiss" in refusal and "Did you mean --dismiss?" in refusal
+
+
+def test_dismiss_exact_phrases(net: Net) -> None:
+    lord, (arya, bran, cersei, davos) = net.game()
+    lord.say("--dismiss Nobody")
+    assert lord.take() == ["*** Error: There is no one in the realm named 'Nobody'."]
+    lord.say("--dismiss bRAN")
+    assert "*** You have dismissed Bran, 4/5 left on your team." in lord.take()
+    assert bran.closed
+    assert any("dismissed" in line for line in bran.take())
+    for conn in (arya, cersei, davos):
+        assert any("Bran" in line and "dismissed" in line and "(4/5)" in line
+                   for line in conn.take())
+    arya.say("--who")
+    assert "Bran" not in arya.take()[0]
+
+
+@pytest.mark.parametrize("line", ["--dismiss", "--dismiss Lord"])
+def test_dismiss_refusals_for_the_lord(net: Net, line: str) -> None:
+    lord, others = net.game()
+    lord.say(line)
+    assert len(errors(lord.take())) == 1
+    assert all(not c.closed and c.take() == [] for c in others)
+
+
+def test_only_the_lord_dismisses(net: Net) -> None:
+    lord, (arya, bran, *_) = net.game()
+    arya.say("--dismiss Bran")
+    assert len(errors(arya.take())) == 1
+    assert not bran.closed and bran.take() == [] and lord.take() == []
+
+
+def test_a_member_leaves(net: Net) -> None:
+    lord, (arya, *rest) = net.game()
+    arya.say("--leave", "never sent")
+    lines = arya.take()
+    assert lines and lines[-1].startswith("*** ")
+    assert arya.closed
+    for conn in (lord, *rest):
+        lines = conn.take()
+        assert "*** Arya has left the realm (4/5)" in lines
+        assert "Arya: never sent" not in lines
+
+
+def test_a_member_that_hangs_up_is_announced(net: Net) -> None:
+    lord, (arya, *rest) = net.game()
+    arya.hang_up()
+    for conn in (lord, *rest):
+        assert "(4/5)" in " ".join(conn.take())
+    assert "Arya" not in net.server.realms["westeros"].who()
+
+
+def test_the_lord_leaving_ends_the_realm_and_frees_it(net: Net) -> None:
+    lord, others = net.game()
+    lord.say("--leave")
+    for conn in (lord, *others):
+        assert any("The Lord has left the realm" in line for line in conn.take())
+        assert conn.closed
+    assert net.server.realms == {}
+    assert net.server.sessions == set()
+    lord, others = net.game()  # the same realm, a new game
+    assert lord.take() == [] and not lord.closed
+
+
+def test_the_lord_hanging_up_ends_the_realm(net: Net) -> None:
+    lord, others = net.game()
+    lord.hang_up()
+    for conn in others:
+        assert any("The Lord has left the realm" in line for line in conn.take())
+        assert conn.closed
+    assert net.server.realms == {}
+
+
+def test_the_lord_leaving_with_synchronous_disconnects(server: ServerFactory) -> None:
+    """Transports that call connectionLost inside loseConnection."""
+    srv = server()
+    conns = []
+    for name in [*OTHERS, "Lord"]:
+        transport = StringTransportWithDisconnection()
+        proto = RealmFactory(srv).buildProtocol(None)
+        transport.protocol = proto
+        proto.makeConnection(transport)
+        proto.dataReceived(name.encode() + b"\n")
+        conns.append(transport)
+    conns[1].loseConnection()  # Bran hangs up
+    conns[0].protocol.dataReceived(b"--leave\n")  # Arya leaves
+    conns[-1].protocol.dataReceived(b"--dismiss Cersei\n--leave\n")
+    for transport in conns:
+        assert not transport.connected
+    assert b"The Lord has left the realm" in conns[3].value()
+    assert b"You have dismissed Cersei, 2/5 left on your team." in conns[-1].value()
+    assert srv.realms == {} and srv.sessions == set()
+
+
+# -- the whole game ------------------------------------------------------------
+def event_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("*** [New Event] ")]
+
+
+def test_a_whole_game(server: ServerFactory, clock: task.Clock) -> None:
+    net = Net(server(event_wait=10))
+    others = [net.join(name) for name in OTHERS]
+    assert all(event_lines(c.take()) == [] for c in others)
+    lord = net.join("Lord")
+    first = lord.take()
+    first = first[first.index("*** Lord has entered the realm (5/5)"):]
+    assert "Welcome to the Game of Thrones" in first[1]
+    (event,) = event_lines(first)
+    assert first[-1] == event
+    for conn in others:
+        lines = conn.take()
+        assert lines[-3:] == first
+    # the members talk, but no event without the Lord's decision
+    others[0].say("what now?")
+    clock.advance(60)
+    assert event_lines(lord.take()) == []
+    # the Lord decides; the others answer; the next event follows at once
+    lord.say("1")
+    for conn in others:
+        assert "Lord: 1" in conn.take()
+    for conn in others[:-1]:
+        conn.say("aye")
+    assert event_lines(lord.take()) == []
+    others[-1].say("nay")
+    assert len(event_lines(lord.take())) == 1
+    for conn in others:
+        assert len(event_lines(conn.take())) == 1
+    # a silent member: the next event after --event-wait
+    lord.say("2")
+    others[0].say("aye")
+    clock.advance(9.9)
+    assert event_lines(lord.take()) == []
+    clock.advance(0.1)
+    assert len(event_lines(lord.take())) == 1
+    # the Lord dismisses one, then leaves; everyone is told and closed
+    lord.say("--dismiss davos")
+    assert "*** You have dismissed Davos, 4/5 left on your team." in lord.take()
+    lord.say("--leave")
+    for conn in (lord, *others):
+        assert conn.closed
+    for conn in (lord, *others[:-1]):
+        assert any("The Lord has left the realm" in line for line in conn.take())
+    assert net.server.realms == {}
+    assert clock.getDelayedCalls() == [] or all(
+        call.getTime() > clock.seconds() + 50 for call in clock.getDelayedCalls())
+
+
+def test_many_realms_are_independent(net: Net) -> None:
+    north_lord, north = net.game("north")
+    south_lord, south = net.game("south")
+    north[0].say("winter")
+    assert south_lord.take() == [] and all(c.take() == [] for c in south)
+    north_lord.say("--leave")
+    assert set(net.server.realms) == {"south"}
+    south_lord.say("--who")
+    assert "(5/5)" in south_lord.take()[0]
+
+
+# -- slow readers and iosim ------------------------------------------------------
+def test_a_reader_that_stalls_is_dropped_not_buffered(server: ServerFactory) -> None:
+    net = Net(server(max_queue=2000, max_rate=0))
+    arya, bran, cersei = net.join("arya"), net.join("bran"), net.join("cersei")
+    bran.protocol.pauseProducing()  # the transport's buffer is full
+    for _ in range(40):
+        arya.say("x" * 100)
+    assert bran.closed and bran.transport.disconnected  # aborted
+    assert not arya.closed and not cersei.closed
+    assert cersei.take()[-1] == "Arya: " + "x" * 100
+
+
+class Client(Protocol):
+    """A client that sends its name at once, before any greeting."""
+
+    def __init__(self, first: bytes) -> None:
+        self.first = first
+        self.received = b""
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.transport.write(self.first)
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+
+def pairs(srv: RealmServer, *firsts: bytes) -> Iterator[tuple[Client, iosim.IOPump]]:
+    for first in firsts:
+        client = Client(first)
+        server_proto = RealmProtocol(srv)
+        pump = iosim.connect(server_proto, iosim.makeFakeServer(server_proto),
+                             client, iosim.makeFakeClient(client))
+        yield client, pump
+
+
+def test_the_name_may_come_before_the_greeting(server: ServerFactory) -> None:
+    srv = server(size=2)
+    (arya, pump1), (lord, pump2) = pairs(srv, b"arya\n", b"lord\r\nhello\r\n")
+    pump1.flush()
+    pump2.flush()
+    pump1.flush()
+    text = arya.received.decode()
+    assert text.startswith("*** ")
+    assert "*** Arya has entered the realm (1/2)" in text
+    assert "*** Lord has entered the realm (2/2)" in text
+    assert "Welcome to the Game of Thrones" in text
+    assert text.endswith("Lord: hello\r\n")
+
+
+# -- the Lord's password (--auth) ----------------------------------------------
+class SlowChecker:
+    """A credentials checker that answers when the test says so."""
+
+    credentialInterfaces = (IUsernamePassword,)
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[Deferred[bytes], object]] = []
+
+    def requestAvatarId(self, credentials: IUsernamePassword) -> Deferred[bytes]:
+        d: Deferred[bytes] = Deferred()
+        self.asked.append((d, credentials.password))
+        return d
+
+
+def test_the_lord_proves_it_with_the_password(server: ServerFactory) -> None:
+    checker = InMemoryUsernamePasswordDatabaseDontUse(lord=b"secret")
+    net = Net(server(checker=checker))
+    arya = net.join("arya")
+    lord = net.connect()
+    lord.take()
+    lord.say("lord")
+    (ask,) = lord.take()
+    assert ask.startswith("*** ") and "password" in ask.lower()
+    arya.take()
+    lord.say("secret", "hello")
+    lines = lord.take()
+    assert "*** Lord has entered the realm (2/5)" in lines
+    assert "Lord: hello" in arya.take()
+
+
+def test_three_wrong_passwords_close_the_connection(server: ServerFactory) -> None:
+    checker = InMemoryUsernamePasswordDatabaseDontUse(lord=b"secret")
+    net = Net(server(checker=checker))
+    conn = net.connect()
+    conn.take()
+    for attempt in range(3):
+        conn.say("Lord", "guess")
+        lines = conn.take()
+        assert len(errors(lines)) == 1, lines
+        assert not any("entered" in line for line in lines)
+        assert conn.closed == (attempt == 2)
+    assert net.server.realms == {}
+
+
+def test_a_wrong_password_leaves_the_client_free_to_join_as_another(
+        server: ServerFactory) -> None:
+    checker = InMemoryUsernamePasswordDatabaseDontUse(lord=b"secret")
+    net = Net(server(checker=checker))
+    conn = net.connect()
+    conn.say("Lord", "wrong", "arya")
+    assert "*** Arya has entered the realm (1/5)" in conn.take()
+
+
+def test_lines_sent_while_the_password_is_checked_keep_their_order(
+        server: ServerFactory) -> None:
+    checker = SlowChecker()
+    net = Net(server(checker=checker))
+    arya = net.join("arya")
+    lord = net.connect()
+    lord.say("lord", "secret", "first", "second", "--who")
+    ((d, password),) = checker.asked
+    assert password in (b"secret", "secret")
+    arya.take()
+    d.callback(b"lord")
+    net.settle()
+    assert arya.take() == ["*** Lord has entered the realm (2/5)",
+                           "Lord: first", "Lord: second"]
+    assert "(2/5)" in lord.take()[-1]
+
+
+# -- limits ----------------------------------------------------------------------
+def test_a_silent_newcomer_is_shown_out(server: ServerFactory, clock: task.Clock) -> None:
+    net = Net(server(login_timeout=60))
+    conn = net.connect()
+    conn.take()
+    clock.advance(59)
+    assert not conn.closed
+    clock.advance(1)
+    net.settle()
+    assert errors(conn.take()) and conn.closed
+    assert net.server.sessions == set()
+
+
+def test_an_idle_member_is_shown_out(server: ServerFactory, clock: task.Clock) -> None:
+    net = Net(server(idle_timeout=900))
+    arya, bran = net.join("arya"), net.join("bran")
+    clock.advance(500)
+    bran.say("still here")
+    clock.advance(400)
+    net.settle()
+    assert arya.closed and not bran.closed
+    assert any("Arya" in line and "(1/5)" in line for line in bran.take())
+
+
+def test_lines_beyond_the_rate_are_refused(server: ServerFactory, clock: task.Clock) -> None:
+    net = Net(server(max_rate=5))
+    arya, bran = net.join("arya"), net.join("bran")
+    arya.take(), bran.take()
+    clock.advance(10)  # a full bucket: bursts of 2 x 5
+    arya.send(b"".join(b"%d\n" % i for i in range(12)))
+    assert bran.take() == [f"Arya: {i}" for i in range(10)]
+    assert len(errors(arya.take())) == 2
+    clock.advance(1)
+    arya.say("later")
+    assert bran.take() == ["Arya: later"]
+
+
+def test_connections_per_address(server: ServerFactory) -> None:
+    net = Net(server(max_per_address=2))
+    first, second = net.connect(), net.connect()
+    third = net.connect()
+    assert errors(third.take()) and third.closed
+    first.hang_up()
+    assert not second.closed
+    assert not net.connect().closed
+
+
+def test_shutdown_says_farewell_to_everyone(net: Net) -> None:
+    lord, others = net.game()
+    waiting = net.connect()
+    done = net.server.shutdown()
+    net.settle()
+    for conn in (lord, *others, waiting):
+        assert conn.closed and any("shutting down" in line for line in conn.take())
+    assert done.called and net.server.realms == {}
