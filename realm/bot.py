@@ -41,11 +41,18 @@ def ing(word: str) -> str:
     return lore.ING.get(word, word + "ing")
 
 
+_BASE = {form: word for word, form in lore.ING.items()}
+
+
 def _forms(words: tuple[str, ...]) -> dict[str, str]:
-    """Map every spoken form (lower case) of each word to the word."""
+    """Map every spoken form (lower case) of each word to its plain form.
+
+    A word given in its `-ing` form (events offer `1 burning or 2 fleeing`)
+    is known by its plain form too.
+    """
     forms: dict[str, str] = {}
     for word in words:
-        base = word.lower()
+        base = _BASE.get(word.lower(), word.lower())
         forms[base] = base
         forms[ing(base)] = base
     return forms
@@ -87,10 +94,6 @@ class Reply:
 
     text: str
     leaves: bool = False
-
-    def lines(self) -> list[str]:
-        """The lines to send, in order."""
-        return [self.text, LEAVE] if self.leaves else [self.text]
 
 
 class Bot:
@@ -143,3 +146,15 @@ class Bot:
             self.deserted = True
             return Reply(self.rng.choice(lore.DESERTION), leaves=True)
         return Reply(self.rng.choice(templates).format(word=word))
+
+
+class NamePool:
+    """Names for bots (`lore.NAMES`), drawn at random and never twice."""
+
+    def __init__(self, rng: random.Random, names: tuple[str, ...] = lore.NAMES) -> None:
+        self.left = list(names)
+        rng.shuffle(self.left)
+
+    def draw(self) -> str | None:
+        """A name not drawn before, or None when none is left."""
+        return self.left.pop() if self.left else None

@@ -9,11 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from realm import lore
-from realm.bot import LEAVE, Bot, Reply, Temper
+from realm.bot import Bot, Reply, Temper
 
 EVENT = (
     "*** [New Event] Arya brings word: There is a sudden attack from the "
-    "north! What shall we do, my Lord? 1 burn or 2 flee?"
+    "north! What shall we do, my Lord? 1 burning or 2 fleeing?"
 )
 
 
@@ -59,9 +59,10 @@ def test_only_whole_words_count(text: str) -> None:
     assert bot.loyalty == Temper().loyalty - Temper().distaste
 
 
-@pytest.mark.parametrize(("text", "word"), [("1", "burn"), ("2", "flee"), (" 2!", "flee"),
-                                            ("1 - burn them all", "burn"),
-                                            ("we FLEE", "FLEE"), ("burning it is", "burning")])
+@pytest.mark.parametrize(("text", "word"), [("1", "burning"), ("2", "fleeing"), (" 2!", "fleeing"),
+                                            ("1 - burn them all", "burning"),
+                                            ("we FLEE", "FLEE"), ("burning it is", "burning"),
+                                            ("Fleeing.", "Fleeing")])
 def test_picking_an_offered_option_delights(text: str, word: str) -> None:
     bot = make_bot()
     assert bot.hear(EVENT) is None
@@ -96,8 +97,10 @@ def test_numbers_before_any_event_are_unheard_of() -> None:
 def test_the_last_event_sets_the_options() -> None:
     bot = make_bot()
     bot.hear(EVENT)
-    bot.hear("*** [New Event] A raven: Dragons! 1 hide or 2 pray?")
-    assert bot.options == ("hide", "pray")
+    bot.hear("*** [New Event] A raven: Dragons! 1 hide or 2 praying?")
+    assert bot.options == ("hide", "praying")
+    reply = bot.hear("Lord: pray")
+    assert reply is not None and reply.text in {t.format(word="pray") for t in lore.DELIGHT}
     reply = bot.hear("Lord: burn")
     assert reply is not None and reply.text in {t.format(word="burn") for t in lore.APPROVAL}
 
@@ -116,7 +119,6 @@ def test_at_zero_the_bot_deserts_and_then_falls_silent() -> None:
     last = bot.hear("Lord: dance again")
     assert last is not None and last.leaves
     assert last.text in lore.DESERTION
-    assert last.lines() == [last.text, LEAVE]
     assert bot.hear("Lord: eat") is None
 
 
@@ -146,3 +148,15 @@ def test_at_most_one_reply_per_lord_line(texts: list[str], seed: int) -> None:
         assert 0 <= bot.loyalty <= bot.temper.most
         if reply is None:
             assert bot.deserted
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_reads_the_options_of_the_servers_events(seed: int) -> None:
+    from realm.events import draw_event
+
+    bot = make_bot(seed)
+    bot.hear("*** " + draw_event(random.Random(seed), ["Arya", "Bran"]))
+    assert len(bot.options) == 2
+    reply = bot.hear("Lord: 2")
+    assert reply is not None
+    assert reply.text in {t.format(word=bot.options[1]) for t in lore.DELIGHT}
