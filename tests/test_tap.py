@@ -1,0 +1,87 @@
+"""`twistd realm`'s options: defaults, repeatable --listen, usage errors."""
+
+from __future__ import annotations
+
+import pytest
+from twisted.python import usage
+
+from realm.tap import Options, settings_from
+
+
+def parse(*argv: str) -> Options:
+    options = Options()
+    options.parseOptions(list(argv))
+    return options
+
+
+def test_defaults() -> None:
+    options = parse()
+    assert options["listen"] == ["tcp:2345"]
+    settings = settings_from(options)
+    assert settings.size == 5
+    assert settings.default_realm == "westeros"
+    assert settings.event_wait == 30.0
+    assert settings.max_rate == 20
+    assert settings.max_per_address == 64
+    assert settings.max_realms == 10000
+    assert settings.login_timeout == 60
+    assert settings.idle_timeout == 900
+
+
+def test_listen_is_repeatable_and_replaces_the_default() -> None:
+    options = parse("--listen", "tcp:0:interface=127.0.0.1", "--listen=unix:/tmp/r.sock")
+    assert options["listen"] == ["tcp:0:interface=127.0.0.1", "unix:/tmp/r.sock"]
+
+
+def test_a_second_parse_does_not_share_the_list() -> None:
+    parse("--listen", "tcp:1")
+    assert parse()["listen"] == ["tcp:2345"]
+
+
+def test_values() -> None:
+    settings = settings_from(parse("--size", "2", "--realm", "Winterfell",
+                                   "--event-wait", "0.25", "--max-rate", "0",
+                                   "--max-per-address", "0", "--max-realms", "3",
+                                   "--login-timeout", "1.5", "--idle-timeout", "0"))
+    assert settings.size == 2
+    assert settings.default_realm == "winterfell"
+    assert settings.event_wait == 0.25
+    assert settings.max_rate == 0 and settings.max_per_address == 0
+    assert settings.max_realms == 3
+    assert settings.login_timeout == 1.5 and settings.idle_timeout == 0
+
+
+def test_auth_gives_a_checker() -> None:
+    options = parse("--auth", "memory:lord:secret")
+    assert len(options["credCheckers"]) == 1
+
+
+@pytest.mark.parametrize("argv", [
+    ["--size", "1"],
+    ["--size", "0"],
+    ["--size", "-3"],
+    ["--size", "2.5"],
+    ["--size", "five"],
+    ["--event-wait", "0"],
+    ["--event-wait", "-1"],
+    ["--event-wait", "nan"],
+    ["--event-wait", "soon"],
+    ["--max-rate", "-1"],
+    ["--max-per-address", "x"],
+    ["--max-realms", "-1"],
+    ["--login-timeout", "-5"],
+    ["--idle-timeout", "nan"],
+    ["--realm", "no such realm"],
+    ["--realm", "1st"],
+    ["--realm", ""],
+    ["--listen", "bogus:1"],
+    ["--listen", "tcp:notaport"],
+    ["--listen", "tcp"],
+    ["--listen", "tcp:1:nonsense=2"],
+    ["--auth", "nosuchchecker:x"],
+    ["--no-such-option"],
+    ["extra-argument"],
+])
+def test_bad_values_are_usage_errors(argv: list[str]) -> None:
+    with pytest.raises(usage.UsageError):
+        parse(*argv)
