@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python import usage
 
+from realm import web
 from realm.names import JoinError, check
 from realm.protocol import RealmFactory
 from realm.server import RealmServer, Settings
@@ -67,11 +68,17 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     def __init__(self) -> None:
         super().__init__()
         self["listen"] = []
+        self["web"] = []
 
     def opt_listen(self, description: str) -> None:
         """A server endpoint to listen on, e.g. tcp:2345 or ssl:2346:...
         (repeatable; default tcp:2345)."""
         self["listen"].append(_endpoint("--listen", description))
+
+    def opt_web(self, description: str) -> None:
+        """Also serve the web client (page at /, WebSocket at /ws) on this
+        server endpoint, e.g. tcp:8080 (repeatable)."""
+        self["web"].append(description)
 
     def postOptions(self) -> None:
         try:
@@ -114,4 +121,12 @@ def makeService(config: Options) -> service.MultiService:
         listener._raiseSynchronously = True  # a port in use fails the start
         listener.setServiceParent(top)
         log.info("realm will listen on {endpoint}", endpoint=description)
+    if config["web"]:
+        site = web.site(server)
+        for description in config["web"]:
+            listener = strports.service(description, site)
+            listener._raiseSynchronously = True
+            listener.setServiceParent(top)
+            log.info("realm will serve the web client on {endpoint}",
+                     endpoint=description)
     return top
