@@ -1,0 +1,154 @@
+"""End to end: the installed `twistd -n realm` and `realm-client`, as processes.
+
+One server serves the module; each test plays in its own realm.  The Lord
+is driven through a pipe (plain lines, no prompt, no colour).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+from realm_procs import Proc, command, realm_server, running
+
+from realm import lore
+from realm.bot import NamePool
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    with realm_server("--event-wait", "2") as (_, endpoint):
+        yield endpoint
+
+
+def bots(endpoint: str, realm: str, *options: str) -> tuple[str, ...]:
+    """`realm-client --bot`, answering at once, for `running`."""
+    return (command("realm-client"), "--bot", "--connect", endpoint, "--realm", realm,
+            "--think", "0", *options)
+
+
+def lord(endpoint: str, realm: str, *options: str) -> tuple[str, ...]:
+    """`realm-client --lord`, for `running`."""
+    return (command("realm-client"), "--lord", "--connect", endpoint, "--realm", realm,
+            *options)
+
+
+def members(lord: Proc) -> list[str]:
+    """The members but the Lord, as `--who` tells the Lord."""
+    lord.send("--who")
+    names = lord.expect("*** In the realm ").rpartition(": ")[2].split(", ")
+    return [name for name in names if name != "Lord"]
+
+
+def test_a_full_game(server: str) -> None:
+    with running(*bots(server, "game", "--count", "4")) as band:
+        band.expect("joined the realm")
+        with running(*lord(server, "game")) as me:
+            me.expect("Welcome to the Game of Thrones")
+            event = me.expect("*** [New Event] ")
+            assert re.search(r"1 \w+ or 2 \w+\?$", event)
+            option = re.search(r"1 (\w+) or", event).group(1)  # type: ignore[union-attr]
+            names = members(me)
+            assert len(names) == 4
+            me.send("1")
+            answers = [me.expect(lambda line: not line.startswith("***")) for _ in range(4)]
+            delight = {t.format(word=option) for t in lore.DELIGHT}
+            assert {a.partition(": ")[2] for a in answers} <= delight
+            assert {a.partition(": ")[0] for a in answers} == set(names)
+            me.expect("*** [New Event] ")
+            me.send("we shall eat")
+            for _ in range(4):
+                me.expect(lambda line: line.split(": ", 1)[-1].startswith("eat"))
+            me.close_stdin()
+            me.expect("The Lord has left the realm")
+            assert me.wait() == 0
+            assert me.err == []
+        assert band.wait() == 0, band.describe()
+        assert sum("is gone: the Lord has left" in line for line in band.out) == 4
+
+
+def test_a_dismissal(server: str) -> None:
+    with running(*bots(server, "court", "--count", "4")) as band, \
+            running(*lord(server, "court")) as me:
+        me.expect("Welcome to the Game of Thrones")
+        victim = members(me)[0]
+        me.send(f"--dismiss {victim.lower()}")
+        me.expect(f"You have dismissed {victim}, 4/5 left on your team.")
+        band.expect(f"[{victim}] is gone: dismissed")
+        assert band.popen.poll() is None  # the other three play on
+        me.send("--who")
+        who = me.expect("In the realm")
+        assert victim not in who
+        me.send("--leave")
+        assert me.wait() == 0
+        assert band.wait() == 0, band.describe()
+
+
+def test_a_bot_that_deserts(server: str) -> None:
+    with running(*bots(server, "doubt", "--count", "3")) as loyal, \
+            running(*bots(server, "doubt", "--name", "Theon", "--loyalty", "1")) as fickle, \
+            running(*lord(server, "doubt")) as me:
+        me.expect("Welcome to the Game of Thrones")
+        me.send("let us all dance")
+        farewell = me.expect("Theon: ")
+        assert farewell.removeprefix("Theon: ") in lore.DESERTION
+        me.expect("*** Theon has left the realm")
+        assert fickle.wait() == 0, fickle.describe()
+        assert "[Theon] is gone: deserted" in fickle.out
+        me.send("--who")
+        assert "(4/5)" in me.expect("In the realm")
+        me.close_stdin()
+        assert me.wait() == 0
+        assert loyal.wait() == 0
+
+
+def test_the_lord_leaving_ends_every_bot(server: str) -> None:
+    with running(*bots(server, "exit", "--count", "2")) as band, \
+            running(*lord(server, "exit")) as me:
+        me.expect("The game begins when the realm is full")
+        me.send("hello, anyone?")
+        me.popen.send_signal(signal.SIGINT)  # Ctrl-C in a pipe: leave, exit 0
+        me.expect("The Lord has left the realm")
+        assert me.wait() == 0
+        assert band.wait() == 0
+
+
+def test_a_taken_name_is_drawn_again(server: str) -> None:
+    first = NamePool(random.Random(1)).draw()  # what `--seed 1` draws first
+    assert first is not None
+    with running(*lord(server, "crowd")) as me, \
+            running(*bots(server, "crowd", "--name", first)) as taker:
+        taker.expect(f"[{first}] joined")
+        with running(*bots(server, "crowd", "--seed", "1")) as other:
+            other.expect(f"[{first}] is taken; trying ")
+            other.expect("joined the realm")
+            me.close_stdin()
+            assert other.wait() == 0
+        assert me.wait() == 0
+
+
+def test_the_lord_is_told_when_the_connection_is_lost() -> None:
+    with realm_server() as (own, endpoint), running(*lord(endpoint, "lost")) as me:
+        me.expect("Lord has entered the realm")
+        own.popen.terminate()
+        assert me.wait() == 1
+        assert len(me.err) == 1 and "lost" in me.err[0]
+
+
+@pytest.mark.parametrize("who", [["--lord"], ["--bot", "--count", "3"]])
+def test_an_unreachable_server(who: list[str]) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    with running(command("realm-client"), *who, "--connect", f"tcp:127.0.0.1:{port}") as c:
+        assert c.wait() == 1
+    assert time.monotonic() - started < 5
+    assert len(c.err) == 1 and "cannot reach the realm" in c.err[0]
+    assert c.out == []
