@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 from twisted.internet import interfaces
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.resource import Resource
+from twisted.web.pages import notFound
+from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 from twisted.web.websocket import WebSocketResource, WebSocketTransport
 from wsproto.utilities import LocalProtocolError
@@ -233,9 +234,16 @@ class StaticFile(Resource):
         return self.body
 
 
+class Root(Resource):
+    """`/`: the page, its files and `/ws`; nothing else."""
+
+    def getChild(self, path: bytes, request: Request) -> IResource:
+        return notFound()
+
+
 def site(server: RealmServer) -> Site:
     """The web client's site: the page, its files and `/ws`."""
-    root = Resource()
+    root = Root()
     for path, (name, content_type) in STATIC.items():
         root.putChild(path, StaticFile(name, content_type))
     root.putChild(b"ws", RealmWebSocket(server))
