@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Any
 
 from twisted.application import service, strports
@@ -101,12 +102,20 @@ def settings_from(config: Options) -> Settings:
 class Shutdown(service.Service):
     """On stop (SIGTERM), say goodbye to every session before exiting."""
 
-    def __init__(self, server: RealmServer) -> None:
+    def __init__(self, server: RealmServer, reactor: object = None) -> None:
         self.server = server
+        self.reactor = reactor
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        return self.server.shutdown()
+        return self.server.shutdown().addCallback(self._exit_zero)
+
+    def _exit_zero(self, _: None) -> None:
+        # Once its reactor stops, twistd kills itself again with the
+        # SIGTERM that stopped it (exit status 143).  A shutdown that has
+        # said goodbye to everyone is a normal end: let twistd exit 0.
+        if getattr(self.reactor, "_exitSignal", None) == signal.SIGTERM:
+            self.reactor._exitSignal = None  # type: ignore[attr-defined]
 
 
 def makeService(config: Options) -> service.MultiService:
@@ -114,7 +123,7 @@ def makeService(config: Options) -> service.MultiService:
     server = RealmServer(settings_from(config), reactor,  # type: ignore[arg-type]
                          checker=checkers[0] if checkers else None)
     top = service.MultiService()
-    Shutdown(server).setServiceParent(top)
+    Shutdown(server, reactor).setServiceParent(top)
     factory = RealmFactory(server)
     for description in config["listen"]:
         listener = strports.service(description, factory)
