@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.credentials import IUsernamePassword
 from twisted.internet import task
@@ -18,7 +20,7 @@ from twisted.python.failure import Failure
 from twisted.test import iosim
 
 from realm.protocol import RealmFactory, RealmProtocol
-from realm.server import RealmServer
+from realm.server import RealmServer, Settings
 
 ServerFactory = Callable[..., RealmServer]
 OTHERS = ("Arya", "Bran", "Cersei", "Davos")
@@ -686,3 +688,44 @@ def test_shutdown_says_farewell_to_everyone(net: Net) -> None:
     for conn in (lord, *others, waiting):
         assert conn.closed and any("shutting down" in line for line in conn.take())
     assert done.called and net.server.realms == {}
+
+
+# -- framing does not depend on how the bytes are cut into packets ------------
+_LINE = st.one_of(
+    st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), max_size=30),
+    st.sampled_from(["x" * 1023, "y" * 1024, "z" * 1025, "w" * 3000, "é" * 513]),
+    st.just("bad\x07"),
+).map(lambda text: text.encode())
+_ENDING = st.sampled_from([b"\n", b"\r\n"])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.one_of(_LINE, st.just(b"\xff")), _ENDING), max_size=12),
+       st.lists(st.integers(min_value=1, max_value=1500), max_size=30))
+def test_any_cut_into_packets_gives_the_same_lines(
+        lines: list[tuple[bytes, bytes]], cuts: list[int]) -> None:
+    stream = b"".join(text + end for text, end in lines) + b"end\n"
+
+    def play(packets: list[bytes]) -> tuple[list[str], int]:
+        net = Net(RealmServer(Settings(max_rate=0), task.Clock()))
+        arya, bran = net.join("arya"), net.join("bran")
+        arya.take(), bran.take()
+        for packet in packets:
+            arya.send(packet)
+        return bran.take(), len(errors(arya.take()))
+
+    packets, rest = [], stream
+    for cut in cuts:
+        packets.append(rest[:cut])
+        rest = rest[cut:]
+    packets.append(rest)
+    whole = play([stream])
+    assert play(packets) == whole
+    relayed, refused = whole
+    assert relayed[-1] == "Arya: end"
+    assert all(len(line.encode()) <= len("Arya: ") + 1024 for line in relayed)
+    expected = [text for text, _ in lines if len(text) <= 1024
+                and text not in (b"\xff", b"bad\x07") and text.decode().strip()]
+    assert relayed[:-1] == ["Arya: " + text.decode() for text in expected]
+    assert refused == sum(1 for text, _ in lines if len(text) > 1024
+                          or text in (b"\xff", b"bad\x07"))
