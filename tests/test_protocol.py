@@ -3,6 +3,7 @@ contract's lines, byte for byte, as a client on `nc` sees them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -23,6 +24,7 @@ from realm.protocol import RealmFactory, RealmProtocol
 from realm.server import RealmServer, Settings
 
 ServerFactory = Callable[..., RealmServer]
+_SHAPE = re.compile(r"\*\*\* |[A-Z][a-z0-9_-]{0,19}: ")
 OTHERS = ("Arya", "Bran", "Cersei", "Davos")
 
 
@@ -50,7 +52,10 @@ class Conn:
         data = self.transport.value()
         self.transport.clear()
         assert data == b"" or data.endswith(b"\r\n"), data
-        return data.decode("utf-8").split("\r\n")[:-1]
+        lines = data.decode("utf-8").split("\r\n")[:-1]
+        for line in lines:  # a notice, or chat stamped with a stored name
+            assert _SHAPE.match(line), line
+        return lines
 
     @property
     def closed(self) -> bool:

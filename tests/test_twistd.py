@@ -217,3 +217,24 @@ def test_wrong_options_are_a_usage_error(tmp_path: Path, argv: list[str]) -> Non
     assert "Usage: twistd" in output
     assert "Traceback" not in output
     assert argv[0] in output
+
+
+@pytest.mark.parametrize("kind", ["memory", "file"])
+def test_the_lords_password_with_auth(start: type[Server], tmp_path: Path,
+                                      kind: str) -> None:
+    passwords = tmp_path / "passwords"
+    passwords.write_text("lord:s3cret\n")
+    auth = "memory:lord:s3cret" if kind == "memory" else f"file:{passwords}"
+    server = start("--auth", auth)
+    lord = Player(server.port, "lord")
+    try:
+        assert "password" in lord.read_until("password")[-1]
+        lord.say("wrong")
+        assert lord.read_until("*** ")[-1].startswith("*** Error: ")
+        lord.say("lord")
+        lord.read_until("password")
+        lord.say("s3cret")
+        lord.read_until("*** Lord has entered the realm (1/5)")
+        assert "s3cret" not in "".join(server.log)
+    finally:
+        lord.close()
