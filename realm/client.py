@@ -331,7 +331,16 @@ async def run_lord(reactor: Any, config: Options, go_raw: Callable[[], None] | N
     except Unreachable as e:
         complain(str(e))
         raise SystemExit(1) from e
-    reactor.addSystemEventTrigger("before", "shutdown", lambda: _leave_then(lord))
+    finished: Deferred[None] = Deferred()
+
+    def leave_then() -> Deferred[None] | None:
+        """At shutdown (Ctrl-C, SIGTERM): leave, and show the goodbye."""
+        if finished.called:
+            return None
+        lord.leave()
+        return finished
+
+    reactor.addSystemEventTrigger("before", "shutdown", leave_then)
     screen: LordTerminal | LordPipe
     if go_raw is not None:
         go_raw()
@@ -342,19 +351,16 @@ async def run_lord(reactor: Any, config: Options, go_raw: Callable[[], None] | N
         screen = LordPipe(lord)
         StandardIO(screen, reactor=reactor)
     lord.attach(screen)
-    code = await lord.done
+    try:
+        code = await lord.done
+        closing = screen.close().addTimeout(LEAVE_GRACE, reactor)
+        await closing.addErrback(lambda _: None)  # a stuck terminal: exit anyway
+    finally:
+        finished.callback(None)
     if lord.why:
         complain(lord.why)
     if code:
         raise SystemExit(code)
-
-
-def _leave_then(lord: Lord) -> Deferred[int] | None:
-    """At shutdown (Ctrl-C, SIGTERM): leave, and let the goodbye go out."""
-    if lord.done.called:
-        return None
-    lord.leave()
-    return lord.done
 
 
 def bot_names(config: Options, pool: NamePool | None) -> list[str | None]:
@@ -431,7 +437,6 @@ def main(argv: list[str] | None = None) -> None:
         react(run_lord, [config, lambda: tty.setraw(fd)])
     finally:
         termios.tcsetattr(fd, termios.TCSANOW, saved)
-        sys.stdout.write("\n")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,8 @@ class Screen(Protocol):
 
     def show(self, line: str) -> None: ...
 
-    def close(self) -> None: ...
+    def close(self) -> Deferred[None]:
+        """Flush what is shown and let go of the terminal or pipe."""
 
 
 def colour_wanted(environ: Mapping[str, str]) -> bool:
@@ -109,6 +110,7 @@ class LordTerminal(HistoricRecvLine):
     def __init__(self, lord: Keyboard, colour: bool) -> None:
         self.lord = lord
         self.colour = colour
+        self.gone: Deferred[None] = Deferred()
         prompt = render(PROMPT, colour, own=True).encode()
         self.ps = (prompt, prompt)
         self._prompt_width = len(PROMPT)
@@ -135,7 +137,7 @@ class LordTerminal(HistoricRecvLine):
         self.terminal.write(b"\r")
         self.terminal.eraseToDisplayEnd()
         self.terminal.write(render(PROMPT + text, self.colour, own=True).encode())
-        self.terminal.write(b"\r\n" + self.ps[self.pn])
+        self.terminal.write(b"\n" + self.ps[self.pn])  # the terminal adds the \r
         if text.strip():
             self.lord.say(text)
 
@@ -143,19 +145,24 @@ class LordTerminal(HistoricRecvLine):
         """Print `line` above the input line, then redraw what was typed."""
         self.terminal.write(b"\r")
         self.terminal.eraseToDisplayEnd()
-        self.terminal.write(render(line, self.colour).encode() + b"\r\n")
+        self.terminal.write(render(line, self.colour).encode() + b"\n")
         self.drawInputLine()
         behind = len(self.lineBuffer) - self.lineBufferIndex
         if behind:
             self.terminal.cursorBackward(behind)
 
-    def close(self) -> None:
+    def close(self) -> Deferred[None]:
         """Clear the prompt, so the shell's prompt starts on a clean line."""
-        self.terminal.write(b"\r")
-        self.terminal.eraseToLineEnd()
+        if not self.gone.called:
+            self.terminal.write(b"\r")
+            self.terminal.eraseToLineEnd()
+            self.terminal.transport.loseConnection()  # not the terminal's: it resets
+        return self.gone
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lord.leave()
+        if not self.gone.called:
+            self.gone.callback(None)
 
 
 @implementer(IHalfCloseableProtocol)
@@ -166,6 +173,7 @@ class LordPipe(LineReceiver):
 
     def __init__(self, lord: Keyboard) -> None:
         self.lord = lord
+        self.gone: Deferred[None] = Deferred()
 
     def lineReceived(self, line: bytes) -> None:
         text = line.rstrip(b"\r").decode("utf-8", "replace")
@@ -180,13 +188,18 @@ class LordPipe(LineReceiver):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lord.leave()
+        if not self.gone.called:
+            self.gone.callback(None)
 
     def show(self, line: str) -> None:
         if self.transport is not None:
             self.transport.write(line.encode("utf-8", "replace") + b"\n")
 
-    def close(self) -> None:
-        """Nothing to tidy on a pipe."""
+    def close(self) -> Deferred[None]:
+        """Flush what is written, then close."""
+        if self.transport is not None and not self.gone.called:
+            self.transport.loseConnection()
+        return self.gone
 
 
 def terminal_colour() -> bool:
@@ -283,8 +296,6 @@ class Lord:
     def lost(self, reason: Failure) -> None:
         if self._grace is not None and self._grace.active():
             self._grace.cancel()
-        if self.screen is not None:
-            self.screen.close()
         if self.leaving or self.ended:
             self.done.callback(0)
         else:

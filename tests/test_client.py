@@ -12,6 +12,7 @@ import pytest
 from twisted.conch.insults.helper import TerminalBuffer
 from twisted.conch.insults.insults import ClientProtocol, ServerProtocol
 from twisted.internet import task
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
@@ -72,8 +73,8 @@ def lord_client(clock: task.Clock, password: str | None = None
         def show(self, line: str) -> None:
             shown.append(line)
 
-        def close(self) -> None:
-            shown.append("<closed>")
+        def close(self) -> Deferred[None]:
+            return succeed(None)
 
     client = RealmClient(lord, "Lord", None, password)
     transport = TCPTransport()
@@ -279,7 +280,7 @@ def test_lord_leaves_with_exit_code_zero(clock: task.Clock, how: str) -> None:
     feed(client, "*** The Lord has left the realm. The game is over.")
     client.connectionLost(GONE)
     assert lord.done.result == 0
-    assert shown[-1] == "<closed>"
+    assert shown[-1] == "*** The Lord has left the realm. The game is over."
     assert not clock.getDelayedCalls()
 
 
@@ -352,6 +353,10 @@ def test_pipe_front_end_plain_lines_and_end_of_input(clock: task.Clock) -> None:
     assert sent(transport) == ["Lord", "we ride", "sail"]
     pipe.readConnectionLost()
     assert sent(transport)[-1] == "--leave"
+    gone = pipe.close()
+    assert out.disconnecting and not gone.called  # flushing first
+    pipe.connectionLost()
+    assert gone.called
 
 
 class Screen:
@@ -469,7 +474,7 @@ def test_a_game_with_the_real_server(clock: task.Clock) -> None:
     lord = Lord(clock)
     seen: list[str] = []
     lord.attach(type("S", (), {"show": lambda self, line: seen.append(line),
-                               "close": lambda self: None})())
+                               "close": lambda self: succeed(None)})())
     realm.join(RealmClient(lord, "Lord"))
     realm.settle()
     assert any("Welcome to the Game of Thrones" in line for line in seen)
@@ -503,7 +508,7 @@ def test_a_bot_deserts_through_the_real_server(clock: task.Clock) -> None:
     lord = Lord(clock)
     seen: list[str] = []
     lord.attach(type("S", (), {"show": lambda self, line: seen.append(line),
-                               "close": lambda self: None})())
+                               "close": lambda self: succeed(None)})())
     realm.join(RealmClient(lord, "Lord"))
     realm.settle()
     lord.say("let us dance")

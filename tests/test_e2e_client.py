@@ -6,6 +6,7 @@ is driven through a pipe (plain lines, no prompt, no colour).
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import signal
@@ -107,13 +108,16 @@ def test_a_bot_that_deserts(server: str) -> None:
 
 
 def test_the_lord_leaving_ends_every_bot(server: str) -> None:
-    with running(*bots(server, "exit", "--count", "2")) as band, \
-            running(*lord(server, "exit")) as me:
-        me.expect("The game begins when the realm is full")
-        me.send("hello, anyone?")
-        me.popen.send_signal(signal.SIGINT)  # Ctrl-C in a pipe: leave, exit 0
-        me.expect("The Lord has left the realm")
-        assert me.wait() == 0
+    with running(*bots(server, "exit", "--count", "2")) as band:
+        band.expect("joined the realm")
+        band.expect("joined the realm")
+        with running(*lord(server, "exit")) as me:
+            me.expect("*** Lord has entered the realm (3/5)")
+            me.send("hello, anyone?")
+            me.expect(lambda line: not line.startswith("***"))  # a bot answers
+            me.popen.send_signal(signal.SIGINT)  # Ctrl-C in a pipe: leave, exit 0
+            me.expect("The Lord has left the realm")
+            assert me.wait() == 0
         assert band.wait() == 0
 
 
@@ -152,3 +156,54 @@ def test_an_unreachable_server(who: list[str]) -> None:
     assert time.monotonic() - started < 5
     assert len(c.err) == 1 and "cannot reach the realm" in c.err[0]
     assert c.out == []
+
+
+def read_until(fd: int, wanted: bytes, seen: bytearray, timeout: float = 10.0) -> None:
+    """Read the terminal `fd` into `seen` until `wanted` shows, or fail."""
+    import select
+
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"{wanted!r} never came; the screen had {bytes(seen)!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:  # the child closed the terminal
+                assert wanted in seen, f"{wanted!r} never came: {bytes(seen)!r}"
+
+
+@pytest.mark.parametrize("key", [b"\x04", b"\x03"])  # Ctrl-D, Ctrl-C
+def test_the_lord_at_a_terminal(server: str, key: bytes) -> None:
+    import pty
+    import subprocess
+    import termios
+
+    main, side = pty.openpty()
+    before = termios.tcgetattr(side)
+    env = dict(os.environ, TERM="xterm")
+    env.pop("NO_COLOR", None)
+    realm = f"tty{key[0]}"
+    argv = lord(server, realm)
+    proc = subprocess.Popen(argv, stdin=side, stdout=side, stderr=side, env=env)
+    try:
+        with running(*bots(server, realm, "--count", "4")):
+            screen = bytearray()
+            read_until(main, b"You: ", screen)
+            read_until(main, b"\x1b[1;33m*** [New Event] ", screen)  # events in yellow
+            os.write(main, b"we sh")
+            os.write(main, b"all eat\r")
+            read_until(main, b"\x1b[1;32mYou: we shall eat", screen)  # the Lord's in green
+            read_until(main, b": eat", screen)  # a bot answers, above the prompt
+            os.write(main, key)
+            read_until(main, b"The Lord has left the realm", screen)
+            assert proc.wait(10) == 0
+            assert termios.tcgetattr(side) == before  # the terminal is as it was
+            assert b"\x1bc" not in screen  # and the screen was not wiped
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        os.close(main)
+        os.close(side)
