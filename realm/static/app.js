@@ -26,7 +26,7 @@
 
   // phase: offline | naming | password | playing
   const state = {
-    ws: null, phase: "offline", me: "", realm: "", left: false,
+    ws: null, phase: "offline", me: "", realm: "", farewell: "",
     members: new Map(), // lower-case name -> shown name
     history: [], at: 0, draft: "",
   };
@@ -40,11 +40,14 @@
   // The server stores `ramsey` as `Ramsey`.
   const stored = (name) => name.charAt(0).toUpperCase() + name.slice(1).toLowerCase();
   const isLord = () => state.phase === "playing" && state.me === "Lord";
+  // Each member its own colour, in order of first sight: distinct for the
+  // first PALETTE names, and stable for the page's life.
+  const colours = new Map();
   const colour = (name) => {
     if (name === "Lord") return "lord";
-    let h = 0;
-    for (const ch of name.toLowerCase()) h = (h * 31 + ch.codePointAt(0)) >>> 0;
-    return `c${h % PALETTE}`;
+    const key = name.toLowerCase();
+    if (!colours.has(key)) colours.set(key, colours.size % PALETTE);
+    return `c${colours.get(key)}`;
   };
 
   const showPassword = () => {
@@ -60,12 +63,26 @@
     return s;
   };
 
+  // The log follows new lines while the reader is at its end; scrolling
+  // up to read stops that until they scroll back down.
+  let follow = true;
+  let height = ui.log.clientHeight;
+  const toEnd = () => { ui.log.scrollTop = ui.log.scrollHeight; };
+  ui.log.addEventListener("scroll", () => {
+    const log = ui.log;
+    if (log.clientHeight !== height) return; // a resize, not the reader
+    follow = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+  });
+  new ResizeObserver(() => {
+    height = ui.log.clientHeight;
+    if (follow) toEnd();
+  }).observe(ui.log);
+
   const append = (el) => {
     const log = ui.log;
-    const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
     log.append(el);
     while (log.childElementCount > MAX_LOG) log.firstElementChild.remove();
-    if (atEnd) log.scrollTop = log.scrollHeight;
+    if (follow) toEnd();
   };
 
   const chatLine = (cls, who, text) => {
@@ -111,6 +128,7 @@
         el = document.createElement("p");
         el.className = "line error";
         el.textContent = text;
+        if (/Farewell/.test(text)) state.farewell = text; // e.g. timed out
         joinRefused(text);
       } else if (text.startsWith(EVENT)) {
         el = eventLine(text);
@@ -200,12 +218,8 @@
       renderMembers();
       return;
     }
-    if (/The Lord has left the realm/.test(text)) {
-      state.left = true;
-      state.members.clear();
-      renderMembers();
-    } else if (/^Farewell|Farewell\.$/.test(text)) {
-      state.left = true;
+    if (/The Lord has left the realm|Farewell/.test(text)) {
+      state.farewell = text; // the server says why before it closes
     } else if (state.phase === "naming" && /password/i.test(text)) {
       askPassword();
     }
@@ -269,7 +283,7 @@
     const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`;
     const ws = new WebSocket(url);
     state.ws = ws;
-    state.left = false;
+    state.farewell = "";
     setStatus("connecting", "connecting…");
     ui.dropped.hidden = true;
     ws.addEventListener("open", () => {
@@ -294,10 +308,16 @@
     setStatus("offline", "offline");
     document.body.classList.remove("is-lord");
     let text;
-    if (state.left) text = "You are no longer in the realm; the connection is closed.";
-    else if (was === "offline" || (was === "naming" && !e.wasClean)) {
-      text = "Could not reach the realm's server.";
-    } else text = `The connection to the realm was lost${e.code && e.code !== 1006 ? ` (code ${e.code})` : ""}.`;
+    if (state.farewell) text = `Disconnected: ${state.farewell}`;
+    else if (was === "offline") text = "Could not reach the realm's server.";
+    else if (e.code === 1000) text = "The server closed the connection.";
+    else {
+      const code = e.code && e.code !== 1006 ? ` (code ${e.code})` : "";
+      text = `The connection to the realm was lost${code}.`;
+    }
+    state.members.clear();
+    renderMembers();
+    ui.count.textContent = "";
     ui.droppedText.textContent = text;
     ui.dropped.hidden = false;
     ui.join.hidden = true; // "Join again" is the way back in
