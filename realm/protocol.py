@@ -95,7 +95,13 @@ class RealmProtocol(LineOnlyReceiver, Session):
         self.transport.write(data)  # type: ignore[union-attr]
 
     def close(self) -> None:
-        self.transport.loseConnection()  # type: ignore[union-attr]
+        transport = self.transport
+        assert transport is not None
+        if transport.disconnecting:  # type: ignore[attr-defined]
+            return  # closing already
+        # TLS closes only once its producer is gone: unregister us first.
+        transport.unregisterProducer()  # type: ignore[attr-defined]
+        transport.loseConnection()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lost()
