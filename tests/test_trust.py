@@ -432,3 +432,11 @@ def test_limits_come_from_the_options() -> None:
     defaults = settings_from(Options())
     assert (defaults.max_rate, defaults.max_per_address, defaults.max_realms,
             defaults.login_timeout, defaults.idle_timeout) == (20, 64, 10000, 60, 900)
+
+
+def test_nothing_is_heard_after_leaving_in_the_same_packet(server: Any) -> None:
+    arya, bran = join(server(), "Arya", "Bran")
+    arya.send("--leave", "I am still here", "--who")
+    assert arya.closed
+    assert not [line for line in bran.lines() if line.startswith("Arya: ")]
+    assert not any("In the realm" in line for line in arya.lines())
