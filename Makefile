@@ -30,12 +30,16 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
-# A self-signed certificate for --listen ssl:... (see README).
-cert: server.pem
+# A self-signed certificate for --listen ssl:... (see README): server.pem
+# holds key and certificate; trust/realm.pem the certificate alone, for
+# clients' trustRoots=trust.
+cert: server.pem trust/realm.pem
 server.pem:
 	openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj /CN=localhost \
 		-addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
 		-keyout server.pem -out server.pem
+trust/realm.pem: server.pem
+	mkdir -p trust && openssl x509 -in server.pem -out trust/realm.pem
 
 clean:
 	rm -rf $(VENV) build *.egg-info twisted/plugins/dropin.cache
