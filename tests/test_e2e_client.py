@@ -91,15 +91,15 @@ def test_a_dismissal(server: str) -> None:
 
 def test_a_bot_that_deserts(server: str) -> None:
     with running(*bots(server, "doubt", "--count", "3")) as loyal, \
-            running(*bots(server, "doubt", "--name", "Theon", "--loyalty", "1")) as fickle, \
+            running(*bots(server, "doubt", "--name", "Reek", "--loyalty", "1")) as fickle, \
             running(*lord(server, "doubt")) as me:
         me.expect("Welcome to the Game of Thrones")
         me.send("let us all dance")
-        farewell = me.expect("Theon: ")
-        assert farewell.removeprefix("Theon: ") in lore.DESERTION
-        me.expect("*** Theon has left the realm")
+        farewell = me.expect("Reek: ")  # a name the pool does not hold
+        assert farewell.removeprefix("Reek: ") in lore.DESERTION
+        me.expect("*** Reek has left the realm")
         assert fickle.wait() == 0, fickle.describe()
-        assert "[Theon] is gone: deserted" in fickle.out
+        assert "[Reek] is gone: deserted" in fickle.out
         me.send("--who")
         assert "(4/5)" in me.expect("In the realm")
         me.close_stdin()

@@ -1,0 +1,207 @@
+"""`realm-play` (behind `make play`): a server, four bots, and you as the Lord.
+
+1. Starts `twistd -n --pidfile= realm --listen tcp:PORT:interface=127.0.0.1`
+   on a free local port, and waits until it accepts connections.
+2. Starts `realm-client --bot --count 4` against it.
+3. Runs `realm-client --lord` in the foreground, on this terminal.
+4. When the Lord leaves (Ctrl-D, Ctrl-C, `--leave`), stops everything it
+   started: the bots, then the server; no orphans, no port left bound.
+
+The server and the bots run in their own sessions, so a Ctrl-C at the
+terminal reaches only the Lord (who leaves the realm, ending the game);
+this launcher then stops the rest.  It says what it is waiting for on
+stderr, keeping stdout for the game; the server's and the bots' logs go to
+a temporary folder, kept (and named) only when something went wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+from twisted.python import usage
+
+#: Seconds to wait for the server to accept connections.
+START_TIMEOUT = 20.0
+#: Seconds a child gets to end after SIGTERM (the server's own grace is 5).
+STOP_TIMEOUT = 8.0
+#: Seconds the bots get to see the Lord's leaving and go by themselves.
+BOTS_PATIENCE = 2.0
+
+
+class Options(usage.Options):
+    synopsis = "[--bots N] [--think SECONDS] [--port PORT]"
+    longdesc = "Play realm as the Lord, with bots, against a server of your own."
+    optParameters = [
+        ["bots", None, 4, "how many bots play with you (the realm holds them and you)", int],
+        ["think", None, 1.0, "seconds a bot thinks before answering", float],
+        ["port", None, 0, "local port for the server (default: a free one)", int],
+    ]
+
+    def postOptions(self) -> None:
+        if self["bots"] < 1 or self["think"] < 0 or not 0 <= self["port"] < 65536:
+            raise usage.UsageError("--bots must be at least 1, --think not negative, "
+                                   "--port a port number")
+
+
+class Stop(Exception):
+    """A signal asked the launcher to stop."""
+
+
+def say(text: str) -> None:
+    """Tell the player what is happening, on stderr."""
+    sys.stderr.write(f"realm-play: {text}\n")
+    sys.stderr.flush()
+
+
+def free_port() -> int:
+    """A local TCP port that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def twistd() -> str:
+    """The `twistd` installed next to this Python, or else on the PATH."""
+    beside = Path(sys.executable).parent / "twistd"
+    return str(beside) if beside.exists() else (shutil.which("twistd") or "twistd")
+
+
+def client(*args: str) -> list[str]:
+    """`realm-client ARGS`, run by this Python."""
+    return [sys.executable, "-m", "realm.client", *args]
+
+
+def accepting(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until_accepting(server: subprocess.Popen[bytes], port: int) -> bool:
+    """Whether the server accepts connections before it exits or time runs out."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            return False
+        if accepting(port):
+            return True
+        time.sleep(0.1)  # a blocking launcher: there is no reactor to wait on
+    return False
+
+
+def stop(proc: subprocess.Popen[bytes], what: str, patience: float = 0.0) -> None:
+    """End `proc`: give it `patience` to end by itself, then SIGTERM, then SIGKILL."""
+    if proc.poll() is None and patience:
+        say(f"Waiting for {what} to finish (up to {patience:g} s)...")
+        try:
+            proc.wait(patience)
+        except subprocess.TimeoutExpired:
+            pass
+    if proc.poll() is None:
+        say(f"Stopping {what}...")
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            say(f"{what} did not stop; killing it.")
+            proc.kill()
+            proc.wait()
+
+
+def start_server(config: Options, logs: Path) -> tuple[subprocess.Popen[bytes], int] | None:
+    """Start the server on a free port (three tries); None if it never accepts."""
+    for _ in range(3):
+        port = config["port"] or free_port()
+        say(f"Starting the realm server on 127.0.0.1:{port} "
+            f"(log: {logs / 'server.log'})...")
+        server = subprocess.Popen(
+            [twistd(), "-n", "--pidfile=", f"--logfile={logs / 'server.log'}", "realm",
+             "--listen", f"tcp:{port}:interface=127.0.0.1", "--size", str(config["bots"] + 1)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        say(f"Server started (pid {server.pid}); waiting until it accepts connections...")
+        if wait_until_accepting(server, port):
+            return server, port
+        stop(server, "the server")
+        if config["port"]:
+            break
+    return None
+
+
+def play(config: Options) -> int:
+    """Run a whole game; return the Lord's exit code."""
+    logs = Path(tempfile.mkdtemp(prefix="realm-play-"))
+    started: list[tuple[subprocess.Popen[bytes], str]] = []
+    code = 1
+    lord: subprocess.Popen[bytes] | None = None
+    try:
+        found = start_server(config, logs)
+        if found is None:
+            say(f"The server did not start; see {logs / 'server.log'}.")
+            return 1
+        server, port = found
+        started.append((server, "the server"))
+        endpoint = f"tcp:127.0.0.1:{port}"
+        with open(logs / "bots.log", "wb") as bot_log:
+            bots = subprocess.Popen(
+                client("--bot", "--count", str(config["bots"]), "--connect", endpoint,
+                       "--think", str(config["think"])),
+                stdin=subprocess.DEVNULL, stdout=bot_log, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        started.insert(0, (bots, "the bots"))
+        say(f"Started {config['bots']} bots (pid {bots.pid}; log: {logs / 'bots.log'}).")
+        say("You are the Lord. Type a line and press Enter; --help lists the "
+            "commands; Ctrl-D, Ctrl-C or --leave ends the game.")
+        lord = subprocess.Popen(client("--lord", "--connect", endpoint))
+        code = lord.wait()
+        lord = None
+    except Stop:
+        say("Asked to stop.")
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGHUP):  # tidy up without interruption
+            signal.signal(signum, signal.SIG_IGN)
+        if lord is not None:  # stopped by a signal: the Lord leaves on SIGTERM
+            stop(lord, "the Lord")
+        for proc, what in started:  # the bots first: they leave when the Lord has
+            stop(proc, what, patience=BOTS_PATIENCE if what == "the bots" and not code else 0)
+        if code == 0:
+            shutil.rmtree(logs, ignore_errors=True)
+        else:
+            say(f"Logs are kept in {logs}.")
+    say("Everything it started has stopped. Farewell!")
+    return code
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    raise Stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `realm-play` command."""
+    config = Options()
+    try:
+        config.parseOptions(sys.argv[1:] if argv is None else argv)
+    except usage.UsageError as e:
+        sys.stderr.write(f"realm-play: {e}\n{config}")
+        raise SystemExit(2) from e
+    # Ctrl-C reaches the Lord, who leaves; the launcher waits, then tidies up.
+    signal.signal(signal.SIGINT, lambda signum, frame: None)
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    raise SystemExit(play(config))
+
+
+if __name__ == "__main__":
+    main()
