@@ -79,7 +79,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     def opt_web(self, description: str) -> None:
         """Also serve the web client (page at /, WebSocket at /ws) on this
         server endpoint, e.g. tcp:8080 (repeatable)."""
-        self["web"].append(description)
+        self["web"].append(_endpoint("--web", description))
 
     def postOptions(self) -> None:
         try:

@@ -51,6 +51,12 @@ def test_values() -> None:
     assert settings.login_timeout == 1.5 and settings.idle_timeout == 0
 
 
+def test_web_is_repeatable() -> None:
+    options = parse("--web", "tcp:0:interface=127.0.0.1", "--web", "tcp:0")
+    assert options["web"] == ["tcp:0:interface=127.0.0.1", "tcp:0"]
+    assert parse()["web"] == []
+
+
 def test_auth_gives_a_checker() -> None:
     options = parse("--auth", "memory:lord:secret")
     assert len(options["credCheckers"]) == 1
@@ -78,6 +84,8 @@ def test_auth_gives_a_checker() -> None:
     ["--listen", "tcp:notaport"],
     ["--listen", "tcp"],
     ["--listen", "tcp:1:nonsense=2"],
+    ["--web", "bogus:1"],
+    ["--web", "tcp:notaport"],
     ["--auth", "nosuchchecker:x"],
     ["--no-such-option"],
     ["extra-argument"],

@@ -210,6 +210,7 @@ def test_sigterm_says_farewell_and_exits_cleanly(start: type[Server]) -> None:
     ["--size", "1"],
     ["--realm", "not a name"],
     ["--listen", "bogus:1"],
+    ["--web", "bogus:1"],
     ["--no-such-option"],
 ])
 def test_wrong_options_are_a_usage_error(tmp_path: Path, argv: list[str]) -> None:
