@@ -133,13 +133,27 @@ class WebSession(Session):
                 return
 
     def close(self) -> None:
+        self._hang_up(1000)
+
+    def _hang_up(self, code: int) -> None:
+        """Send a Close frame with `code`, then close the link."""
         if self._closing or self.transport is None:
             return
         self._closing = True
         try:
-            self.transport.loseConnection(1000)
+            self.transport.loseConnection(code)
         except LocalProtocolError:  # the peer closed first
             self._stream.loseConnection()  # type: ignore[union-attr]
+        self._release()
+
+    def _release(self) -> None:
+        """Let a closing link close.
+
+        The HTTP channel stays the link's producer after the upgrade, and
+        TLS shuts down only once its producer is gone: without this, a
+        close over `ssl:` would wait for the browser to hang up.
+        """
+        self._stream.unregisterProducer()  # type: ignore[union-attr]
 
     # -- IPushProducer: the link tells us when the browser stops reading -----
     def pauseProducing(self) -> None:
@@ -171,11 +185,13 @@ class WebSession(Session):
                 log.info("Closed {address}: a message over {limit} bytes",
                          address=self.address, limit=MAX_MESSAGE)
                 self.send(error("That message is far too long. Farewell."))
-                self._closing = True
-                assert self.transport is not None
-                self.transport.loseConnection(1009)
+                self._hang_up(1009)
                 return
             parse(data)
+            if self._stream.disconnecting:  # type: ignore[union-attr]
+                # The peer sent Close and Twisted answered it: hang up.
+                self._closing = True
+                self._release()
 
         channel.dataReceived = received  # type: ignore[method-assign]
 

@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, endpoints, reactor
+import twisted.test
+from twisted.internet import defer, endpoints, reactor, ssl, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import StringTransport
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
+from twisted.python.filepath import FilePath
 from twisted.web.client import Agent, readBody
 from twisted.web.test.requesthelper import DummyRequest
 from wsproto import ConnectionType, WSConnection
@@ -40,6 +42,7 @@ from realm.server import RealmServer, Settings
 from realm.tap import Options, makeService
 
 TIMEOUT = 5.0  # seconds: every wait in this file is bounded by it
+PEM = FilePath(twisted.test.__file__).sibling("server.pem").path.replace(":", "\\:")
 
 
 def bounded(d: defer.Deferred[Any], what: str) -> defer.Deferred[Any]:
@@ -49,22 +52,32 @@ def bounded(d: defer.Deferred[Any], what: str) -> defer.Deferred[Any]:
 
 
 class Waiting:
-    """Deferreds that fire once a condition on the client holds."""
+    """Deferreds that fire once a condition holds: checked on each event
+    of the client, and every 10 ms for what happens on the server's side."""
 
     def __init__(self) -> None:
-        self._waiters: list[tuple[Callable[[], Any], defer.Deferred[Any], str]] = []
+        self._waiters: list[tuple[Callable[[], Any], defer.Deferred[Any]]] = []
+        self._poll = task.LoopingCall(self._check)
 
     def until(self, condition: Callable[[], Any], what: str) -> defer.Deferred[Any]:
         d: defer.Deferred[Any] = defer.Deferred()
-        self._waiters.append((condition, d, what))
+        self._waiters.append((condition, d))
         self._check()
-        return bounded(d, what)
+        if self._waiters and not self._poll.running:
+            self._poll.start(0.01, now=False)
+        return bounded(d, what).addBoth(self._forget, d)
+
+    def _forget(self, result: Any, d: defer.Deferred[Any]) -> Any:
+        self._waiters = [w for w in self._waiters if w[1] is not d]
+        if not self._waiters and self._poll.running:
+            self._poll.stop()
+        return result
 
     def _check(self) -> None:
         for entry in list(self._waiters):
-            condition, d, _ = entry
+            condition, d = entry
             value = condition()
-            if value:
+            if value and entry in self._waiters:
                 self._waiters.remove(entry)
                 d.callback(value)
 
@@ -72,8 +85,9 @@ class Waiting:
 class WSClient(Protocol, Waiting):
     """A WebSocket client on wsproto, recording every message."""
 
-    def __init__(self, host: str, origin: str | None) -> None:
+    def __init__(self, host: str, origin: str | None, hang_up: bool = True) -> None:
         Waiting.__init__(self)
+        self.hang_up = hang_up  # close TCP on a Close frame, or wait for the server
         self.host = host
         self.origin = origin
         self.ws = WSConnection(ConnectionType.CLIENT)
@@ -107,7 +121,8 @@ class WSClient(Protocol, Waiting):
                 self.close_code = event.code
                 if self.ws.state is not ConnectionState.CLOSED:
                     self.transport.write(self.ws.send(event.response()))  # type: ignore[union-attr]
-                self.transport.loseConnection()  # type: ignore[union-attr]
+                if self.hang_up:
+                    self.transport.loseConnection()  # type: ignore[union-attr]
         self._check()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
@@ -163,7 +178,8 @@ class TCPClient(LineOnlyReceiver, Waiting):
 class Rig:
     """A realm server on loopback: `--listen` and `--web`, one RealmServer."""
 
-    def __init__(self, **settings: Any) -> None:
+    def __init__(self, tls: bool = False, **settings: Any) -> None:
+        self.tls = tls
         self.server = RealmServer(Settings(**settings), reactor)  # type: ignore[arg-type]
         self.ports: list[Any] = []
         self.clients: list[Protocol] = []
@@ -172,8 +188,12 @@ class Rig:
     def start(self) -> Generator[defer.Deferred[Any], Any, Rig]:
         tcp = yield endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
             RealmFactory(self.server))
-        http = yield endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(
-            web.site(self.server))
+        if self.tls:
+            http_endpoint = endpoints.serverFromString(
+                reactor, f"ssl:0:interface=127.0.0.1:privateKey={PEM}")
+        else:
+            http_endpoint = endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+        http = yield http_endpoint.listen(web.site(self.server))
         self.ports = [tcp, http]
         self.tcp_port = tcp.getHost().port
         self.web_port = http.getHost().port
@@ -181,14 +201,16 @@ class Rig:
 
     @property
     def origin(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.web_port}"
 
     @defer.inlineCallbacks
-    def ws(self, origin: str | None = "same",
-           host: str | None = None) -> Generator[defer.Deferred[Any], Any, WSClient]:
+    def ws(self, origin: str | None = "same", host: str | None = None,
+           hang_up: bool = True) -> Generator[defer.Deferred[Any], Any, WSClient]:
         host = host or f"127.0.0.1:{self.web_port}"
-        client = WSClient(host, self.origin if origin == "same" else origin)
-        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", self.web_port)
+        client = WSClient(host, self.origin if origin == "same" else origin, hang_up)
+        endpoint: Any = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", self.web_port)
+        if self.tls:  # a test certificate: no verification
+            endpoint = endpoints.wrapClientTLS(ssl.CertificateOptions(), endpoint)
         yield bounded(endpoints.connectProtocol(endpoint, client), "a connection")
         self.clients.append(client)
         yield client.until(lambda: client.accepted or client.status or client.gone,
@@ -433,6 +455,34 @@ def test_leave_closes_the_websocket(rig: Rig) -> Generator[Any, Any, None]:
     assert any("Farewell" in str(m) for m in browser.messages)
 
 
+def closes_the_link(tls: bool) -> Callable[[], Any]:
+    @rig_test(tls=tls)
+    def test(rig: Rig) -> Generator[Any, Any, None]:
+        """The server closes the link itself: on --leave, and when the page
+        closes (a closed tab); a client that waits is not left hanging."""
+        leaver = yield rig.ws(hang_up=False)
+        leaver.say("Arya@winterfell")
+        yield leaver.line("Arya has entered")
+        tab = yield rig.ws(hang_up=False)
+        tab.say("Bran@winterfell")
+        yield tab.line("Bran has entered")
+        leaver.say("--leave")
+        yield leaver.until(lambda: leaver.gone, "the server to close after --leave")
+        assert leaver.close_code == 1000
+        yield tab.line(r"Arya has left the realm \(1/5\)")
+        tab.close_tab()
+        yield tab.until(lambda: tab.gone, "the server to close after the tab's close")
+        assert tab.close_code == 1001  # our own, echoed
+        yield tab.until(lambda: not rig.server.sessions,
+                        "the sessions to end")
+    return test
+
+
+test_server_closes_the_link = closes_the_link(tls=False)
+test_server_closes_the_link_over_tls = pytest.mark.filterwarnings(
+    "ignore:Passing pyOpenSSL:DeprecationWarning")(closes_the_link(tls=True))
+
+
 @rig_test(max_per_address=1)
 def test_limits_apply_to_websockets(rig: Rig) -> Generator[Any, Any, None]:
     first = yield rig.ws()
@@ -464,6 +514,8 @@ class FakeRequest:
     def __init__(self) -> None:
         self.channel = SimpleNamespace(transport=StringTransport(),
                                        dataReceived=lambda data: None)
+        # An HTTP channel is its link's producer, and stays so after the upgrade.
+        self.channel.transport.registerProducer(self.channel, True)
         self.producers: list[tuple[Any, bool]] = []
 
     def getClientAddress(self) -> IPv4Address:
