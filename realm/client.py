@@ -301,7 +301,7 @@ class Options(usage.Options):
                     return f.readline().rstrip("\r\n")
             except OSError as e:
                 raise usage.UsageError(f"cannot read --password-file: {e}") from e
-        return os.environ.get("REALM_PASSWORD")
+        return os.environ.get("REALM_PASSWORD") or None  # empty: unset
 
 
 class Unreachable(Exception):

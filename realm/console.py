@@ -296,10 +296,11 @@ class Lord:
     def lost(self, reason: Failure) -> None:
         if self._grace is not None and self._grace.active():
             self._grace.cancel()
-        if self.leaving or self.ended:
+        if self.failed:  # refused: the server's error, or `why`, says so
+            self.done.callback(1)
+        elif self.leaving or self.ended:
             self.done.callback(0)
         else:
-            if not self.failed:
-                self.why = "The connection to the realm was lost."
+            self.why = "The connection to the realm was lost."
             self.done.callback(1)
 

@@ -261,8 +261,11 @@ def test_lord_without_a_password_says_how_to_give_one(clock: task.Clock) -> None
     assert lord.done.result == 1 and "REALM_PASSWORD" in lord.why
 
 
-def test_a_second_lord_is_refused(clock: task.Clock) -> None:
+@pytest.mark.parametrize("typed", [[], ["hi", "--leave"]])
+def test_a_second_lord_is_refused(clock: task.Clock, typed: list[str]) -> None:
     lord, client, transport, shown = lord_client(clock)
+    for text in typed:  # end of input before the refusal: still a failure
+        lord.say(text)
     feed(client, "*** Error: The realm 'westeros' already has a Lord; try another.")
     assert transport.disconnecting
     client.connectionLost(GONE)

@@ -12,6 +12,7 @@ import re
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from realm_procs import Proc, command, realm_server, running
@@ -207,3 +208,25 @@ def test_the_lord_at_a_terminal(server: str, key: bytes) -> None:
             proc.wait(5)
         os.close(main)
         os.close(side)
+
+
+def test_the_lords_password(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    with realm_server("--auth", "memory:lord:s3cret") as (_, endpoint):
+        with running(*lord(endpoint, "a", "--password-file", str(secret))) as me:
+            me.expect("*** Lord has entered the realm (1/5)")
+            me.close_stdin()
+            assert me.wait() == 0
+        with running(*lord(endpoint, "b"), env={"REALM_PASSWORD": "s3cret"}) as me:
+            me.expect("*** Lord has entered the realm (1/5)")
+            me.close_stdin()
+            assert me.wait() == 0
+        with running(*lord(endpoint, "c"), env={"REALM_PASSWORD": "wrong"}) as me:
+            me.expect("*** Error: Wrong password")
+            me.close_stdin()
+            assert me.wait() == 1
+        with running(*lord(endpoint, "d"), env={"REALM_PASSWORD": ""}) as me:
+            me.close_stdin()
+            assert me.wait() == 1
+            assert "REALM_PASSWORD" in me.err[-1]
