@@ -143,8 +143,8 @@ class Realm:
                 self.lord.send(notice("You stand alone, my Lord: every other "
                                       "member has left the realm."))
             elif self.started and len(self.members) == self.size - 1:
-                self.broadcast(notice("The story waits until the realm is "
-                                      "full again."))
+                self.broadcast(notice("The Lord's next decision waits until "
+                                      "the realm is full again."))
         else:
             self._discard()
 
@@ -182,8 +182,15 @@ class Realm:
             if member is not self.lord:
                 self._answered(member)
         elif member is self.lord and self.started and self.full:
-            self.waiting = {m for m in self.members.values() if m is not member}
-            self._timer = self.clock.callLater(self.event_wait, self._post_event)
+            waiting = self.waiting = set(self.members.values())
+            waiting.discard(member)
+            # One timer per realm, pushed back each decision: a decision a
+            # round would otherwise schedule and cancel a DelayedCall each.
+            timer = self._timer
+            if timer is not None and timer.active():
+                timer.reset(self.event_wait)
+            else:
+                self._timer = self.clock.callLater(self.event_wait, self._wait_over)
 
     def who(self) -> str:
         names = ", ".join(m.name for m in self.members.values())
@@ -215,10 +222,13 @@ class Realm:
             if not waiting:
                 self._post_event()
 
-    def _post_event(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
+    def _wait_over(self) -> None:
+        """`event_wait` has passed since the last decision."""
         self._timer = None
+        if self.waiting is not None:  # else every answer came in time
+            self._post_event()
+
+    def _post_event(self) -> None:
         self.waiting = None
         names = [m.name for m in self.members.values() if m is not self.lord]
         self.event = notice(draw_event(self.rng, names))
