@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sys
 import termios
 import tty
@@ -261,7 +262,7 @@ class BotDriver:
 # -- The command line ----------------------------------------------------
 
 class Options(usage.Options):
-    synopsis = "(--lord | --bot) [options]"
+    synopsis = "Usage: realm-client (--lord | --bot) [options]"
     longdesc = ("Play in a realm: --lord reads your lines from the keyboard; "
                 "--bot runs bots that answer the Lord.")
     optFlags = [
@@ -344,7 +345,7 @@ async def run_lord(reactor: Any, config: Options, go_raw: Callable[[], None] | N
     screen: LordTerminal | LordPipe
     if go_raw is not None:
         go_raw()
-        terminal = ServerProtocol(LordTerminal, lord, terminal_colour())
+        terminal = ServerProtocol(LordTerminal, lord, terminal_colour(), _columns)
         StandardIO(terminal, reactor=reactor)
         screen = cast(LordTerminal, terminal.terminalProtocol)
     else:
@@ -361,6 +362,10 @@ async def run_lord(reactor: Any, config: Options, go_raw: Callable[[], None] | N
         complain(lord.why)
     if code:
         raise SystemExit(code)
+
+
+def _columns() -> int:
+    return shutil.get_terminal_size().columns
 
 
 def bot_names(config: Options, pool: NamePool | None) -> list[str | None]:

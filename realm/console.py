@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from twisted.conch.recvline import HistoricRecvLine
@@ -107,9 +107,11 @@ def render(line: str, colour: bool, own: bool = False) -> str:
 class LordTerminal(HistoricRecvLine):
     """The Lord's keyboard and screen on a terminal (raw mode, insults)."""
 
-    def __init__(self, lord: Keyboard, colour: bool) -> None:
+    def __init__(self, lord: Keyboard, colour: bool,
+                 columns: Callable[[], int] = lambda: 80) -> None:
         self.lord = lord
         self.colour = colour
+        self.columns = columns
         self.gone: Deferred[None] = Deferred()
         prompt = render(PROMPT, colour, own=True).encode()
         self.ps = (prompt, prompt)
@@ -132,7 +134,7 @@ class LordTerminal(HistoricRecvLine):
     def lineReceived(self, line: bytes) -> None:
         text = line.decode("utf-8", "replace")
         # The typed line stays on screen; redraw it in the Lord's colour.
-        rows = (self._prompt_width + len(text)) // max(self.width, 1) + 1
+        rows = max(1, -(-(self._prompt_width + len(text)) // max(self.columns(), 1)))
         self.terminal.cursorUp(rows)
         self.terminal.write(b"\r")
         self.terminal.eraseToDisplayEnd()

@@ -38,7 +38,7 @@ BOTS_PATIENCE = 2.0
 
 
 class Options(usage.Options):
-    synopsis = "[--bots N] [--think SECONDS] [--port PORT]"
+    synopsis = "Usage: realm-play [--bots N] [--think SECONDS] [--port PORT]"
     longdesc = "Play realm as the Lord, with bots, against a server of your own."
     optParameters = [
         ["bots", None, 4, "how many bots play with you (the realm holds them and you)", int],

@@ -33,13 +33,14 @@ def command(name: str) -> str:
 class Proc:
     """A child with its stdin piped and its output read line by line."""
 
-    def __init__(self, *argv: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, *argv: str, env: dict[str, str] | None = None,
+                 new_session: bool = False) -> None:
         self.argv = argv
         environ = dict(os.environ, NO_COLOR="1", PYTHONUNBUFFERED="1")
         environ.update(env or {})
         self.popen = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=environ, text=True, bufsize=1)
+            env=environ, text=True, bufsize=1, start_new_session=new_session)
         self.out: list[str] = []
         self.err: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -129,9 +130,10 @@ class Proc:
 
 
 @contextmanager
-def running(*argv: str, env: dict[str, str] | None = None) -> Iterator[Proc]:
+def running(*argv: str, env: dict[str, str] | None = None,
+            new_session: bool = False) -> Iterator[Proc]:
     """A `Proc` that is stopped however the block ends."""
-    proc = Proc(*argv, env=env)
+    proc = Proc(*argv, env=env, new_session=new_session)
     try:
         yield proc
     finally:

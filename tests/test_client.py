@@ -404,6 +404,17 @@ def test_terminal_prompt_survives_incoming_lines(clock: task.Clock) -> None:
     assert sent(transport) == ["Lord", "we shall eat"]
 
 
+def test_terminal_redraws_a_long_line_that_wrapped(clock: task.Clock) -> None:
+    lord, client, transport, _ = lord_client(clock)
+    screen = Screen(lord)
+    lord.attach(screen.terminal)
+    feed(client, "*** Lord has entered the realm (1/5)", "Arya: hi")
+    long = "we ride " * 12  # 96 characters: two rows of 80
+    screen.type(long.encode() + b"\r")
+    assert screen.rows()[:2] == ["*** Lord has entered the realm (1/5)", "Arya: hi"]
+    assert sent(transport)[-1] == long
+
+
 def test_terminal_keeps_the_cursor_where_the_player_left_it(clock: task.Clock) -> None:
     lord, client, transport, _ = lord_client(clock)
     screen = Screen(lord)

@@ -6,6 +6,7 @@ leaves stop every process it started, leaving no port bound.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
@@ -56,6 +57,16 @@ def test_a_game_then_end_of_input_stops_everything() -> None:
         play.expect("The Lord has left the realm")
         assert play.wait() == 0
     assert any("waiting until it accepts connections" in line for line in play.err)
+    assert_all_stopped(play)
+
+
+def test_ctrl_c_in_a_pipe_stops_everything() -> None:
+    # A Ctrl-C at the terminal signals the whole foreground process group.
+    with running(command("realm-play"), "--think", "0", new_session=True) as play:
+        play.expect("Welcome to the Game of Thrones")
+        os.killpg(play.pid, signal.SIGINT)
+        play.expect("The Lord has left the realm")
+        assert play.wait() == 0
     assert_all_stopped(play)
 
 
