@@ -24,6 +24,9 @@ test: $(STAMP) lint
 lint: $(STAMP)
 	$(BIN)/ruff check realm tests twisted bench
 
+browser: $(STAMP)
+	$(BIN)/pytest -q tests/test_browser.py
+
 typecheck: $(STAMP)
 	$(BIN)/mypy realm
 
