@@ -396,6 +396,15 @@ async def run_bots(reactor: Any, config: Options) -> None:
             return str(e)
         return await bot.done
 
+    told: set[str] = set()
+
+    def tell(error: str | None) -> str | None:
+        """Say why a bot failed as it happens; the same reason only once."""
+        if error and error not in told:
+            told.add(error)
+            complain(error)
+        return error
+
     def leave_all() -> Deferred[Any]:
         for bot in bots:
             bot.leave("stopped")
@@ -404,17 +413,16 @@ async def run_bots(reactor: Any, config: Options) -> None:
 
     reactor.addSystemEventTrigger("before", "shutdown", leave_all)
     names = bot_names(config, pool)
-    results = await gatherResults([ensureDeferred(one(i, n)) for i, n in enumerate(names)])
-    errors = [r for r in results if r]
-    for error in dict.fromkeys(errors):  # once each, in order
-        complain(error)
-    if errors:
+    results = await gatherResults(
+        [ensureDeferred(one(i, n)).addCallback(tell) for i, n in enumerate(names)])
+    if any(results):
         raise SystemExit(1)
 
 
 def complain(text: str) -> None:
-    """One line for the user on stderr (`\r\n`, in case the terminal is raw)."""
-    sys.stderr.write(f"realm-client: {text}\r\n")
+    """One line for the user on stderr (`\r\n` on a terminal, in case it is raw)."""
+    end = "\r\n" if sys.stderr.isatty() else "\n"
+    sys.stderr.write(f"realm-client: {text}{end}")
     sys.stderr.flush()
 
 
