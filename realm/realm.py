@@ -175,13 +175,21 @@ class Realm:
     def chat(self, member: Member, text: bytes) -> None:
         """Relay a chat line to the others; it may decide or answer an event."""
         data = member.prefix + text + b"\r\n"
+        waiting = self.waiting
+        if waiting is not None and member is not self.lord:
+            waiting.discard(member)
+            if not waiting:
+                # The last answer: the next event leaves with it, one write
+                # a member instead of two (the same bytes, in the same order).
+                event = self._draw_event()
+                both = data + event
+                for other in self.members.values():
+                    other.send(event if other is member else both)
+                return
         for other in self.members.values():
             if other is not member:
                 other.send(data)
-        if self.waiting is not None:
-            if member is not self.lord:
-                self._answered(member)
-        elif member is self.lord and self.started and self.full:
+        if waiting is None and member is self.lord and self.started and self.full:
             waiting = self.waiting = set(self.members.values())
             waiting.discard(member)
             # One timer per realm, pushed back each decision: a decision a
@@ -229,7 +237,11 @@ class Realm:
             self._post_event()
 
     def _post_event(self) -> None:
+        self.broadcast(self._draw_event())
+
+    def _draw_event(self) -> bytes:
+        """End the wait and draw the next event (`self.event`)."""
         self.waiting = None
         names = [m.name for m in self.members.values() if m is not self.lord]
         self.event = notice(draw_event(self.rng, names))
-        self.broadcast(self.event)
+        return self.event
