@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
 import sys
 import termios
@@ -56,6 +57,13 @@ def asks_password(line: str) -> bool:
     """Whether a server line asks for the Lord's password."""
     return line.startswith("*** ") and not line.startswith("*** Error: ") and (
         "password" in line.lower())
+
+
+def dismisses(line: str, name: str) -> bool:
+    """Whether a server line tells `name` (not another member) it is dismissed."""
+    words = set(re.findall(r"[\w-]+", line.lower()))
+    return line.startswith("*** ") and "dismissed" in words and bool(
+        words & {"you", name.lower()})
 
 
 class Driver(Protocol):
@@ -217,7 +225,7 @@ class BotDriver:
         """Remember why the server may be about to close: the last line tells."""
         if lord_left(line):
             self.ending = "the Lord has left"
-        elif line.startswith("*** ") and {"you", "dismissed"} <= set(line.lower().split()):
+        elif dismisses(line, self.name):
             self.ending = "dismissed"
         elif not self.leaving:
             self.ending = ""

@@ -199,10 +199,11 @@ def test_a_bot_that_deserts_leaves_cleanly(clock: task.Clock) -> None:
     assert driver.done.result is None and driver.ending == "deserted"
 
 
-def test_a_dismissed_bot_ends_cleanly(clock: task.Clock) -> None:
+@pytest.mark.parametrize("told", ["*** You have been dismissed by the Lord. Farewell.",
+                                  "*** Arya, the Lord has dismissed thee."])
+def test_a_dismissed_bot_ends_cleanly(clock: task.Clock, told: str) -> None:
     driver, client, _ = bot_client(clock)
-    feed(client, "*** Arya has entered the realm (1/5)",
-         "*** You have been dismissed by the Lord. Farewell.")
+    feed(client, "*** Arya has entered the realm (1/5)", told)
     client.connectionLost(GONE)
     assert driver.done.result is None
 
