@@ -5,17 +5,22 @@ BIN = $(VENV)/bin
 # A flat layout needs compat mode for twistd to see the plugin in an
 # editable install (../shared/TWISTED-NOTES.md); tests/test_packaging.py
 # checks a plain `pip install .` too.
-STAMP = $(VENV)/.installed
+INSTALL = $(BIN)/python -m pip install -q -e
+EDITABLE = --config-settings editable_mode=compat
+STAMP = $(VENV)/.installed-test
 
-.PHONY: play test lint typecheck bench cert browser clean
-
-$(STAMP): setup.cfg pyproject.toml
+# Playing needs only the package; testing adds pytest, selenium, ruff...
+$(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools
-	$(BIN)/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	$(INSTALL) . $(EDITABLE)
 	touch $@
 
-play: $(STAMP)
+$(STAMP): $(VENV)/.installed
+	$(INSTALL) '.[test]' $(EDITABLE)
+	touch $@
+
+play: $(VENV)/.installed
 	$(BIN)/realm-play
 
 test: $(STAMP) lint
