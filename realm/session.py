@@ -62,7 +62,8 @@ class Session(TimeoutMixin):
         self._realm_key = ""
         self._failures = 0
         self._throttled = False
-        self._tokens = 2.0 * server.settings.max_rate
+        self._rate = server.settings.max_rate  # 0: no limit, no bucket
+        self._tokens = 2.0 * self._rate
         self._last = 0.0
 
     # -- transport side, supplied by subclasses -----------------------------
@@ -132,11 +133,13 @@ class Session(TimeoutMixin):
         except UnicodeDecodeError:
             self.refuse("That line is not valid UTF-8 text; it was not sent.")
             return
-        if _CONTROL.search(text):
+        # isprintable() is False for every control character (and for some
+        # harmless ones): the regex decides only for those lines.
+        if not text.isprintable() and _CONTROL.search(text):
             self.refuse("Control characters are not allowed; the line was "
                         "not sent.")
             return
-        if not self._allow():
+        if self._rate and not self._allow():
             why = (f"You are sending too fast (more than "
                    f"{self.server.settings.max_rate:g} lines a second); "
                    "that line was not sent.")
