@@ -5,20 +5,24 @@ BIN = $(VENV)/bin
 # A flat layout needs compat mode for twistd to see the plugin in an
 # editable install (../shared/TWISTED-NOTES.md); tests/test_packaging.py
 # checks a plain `pip install .` too.
+LOG = $(VENV)/install.log
+# setuptools warns that compat mode is transitional: keep that in the log.
 INSTALL = $(BIN)/python -m pip install -q -e
-EDITABLE = --config-settings editable_mode=compat
+EDITABLE = --config-settings editable_mode=compat >>$(LOG) 2>&1 || { cat $(LOG); exit 1; }
 STAMP = $(VENV)/.installed-test
 
 # Playing needs only the package; testing adds pytest, selenium, ruff...
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip setuptools
-	$(INSTALL) . $(EDITABLE)
-	touch $@
+	@echo "Installing realm into $(VENV) (details in $(LOG))"
+	@$(BIN)/python -m pip install -q --upgrade pip setuptools >$(LOG) 2>&1 || { cat $(LOG); exit 1; }
+	@$(INSTALL) . $(EDITABLE)
+	@touch $@
 
 $(STAMP): $(VENV)/.installed
-	$(INSTALL) '.[test]' $(EDITABLE)
-	touch $@
+	@echo "Installing the test tools into $(VENV) (details in $(LOG))"
+	@$(INSTALL) '.[test]' $(EDITABLE)
+	@touch $@
 
 play: $(VENV)/.installed
 	$(BIN)/realm-play

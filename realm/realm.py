@@ -125,8 +125,12 @@ class Realm:
             else:
                 member.send(banner + self.event)
 
-    def remove(self, member: Member, why: str = "has left the realm") -> None:
-        """Unseat `member` (idempotent); a Lord's leaving ends the realm."""
+    def remove(self, member: Member, why: str = "has left the realm",
+               told: Member | None = None) -> None:
+        """Unseat `member` (idempotent); a Lord's leaving ends the realm.
+
+        The others hear `NAME why (n/SIZE)`, all but `told`, who knows.
+        """
         if self.members.get(member.name.lower()) is not member:
             return
         del self.members[member.name.lower()]
@@ -137,7 +141,7 @@ class Realm:
             self._end(member)
             return
         if self.members:
-            self.broadcast(notice(f"{member.name} {why} ({self.count})"))
+            self.broadcast(notice(f"{member.name} {why} ({self.count})"), but=told)
             self._answered(member)
             if self.lord is not None and len(self.members) == 1:
                 self.lord.send(notice("You stand alone, my Lord: every other "
@@ -217,10 +221,11 @@ class Realm:
             raise RealmError("You cannot dismiss yourself; use --leave to "
                              "leave the realm.")
         target.send(notice("You have been dismissed by the Lord. Farewell."))
-        self.remove(target, "has been dismissed by the Lord")
+        left = f"{len(self.members) - 1}/{self.size}"
+        lord.send(notice(f"You have dismissed {target.name}, {left} left on "
+                         "your team."))
+        self.remove(target, "has been dismissed by the Lord", told=lord)
         target.close()
-        lord.send(notice(f"You have dismissed {target.name}, {self.count} "
-                         "left on your team."))
 
     # -- the game ---------------------------------------------------------
     def _answered(self, member: Member) -> None:

@@ -249,7 +249,11 @@ def test_the_lord_dismisses_a_member_in_any_case() -> None:
     game.realm.dismiss(lord, "aRYA")
     assert arya.closed
     assert "dismissed" in arya.lines()[-1]
-    assert lord.lines()[-1] == "*** You have dismissed Arya, 4/5 left on your team."
+    # The Lord hears the contract's phrase first, and not the others' news.
+    assert lord.lines() == [
+        "*** You have dismissed Arya, 4/5 left on your team.",
+        "*** The Lord's next decision waits until the realm is full again.",
+    ]
     for m in others[1:]:
         assert m.lines()[0] == "*** Arya has been dismissed by the Lord (4/5)"
     assert "Arya" not in game.realm.who()
