@@ -50,6 +50,7 @@ class Stats:
         self.t_start = 0.0
         self.latencies: list[float] = []
         self.events = 0  # events the Lords saw while measuring
+        self.ended = 0  # rounds that ended while measuring
         self.errors = 0
         self.samples: list[str] = []
         self.in_flight = 0  # rounds started and not yet answered
@@ -154,8 +155,10 @@ class Game:
         if self.answers < BOTS:
             return
         stats = self.stats
-        if stats.measuring and self.t_sent >= stats.t_start:
-            stats.latencies.append(time.perf_counter() - self.t_sent)
+        if stats.measuring:
+            stats.ended += 1
+            if self.t_sent >= stats.t_start:
+                stats.latencies.append(time.perf_counter() - self.t_sent)
         stats.round_done()
         if not stats.stopping:
             self.start()
@@ -246,7 +249,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     before = proc(args.server_pid) if args.server_pid else None
     cpu0 = time.process_time()
     stats.t_start = time.perf_counter()
-    stats.events = 0
+    stats.events = stats.ended = 0
     stats.measuring = True
     await asyncio.sleep(args.seconds)
     stats.measuring = False
@@ -290,7 +293,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "p90_ms": percentile_ms(lat, 0.90),
         "p99_ms": percentile_ms(lat, 0.99),
         "max_ms": round(lat[-1] * 1000, 3) if lat else None,
-        "events_per_round": round(stats.events / rounds, 3) if rounds else None,
+        "events_per_round": round(stats.events / stats.ended, 3) if stats.ended else None,
         "lost_lines": lost,
         "errors": stats.errors,
         "loadgen_cpu_util": round((cpu1 - cpu0) / wall, 3),
