@@ -15,6 +15,7 @@ the two generators agree.
     python bench/run.py                 # R = 1, 100, 400, 2000; ~4 minutes
     python bench/run.py --quick         # R = 1, 100, one repetition
     python bench/run.py --realms 400 --reps 5 --seconds 8
+    python bench/run.py --floor         # + a bare Twisted relay, no game
 """
 
 from __future__ import annotations
@@ -73,10 +74,12 @@ class Server:
                     "--listen", f"tcp:{self.port}:interface=127.0.0.1:backlog=4096",
                     "--max-rate", "0", "--max-per-address", "0",
                     "--event-wait", str(args.event_wait)]
+        elif kind == "twisted floor":
+            argv = [sys.executable, str(HERE / "twisted_floor.py"), "--port", str(self.port)]
         else:
             argv = [sys.executable, str(SHARED / "ref_asyncio_realm.py"),
                     "--port", str(self.port)]
-        self.log = logdir / f"{kind}-{self.port}.log"
+        self.log = logdir / f"{kind.replace(' ', '-')}-{self.port}.log"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(pinned(0, argv), stdout=out, stderr=subprocess.STDOUT,
                                          cwd=tempfile.gettempdir())
@@ -198,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="R = 1, 100; one repetition")
     p.add_argument("--no-ref", action="store_true", help="skip the reference server")
     p.add_argument("--no-shared", action="store_true", help="skip the shared loadgen run")
+    p.add_argument("--floor", action="store_true",
+                   help="also measure bench/twisted_floor.py (Twisted alone, no game)")
     p.add_argument("--json", metavar="FILE", help="also write every run's result here")
     p.add_argument("-v", "--verbose", action="store_true", help="each run's JSON to stderr")
     args = p.parse_args(argv)
@@ -224,22 +229,27 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="realm-bench-") as tmp:
         logdir = Path(tmp)
         for realms in realm_counts:
-            runs: dict[str, list[dict[str, Any]]] = {"realm": [], "reference": []}
+            kinds = ["realm", "reference"] + (["twisted floor"] if args.floor else [])
+            runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
             for rep in range(args.reps):
-                order = ["realm", "reference"] if rep % 2 == 0 else ["reference", "realm"]
+                order = kinds if rep % 2 == 0 else kinds[::-1]
                 for kind in order:
                     if kind == "reference" and not ref:
                         continue
                     print(f"R={realms} {kind} run {rep + 1}/{args.reps} ...",
                           file=sys.stderr, flush=True)
                     runs[kind].append(measure(kind, realms, args, logdir))
-            every += runs["realm"] + runs["reference"]
+            every += [r for kind in kinds for r in runs[kind]]
             mine = summary(runs["realm"])
             rows.append((realms, "realm", mine))
             if runs["reference"]:
                 theirs = summary(runs["reference"])
                 rows.append((realms, "reference", theirs))
                 rows.append((realms, "realm/reference ratio", ratio(mine, theirs)))
+                if runs.get("twisted floor"):
+                    floor = summary(runs["twisted floor"])
+                    rows.append((realms, "twisted floor (no game)", floor))
+                    rows.append((realms, "floor/reference ratio", ratio(floor, theirs)))
             if shared and realms == agree_at:
                 print(f"R={realms} realm, shared loadgen ...", file=sys.stderr, flush=True)
                 other = measure("realm", realms, args, logdir, shared=True)
