@@ -18,20 +18,14 @@ splits lines itself.
 
 from __future__ import annotations
 
-from twisted.internet import interfaces
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from realm.server import RealmServer
 from realm.session import MAX_LINE, Session
 
-log = Logger()
 
-
-@implementer(interfaces.IPushProducer)
 class RealmProtocol(LineOnlyReceiver, Session):
     """A session over a byte stream: `nc`, `realm-client`, TLS."""
 
@@ -41,9 +35,6 @@ class RealmProtocol(LineOnlyReceiver, Session):
     def __init__(self, server: RealmServer) -> None:
         Session.__init__(self, server)
         self._discarding = False  # skipping the rest of an over-long line
-        self._paused = False  # the transport's buffer is full
-        self._queued = 0  # bytes written while paused
-        self._aborted = False  # dropped as a slow reader: read no more
 
     def connectionMade(self) -> None:
         transport = self.transport
@@ -64,7 +55,7 @@ class RealmProtocol(LineOnlyReceiver, Session):
         transport = self.transport
         for line in lines:
             # Closing (--leave, dismissed, dropped): read nothing more.
-            if transport.disconnecting or self._aborted:  # type: ignore[union-attr]
+            if transport.disconnecting or self.dropped:  # type: ignore[union-attr]
                 return
             if self._discarding:
                 self._discarding = False
@@ -80,19 +71,12 @@ class RealmProtocol(LineOnlyReceiver, Session):
             self._buffer = b""
 
     def send(self, data: bytes) -> None:
-        if self._paused:
-            limit = self.server.settings.max_queue
-            if self._queued > limit:
-                return  # already being dropped
-            self._queued += len(data)
-            if self._queued > limit:
-                log.warn("Dropped {name} ({address}): it stopped reading and "
-                         "{queued} bytes queued up", name=self.name or "-",
-                         address=self.address, queued=self._queued)
-                self._aborted = True
-                self.transport.abortConnection()  # type: ignore[union-attr]
-                return
+        if self.paused and self.stalled(len(data)):
+            return
         self.transport.write(data)  # type: ignore[union-attr]
+
+    def abort(self) -> None:
+        self.transport.abortConnection()  # type: ignore[union-attr]
 
     def close(self) -> None:
         transport = self.transport
@@ -105,17 +89,6 @@ class RealmProtocol(LineOnlyReceiver, Session):
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self.lost()
-
-    # -- IPushProducer: the transport tells us when the client stops reading
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._queued = 0
-
-    def stopProducing(self) -> None:
-        pass
 
 
 class RealmFactory(Factory):

@@ -22,9 +22,11 @@ from collections.abc import Callable
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from realm import commands
 from realm.names import LORD, JoinError, parse_join
@@ -46,13 +48,22 @@ def error(text: str) -> bytes:
     return notice("Error: " + text)
 
 
+@implementer(IPushProducer)
 class Session(TimeoutMixin):
-    """The phases of one connection; the transport is the subclass's."""
+    """The phases of one connection; the transport is the subclass's.
+
+    A session is also its transport's push producer: the transport pauses
+    it when the client stops reading, and `send` of a subclass asks
+    `stalled()` before writing while paused.
+    """
 
     address = "?"
     name = ""
     prefix = b""
     realm: Realm | None = None
+    paused = False  # the client stopped reading: its send buffer is full
+    dropped = False  # dropped as a slow reader: read and write no more
+    _queued = 0  # bytes sent while paused
 
     def __init__(self, server: RealmServer) -> None:
         self.server = server
@@ -72,6 +83,40 @@ class Session(TimeoutMixin):
 
     def close(self) -> None:
         raise NotImplementedError
+
+    def abort(self) -> None:
+        """Drop the connection now, whatever is still queued."""
+        raise NotImplementedError
+
+    # -- a client that stops reading -----------------------------------------
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self._queued = 0
+
+    def stopProducing(self) -> None:
+        pass
+
+    def stalled(self, size: int) -> bool:
+        """While paused: count `size` more bytes; True means do not send.
+
+        Past `max_queue` bytes the session is dropped, with a log line, so
+        a client that never reads cannot grow the server's memory.
+        """
+        limit = self.server.settings.max_queue
+        if self._queued > limit:
+            return True  # being dropped already
+        self._queued += size
+        if self._queued <= limit:
+            return False
+        log.warn("Dropped {name} ({address}): it stopped reading and {queued} "
+                 "bytes queued up", name=self.name or "-", address=self.address,
+                 queued=self._queued)
+        self.dropped = True
+        self.abort()
+        return True
 
     # -- lifecycle ---------------------------------------------------------
     def opened(self) -> None:

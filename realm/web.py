@@ -22,7 +22,6 @@ from __future__ import annotations
 from importlib import resources
 from urllib.parse import urlsplit
 
-from twisted.internet import interfaces
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.pages import notFound
@@ -30,7 +29,6 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 from twisted.web.websocket import WebSocketResource, WebSocketTransport
 from wsproto.utilities import LocalProtocolError
-from zope.interface import implementer
 
 from realm.server import RealmServer
 from realm.session import MAX_LINE, Session, error
@@ -53,7 +51,6 @@ STATIC = {  # path under / -> (file in realm/static, content type)
 }
 
 
-@implementer(interfaces.IPushProducer)
 class WebSession(Session):
     """A session over a WebSocket: Twisted's `WebSocketProtocol` shape."""
 
@@ -66,8 +63,6 @@ class WebSession(Session):
         self._request = request
         self._stream = request.channel.transport  # the TCP (or TLS) link
         self._closing = False
-        self._paused = False  # the link's send buffer is full
-        self._queued = 0  # bytes written while paused
         self._unread = 0  # bytes received since the last whole message
 
     # -- WebSocketProtocol ---------------------------------------------------
@@ -112,18 +107,8 @@ class WebSession(Session):
     def send(self, data: bytes) -> None:
         if self._closing or self.transport is None:
             return
-        if self._paused:
-            limit = self.server.settings.max_queue
-            if self._queued > limit:
-                return  # already being dropped
-            self._queued += len(data)
-            if self._queued > limit:
-                log.warn("Dropped {name} ({address}): it stopped reading and "
-                         "{queued} bytes queued up", name=self.name or "-",
-                         address=self.address, queued=self._queued)
-                self._closing = True
-                self._stream.abortConnection()  # type: ignore[union-attr]
-                return
+        if self.paused and self.stalled(len(data)):
+            return
         for line in data.split(b"\r\n")[:-1]:
             try:
                 self.transport.sendTextMessage(line.decode("utf-8", "replace"))
@@ -134,6 +119,10 @@ class WebSession(Session):
 
     def close(self) -> None:
         self._hang_up(1000)
+
+    def abort(self) -> None:
+        self._closing = True
+        self._stream.abortConnection()  # type: ignore[union-attr]
 
     def _hang_up(self, code: int) -> None:
         """Send a Close frame with `code`, then close the link."""
@@ -154,17 +143,6 @@ class WebSession(Session):
         close over `ssl:` would wait for the browser to hang up.
         """
         self._stream.unregisterProducer()  # type: ignore[union-attr]
-
-    # -- IPushProducer: the link tells us when the browser stops reading -----
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._queued = 0
-
-    def stopProducing(self) -> None:
-        pass
 
     # -- a bound on what a client may send towards one message ---------------
     def _guard_size(self) -> None:
