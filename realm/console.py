@@ -116,6 +116,7 @@ class LordTerminal(HistoricRecvLine):
         prompt = render(PROMPT, colour, own=True).encode()
         self.ps = (prompt, prompt)
         self._prompt_width = len(PROMPT)
+        self._utf8 = b""  # the first bytes of a character still being typed
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -126,6 +127,26 @@ class LordTerminal(HistoricRecvLine):
         # RecvLine resets the terminal, wiping the screen; keep it.
         self.terminal.write(self.ps[self.pn])
         self.setInsertMode()
+
+    def keystrokeReceived(self, keyID: bytes | object, modifier: object) -> None:
+        """Take non-ASCII characters too: RecvLine keeps only ASCII.
+
+        The terminal sends a character as its UTF-8 bytes, one keystroke
+        each; they go into the line as one character, so the cursor and
+        backspace move by characters.
+        """
+        if isinstance(keyID, bytes) and keyID >= b"\x80":
+            pending = self._utf8 + keyID
+            try:
+                pending.decode("utf-8")
+            except UnicodeDecodeError as e:
+                incomplete = e.reason == "unexpected end of data"
+                self._utf8 = pending if incomplete else b""  # else not UTF-8: drop
+                return
+            self._utf8 = b""
+            self.characterReceived(pending, False)
+            return
+        super().keystrokeReceived(keyID, modifier)
 
     def _end_of_input(self) -> None:
         if not self.lineBuffer:

@@ -428,6 +428,17 @@ def test_terminal_keeps_the_cursor_where_the_player_left_it(clock: task.Clock) -
     assert sent(transport)[-1] == "we shall eat"
 
 
+def test_terminal_takes_characters_beyond_ascii(clock: task.Clock) -> None:
+    lord, client, transport, _ = lord_client(clock)
+    screen = Screen(lord)
+    lord.attach(screen.terminal)
+    feed(client, "*** Lord has entered the realm (1/5)")
+    screen.type("Ser Jöran eats crème brûlée 🐉".encode())
+    screen.type(b"\x7f")  # backspace takes the whole dragon, not one byte
+    screen.type("!\r".encode())
+    assert sent(transport)[-1] == "Ser Jöran eats crème brûlée !"
+
+
 def test_terminal_colours_and_ctrl_keys(clock: task.Clock) -> None:
     lord, client, transport, _ = lord_client(clock)
     screen = Screen(lord, colour=True)
