@@ -435,7 +435,7 @@ def test_terminal_takes_characters_beyond_ascii(clock: task.Clock) -> None:
     feed(client, "*** Lord has entered the realm (1/5)")
     screen.type("Ser Jöran eats crème brûlée 🐉".encode())
     screen.type(b"\x7f")  # backspace takes the whole dragon, not one byte
-    screen.type("!\r".encode())
+    screen.type(b"!\r")
     assert sent(transport)[-1] == "Ser Jöran eats crème brûlée !"
 
 
