@@ -139,7 +139,7 @@ class Session(TimeoutMixin):
             self.realm = None
 
     def leave(self) -> None:
-        """Say goodbye and close; the realm hears of it as the link drops."""
+        """Say goodbye, leave the realm (telling it) and close."""
         self.send(notice(f"Farewell, {self.name}."))
         self._depart("has left the realm")
 
