@@ -17,13 +17,11 @@ from itertools import pairwise
 from typing import Any
 
 import pytest
+from fakes import Transport
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import task
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
-from twisted.python import failure
 
 from realm.protocol import RealmProtocol
 from realm.server import RealmServer, Settings
@@ -34,20 +32,6 @@ FUZZ = settings(max_examples=150, deadline=None,
 SECRET = "winter"
 # What a server line may look like: a notice, or chat stamped with a name.
 LINE = re.compile(rb"(\*\*\* [^\r\n]*|[A-Z][a-z0-9_-]{0,19}: [^\r\n]*)\r\n")
-
-
-class Transport(StringTransport):
-    def __init__(self, host: str) -> None:
-        super().__init__(peerAddress=IPv4Address("TCP", host, 40000))
-        self.closed = False
-
-    def loseConnection(self) -> None:
-        self.disconnecting = True
-        if not self.closed:
-            self.closed = True
-            self.protocol.connectionLost(failure.Failure(ConnectionError()))
-
-    abortConnection = loseConnection
 
 
 class Errors:

@@ -11,36 +11,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fakes import Transport
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import task
-from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
-from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent, globalLogPublisher
-from twisted.python import failure
 
 from realm.protocol import RealmProtocol
 from realm.server import RealmServer
 from realm.tap import Options, Shutdown, makeService, settings_from
 
 SECRET = "Dragonglass-7"
-
-
-class Transport(StringTransport):
-    """A `StringTransport` whose closing reaches the protocol, once."""
-
-    def __init__(self, host: str) -> None:
-        super().__init__(peerAddress=IPv4Address("TCP", host, 40000))
-        self.closed = False
-
-    def loseConnection(self) -> None:
-        self.disconnecting = True
-        if not self.closed:
-            self.closed = True
-            self.protocol.connectionLost(failure.Failure(ConnectionError()))
-
-    abortConnection = loseConnection
 
 
 class Link:
