@@ -72,3 +72,12 @@ def server(clock: task.Clock) -> ServerFactory:
                            rng=random.Random(seed))
 
     return make
+
+
+@pytest.fixture
+def events() -> Iterator[list[dict[str, Any]]]:
+    """Every event logged through `twisted.logger` during the test."""
+    seen: list[dict[str, Any]] = []
+    globalLogPublisher.addObserver(seen.append)
+    yield seen
+    globalLogPublisher.removeObserver(seen.append)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.python import failure
+
+from realm.tap import Options
+
+SECRET = "Dragonglass-7"
 
 
 class Transport(StringTransport):
@@ -21,3 +27,10 @@ class Transport(StringTransport):
             self.protocol.connectionLost(failure.Failure(ConnectionError()))
 
     abortConnection = loseConnection
+
+
+def memory_checker(secret: str = SECRET) -> Any:
+    """The checker twistd's `--auth memory:lord:SECRET` makes."""
+    config = Options()
+    config.parseOptions(["--auth", f"memory:lord:{secret}"])
+    return config["credCheckers"][0]

@@ -23,14 +23,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from fakes import memory_checker
 from twisted.internet import defer, error, protocol, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, clientFromString
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import formatEvent
 from twisted.python.failure import Failure
 
 from realm.protocol import RealmFactory, RealmProtocol
 from realm.server import RealmServer, Settings
-from realm.tap import Options
 
 WAIT = 10.0  # the longest any one expectation may take, in seconds
 SECRET = "Longclaw-42"
@@ -158,20 +158,6 @@ class Running:
             yield self.port.stopListening()
         # Let the server see its side of every connection go.
         yield bounded(self.server.shutdown(grace=WAIT), "the server's sessions to close")
-
-
-@pytest.fixture
-def events() -> Generator[list[dict[str, Any]], None, None]:
-    seen: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(seen.append)
-    yield seen
-    globalLogPublisher.removeObserver(seen.append)
-
-
-def memory_checker() -> Any:
-    config = Options()
-    config.parseOptions(["--auth", f"memory:lord:{SECRET}"])
-    return config["credCheckers"][0]
 
 
 @defer.inlineCallbacks
@@ -308,7 +294,7 @@ def test_a_flood_is_refused_and_the_game_goes_on() -> Generator[Any, Any, None]:
 @pytest_twisted.inlineCallbacks
 def test_a_password_brute_force_is_closed_after_three(
         events: list[dict[str, Any]]) -> Generator[Any, Any, None]:
-    running = Running(Settings(), checker=memory_checker())
+    running = Running(Settings(), checker=memory_checker(SECRET))
     yield running.start()
     try:
         # One guess at a time, waiting for each answer.

@@ -7,16 +7,15 @@ is the test's `task.Clock`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakes import Transport
+from fakes import Transport, memory_checker
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import task
 from twisted.internet.defer import Deferred
-from twisted.logger import formatEvent, globalLogPublisher
+from twisted.logger import formatEvent
 
 from realm.protocol import RealmProtocol
 from realm.server import RealmServer
@@ -65,21 +64,6 @@ def errors(lines: list[str]) -> list[str]:
     return [line for line in lines if line.startswith("*** Error: ")]
 
 
-@pytest.fixture
-def events() -> Iterator[list[dict[str, Any]]]:
-    """Every event logged through `twisted.logger` during the test."""
-    seen: list[dict[str, Any]] = []
-    globalLogPublisher.addObserver(seen.append)
-    yield seen
-    globalLogPublisher.removeObserver(seen.append)
-
-
-def memory_checker() -> Any:
-    config = Options()
-    config.parseOptions(["--auth", f"memory:lord:{SECRET}"])
-    return config["credCheckers"][0]
-
-
 # -- who may be Lord ---------------------------------------------------------
 
 def test_auth_option_reaches_the_server() -> None:
@@ -100,7 +84,7 @@ def test_without_auth_anyone_may_be_lord(server: Any) -> None:
 @pytest.mark.parametrize("how", ["memory", "file"])
 def test_right_password_makes_the_lord(server: Any, tmp_path: Any, how: str) -> None:
     if how == "memory":
-        checker = memory_checker()
+        checker = memory_checker(SECRET)
     else:
         path = tmp_path / "lords"
         path.write_text(f"# the realm's Lord\nlord:{SECRET}\n")
@@ -119,7 +103,7 @@ def test_right_password_makes_the_lord(server: Any, tmp_path: Any, how: str) -> 
 
 @pytest.mark.parametrize("wrong", ["", " ", SECRET.lower(), SECRET + " ", "x" * 1024])
 def test_wrong_or_missing_password_gives_no_role(server: Any, wrong: str) -> None:
-    realm_server = server(checker=memory_checker())
+    realm_server = server(checker=memory_checker(SECRET))
     link = Link(realm_server)
     link.lines()
     link.send("Lord", wrong)
@@ -133,14 +117,14 @@ def test_wrong_or_missing_password_gives_no_role(server: Any, wrong: str) -> Non
 
 
 def test_a_password_is_not_needed_but_by_the_lord(server: Any) -> None:
-    link = Link(server(checker=memory_checker()))
+    link = Link(server(checker=memory_checker(SECRET)))
     link.lines()
     link.send("Lordling")
     assert "*** Lordling has entered the realm (1/5)" in link.lines()
 
 
 def test_second_try_may_succeed(server: Any) -> None:
-    link = Link(server(checker=memory_checker()))
+    link = Link(server(checker=memory_checker(SECRET)))
     link.send("Lord", "nope", "Lord", SECRET)
     lines = link.lines()
     assert len(errors(lines)) == 1
@@ -148,7 +132,7 @@ def test_second_try_may_succeed(server: Any) -> None:
 
 
 def test_third_failure_closes(server: Any) -> None:
-    realm_server = server(checker=memory_checker())
+    realm_server = server(checker=memory_checker(SECRET))
     link = Link(realm_server)
     link.lines()
     # Pipelined: the fourth try, right as it is, must never be heard.
@@ -161,7 +145,7 @@ def test_third_failure_closes(server: Any) -> None:
 
 
 def test_failures_count_per_connection(server: Any) -> None:
-    realm_server = server(checker=memory_checker())
+    realm_server = server(checker=memory_checker(SECRET))
     first, second = Link(realm_server), Link(realm_server)
     first.send("Lord", "a", "Lord", "b")
     second.send("Lord", "c", "Lord", "d")
@@ -211,7 +195,7 @@ def test_passwords_never_reach_the_logs(
         server: Any, events: list[dict[str, Any]], tmp_path: Any) -> None:
     path = tmp_path / "lords"
     path.write_text(f"lord:{SECRET}\n")
-    for checker in (memory_checker(), None):
+    for checker in (memory_checker(SECRET), None):
         if checker is None:
             config = Options()
             config.parseOptions(["--auth", f"file:{path}"])
@@ -311,7 +295,7 @@ def test_login_timeout(server: Any, clock: task.Clock) -> None:
 
 
 def test_login_timeout_covers_the_password(server: Any, clock: task.Clock) -> None:
-    link = Link(server(checker=memory_checker(), login_timeout=10))
+    link = Link(server(checker=memory_checker(SECRET), login_timeout=10))
     link.send("Lord")
     clock.advance(10)
     assert link.closed
