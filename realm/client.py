@@ -38,7 +38,15 @@ from twisted.python import usage
 from twisted.python.failure import Failure
 
 from realm.bot import LEAVE, Bot, NamePool, Reply, Temper
-from realm.console import LEAVE_GRACE, Lord, LordPipe, LordTerminal, lord_left, terminal_colour
+from realm.console import (
+    LEAVE_GRACE,
+    Lord,
+    LordPipe,
+    LordTerminal,
+    lord_left,
+    server_closing,
+    terminal_colour,
+)
 
 LORD = "Lord"
 #: How long to wait for a connection before giving up, in seconds.
@@ -227,6 +235,8 @@ class BotDriver:
             self.ending = "the Lord has left"
         elif dismisses(line, self.name):
             self.ending = "dismissed"
+        elif server_closing(line):
+            self.ending = "the server has closed"
         elif not self.leaving:
             self.ending = ""
 

@@ -235,6 +235,11 @@ def lord_left(line: str) -> bool:
     return line.startswith("*** ") and "The Lord has left the realm" in line
 
 
+def server_closing(line: str) -> bool:
+    """Whether the server says it is shutting down (a goodbye, not a fault)."""
+    return line.startswith("*** The server is shutting down")
+
+
 class Lord:
     """The Lord's driver of a `realm.client.RealmClient`, fed by a keyboard.
 

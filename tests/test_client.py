@@ -225,6 +225,14 @@ def test_the_lords_leaving_ends_a_bot_cleanly(clock: task.Clock) -> None:
     assert not clock.getDelayedCalls()
 
 
+def test_a_server_shutting_down_ends_a_bot_cleanly(clock: task.Clock) -> None:
+    driver, client, _ = bot_client(clock)
+    feed(client, "*** Arya has entered the realm (1/5)",
+         "*** The server is shutting down. Farewell!")
+    client.connectionLost(GONE)
+    assert driver.done.result is None
+
+
 def test_a_stopped_bot_leaves_and_is_cut_off_after_a_grace(clock: task.Clock) -> None:
     driver, client, transport = bot_client(clock)
     feed(client, "*** Arya has entered the realm (1/5)")
