@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from realm.play import accepting
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
@@ -59,14 +61,6 @@ def wait_for(what: str, condition: Callable[[Any], Any], driver: Any = None,
         condition, message=f"waited {timeout:g}s for {what}")
 
 
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 class Server:
     """The installed `twistd -n realm`, with --listen and --web."""
 
@@ -81,7 +75,7 @@ class Server:
              "--event-wait", "30"],
             cwd=tmp, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
         wait_for("the server to listen", lambda _: self.proc.poll() is not None
-                 or (port_open(self.port) and port_open(self.web)))
+                 or (accepting(self.port) and accepting(self.web)))
         assert self.proc.poll() is None, self.log.read_text()
 
     @property
@@ -322,7 +316,7 @@ def test_the_lord_password_is_asked_for(tmp_path: Path, browser: WebDriver) -> N
         cwd=tmp_path, stdout=(tmp_path / "twistd.log").open("wb"),
         stderr=subprocess.STDOUT)
     try:
-        wait_for("the server to listen", lambda _: proc.poll() is not None or port_open(web))
+        wait_for("the server to listen", lambda _: proc.poll() is not None or accepting(web))
         driver = browser
         driver.get(f"http://127.0.0.1:{web}/")
         password = hook(driver, "password")

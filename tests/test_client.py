@@ -398,6 +398,16 @@ class Screen:
         return [row.rstrip() for row in bytes(self.buffer).decode().split("\n") if row.strip()]
 
 
+def terminal(clock: task.Clock, colour: bool = False
+             ) -> tuple[Screen, RealmClient, TCPTransport]:
+    """A Lord on a terminal screen, joined."""
+    lord, client, transport, _ = lord_client(clock)
+    screen = Screen(lord, colour=colour)
+    lord.attach(screen.terminal)
+    feed(client, "*** Lord has entered the realm (1/5)")
+    return screen, client, transport
+
+
 def test_terminal_prompt_survives_incoming_lines(clock: task.Clock) -> None:
     lord, client, transport, _ = lord_client(clock)
     screen = Screen(lord)
@@ -425,10 +435,7 @@ def test_terminal_redraws_a_long_line_that_wrapped(clock: task.Clock) -> None:
 
 
 def test_terminal_keeps_the_cursor_where_the_player_left_it(clock: task.Clock) -> None:
-    lord, client, transport, _ = lord_client(clock)
-    screen = Screen(lord)
-    lord.attach(screen.terminal)
-    feed(client, "*** Lord has entered the realm (1/5)")
+    screen, client, transport = terminal(clock)
     screen.type(b"we eat")
     screen.type(b"\x1b[D\x1b[D\x1b[D")  # left, left, left
     feed(client, "Arya: hi")
@@ -437,10 +444,7 @@ def test_terminal_keeps_the_cursor_where_the_player_left_it(clock: task.Clock) -
 
 
 def test_terminal_takes_characters_beyond_ascii(clock: task.Clock) -> None:
-    lord, client, transport, _ = lord_client(clock)
-    screen = Screen(lord)
-    lord.attach(screen.terminal)
-    feed(client, "*** Lord has entered the realm (1/5)")
+    screen, client, transport = terminal(clock)
     screen.type("Ser Jöran eats crème brûlée 🐉".encode())
     screen.type(b"\x7f")  # backspace takes the whole dragon, not one byte
     screen.type(b"!\r")
@@ -462,10 +466,7 @@ def test_terminal_colours_and_ctrl_keys(clock: task.Clock) -> None:
 
 
 def test_terminal_ctrl_d_on_an_empty_line_leaves(clock: task.Clock) -> None:
-    lord, client, transport, _ = lord_client(clock)
-    screen = Screen(lord)
-    lord.attach(screen.terminal)
-    feed(client, "*** Lord has entered the realm (1/5)")
+    screen, client, transport = terminal(clock)
     screen.type(b"\x04")
     assert sent(transport)[-1] == "--leave"
 

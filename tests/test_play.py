@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 
 import pytest
 from realm_procs import Proc, alive, command, running
 
-from realm.play import Options
+from realm.play import Options, accepting
 
 
 def started(play: Proc) -> tuple[int, int, int]:
@@ -25,14 +24,6 @@ def started(play: Proc) -> tuple[int, int, int]:
     port = re.search(r"on 127\.0\.0\.1:(\d+)", text)
     assert server and bots and port, play.describe()
     return int(server.group(1)), int(bots.group(1)), int(port.group(1))
-
-
-def accepting(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def assert_all_stopped(play: Proc) -> None:
