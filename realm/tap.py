@@ -9,6 +9,7 @@ from twisted.application import service, strports
 from twisted.cred import credentials, strcred
 from twisted.internet import endpoints, reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IProtocolFactory
 from twisted.logger import Logger
 from twisted.python import usage
 
@@ -118,24 +119,22 @@ class Shutdown(service.Service):
             self.reactor._exitSignal = None  # type: ignore[attr-defined]
 
 
+def _listen(top: service.MultiService, descriptions: list[str],
+            factory: IProtocolFactory, what: str) -> None:
+    for description in descriptions:
+        listener = strports.service(description, factory)
+        listener._raiseSynchronously = True  # a port in use fails the start
+        listener.setServiceParent(top)
+        log.info("Serving {what} on {endpoint}", what=what, endpoint=description)
+
+
 def makeService(config: Options) -> service.MultiService:
     checkers = config.get("credCheckers") or []
     server = RealmServer(settings_from(config), reactor,  # type: ignore[arg-type]
                          checker=checkers[0] if checkers else None)
     top = service.MultiService()
     Shutdown(server, reactor).setServiceParent(top)
-    factory = RealmFactory(server)
-    for description in config["listen"]:
-        listener = strports.service(description, factory)
-        listener._raiseSynchronously = True  # a port in use fails the start
-        listener.setServiceParent(top)
-        log.info("realm will listen on {endpoint}", endpoint=description)
+    _listen(top, config["listen"], RealmFactory(server), "realm")
     if config["web"]:
-        site = web.site(server)
-        for description in config["web"]:
-            listener = strports.service(description, site)
-            listener._raiseSynchronously = True
-            listener.setServiceParent(top)
-            log.info("realm will serve the web client on {endpoint}",
-                     endpoint=description)
+        _listen(top, config["web"], web.site(server), "the web client")
     return top
