@@ -18,6 +18,7 @@ splits lines itself.
 
 from __future__ import annotations
 
+from twisted.internet import tcp
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
@@ -35,6 +36,7 @@ class RealmProtocol(LineOnlyReceiver, Session):
     def __init__(self, server: RealmServer) -> None:
         Session.__init__(self, server)
         self._discarding = False  # skipping the rest of an over-long line
+        self._tcp: tcp.Connection | None = None  # a plain TCP socket: see send()
 
     def connectionMade(self) -> None:
         transport = self.transport
@@ -45,6 +47,8 @@ class RealmProtocol(LineOnlyReceiver, Session):
         peer = transport.getPeer()
         self.address = getattr(peer, "host", None) or str(peer)
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
+        if isinstance(transport, tcp.Connection):
+            self._tcp = transport
         self.opened()
 
     def dataReceived(self, data: bytes) -> None:
@@ -71,11 +75,33 @@ class RealmProtocol(LineOnlyReceiver, Session):
             self._buffer = b""
 
     def send(self, data: bytes) -> None:
+        """Write `data`: straight to the socket when nothing is queued.
+
+        Twisted's `write()` always queues, then has the reactor watch the
+        socket until the queue is flushed: two `epoll_ctl` calls and a
+        callback per write, a fifth of the server's CPU in the benchmark
+        (bench/RESULTS.md).  Like asyncio, a line for a plain TCP socket
+        with nothing queued goes out at once; whatever the kernel does not
+        take, and every line after it until the queue is flushed, is
+        queued by `write()` as before.  The queue's attributes are not
+        public API: tests/test_faults.py checks the hand-over both ways.
+        """
         if self.paused and self.stalled(len(data)):
             return
+        direct = self._tcp
+        if (direct is not None and not direct.dataBuffer and not direct._tempDataLen
+                and not direct.disconnecting):
+            try:
+                sent = direct.socket.send(data)
+            except OSError:  # full, or gone: write() queues it, or finds out
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
         self.transport.write(data)  # type: ignore[union-attr]
 
     def abort(self) -> None:
+        self._tcp = None  # write nothing more
         self.transport.abortConnection()  # type: ignore[union-attr]
 
     def close(self) -> None:
@@ -88,6 +114,7 @@ class RealmProtocol(LineOnlyReceiver, Session):
         transport.loseConnection()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        self._tcp = None
         self.lost()
 
 

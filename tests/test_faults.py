@@ -12,6 +12,7 @@ import datetime
 import ipaddress
 import os
 import re
+import socket
 import sys
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -253,6 +254,63 @@ def test_a_client_that_never_reads_is_bounded_then_dropped(
         speaker.say("Still with us, my Lord?")
         yield lord.wait_for("Arya: Still with us, my Lord?")
         assert not lord.errors() and not speaker.errors()
+    finally:
+        yield running.stop()
+
+
+# -- a reader that falls behind, then catches up ---------------------------------
+
+@pytest_twisted.inlineCallbacks
+def test_lines_keep_their_order_while_a_reader_falls_behind_and_catches_up(
+        ) -> Generator[Any, Any, None]:
+    """`send()` writes straight to an idle socket, queues behind a backlog.
+
+    While anything is queued, a line must queue too, even when the kernel
+    has room again: written at once it would overtake the queue.
+    """
+    running = Running(Settings(max_rate=0, max_queue=1 << 24))
+    yield running.start()
+    try:
+        reader = yield running.connect("Reader")
+        held = running.factory.made[-1]
+        transport: Any = held.transport
+
+        def queued() -> int:
+            return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+
+        reader.transport.pauseProducing()  # it reads nothing for now
+        # Small kernel buffers on both sides, so the backlog comes soon.
+        transport.getHandle().setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        client_socket = reader.transport.getHandle()
+        client_socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sent = 0
+
+        def line() -> None:
+            nonlocal sent
+            held.send(b"*** line %d %s\r\n" % (sent, b"x" * 200))
+            sent += 1
+
+        line()
+        assert queued() == 0  # an idle socket took it at once
+        while queued() == 0:  # until the kernel's buffers are full
+            assert sent < 100_000, "the kernel never pushed back"
+            line()
+        # The reader takes a chunk: the kernel has room again, but lines
+        # are still queued, so the next ones must wait behind them.
+        reader.dataReceived(client_socket.recv(1 << 16))
+        for _ in range(20):
+            line()
+        assert queued() > 0
+        reader.transport.resumeProducing()
+        yield reader.wait_for(f"*** line {sent - 1} ")
+        numbers = [int(text.split()[2]) for text in reader.lines if text.startswith("*** line ")]
+        assert numbers == list(range(sent))
+        # The backlog is gone: lines go straight out again.
+        assert queued() == 0
+        line()
+        assert queued() == 0
+        yield reader.wait_for(f"*** line {sent - 1} ")
+        assert not reader.errors()
     finally:
         yield running.stop()
 
