@@ -19,12 +19,43 @@ splits lines itself.
 from __future__ import annotations
 
 from twisted.internet import tcp
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.python.failure import Failure
 
 from realm.server import RealmServer
 from realm.session import MAX_LINE, Session
+
+HOLD = 16  # lines held for one member before they go out anyway
+
+
+class Outbox:
+    """Members with lines held for plain TCP sockets, sent once a turn.
+
+    Twisted's `write()` queues, then has the reactor watch the socket
+    until the queue is flushed: two `epoll_ctl` calls and a callback per
+    flush, the biggest cost of a busy server (bench/RESULTS.md).  Here
+    `send()` holds a member's lines until the reactor has handled the
+    events in hand (a `callLater(0)`, no wait), then writes them in one
+    send straight to the socket, as asyncio would; only what the kernel
+    does not take goes through `write()`.  Under load every line a
+    member gets in one turn leaves in one send; an idle server pays one
+    more reactor turn per burst.
+    """
+
+    def __init__(self) -> None:
+        self._members: list[RealmProtocol] = []
+
+    def hold(self, member: RealmProtocol, reactor: IReactorTime) -> None:
+        if not self._members:
+            reactor.callLater(0, self.flush)
+        self._members.append(member)
+
+    def flush(self) -> None:
+        members, self._members = self._members, []
+        for member in members:
+            member.flush()
 
 
 class RealmProtocol(LineOnlyReceiver, Session):
@@ -33,10 +64,12 @@ class RealmProtocol(LineOnlyReceiver, Session):
     delimiter = b"\n"
     MAX_LENGTH = MAX_LINE
 
-    def __init__(self, server: RealmServer) -> None:
+    def __init__(self, server: RealmServer, outbox: Outbox | None = None) -> None:
         Session.__init__(self, server)
         self._discarding = False  # skipping the rest of an over-long line
-        self._tcp: tcp.Connection | None = None  # a plain TCP socket: see send()
+        self._outbox = outbox or Outbox()
+        self._tcp: tcp.Connection | None = None  # a plain TCP socket: see Outbox
+        self._held: list[bytes] = []
 
     def connectionMade(self) -> None:
         transport = self.transport
@@ -75,22 +108,33 @@ class RealmProtocol(LineOnlyReceiver, Session):
             self._buffer = b""
 
     def send(self, data: bytes) -> None:
-        """Write `data`: straight to the socket when nothing is queued.
-
-        Twisted's `write()` always queues, then has the reactor watch the
-        socket until the queue is flushed: two `epoll_ctl` calls and a
-        callback per write, a fifth of the server's CPU in the benchmark
-        (bench/RESULTS.md).  Like asyncio, a line for a plain TCP socket
-        with nothing queued goes out at once; whatever the kernel does not
-        take, and every line after it until the queue is flushed, is
-        queued by `write()` as before.  The queue's attributes are not
-        public API: tests/test_faults.py checks the hand-over both ways.
-        """
         if self.paused and self.stalled(len(data)):
             return
+        if self._tcp is None:  # TLS, or a test's transport
+            self.transport.write(data)  # type: ignore[union-attr]
+            return
+        held = self._held
+        if not held:
+            self._outbox.hold(self, self._tcp.reactor)  # type: ignore[arg-type]
+        held.append(data)
+        if len(held) >= HOLD:
+            self.flush()
+
+    def flush(self) -> None:
+        """Send the held lines: straight to the socket if nothing is queued.
+
+        While the transport has anything queued, the lines queue behind
+        it, or they would overtake it.  The queue's attributes are not
+        public API: tests/test_faults.py checks the hand-over both ways.
+        """
+        if not self._held:
+            return
+        data = b"".join(self._held)
+        self._held = []
         direct = self._tcp
-        if (direct is not None and not direct.dataBuffer and not direct._tempDataLen
-                and not direct.disconnecting):
+        if direct is None:
+            return  # lost, or dropped: nothing more goes out
+        if not direct.dataBuffer and not direct._tempDataLen and not direct.disconnecting:
             try:
                 sent = direct.socket.send(data)
             except OSError:  # full, or gone: write() queues it, or finds out
@@ -98,7 +142,7 @@ class RealmProtocol(LineOnlyReceiver, Session):
             if sent == len(data):
                 return
             data = data[sent:]
-        self.transport.write(data)  # type: ignore[union-attr]
+        direct.write(data)
 
     def abort(self) -> None:
         self._tcp = None  # write nothing more
@@ -109,6 +153,7 @@ class RealmProtocol(LineOnlyReceiver, Session):
         assert transport is not None
         if transport.disconnecting:  # type: ignore[attr-defined]
             return  # closing already
+        self.flush()  # the last lines go before the goodbye
         # TLS closes only once its producer is gone: unregister us first.
         transport.unregisterProducer()  # type: ignore[attr-defined]
         transport.loseConnection()
@@ -123,6 +168,7 @@ class RealmFactory(Factory):
 
     def __init__(self, server: RealmServer) -> None:
         self.server = server
+        self.outbox = Outbox()
 
     def buildProtocol(self, addr: object) -> RealmProtocol:
-        return RealmProtocol(self.server)
+        return RealmProtocol(self.server, self.outbox)
