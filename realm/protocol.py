@@ -35,13 +35,13 @@ class Outbox:
 
     Twisted's `write()` queues, then has the reactor watch the socket
     until the queue is flushed: two `epoll_ctl` calls and a callback per
-    flush, the biggest cost of a busy server (bench/RESULTS.md).  Here
+    flush, a large part of a busy server's CPU (bench/RESULTS.md).  Here
     `send()` holds a member's lines until the reactor has handled the
     events in hand (a `callLater(0)`, no wait), then writes them in one
     send straight to the socket, as asyncio would; only what the kernel
     does not take goes through `write()`.  Under load every line a
     member gets in one turn leaves in one send; an idle server pays one
-    more reactor turn per burst.
+    more reactor turn per burst.  TLS and test transports get `write()`.
     """
 
     def __init__(self) -> None:
