@@ -77,7 +77,7 @@ def twistd() -> str:
 
 def client(*args: str) -> list[str]:
     """`realm-client ARGS`, run by this Python."""
-    return [sys.executable, "-m", "realm.client", *args]
+    return [sys.executable, "-m", "realm.cli", *args]
 
 
 def accepting(port: int) -> bool:

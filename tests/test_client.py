@@ -20,7 +20,8 @@ from twisted.test import iosim
 
 from realm import lore
 from realm.bot import Bot, NamePool, Temper
-from realm.client import BotDriver, Options, RealmClient, bot_names
+from realm.cli import Options, bot_names
+from realm.client import BotDriver, RealmClient
 from realm.console import (
     LEAVE_GRACE,
     Lord,
