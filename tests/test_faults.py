@@ -1,6 +1,7 @@
 """Fault tests over real loopback sockets (127.0.0.1 only).
 
-Clients killed mid-line, a client that never reads, a flood, a password
+Clients killed mid-line, a client that never reads, one that falls
+behind and catches up (no line overtakes the queue), a flood, a password
 brute force, SIGTERM to a running `twistd -n realm` with a game in
 progress, and TLS end to end with a certificate the test makes.  Every
 wait is bounded; nothing sleeps on the wall clock.
@@ -259,7 +260,7 @@ def test_a_client_that_never_reads_is_bounded_then_dropped(
         yield running.stop()
 
 
-# -- a reader that falls behind, then catches up ---------------------------------
+# -- a reader that falls behind, then catches up -------------------------------
 
 @pytest_twisted.inlineCallbacks
 def test_lines_keep_their_order_while_a_reader_falls_behind_and_catches_up(
