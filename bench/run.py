@@ -143,6 +143,19 @@ def measure(kind: str, realms: int, args: argparse.Namespace, logdir: Path,
     return result
 
 
+def interleaved(kinds: list[str], realms: int, args: argparse.Namespace, logdir: Path,
+                shared: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """`args.reps` runs of each server kind, the order reversed every other rep."""
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    by = ", shared loadgen," if shared else ""
+    for rep in range(args.reps):
+        for kind in kinds if rep % 2 == 0 else kinds[::-1]:
+            print(f"R={realms} {kind}{by} run {rep + 1}/{args.reps} ...",
+                  file=sys.stderr, flush=True)
+            runs[kind].append(measure(kind, realms, args, logdir, shared))
+    return runs
+
+
 FIGURES = ["rounds_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_round",
            "peak_mib", "kib_per_conn", "join_s"]
 
@@ -229,40 +242,26 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="realm-bench-") as tmp:
         logdir = Path(tmp)
         for realms in realm_counts:
-            kinds = ["realm", "reference"] + (["twisted floor"] if args.floor else [])
-            runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
-            for rep in range(args.reps):
-                order = kinds if rep % 2 == 0 else kinds[::-1]
-                for kind in order:
-                    if kind == "reference" and not ref:
-                        continue
-                    print(f"R={realms} {kind} run {rep + 1}/{args.reps} ...",
-                          file=sys.stderr, flush=True)
-                    runs[kind].append(measure(kind, realms, args, logdir))
-            every += [r for kind in kinds for r in runs[kind]]
+            others = ["reference"] if ref else []
+            floor = ["twisted floor"] if args.floor and ref else []
+            runs = interleaved(["realm", *others, *floor], realms, args, logdir)
+            every += [r for kind_runs in runs.values() for r in kind_runs]
             mine = summary(runs["realm"])
             rows.append((realms, "realm", mine))
-            if runs["reference"]:
+            if ref:
                 theirs = summary(runs["reference"])
                 rows.append((realms, "reference", theirs))
                 rows.append((realms, "realm/reference ratio", ratio(mine, theirs)))
-                if runs.get("twisted floor"):
-                    floor = summary(runs["twisted floor"])
-                    rows.append((realms, "twisted floor (no game)", floor))
-                    rows.append((realms, "floor/reference ratio", ratio(floor, theirs)))
+                if floor:
+                    bare = summary(runs["twisted floor"])
+                    rows.append((realms, "twisted floor (no game)", bare))
+                    rows.append((realms, "floor/reference ratio", ratio(bare, theirs)))
             if shared and realms == agree_at:  # the same, by the other generator
-                pairs: dict[str, list[dict[str, Any]]] = {"realm": [], "reference": []}
-                for rep in range(args.reps):
-                    for kind in pairs if rep % 2 == 0 else list(pairs)[::-1]:
-                        if kind == "reference" and not ref:
-                            continue
-                        print(f"R={realms} {kind}, shared loadgen, run {rep + 1}/{args.reps}"
-                              " ...", file=sys.stderr, flush=True)
-                        pairs[kind].append(measure(kind, realms, args, logdir, shared=True))
-                every += pairs["realm"] + pairs["reference"]
+                pairs = interleaved(["realm", *others], realms, args, logdir, shared=True)
+                every += [r for kind_runs in pairs.values() for r in kind_runs]
                 other = summary(pairs["realm"])
                 rows.append((realms, "realm (shared loadgen)", other))
-                if pairs["reference"]:
+                if ref:
                     theirs = summary(pairs["reference"])
                     rows.append((realms, "reference (shared)", theirs))
                     rows.append((realms, "shared: realm/ref ratio", ratio(other, theirs)))
