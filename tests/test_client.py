@@ -497,6 +497,15 @@ class Realm:
                 pump.pump()
 
 
+def watched_lord(clock: task.Clock) -> tuple[Lord, list[str]]:
+    """A Lord whose screen keeps every line it is shown."""
+    lord = Lord(clock)
+    seen: list[str] = []
+    lord.attach(type("S", (), {"show": lambda self, line: seen.append(line),
+                               "close": lambda self: succeed(None)})())
+    return lord, seen
+
+
 def test_a_game_with_the_real_server(clock: task.Clock) -> None:
     realm = Realm(clock, event_wait=5)
     bots = []
@@ -507,10 +516,7 @@ def test_a_game_with_the_real_server(clock: task.Clock) -> None:
         assert name is not None
         realm.join(RealmClient(driver, name))
         bots.append(driver)
-    lord = Lord(clock)
-    seen: list[str] = []
-    lord.attach(type("S", (), {"show": lambda self, line: seen.append(line),
-                               "close": lambda self: succeed(None)})())
+    lord, seen = watched_lord(clock)
     realm.join(RealmClient(lord, "Lord"))
     realm.settle()
     assert any("Welcome to the Game of Thrones" in line for line in seen)
@@ -541,10 +547,7 @@ def test_a_bot_deserts_through_the_real_server(clock: task.Clock) -> None:
     fickle = BotDriver(Bot(random.Random(2), Temper(loyalty=1)), clock, 0.5)
     realm.join(RealmClient(loyal, "Arya"))
     realm.join(RealmClient(fickle, "Bran"))
-    lord = Lord(clock)
-    seen: list[str] = []
-    lord.attach(type("S", (), {"show": lambda self, line: seen.append(line),
-                               "close": lambda self: succeed(None)})())
+    lord, seen = watched_lord(clock)
     realm.join(RealmClient(lord, "Lord"))
     realm.settle()
     lord.say("let us dance")
