@@ -15,7 +15,7 @@ GAME_NAME = "Game of Thrones"
 NAMES = (
     "Arya", "Sansa", "Bran", "Rickon", "Robb", "Jon", "Ned", "Catelyn",
     "Tyrion", "Cersei", "Jaime", "Tywin", "Joffrey", "Tommen", "Myrcella",
-    "Daenerys", "Jorah", "Missandei", "Grey-Worm", "Varys", "Littlefinger",
+    "Daenerys", "Jorah", "Missandei", "Meera", "Varys", "Littlefinger",
     "Brienne", "Podrick", "Davos", "Stannis", "Melisandre", "Samwell",
     "Gilly", "Tormund", "Ygritte", "Theon", "Yara", "Sandor", "Gregor",
     "Oberyn", "Ellaria", "Bronn", "Gendry", "Hodor", "Margaery", "Olenna",
