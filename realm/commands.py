@@ -2,8 +2,10 @@
 "did you mean".
 
 A command line is `--NAME [ARGUMENT]`; the name is case-insensitive.
-Handlers take the member's session and the argument, and raise
-`RealmError` to refuse.
+Handlers take the member who typed it, its realm and the argument, and
+raise `RealmError` to refuse.  A member is anything with a name that can
+be sent lines and can leave: a connection here, or a proxy for one on
+another process.
 """
 
 from __future__ import annotations
@@ -11,12 +13,20 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from realm.realm import RealmError, notice
+from realm import wire
+from realm.realm import Member, Realm, RealmError
 
-if TYPE_CHECKING:
-    from realm.session import Session
+
+class Actor(Member, Protocol):
+    """A member who can type commands."""
+
+    def leave(self) -> None:
+        """Say goodbye, leave the realm and close."""
+
+
+Handler = Callable[[Actor, Realm, str], None]
 
 
 @dataclass(frozen=True)
@@ -24,30 +34,24 @@ class Command:
     name: str  # without the leading --
     usage: str  # e.g. "--dismiss NAME"
     help: str
-    run: Callable[[Session, str], None]
+    run: Handler
     lord_only: bool = False
 
 
-def _help(session: Session, arg: str) -> None:
-    lines = [notice("Commands (anything else you type is said to the realm):")]
-    for command in COMMANDS.values():
-        who = " (Lord only)" if command.lord_only else ""
-        lines.append(notice(f"  {command.usage:<15} {command.help}{who}"))
-    session.send(b"".join(lines))
+def _help(actor: Actor, realm: Realm, arg: str) -> None:
+    actor.send(HELP)
 
 
-def _who(session: Session, arg: str) -> None:
-    assert session.realm is not None
-    session.send(notice(session.realm.who()))
+def _who(actor: Actor, realm: Realm, arg: str) -> None:
+    actor.send(realm.who())
 
 
-def _dismiss(session: Session, arg: str) -> None:
-    assert session.realm is not None
-    session.realm.dismiss(session, arg)
+def _dismiss(actor: Actor, realm: Realm, arg: str) -> None:
+    realm.dismiss(actor, arg)
 
 
-def _leave(session: Session, arg: str) -> None:
-    session.leave()
+def _leave(actor: Actor, realm: Realm, arg: str) -> None:
+    actor.leave()
 
 
 COMMANDS: dict[str, Command] = {
@@ -60,6 +64,10 @@ COMMANDS: dict[str, Command] = {
         Command("leave", "--leave", "leave the realm", _leave),
     )
 }
+HELP = wire.HELP_HEAD.notice() + b"".join(
+    wire.HELP_ROW.notice(usage=c.usage, help=c.help, who=" (Lord only)" if c.lord_only else "")
+    for c in COMMANDS.values())
+_LISTING = ", ".join(c.usage for c in COMMANDS.values())
 
 
 def suggest(word: str) -> str:
@@ -68,15 +76,13 @@ def suggest(word: str) -> str:
     return close[0] if close else "help"
 
 
-def run(session: Session, line: str) -> None:
+def run(actor: Actor, realm: Realm, line: str) -> None:
     """Carry out a `--` command line; raise `RealmError` to refuse it."""
     word, _, arg = line[2:].strip().partition(" ")
     command = COMMANDS.get(word.lower())
     if command is None:
-        listing = ", ".join(c.usage for c in COMMANDS.values())
-        shown = word[:30] or ""
-        raise RealmError(f"Unknown command '--{shown}'. Did you mean "
-                         f"--{suggest(word.lower())}? Commands: {listing}")
-    if command.lord_only and session.realm is not None and session.realm.lord is not session:
-        raise RealmError(f"Only the Lord may use --{command.name}.")
-    command.run(session, arg.strip())
+        raise RealmError(wire.UNKNOWN_COMMAND.notice(
+            word=word[:30], closest=suggest(word.lower()), listing=_LISTING))
+    if command.lord_only and realm.lord is not actor:
+        raise RealmError(wire.LORD_ONLY.notice(command=command.name))
+    command.run(actor, realm, arg.strip())

@@ -1,19 +1,23 @@
 """Name rules: who may join, as which name, in which realm.
 
-Pure functions; a refusal is a `JoinError` whose text is the reason.
+Pure functions; a refusal is a `JoinError` whose `line` is the wire-ready
+`*** Error: ` line that says why.
 """
 
 from __future__ import annotations
 
 import re
 
-LORD = "Lord"
-MAX_NAME = 20
-_NAME = re.compile(rf"[A-Za-z][A-Za-z0-9_-]{{0,{MAX_NAME - 1}}}\Z")
+from realm import wire
+
+LORD = wire.LORD
+_NAME = re.compile(wire.NAME_RULE + r"\Z")
+#: Digits read as letters, to see through `L0rd`.
+_AS_LETTERS = str.maketrans("01345", "oleas", "_-26789")
 
 
-class JoinError(Exception):
-    """A join line was refused; `str(error)` tells the client why."""
+class JoinError(wire.Refusal):
+    """A join was refused; `line` is the `*** Error: ` line for the client."""
 
 
 def normalise(name: str) -> str:
@@ -24,13 +28,18 @@ def normalise(name: str) -> str:
 def check(word: str, what: str) -> str:
     """Return `word` if it is a valid name, else raise `JoinError`."""
     if not word:
-        raise JoinError(f"Please give a {what} (a letter, then up to "
-                        f"{MAX_NAME - 1} letters, digits, _ or -).")
+        raise JoinError(wire.NO_NAME.notice(what=what))
     if not _NAME.match(word):
-        raise JoinError(
-            f"'{word[:40]}' is not a valid {what}: use 1-{MAX_NAME} ASCII "
-            "characters, a letter first, then letters, digits, _ or -.")
+        raise JoinError(wire.BAD_NAME.notice(word=word[:40], what=what))
     return word
+
+
+def passes_for_lord(name: str) -> bool:
+    """Whether a name other than `Lord` would read as the Lord (`Lord_`, `L0rd`).
+
+    Such names are refused, so a chat line that starts `Lord...:` is the Lord's.
+    """
+    return name != LORD and name.lower().translate(_AS_LETTERS) == "lord"
 
 
 def parse_join(line: str, default_realm: str) -> tuple[str, str]:
@@ -39,6 +48,8 @@ def parse_join(line: str, default_realm: str) -> tuple[str, str]:
     The realm key is lower-case: realms are case-insensitive.
     """
     name, at, realm = line.strip().partition("@")
-    name = check(name.strip(), "name")
+    name = normalise(check(name.strip(), "name"))
+    if passes_for_lord(name):
+        raise JoinError(wire.LOOKS_LIKE_LORD.notice(name=name))
     realm = check(realm.strip(), "realm name") if at else default_realm
-    return normalise(name), realm.lower()
+    return name, realm.lower()

@@ -8,167 +8,230 @@ Line grammar, client to server (UTF-8, `\\n` or `\\r\\n` ends a line):
                | TEXT                     chat, relayed as `NAME: TEXT`
 
 Server to client: `*** ...` notices (`*** Error: ...`,
-`*** [New Event] ...`) and `NAME: TEXT` chat, each ending `\\r\\n`.
+`*** [New Event] ...`) and `NAME: TEXT` chat, each ending `\\r\\n`
+(realm.wire has every one).
 
-A line over 1024 bytes is refused and skipped up to its end, and the
-next line (even in the same packet) is handled: `LineOnlyReceiver`'s own
-`dataReceived` would drop the rest of the packet, so this protocol
-splits lines itself.
+Telnet commands are removed before lines are split (realm.telnet).  A
+line over 1024 bytes is refused and skipped up to its end, and the next
+line (even in the same packet) is handled.
+
+`StreamLink` is the `realm.link.Link` of one such connection: it carries
+a `realm.session.Session`'s lines, bounds what it queues for a client
+that stops reading, gives a TLS handshake `HANDSHAKE_TIMEOUT` seconds,
+and aborts a close that cannot finish within `CLOSE_GRACE`.
 """
 
 from __future__ import annotations
 
-from twisted.internet import tcp
-from twisted.internet.interfaces import IReactorTime
-from twisted.internet.protocol import Factory
-from twisted.protocols.basic import LineOnlyReceiver
-from twisted.python.failure import Failure
+from collections.abc import Callable
 
+from twisted.internet.interfaces import (
+    IDelayedCall,
+    IHandshakeListener,
+    IPushProducer,
+    IReactorTime,
+    ISSLTransport,
+)
+from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from realm import wire
+from realm._direct import direct_writer
+from realm.gate import LINE_TOO_LONG
+from realm.link import CLOSE_GRACE, HANDSHAKE_TIMEOUT, Backlog
 from realm.server import RealmServer
-from realm.session import MAX_LINE, Session
+from realm.session import Session
+from realm.telnet import TelnetFilter
+
+log = Logger()
 
 HOLD = 16  # lines held for one member before they go out anyway
 
 
 class Outbox:
-    """Members with lines held for plain TCP sockets, sent once a turn.
+    """Links with lines held, sent once the reactor has handled the events
+    in hand (a `callLater(0)`, no wait): under load every line a member
+    gets in one turn leaves in one send; an idle server pays one more
+    reactor turn per burst."""
 
-    Twisted's `write()` queues, then has the reactor watch the socket
-    until the queue is flushed: two `epoll_ctl` calls and a callback per
-    flush, a large part of a busy server's CPU (bench/RESULTS.md).  Here
-    `send()` holds a member's lines until the reactor has handled the
-    events in hand (a `callLater(0)`, no wait), then writes them in one
-    send straight to the socket, as asyncio would; only what the kernel
-    does not take goes through `write()`.  Under load every line a
-    member gets in one turn leaves in one send; an idle server pays one
-    more reactor turn per burst.  TLS and test transports get `write()`.
-    """
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self._links: list[StreamLink] = []
 
-    def __init__(self) -> None:
-        self._members: list[RealmProtocol] = []
-
-    def hold(self, member: RealmProtocol, reactor: IReactorTime) -> None:
-        if not self._members:
-            reactor.callLater(0, self.flush)
-        self._members.append(member)
+    def hold(self, link: StreamLink) -> None:
+        if not self._links:
+            self.clock.callLater(0, self.flush)
+        self._links.append(link)
 
     def flush(self) -> None:
-        members, self._members = self._members, []
-        for member in members:
-            member.flush()
+        links, self._links = self._links, []
+        for link in links:
+            link.flush()
 
 
-class RealmProtocol(LineOnlyReceiver, Session):
-    """A session over a byte stream: `nc`, `realm-client`, TLS."""
+@implementer(IPushProducer, IHandshakeListener)
+class StreamLink(Protocol):
+    """One `nc`, telnet, PuTTY, realm-client or TLS connection."""
 
-    delimiter = b"\n"
-    MAX_LENGTH = MAX_LINE
+    address = "?"
+    _direct: Callable[[bytes], None] | None = None  # see realm._direct
+    _telnet: TelnetFilter | None = None
+    _timer: IDelayedCall | None = None  # the handshake's or the close's deadline
 
-    def __init__(self, server: RealmServer, outbox: Outbox | None = None) -> None:
-        Session.__init__(self, server)
+    def __init__(self, server: RealmServer, outbox: Outbox) -> None:
+        self.server = server
+        self.clock = server.clock
+        self._outbox = outbox
+        self._buffer = b""
         self._discarding = False  # skipping the rest of an over-long line
-        self._outbox = outbox or Outbox()
-        self._tcp: tcp.Connection | None = None  # a plain TCP socket: see Outbox
         self._held: list[bytes] = []
+        self._backlog = Backlog(server.settings.max_queue)
+        self._closing = False
+        self.session = Session(server, self)
 
     def connectionMade(self) -> None:
         transport = self.transport
         assert transport is not None
         no_delay = getattr(transport, "setTcpNoDelay", None)  # TLS passes it on
         if no_delay is not None:
-            no_delay(True)  # Nagle would add ~40 ms to every exchange
+            try:
+                no_delay(True)  # Nagle would add ~40 ms to every exchange
+            except OSError:
+                pass  # a UNIX socket
         peer = transport.getPeer()
-        self.address = getattr(peer, "host", None) or str(peer)
+        self.address = self.session.address = getattr(peer, "host", None) or str(peer)
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
-        if isinstance(transport, tcp.Connection):
-            self._tcp = transport
-        self.opened()
+        self._direct = direct_writer(transport)
+        if ISSLTransport.providedBy(transport):
+            self._timer = self.clock.callLater(HANDSHAKE_TIMEOUT, self._no_handshake)
+        self.session.opened()
 
+    def handshakeCompleted(self) -> None:
+        if self._timer is not None and self._timer.active() and not self._closing:
+            self._timer.cancel()
+            self._timer = None
+
+    def _no_handshake(self) -> None:
+        log.info("Dropped {address}: no TLS handshake in {s:g} s",
+                 address=self.address, s=HANDSHAKE_TIMEOUT)
+        self.abort()
+
+    # -- bytes in ------------------------------------------------------------
     def dataReceived(self, data: bytes) -> None:
+        if b"\xff" in data or self._telnet is not None:
+            data = self._untelnet(data)
         if self._buffer:
             data = self._buffer + data
         lines = data.split(b"\n")
         self._buffer = lines.pop()
-        transport = self.transport
+        line_received = self.session.line_received
         for line in lines:
-            # Closing (--leave, dismissed, dropped): read nothing more.
-            if transport.disconnecting or self.dropped:  # type: ignore[union-attr]
+            if self._closing:  # --leave, dismissed, dropped: read nothing more
                 return
             if self._discarding:
                 self._discarding = False
                 continue
             if line[-1:] == b"\r":
                 line = line[:-1]
-            self.line_received(line)
-        if len(self._buffer) > MAX_LINE + 1:  # + 1 for a CR still to come
+            line_received(line)
+        if len(self._buffer) > wire.MAX_LINE + 1:  # + 1 for a CR still to come
             if not self._discarding:
                 self._discarding = True
-                self.refuse(f"Line too long; the limit is {MAX_LINE} bytes. "
-                            "It was not sent.")
+                self.session.refuse(LINE_TOO_LONG)
             self._buffer = b""
 
+    def _untelnet(self, data: bytes) -> bytes:
+        """`data` without telnet commands; answer them as realm.telnet says."""
+        if self._telnet is None:
+            self._telnet = TelnetFilter()
+        data, answers = self._telnet.feed(data)
+        if answers and not self._closing:
+            self.flush()
+            self.transport.write(answers)  # type: ignore[union-attr]
+        return data
+
+    # -- bytes out: realm.link.Link --------------------------------------------
     def send(self, data: bytes) -> None:
-        if self.paused and self.stalled(len(data)):
+        if self._closing:
             return
-        if self._tcp is None:  # TLS, or a test's transport
+        if self._backlog.paused and self._backlog.over(len(data), self._who()):
+            self.abort()
+            return
+        if self._direct is None:  # TLS, or a test's transport
             self.transport.write(data)  # type: ignore[union-attr]
             return
         held = self._held
         if not held:
-            self._outbox.hold(self, self._tcp.reactor)  # type: ignore[arg-type]
+            self._outbox.hold(self)
         held.append(data)
         if len(held) >= HOLD:
             self.flush()
 
     def flush(self) -> None:
-        """Send the held lines: straight to the socket if nothing is queued.
-
-        While the transport has anything queued, the lines queue behind
-        it, or they would overtake it.  The queue's attributes are not
-        public API: tests/test_faults.py checks the hand-over both ways.
-        """
-        if not self._held:
-            return
-        data = b"".join(self._held)
-        self._held = []
-        direct = self._tcp
-        if direct is None:
-            return  # lost, or dropped: nothing more goes out
-        if not direct.dataBuffer and not direct._tempDataLen and not direct.disconnecting:
-            try:
-                sent = direct.socket.send(data)
-            except OSError:  # full, or gone: write() queues it, or finds out
-                sent = 0
-            if sent == len(data):
-                return
-            data = data[sent:]
-        direct.write(data)
-
-    def abort(self) -> None:
-        self._tcp = None  # write nothing more
-        self.transport.abortConnection()  # type: ignore[union-attr]
+        """Send the held lines in one write."""
+        if self._held:
+            data = b"".join(self._held)
+            self._held = []
+            if self._direct is not None:
+                self._direct(data)
 
     def close(self) -> None:
+        if self._closing:
+            return
+        self.flush()  # the last lines go before the goodbye
+        self._closing = True
         transport = self.transport
         assert transport is not None
-        if transport.disconnecting:  # type: ignore[attr-defined]
-            return  # closing already
-        self.flush()  # the last lines go before the goodbye
         # TLS closes only once its producer is gone: unregister us first.
         transport.unregisterProducer()  # type: ignore[attr-defined]
         transport.loseConnection()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = self.clock.callLater(CLOSE_GRACE, self._close_stuck)
+
+    def _close_stuck(self) -> None:
+        log.info("Aborted {who}: closing took over {s:g} s", who=self._who(), s=CLOSE_GRACE)
+        self._timer = None
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def abort(self) -> None:
+        self._closing = True
+        self._direct = None  # write nothing more
+        self._held = []
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def _who(self) -> str:
+        return f"{self.session.name or '-'} ({self.address})"
+
+    # -- a client that stops reading: IPushProducer ----------------------------
+    def pauseProducing(self) -> None:
+        self._backlog.pause()
+
+    def resumeProducing(self) -> None:
+        self._backlog.resume()
+
+    def stopProducing(self) -> None:
+        pass
 
     def connectionLost(self, reason: Failure | None = None) -> None:
-        self._tcp = None
-        self.lost()
+        self._closing = True
+        self._direct = None
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self.session.lost()
 
 
 class RealmFactory(Factory):
-    """Makes a `RealmProtocol` per connection, all sharing one server."""
+    """Makes a `StreamLink` per connection, all sharing one server."""
 
     def __init__(self, server: RealmServer) -> None:
         self.server = server
-        self.outbox = Outbox()
+        self.outbox = Outbox(server.clock)
 
-    def buildProtocol(self, addr: object) -> RealmProtocol:
-        return RealmProtocol(self.server, self.outbox)
+    def buildProtocol(self, addr: object) -> StreamLink:
+        link = StreamLink(self.server, self.outbox)
+        link.factory = self
+        return link

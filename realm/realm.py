@@ -2,12 +2,13 @@
 
 A `Realm` owns membership (one dict of member objects, one method adds,
 one removes) and the game's progress.  It knows nothing of transports:
-members are anything with a `name`, `send(data)` and `close()`.  Time
-comes from an injected `IReactorTime`, so tests drive it with
-`task.Clock`.
+members are anything with a `name`, a `prefix`, `send(data)` and
+`close()` -- a connection of this process, or a proxy for one on another
+process.  Time comes from an injected `IReactorTime`, so tests drive it
+with `task.Clock`.
 
-Everything a realm sends is wire-ready bytes, one or more lines each
-ending in CRLF; a WebSocket member splits them again.
+Everything a realm sends is wire-ready bytes (`realm.wire`), one or more
+lines each ending in CRLF; a WebSocket member splits them again.
 
 The game, as the contract fixes it:
   gathering  -- not yet full; chat is relayed, no events.
@@ -15,10 +16,12 @@ The game, as the contract fixes it:
                 realm is full is the decision.
   answering  -- the others answer; when each has sent a chat line, or
                 `event_wait` seconds have passed, the next event is posted.
+                After `NUDGE` seconds the realm is told who is awaited.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from typing import Protocol
@@ -26,11 +29,14 @@ from typing import Protocol
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from realm import lore
+from realm import wire
 from realm.events import draw_event
 from realm.names import LORD, JoinError
 
 log = Logger()
+
+#: Seconds after a decision before the realm hears who it still waits for.
+NUDGE = 5.0
 
 
 class Member(Protocol):
@@ -43,13 +49,8 @@ class Member(Protocol):
     def close(self) -> None: ...
 
 
-class RealmError(Exception):
-    """A command was refused; `str(error)` tells the member why."""
-
-
-def notice(text: str) -> bytes:
-    """A `*** ` line, wire-ready."""
-    return b"*** " + text.encode("utf-8") + b"\r\n"
+class RealmError(wire.Refusal):
+    """A command was refused; `line` tells the member why."""
 
 
 class Realm:
@@ -73,9 +74,12 @@ class Realm:
         self.members: dict[str, Member] = {}  # lower-case name -> member
         self.lord: Member | None = None
         self.started = False
+        self.ended = False
         self.event = b""  # the current event line, once the game has started
         self.waiting: set[Member] | None = None  # still to answer the decision
         self._timer: IDelayedCall | None = None
+        self._nudged = False  # the realm was told who it waits for
+        self._deadline = 0.0  # when the wait for answers is over
 
     # -- membership --------------------------------------------------------
     @property
@@ -89,17 +93,14 @@ class Realm:
     def check(self, name: str) -> None:
         """Raise `JoinError` if `name` could not join now."""
         if name == LORD and self.lord is not None:
-            raise JoinError(f"The realm '{self.name}' already has a Lord; "
-                            "join under another name, or another realm.")
+            raise JoinError(wire.LORD_TAKEN.notice(realm=self.name))
         if name.lower() in self.members:
-            raise JoinError(f"The name {name} is taken in the realm "
-                            f"'{self.name}'; choose another.")
+            raise JoinError(wire.NAME_TAKEN.notice(name=name, realm=self.name))
         if self.full:
-            raise JoinError(f"The realm '{self.name}' is full ({self.count}); "
-                            "try another with NAME@REALM.")
+            raise JoinError(wire.REALM_FULL.notice(
+                realm=self.name, n=len(self.members), size=self.size))
         if name != LORD and self.lord is None and len(self.members) == self.size - 1:
-            raise JoinError(f"The last seat of the realm '{self.name}' is kept "
-                            "for its Lord; try another with NAME@REALM.")
+            raise JoinError(wire.LORDS_SEAT.notice(realm=self.name))
 
     def add(self, member: Member) -> None:
         """Seat `member`, announce it and start the game once full."""
@@ -107,25 +108,23 @@ class Realm:
         self.members[member.name.lower()] = member
         if member.name == LORD:
             self.lord = member
-        log.info("{name} joined realm {realm} ({count})",
-                 name=member.name, realm=self.name, count=self.count)
-        self.broadcast(notice(f"{member.name} has entered the realm ({self.count})"))
+        n = len(self.members)
+        log.info("{name} joined realm {realm} ({n}/{size})",
+                 name=member.name, realm=self.name, n=n, size=self.size)
+        self.broadcast(wire.ENTERED.notice(name=member.name, n=n, size=self.size))
         if not self.full:
-            missing = self.size - len(self.members)
-            lord = "" if self.lord else ", the Lord among them"
-            member.send(notice(f"The game begins when the realm is full: "
-                               f"waiting for {missing} more{lord}."))
+            among = "" if self.lord else wire.LORD_AMONG
+            member.send(wire.WAITING.notice(missing=self.size - n, among=among))
+            return
+        banner = wire.WELCOME.notice(n=n, size=self.size)
+        if not self.started:
+            self.started = True
+            self.broadcast(banner)
+            self._post_event()
         else:
-            banner = notice(f"Welcome to the {lore.GAME_NAME}! {self.count} are "
-                            "present. Type --help for the commands.")
-            if not self.started:
-                self.started = True
-                self.broadcast(banner)
-                self._post_event()
-            else:
-                member.send(banner + self.event)
+            member.send(banner + self.event)
 
-    def remove(self, member: Member, why: str = "has left the realm",
+    def remove(self, member: Member, why: str = wire.LEFT_WHY,
                told: Member | None = None) -> None:
         """Unseat `member` (idempotent); a Lord's leaving ends the realm.
 
@@ -138,32 +137,36 @@ class Realm:
                  name=member.name, realm=self.name, why=why)
         if member is self.lord:
             self.lord = None
-            self._end(member)
+            self.end(wire.LORD_LEFT.notice(), member)
             return
-        if self.members:
-            self.broadcast(notice(f"{member.name} {why} ({self.count})"), but=told)
-            self._answered(member)
-            if self.lord is not None and len(self.members) == 1:
-                self.lord.send(notice("You stand alone, my Lord: every other "
-                                      "member has left the realm."))
-            elif self.started and len(self.members) == self.size - 1:
-                self.broadcast(notice("The Lord's next decision waits until "
-                                      "the realm is full again."))
-        else:
+        if not self.members:
             self._discard()
+            return
+        self.broadcast(wire.DEPARTED.notice(
+            name=member.name, why=why, n=len(self.members), size=self.size), but=told)
+        self._answered(member)
+        if self.lord is not None and len(self.members) == 1:
+            self.lord.send(wire.ALONE.notice())
+        elif self.started and len(self.members) == self.size - 1:
+            self.broadcast(wire.PAUSED.notice())
 
-    def _end(self, lord: Member) -> None:
-        """The Lord has gone: tell everyone, close every connection."""
-        goodbye = notice("The Lord has left the realm. The game is over.")
-        lord.send(goodbye)
+    def end(self, goodbye: bytes, told: Member | None = None) -> None:
+        """End the realm: everyone gets `goodbye` and is closed (`told`, who
+        is leaving already, only hears it)."""
+        if told is not None:
+            told.send(goodbye)
         others = list(self.members.values())
         self.members.clear()
+        self.lord = None
         for other in others:
             other.send(goodbye)
             other.close()
         self._discard()
 
     def _discard(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
@@ -194,37 +197,43 @@ class Realm:
             if other is not member:
                 other.send(data)
         if waiting is None and member is self.lord and self.started and self.full:
-            waiting = self.waiting = set(self.members.values())
-            waiting.discard(member)
-            # One timer per realm, pushed back each decision: a decision a
-            # round would otherwise schedule and cancel a DelayedCall each.
-            timer = self._timer
-            if timer is not None and timer.active():
-                timer.reset(self.event_wait)
-            else:
-                self._timer = self.clock.callLater(self.event_wait, self._wait_over)
+            self._decided(member)
 
-    def who(self) -> str:
+    def _decided(self, lord: Member) -> None:
+        """The Lord's decision: wait for every other member's answer."""
+        waiting = self.waiting = set(self.members.values())
+        waiting.discard(lord)
+        # One timer per realm, pushed back each decision: a decision a
+        # round would otherwise schedule and cancel a DelayedCall each.
+        self._nudged = self.event_wait <= NUDGE
+        self._deadline = self.clock.seconds() + self.event_wait
+        delay = self.event_wait if self._nudged else NUDGE
+        timer = self._timer
+        if timer is not None and timer.active():
+            timer.reset(delay)
+        else:
+            self._timer = self.clock.callLater(delay, self._wait_over)
+
+    def who(self) -> bytes:
         names = ", ".join(m.name for m in self.members.values())
-        return f"In the realm '{self.name}' ({self.count}): {names}"
+        return wire.WHO.notice(realm=self.name, n=len(self.members), size=self.size,
+                               names=names)
 
     def dismiss(self, lord: Member, name: str) -> None:
         """The Lord sends `name` away."""
         if lord is not self.lord:
-            raise RealmError("Only the Lord may dismiss members.")
+            raise RealmError(wire.LORD_ONLY.notice(command="dismiss"))
         if not name:
-            raise RealmError("Whom? Use --dismiss NAME.")
+            raise RealmError(wire.DISMISS_WHOM.notice())
         target = self.members.get(name.lower())
         if target is None:
-            raise RealmError(f"There is no one in the realm named '{name}'.")
+            raise RealmError(wire.DISMISS_NOBODY.notice(name=name))
         if target is lord:
-            raise RealmError("You cannot dismiss yourself; use --leave to "
-                             "leave the realm.")
-        target.send(notice("You have been dismissed by the Lord. Farewell."))
-        left = f"{len(self.members) - 1}/{self.size}"
-        lord.send(notice(f"You have dismissed {target.name}, {left} left on "
-                         "your team."))
-        self.remove(target, "has been dismissed by the Lord", told=lord)
+            raise RealmError(wire.DISMISS_SELF.notice())
+        target.send(wire.DISMISSED_YOU.notice())
+        lord.send(wire.DISMISSED.notice(name=target.name, n=len(self.members) - 1,
+                                        size=self.size))
+        self.remove(target, wire.DISMISSED_WHY, told=lord)
         target.close()
 
     # -- the game ---------------------------------------------------------
@@ -236,10 +245,19 @@ class Realm:
                 self._post_event()
 
     def _wait_over(self) -> None:
-        """`event_wait` has passed since the last decision."""
+        """The nudge, or `event_wait`, has passed since the last decision."""
         self._timer = None
-        if self.waiting is not None:  # else every answer came in time
-            self._post_event()
+        waiting = self.waiting
+        if waiting is None:
+            return  # every answer came in time
+        if not self._nudged:
+            self._nudged = True
+            names = ", ".join(sorted(m.name for m in waiting))
+            left = max(0.0, self._deadline - self.clock.seconds())
+            self.broadcast(wire.AWAITED.notice(names=names, seconds=math.ceil(left)))
+            self._timer = self.clock.callLater(left, self._wait_over)
+            return
+        self._post_event()
 
     def _post_event(self) -> None:
         self.broadcast(self._draw_event())
@@ -248,5 +266,5 @@ class Realm:
         """End the wait and draw the next event (`self.event`)."""
         self.waiting = None
         names = [m.name for m in self.members.values() if m is not self.lord]
-        self.event = notice(draw_event(self.rng, names))
+        self.event = wire.notice(draw_event(self.rng, names))
         return self.event

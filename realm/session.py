@@ -1,322 +1,289 @@
 """One client's session, whatever carries its lines (TCP, TLS, WebSocket).
 
-A session checks each line (length, UTF-8, control characters, rate),
-then hands it to the handler of its phase:
+A session is composed, not inherited: it holds a `Link` (what carries
+its lines: `send`, `close`, `abort`, `address`), a `Gate` (the checks
+every line passes) and its phase.  Each line is checked, then handed to
+the handler of its phase:
 
   naming    -- the line is `NAME` or `NAME@REALM`
   password  -- the line is the Lord's password (only with `--auth`)
-  checking  -- the password is being checked; lines wait in order
-  playing   -- `--command [ARG]` or chat for the realm
+  waiting   -- an answer is awaited (the realm's, the password checker's);
+               lines wait in order and are handled once it comes
+  playing   -- `--command [ARG]` or chat, for the member's seat in its realm
   closed    -- the session is over; lines are ignored
 
-Subclasses supply the transport: `send(data)` (wire-ready CRLF lines),
-`close()`, and `address`.  They call `opened()` once connected,
-`line_received(raw)` per line and `lost()` once disconnected.
+A link calls `opened()` once connected, `line_received(raw)` per line
+(without its line end) and `lost()` once disconnected.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
-from twisted.protocols.policies import TimeoutMixin
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
-from realm import commands
+from realm import wire
+from realm.gate import Gate, Refused
+from realm.guard import RefusalCounter, whole_seconds
+from realm.link import Link
 from realm.names import LORD, JoinError, parse_join
-from realm.realm import Realm, RealmError, notice
-from realm.server import RealmServer
+
+if TYPE_CHECKING:
+    from realm.server import RealmServer
 
 log = Logger()
 
-MAX_LINE = 1024
 MAX_PASSWORD_FAILURES = 3
-GREETING = (notice("Hail, traveller! This is realm, a Game of Thrones.")
-            + notice("What is your name? Send NAME or NAME@REALM "
-                     "(Lord to rule the realm)."))
-# C0 and C1 control characters, but tab; DEL too.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+GREETING = wire.GREETING.notice() + wire.ASK_NAME.notice()
 
 
-def error(text: str) -> bytes:
-    return notice("Error: " + text)
+class Seat(Protocol):
+    """A member's place in a realm, on this process or another."""
+
+    realm_name: str
+
+    def line(self, raw: bytes, text: str) -> None:
+        """A playing line from the member: a command or chat."""
+
+    def gone(self, why: str) -> None:
+        """The member has gone (lost, silent too long): leave the realm."""
 
 
-@implementer(IPushProducer)
-class Session(TimeoutMixin):
-    """The phases of one connection; the transport is the subclass's.
+class Session:
+    """The phases of one connection; the link carries its lines."""
 
-    A session is also its transport's push producer: the transport pauses
-    it when the client stops reading, and `send` of a subclass asks
-    `stalled()` before writing while paused.
-    """
+    due: float | None = None  # when the login or idle timeout expires
+    bucket: int | None = None  # realm.deadlines' bookkeeping
 
-    address = "?"
-    name = ""
-    prefix = b""
-    realm: Realm | None = None
-    paused = False  # the client stopped reading: its send buffer is full
-    dropped = False  # dropped as a slow reader: read and write no more
-    _queued = 0  # bytes sent while paused
-
-    def __init__(self, server: RealmServer) -> None:
+    def __init__(self, server: RealmServer, link: Link) -> None:
         self.server = server
-        self.callLater = server.clock.callLater  # type: ignore[method-assign,assignment]
+        self.link = link
+        self.address = link.address
+        self.send: Callable[[bytes], None] = link.send
+        self.name = ""
+        self.prefix = b""
+        self.seat: Seat | None = None
+        self.lines = 0  # lines received, for the metrics
+        self._clock = server.clock
+        self._gate = Gate(server.settings.max_rate, self._clock.seconds())
+        self._refusals = RefusalCounter()
         self._handle: Callable[[bytes, str], None] = self._naming
-        self._pending: list[bytes] = []  # lines that arrive while checking
-        self._realm_key = ""
+        self._pending: list[bytes] = []  # lines that arrive while waiting
         self._failures = 0
-        self._throttled = False
-        self._rate = server.settings.max_rate  # 0: no limit, no bucket
-        self._tokens = 2.0 * self._rate
-        self._last = 0.0
-
-    # -- transport side, supplied by subclasses -----------------------------
-    def send(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        """Drop the connection now, whatever is still queued."""
-        raise NotImplementedError
-
-    # -- a client that stops reading -----------------------------------------
-    def pauseProducing(self) -> None:
-        self.paused = True
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-        self._queued = 0
-
-    def stopProducing(self) -> None:
-        pass
-
-    def stalled(self, size: int) -> bool:
-        """While paused: count `size` more bytes; True means do not send.
-
-        Past `max_queue` bytes the session is dropped, with a log line, so
-        a client that never reads cannot grow the server's memory.
-        """
-        limit = self.server.settings.max_queue
-        if self._queued > limit:
-            return True  # being dropped already
-        self._queued += size
-        if self._queued <= limit:
-            return False
-        log.warn("Dropped {name} ({address}): it stopped reading and {queued} "
-                 "bytes queued up", name=self.name or "-", address=self.address,
-                 queued=self._queued)
-        self.dropped = True
-        self.abort()
-        return True
+        self._realm_key = ""
+        self._idle = server.settings.idle_timeout
 
     # -- lifecycle ---------------------------------------------------------
     def opened(self) -> None:
         refusal = self.server.connected(self)
         if refusal is not None:
             self._handle = self._closed
-            self.send(error(refusal))
+            self.send(refusal)
             self.close()
             return
-        self._last = self.server.clock.seconds()
-        self.setTimeout(self.server.settings.login_timeout or None)
+        login = self.server.settings.login_timeout
+        if login:
+            self.due = self._clock.seconds() + login
+            self.server.deadlines.watch(self)
         self.send(GREETING)
 
     def lost(self) -> None:
-        self.setTimeout(None)
         self._handle = self._closed
+        self.due = None
+        self.server.deadlines.forget(self)
         self.server.disconnected(self)
-        if self.realm is not None:
-            self.realm.remove(self)
-            self.realm = None
+        for kind, n in self._refusals.unlogged().items():
+            self._log_refusals(kind, n)
+        seat, self.seat = self.seat, None
+        if seat is not None:
+            seat.gone(wire.LEFT_WHY)
+
+    def close(self) -> None:
+        self.link.close()
 
     def leave(self) -> None:
         """Say goodbye, leave the realm (telling it) and close."""
-        self.send(notice(f"Farewell, {self.name}."))
-        self._depart("has left the realm")
+        self.send(wire.FAREWELL.notice(name=self.name))
+        self._depart(wire.LEFT_WHY)
 
-    def timeoutConnection(self) -> None:
-        if self.realm is None:
-            self.send(error("You did not give a name in time. Farewell."))
+    def expired(self) -> None:
+        """The login or idle timeout has passed."""
+        if self.seat is None:
+            self.send(wire.LOGIN_TIMEOUT.notice())
             log.info("Login timeout for {address}", address=self.address)
+            self._handle = self._closed
+            self.close()
         else:
-            self.send(error("You have been silent too long. Farewell."))
-            self._depart("was silent too long and has been shown out")
-        self.close()
+            self.send(wire.IDLE_TIMEOUT.notice())
+            self._depart(wire.IDLE_WHY)
 
     def _depart(self, why: str) -> None:
-        realm, self.realm = self.realm, None
+        seat, self.seat = self.seat, None
         self._handle = self._closed
-        if realm is not None:
-            realm.remove(self, why)
+        if seat is not None:
+            seat.gone(why)
         self.close()
-
-    def refuse(self, text: str) -> None:
-        """Refuse a line: tell the client why and log it."""
-        log.info("Refused input from {name}@{realm} ({address}): {why}",
-                 name=self.name or "-", realm=self.realm.name if self.realm else "-",
-                 address=self.address, why=text)
-        self.send(error(text))
 
     # -- lines ---------------------------------------------------------------
     def line_received(self, raw: bytes) -> None:
         """Check one line (without its delimiter) and hand it on."""
-        if len(raw) > MAX_LINE:
-            self.refuse(f"Line too long ({len(raw)} bytes); the limit is "
-                        f"{MAX_LINE}. It was not sent.")
+        now = self._clock.seconds()
+        text = self._gate.check(raw, now)
+        if text.__class__ is Refused:
+            self.refuse(text, now)  # type: ignore[arg-type]
             return
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            self.refuse("That line is not valid UTF-8 text; it was not sent.")
-            return
-        # isprintable() is False for every control character (and for some
-        # harmless ones): the regex decides only for those lines.
-        if not text.isprintable() and _CONTROL.search(text):
-            self.refuse("Control characters are not allowed; the line was "
-                        "not sent.")
-            return
-        if self._rate and not self._allow():
-            why = (f"You are sending too fast (more than "
-                   f"{self.server.settings.max_rate:g} lines a second); "
-                   "that line was not sent.")
-            if self._throttled:
-                self.send(error(why))  # logged once a flood, not once a line
-            else:
-                self._throttled = True
-                self.refuse(why)
-            return
-        self._throttled = False
-        if self.realm is not None:
-            self.resetTimeout()  # the login timeout is a deadline to join
-        self._handle(raw, text)
+        self.lines += 1
+        if self.seat is not None and self._idle:
+            self.due = now + self._idle  # Deadlines looks when the old one is due
+        self._handle(raw, text)  # type: ignore[arg-type]
 
-    def _allow(self) -> bool:
-        """A token bucket: `max_rate` a second, bursts of twice that."""
-        rate = self.server.settings.max_rate
-        if not rate:
-            return True
-        now = self.server.clock.seconds()
-        self._tokens = min(2.0 * rate, self._tokens + (now - self._last) * rate)
-        self._last = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
+    def refuse(self, refused: Refused, now: float | None = None) -> None:
+        """Tell the client why a line was refused; log it, a kind a minute."""
+        self.send(refused.line)
+        n = self._refusals.refused(refused.kind, self._clock.seconds() if now is None else now)
+        if n:
+            self._log_refusals(refused.kind, n)
+
+    def _log_refusals(self, kind: str, n: int) -> None:
+        self.server.refused(kind, n)
+        log.info("Refused {n} line(s) from {name}@{realm} ({address}): {why}",
+                 n=n, why=kind.replace("_", " "), name=self.name or "-", address=self.address,
+                 realm=self.seat.realm_name if self.seat else "-")
 
     # -- phases --------------------------------------------------------------
     def _naming(self, raw: bytes, text: str) -> None:
         if text.startswith("--"):
-            self.refuse("Join first: send your name (NAME or NAME@REALM). "
-                        "Commands work once you are in a realm.")
+            self.refuse(Refused("join_first", wire.JOIN_FIRST.notice()))
             return
         try:
             name, key = parse_join(text, self.server.settings.default_realm)
         except JoinError as e:
             # Not echoed to the log: a Lord may type a password here.
             log.info("Refused a name line from {address}", address=self.address)
-            self.send(error(str(e)))
+            self.send(e.line)
             return
-        try:
-            self.server.realm_for(key, name)
-        except JoinError as e:
-            self.refuse(str(e))
-            return
-        self.name = name
-        if name == LORD and self.server.checker is not None:
-            self._realm_key = key
-            self._handle = self._password
-            self.send(notice("This realm's Lord must prove it: send the "
-                             "Lord's password."))
-            return
-        self._join(key)
+        self._wait_for(lambda: self.server.check(key, name, self.address),
+                       lambda _: self._checked(name, key))
 
-    def _join(self, key: str) -> None:
-        try:
-            self.realm = self.server.join(self, key)
-        except JoinError as e:
-            self.name = ""
-            self._handle = self._naming
-            self.refuse(str(e))
+    def _checked(self, name: str, key: str) -> None:
+        if name == LORD and self.server.checker is not None:
+            self._handle = self._password
+            self.name = name
+            self._realm_key = key
+            self.send(wire.ASK_PASSWORD.notice())
             return
-        self.prefix = self.name.encode("ascii") + b": "
-        self._handle = self._playing
-        self.setTimeout(self.server.settings.idle_timeout or None)
+        self._join(name, key)
+
+    def _join(self, name: str, key: str) -> None:
+        self.name = name
+        self.prefix = name.encode("ascii") + b": "
+        self._wait_for(lambda: self.server.join(self, key), self._seated)
+
+    def _seated(self, seat: Seat) -> None:
+        self.seat = seat
+        self._handle = seat.line
+        if self._idle:
+            self.due = self._clock.seconds() + self._idle
+            self.server.deadlines.watch(self)
+        else:
+            self.due = None
+            self.server.deadlines.forget(self)
+
+    def _wait_for(self, start: Callable[[], Deferred[Any]],
+                  then: Callable[[Any], None]) -> None:
+        """Hold the lines that come until what `start` began answers, then
+        hand the answer to `then` (a `JoinError` sends the client back to
+        naming) and handle the held lines."""
+        self._handle = self._waiting
+
+        def go_on(result: object) -> None:
+            if self._handle == self._waiting:  # else the connection went meanwhile
+                then(result)
+
+        def refused(failure: Failure) -> None:
+            failure.trap(JoinError)
+            if self._handle == self._waiting:
+                self.name = ""
+                self.prefix = b""
+                self._handle = self._naming
+                assert isinstance(failure.value, JoinError)
+                self.refuse(Refused("join", failure.value.line))
+
+        answer = start()
+        answer.addCallbacks(go_on, refused)
+        answer.addErrback(self._unexpected)
+        answer.addCallback(lambda _: self._replay())
 
     def _password(self, raw: bytes, text: str) -> None:
-        assert self.server.checker is not None
-        self._handle = self._checking
         checker = self.server.checker
-        d = checker.requestAvatarId(UsernamePassword(b"lord", raw))
+        assert checker is not None
+        wait = self.server.password_wait(self.address)
+        if wait:  # too many wrong ones lately: this one is not even checked
+            log.warn("Did not check a Lord's password from {address}: {wait:.0f} s "
+                     "to wait after wrong ones", address=self.address, wait=wait)
+            self._strike(wire.PASSWORD_WAIT.notice(seconds=whole_seconds(wait)))
+            return
 
-        def as_text(failure: Failure) -> Deferred[bytes | tuple[()]]:
-            # `--auth memory:` keeps str, `--auth file:` bytes: try both.
-            failure.trap(UnauthorizedLogin)
-            return checker.requestAvatarId(
-                UsernamePassword("lord", text))  # type: ignore[arg-type]
+        def check() -> Deferred[Any]:
+            d: Deferred[Any] = checker.requestAvatarId(UsernamePassword(b"lord", raw))
 
-        d.addErrback(as_text)
-        d.addCallbacks(self._password_ok, self._password_bad)
-        d.addErrback(self._unexpected)
+            def as_text(failure: Failure) -> Deferred[bytes | tuple[()]]:
+                # `--auth memory:` keeps str, `--auth file:` bytes: try both.
+                failure.trap(UnauthorizedLogin)
+                return checker.requestAvatarId(
+                    UsernamePassword("lord", text))  # type: ignore[arg-type]
 
-    def _password_ok(self, avatar_id: object) -> None:
-        if self._handle != self._checking:
-            return  # the connection went meanwhile
+            d.addErrback(as_text)
+            d.addErrback(self._password_bad)
+            return d
+
+        self._wait_for(check, self._password_checked)
+
+    def _password_checked(self, avatar_id: object) -> None:
+        if avatar_id is None:
+            return  # wrong: _password_bad has said so
         log.info("{address} proved to be the Lord", address=self.address)
-        self._handle = self._naming
-        self._join(self._realm_key)
-        self._replay()
+        self.server.password_right(self.address)
+        self._join(LORD, self._realm_key)
 
     def _password_bad(self, failure: Failure) -> None:
         failure.trap(UnauthorizedLogin)
-        if self._handle != self._checking:
-            return
+        wait = self.server.password_wrong(self.address)
+        log.warn("Wrong Lord password from {address} ({n} of {limit} on this "
+                 "connection; {wait:.0f} s to wait)", address=self.address,
+                 n=self._failures + 1, limit=MAX_PASSWORD_FAILURES, wait=wait)
+        self._strike(wire.WRONG_PASSWORD.notice())
+
+    def _strike(self, refusal: bytes) -> None:
+        """A password refused: back to naming, or out at the third."""
         self.name = ""
         self._failures += 1
-        log.warn("Wrong Lord password from {address} ({n} of {limit})",
-                 address=self.address, n=self._failures, limit=MAX_PASSWORD_FAILURES)
         if self._failures >= MAX_PASSWORD_FAILURES:
-            self.send(error("Wrong password, for the last time. Farewell."))
+            self.send(wire.LAST_PASSWORD.notice())
             self._handle = self._closed
             self.close()
             return
         self._handle = self._naming
-        self.send(error("Wrong password; you are not the Lord. Send a name "
-                        "to try again."))
-        self._replay()
+        self.send(refusal)
 
     def _unexpected(self, failure: Failure) -> None:
-        log.failure("Checking a password failed", failure)
-        self._handle = self._naming
-        self.refuse("The password could not be checked; try again.")
-        self._replay()
+        log.failure("Joining failed unexpectedly", failure)
+        if self._handle == self._waiting:
+            self._handle = self._naming
+            self.send(wire.PASSWORD_UNCHECKED.notice())
 
-    def _checking(self, raw: bytes, text: str) -> None:
+    def _waiting(self, raw: bytes, text: str) -> None:
         self._pending.append(raw)
 
     def _replay(self) -> None:
-        pending, self._pending = self._pending, []
-        for raw in pending:
+        while self._pending and self._handle not in (self._waiting, self._closed):
+            raw = self._pending.pop(0)
             self._handle(raw, raw.decode("utf-8"))
-
-    def _playing(self, raw: bytes, text: str) -> None:
-        realm = self.realm
-        assert realm is not None
-        if text.startswith("--"):
-            try:
-                commands.run(self, text)
-            except RealmError as e:
-                self.refuse(str(e))
-        elif text.strip():
-            realm.chat(self, raw)
 
     def _closed(self, raw: bytes, text: str) -> None:
         pass

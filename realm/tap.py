@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-import signal
+import os
+import sys
+from importlib import metadata
 from typing import Any
 
-from twisted.application import service, strports
+from twisted.application import service
 from twisted.cred import credentials, strcred
 from twisted.internet import endpoints, reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IProtocolFactory
-from twisted.logger import Logger
 from twisted.python import usage
 
-from realm import web
+from realm import logs, web
 from realm.names import JoinError, check
+from realm.process import Listener, Signals, StartupFailure, raise_open_files_limit
 from realm.protocol import RealmFactory
 from realm.server import RealmServer, Settings
+from twisted import __version__ as twisted_version
 
-log = Logger()
 DEFAULTS = Settings()
+
+
+def version() -> str:
+    try:
+        return metadata.version("realm")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def _number(kind: type, low: float, what: str) -> Any:
@@ -35,11 +43,21 @@ def _number(kind: type, low: float, what: str) -> Any:
 
 
 def _endpoint(option: str, description: str) -> str:
-    """`description` if Twisted can parse it as a server endpoint, else a
-    usage error (twistd's, no traceback)."""
+    """`description` if Twisted can parse it as a server endpoint.
+
+    A description Twisted cannot parse is a usage error (twistd's, no
+    traceback); a key or certificate that cannot be read is a start-up
+    failure: one line saying what and where.
+    """
     try:
         endpoints.serverFromString(reactor, description)
-    except Exception as e:  # each endpoint parser fails its own way (ssl: OpenSSL)
+    except OSError as e:  # ssl: a key or certificate file
+        raise StartupFailure(f"{option} {description}: cannot read "
+                             f"{e.filename or 'a file'}: {e.strerror or e}") from None
+    except Exception as e:  # each endpoint parser fails its own way
+        if type(e).__module__.startswith("OpenSSL"):
+            raise StartupFailure(f"{option} {description}: the key or certificate "
+                                 f"is not usable: {e}") from None
         raise usage.UsageError(f"{option}: bad endpoint {description!r}: {e}") from None
     return description
 
@@ -61,10 +79,15 @@ class Options(usage.Options, strcred.AuthOptionMixin):
          "Connections from one address.", _number(int, 0, "--max-per-address")],
         ["max-realms", None, DEFAULTS.max_realms, "Realms in play at once.",
          _number(int, 0, "--max-realms")],
+        ["max-realms-per-address", None, DEFAULTS.max_realms_per_address,
+         "Realms in play started from one address.",
+         _number(int, 0, "--max-realms-per-address")],
         ["login-timeout", None, DEFAULTS.login_timeout, "Seconds to send a "
          "name.", _number(float, 0, "--login-timeout")],
         ["idle-timeout", None, DEFAULTS.idle_timeout, "Seconds a member may "
          "stay silent.", _number(float, 0, "--idle-timeout")],
+        ["log-format", None, "text", "The log's lines: text, or json (one JSON "
+         "object a line)."],
     ]
 
     def __init__(self) -> None:
@@ -73,20 +96,37 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["web"] = []
 
     def opt_listen(self, description: str) -> None:
-        """A server endpoint to listen on, e.g. tcp:2345 or ssl:2346:...
-        (repeatable; default tcp:2345)."""
+        """A server endpoint to listen on (repeatable; default tcp:2345)."""
         self["listen"].append(_endpoint("--listen", description))
 
     def opt_web(self, description: str) -> None:
-        """Also serve the web client (page at /, WebSocket at /ws) on this
-        server endpoint, e.g. tcp:8080 (repeatable)."""
+        """Also serve the web client on this endpoint, e.g. tcp:8080."""
         self["web"].append(_endpoint("--web", description))
+
+    def opt_auth(self, description: str) -> None:
+        """Who may be Lord: memory:lord:SECRET or file:PATH (see --help-auth)."""
+        if description.startswith("file:"):
+            path = description[len("file:"):]
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as e:
+                raise StartupFailure(f"--auth {description}: cannot read the "
+                                     f"password file: {e.strerror or e}") from None
+        super().opt_auth(description)
+
+    def opt_version(self) -> None:
+        """Print realm's version and exit."""
+        sys.stdout.write(f"realm {version()} (Twisted {twisted_version})\n")
+        sys.exit(0)
 
     def postOptions(self) -> None:
         try:
             check(self["realm"], "realm name")
         except JoinError as e:
             raise usage.UsageError(f"--realm: {e}") from None
+        if self["log-format"] not in logs.FORMATS:
+            raise usage.UsageError(f"--log-format must be one of {', '.join(logs.FORMATS)}")
         if not self["listen"]:
             self["listen"] = ["tcp:2345"]
 
@@ -96,45 +136,36 @@ def settings_from(config: Options) -> Settings:
         size=config["size"], default_realm=config["realm"].lower(),
         event_wait=config["event-wait"], max_rate=config["max-rate"],
         max_per_address=config["max-per-address"],
-        max_realms=config["max-realms"], login_timeout=config["login-timeout"],
-        idle_timeout=config["idle-timeout"])
+        max_realms=config["max-realms"],
+        max_realms_per_address=config["max-realms-per-address"],
+        login_timeout=config["login-timeout"], idle_timeout=config["idle-timeout"])
 
 
 class Shutdown(service.Service):
     """On stop (SIGTERM), say goodbye to every session before exiting."""
 
-    def __init__(self, server: RealmServer, reactor: object = None) -> None:
+    def __init__(self, server: RealmServer) -> None:
         self.server = server
-        self.reactor = reactor
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        return self.server.shutdown().addCallback(self._exit_zero)
-
-    def _exit_zero(self, _: None) -> None:
-        # Once its reactor stops, twistd kills itself again with the
-        # SIGTERM that stopped it (exit status 143).  A shutdown that has
-        # said goodbye to everyone is a normal end: let twistd exit 0.
-        if getattr(self.reactor, "_exitSignal", None) == signal.SIGTERM:
-            self.reactor._exitSignal = None  # type: ignore[attr-defined]
-
-
-def _listen(top: service.MultiService, descriptions: list[str],
-            factory: IProtocolFactory, what: str) -> None:
-    for description in descriptions:
-        listener = strports.service(description, factory)
-        listener._raiseSynchronously = True  # a port in use fails the start
-        listener.setServiceParent(top)
-        log.info("Serving {what} on {endpoint}", what=what, endpoint=description)
+        return self.server.shutdown()
 
 
 def makeService(config: Options) -> service.MultiService:
     checkers = config.get("credCheckers") or []
     server = RealmServer(settings_from(config), reactor,  # type: ignore[arg-type]
                          checker=checkers[0] if checkers else None)
-    top = service.MultiService()
-    Shutdown(server, reactor).setServiceParent(top)
-    _listen(top, config["listen"], RealmFactory(server), "realm")
+    top = logs.RealmService(getattr(config, "parent", None), config["log-format"])
+    if os.name == "posix":
+        raise_open_files_limit()
+    Signals(reactor, top.reopen_log).setServiceParent(top)
+    Shutdown(server).setServiceParent(top)
+    factory = RealmFactory(server)
+    for description in config["listen"]:
+        Listener(reactor, description, factory, "realm").setServiceParent(top)
     if config["web"]:
-        _listen(top, config["web"], web.site(server), "the web client")
+        site = web.site(server)
+        for description in config["web"]:
+            Listener(reactor, description, site, "the web client").setServiceParent(top)
     return top

@@ -22,6 +22,7 @@ from __future__ import annotations
 from importlib import resources
 from urllib.parse import urlsplit
 
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.pages import notFound
@@ -29,9 +30,15 @@ from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request, Site
 from twisted.web.websocket import WebSocketResource, WebSocketTransport
 from wsproto.utilities import LocalProtocolError
+from zope.interface import implementer
 
+from realm import wire
+from realm.gate import Refused
+from realm.link import Backlog
 from realm.server import RealmServer
-from realm.session import MAX_LINE, Session, error
+from realm.session import Session
+
+MAX_LINE = wire.MAX_LINE
 
 log = Logger()
 
@@ -51,15 +58,17 @@ STATIC = {  # path under / -> (file in realm/static, content type)
 }
 
 
-class WebSession(Session):
+@implementer(IPushProducer)
+class WebSession:
     """A session over a WebSocket: Twisted's `WebSocketProtocol` shape."""
 
     transport: WebSocketTransport | None = None
 
     def __init__(self, server: RealmServer, request: Request) -> None:
-        Session.__init__(self, server)
+        self.session = Session(server, self)
+        self._backlog = Backlog(server.settings.max_queue)
         peer = request.getClientAddress()
-        self.address = getattr(peer, "host", None) or str(peer)
+        self.address = self.session.address = getattr(peer, "host", None) or str(peer)
         self._request = request
         self._stream = request.channel.transport  # the TCP (or TLS) link
         self._closing = False
@@ -77,37 +86,45 @@ class WebSession(Session):
         no_delay = getattr(self._stream, "setTcpNoDelay", None)
         if no_delay is not None:
             no_delay(True)
-        self.opened()
+        self.session.opened()
 
     def textMessageReceived(self, message: str) -> None:
         self._unread = 0
         if self._closing:
             return  # --leave, dismissed, dropped: read nothing more
         if "\r" in message or "\n" in message:
-            self.refuse("Send one line a message: a message may not hold a "
-                        "line break. It was not sent.")
+            self.session.refuse(Refused("one_line", wire.ONE_LINE.notice()))
             return
-        self.line_received(message.encode("utf-8"))
+        self.session.line_received(message.encode("utf-8"))
 
     def bytesMessageReceived(self, data: bytes | bytearray) -> None:
         self._unread = 0
         if self._closing:
             return
-        self.refuse("Binary messages are not accepted: send text, one line "
-                    "a message.")
+        self.session.refuse(Refused("binary", wire.BINARY.notice()))
 
     def pongReceived(self, payload: bytes) -> None:
         pass
 
+    def pauseProducing(self) -> None:
+        self._backlog.pause()
+
+    def resumeProducing(self) -> None:
+        self._backlog.resume()
+
+    def stopProducing(self) -> None:
+        pass
+
     def connectionLost(self, reason: Failure) -> None:
         self._closing = True
-        self.lost()
+        self.session.lost()
 
     # -- Session's transport side --------------------------------------------
     def send(self, data: bytes) -> None:
         if self._closing or self.transport is None:
             return
-        if self.paused and self.stalled(len(data)):
+        if self._backlog.paused and self._backlog.over(len(data), self.address):
+            self.abort()
             return
         for line in data.split(b"\r\n")[:-1]:
             try:
@@ -162,7 +179,7 @@ class WebSession(Session):
             if self._unread > MAX_MESSAGE:
                 log.info("Closed {address}: a message over {limit} bytes",
                          address=self.address, limit=MAX_MESSAGE)
-                self.send(error("That message is far too long. Farewell."))
+                self.send(wire.FAR_TOO_LONG.notice())
                 self._hang_up(1009)
                 return
             parse(data)

@@ -42,6 +42,14 @@ LEAVE = "--leave"
 CRLF = b"\r\n"
 
 
+class Refusal(Exception):
+    """Something a client asked for was refused; `line` tells it why."""
+
+    def __init__(self, line: bytes) -> None:
+        super().__init__(line.decode("utf-8").removeprefix(ERROR).rstrip())
+        self.line = line
+
+
 def notice(text: str) -> bytes:
     """A `*** ` line, wire-ready."""
     return b"*** " + text.encode("utf-8") + CRLF
@@ -128,6 +136,8 @@ NO_NAME = _refusal("no_name", "Please give a {what} (a letter, then up to 19 "
                    "letters, digits, _ or -).")
 BAD_NAME = _refusal("bad_name", "'{word}' is not a valid {what}: use 1-20 ASCII "
                     "characters, a letter first, then letters, digits, _ or -.")
+LOOKS_LIKE_LORD = _refusal("looks_like_lord", "The name {name} would read as the "
+                           "Lord's; choose another.")
 JOIN_FIRST = _refusal("join_first", "Join first: send your name (NAME or "
                       "NAME@REALM). Commands work once you are in a realm.")
 LORD_TAKEN = _refusal("lord_taken", "The realm '{realm}' already has a Lord; join "
@@ -180,7 +190,6 @@ DEPARTED = _line("departed", "{name} {why} ({n}/{size})")
 LEFT_WHY = "has left the realm"
 DISMISSED_WHY = "has been dismissed by the Lord"
 IDLE_WHY = "was silent too long and has been shown out"
-LOST_WHY = "was lost with the connection"
 ALONE = _line("alone", "You stand alone, my Lord: every other member has left "
               "the realm.")
 PAUSED = _line("paused", "The Lord's next decision waits until the realm is full "

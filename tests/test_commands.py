@@ -12,30 +12,7 @@ from twisted.internet import task
 
 from realm import commands
 from realm.realm import Realm, RealmError
-
-
-class FakeSession:
-    """What a command handler uses of a session."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.prefix = name.encode() + b": "
-        self.realm: Realm | None = None
-        self.received = b""
-        self.closed = False
-        self.left = False
-
-    def send(self, data: bytes) -> None:
-        self.received += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def leave(self) -> None:
-        self.left = True
-
-    def lines(self) -> list[str]:
-        return self.received.decode().split("\r\n")[:-1]
+from realm.testing import FakeMember
 
 
 @pytest.fixture
@@ -43,24 +20,23 @@ def realm() -> Realm:
     return Realm("westeros", 5, task.Clock(), 30.0, random.Random(1), lambda r: None)
 
 
-def seat(realm: Realm, *names: str) -> list[FakeSession]:
-    sessions = []
+def seat(realm: Realm, *names: str) -> list[FakeMember]:
+    members = []
     for name in names:
-        s = FakeSession(name)
-        realm.add(s)
-        s.realm = realm
-        s.received = b""
-        sessions.append(s)
-    return sessions
+        m = FakeMember(name)
+        realm.add(m)
+        m.received = b""
+        members.append(m)
+    return members
 
 
-def run(session: FakeSession, line: str) -> None:
-    commands.run(session, line)  # type: ignore[arg-type]
+def run(realm: Realm, member: FakeMember, line: str) -> None:
+    commands.run(member, realm, line)
 
 
 def test_help_lists_every_command_from_the_table(realm: Realm) -> None:
     (arya,) = seat(realm, "Arya")
-    run(arya, "--help")
+    run(realm, arya, "--help")
     lines = arya.lines()
     assert len(lines) > len(commands.COMMANDS)
     assert all(line.startswith("*** ") for line in lines)
@@ -72,13 +48,13 @@ def test_help_lists_every_command_from_the_table(realm: Realm) -> None:
 @pytest.mark.parametrize("line", ["--WHO", "--Who", "--who ", "-- who"])
 def test_commands_are_case_insensitive(realm: Realm, line: str) -> None:
     (arya,) = seat(realm, "Arya")
-    run(arya, line)
+    run(realm, arya, line)
     assert arya.lines() == ["*** In the realm 'westeros' (1/5): Arya"]
 
 
 def test_who_lists_members_and_count(realm: Realm) -> None:
     lord, arya = seat(realm, "Lord", "Arya")
-    run(arya, "--who")
+    run(realm, arya, "--who")
     (line,) = arya.lines()
     assert line.startswith("*** ") and "Lord" in line and "Arya" in line
     assert "2/5" in line
@@ -86,7 +62,7 @@ def test_who_lists_members_and_count(realm: Realm) -> None:
 
 def test_leave_hands_over_to_the_session(realm: Realm) -> None:
     (arya,) = seat(realm, "Arya")
-    run(arya, "--leave")
+    run(realm, arya, "--leave")
     assert arya.left
 
 
@@ -102,7 +78,7 @@ def test_unknown_command_names_the_closest_and_the_list(
         realm: Realm, typed: str, closest: str) -> None:
     (arya,) = seat(realm, "Arya")
     with pytest.raises(RealmError) as caught:
-        run(arya, typed)
+        run(realm, arya, typed)
     why = str(caught.value)
     assert f"Did you mean {closest}?" in why
     assert typed.split()[0] in why
@@ -114,12 +90,12 @@ def test_unknown_command_names_the_closest_and_the_list(
 def test_any_unknown_command_gets_a_suggestion(realm: Realm, typed: str) -> None:
     (arya,) = seat(realm, "Arya")
     with pytest.raises(RealmError, match=r"Did you mean --\w+\?"):
-        run(arya, typed)
+        run(realm, arya, typed)
 
 
 def test_dismiss_by_the_lord(realm: Realm) -> None:
     lord, arya, bran = seat(realm, "Lord", "Arya", "Bran")
-    run(lord, "--dismiss ARYA")
+    run(realm, lord, "--dismiss ARYA")
     assert arya.closed
     assert lord.lines()[-1] == "*** You have dismissed Arya, 2/5 left on your team."
     assert "Arya has been dismissed" in bran.lines()[0]
@@ -134,7 +110,7 @@ def test_dismiss_by_the_lord(realm: Realm) -> None:
 def test_dismiss_refusals_change_nothing(realm: Realm, line: str, why: str) -> None:
     lord, arya = seat(realm, "Lord", "Arya")
     with pytest.raises(RealmError, match=why):
-        run(lord, line)
+        run(realm, lord, line)
     assert realm.count == "2/5" and not arya.closed and not lord.closed
     assert arya.received == b""
 
@@ -142,5 +118,5 @@ def test_dismiss_refusals_change_nothing(realm: Realm, line: str, why: str) -> N
 def test_only_the_lord_may_dismiss(realm: Realm) -> None:
     lord, arya, bran = seat(realm, "Lord", "Arya", "Bran")
     with pytest.raises(RealmError, match="Only the Lord"):
-        run(arya, "--dismiss Bran")
+        run(realm, arya, "--dismiss Bran")
     assert realm.count == "3/5" and not bran.closed

@@ -15,7 +15,7 @@ import os
 import re
 import socket
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -26,96 +26,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from fakes import memory_checker
-from twisted.internet import defer, error, protocol, reactor
+from twisted.internet import defer, error, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, clientFromString
 from twisted.logger import formatEvent
 from twisted.python.failure import Failure
 
-from realm.protocol import HOLD, RealmFactory, RealmProtocol
+from realm.protocol import HOLD, RealmFactory, StreamLink
 from realm.server import RealmServer, Settings
+from realm.testing import WAIT, LineClient, bounded
 
-WAIT = 10.0  # the longest any one expectation may take, in seconds
 SECRET = "Longclaw-42"
 TWISTD = str(Path(sys.executable).parent / "twistd")
 
 
-def bounded(d: defer.Deferred[Any], what: str | Callable[[], str],
-            timeout: float = WAIT) -> defer.Deferred[Any]:
-    """`d`, failing the test if it has not fired within `timeout` seconds."""
-    def timed_out(result: Any, timeout: float) -> Any:
-        if isinstance(result, Failure) and result.check(defer.TimeoutError):
-            said = what if isinstance(what, str) else what()
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {said}")
-        return result
-    return d.addTimeout(timeout, reactor, onTimeoutCancel=None).addErrback(
-        timed_out, timeout)
-
-
-# Conditions being waited for, checked whenever any client hears something.
-WAITERS: list[tuple[Callable[[], bool], defer.Deferred[None]]] = []
-
-
-class Client(protocol.Protocol):
-    """A raw line client: keeps every line, and wakes waiters as lines come."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self.buffer = b""
-        self.made: defer.Deferred[Client] = defer.Deferred()
-        self.lost: defer.Deferred[BaseException] = defer.Deferred()  # fires with why
-
-    def connectionMade(self) -> None:
-        self.made.callback(self)
-
-    def dataReceived(self, data: bytes) -> None:
-        *lines, self.buffer = (self.buffer + data).split(b"\r\n")
-        self.lines.extend(line.decode("utf-8") for line in lines)
-        self._wake()
-
-    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
-        self._wake()
-        self.lost.callback(reason.value)
-
-    def _wake(self) -> None:
-        for waiter in list(WAITERS):
-            test, d = waiter
-            if d.called:  # timed out
-                WAITERS.remove(waiter)
-            elif test():
-                WAITERS.remove(waiter)
-                d.callback(None)
-
-    def until(self, test: Callable[[], bool], what: str) -> defer.Deferred[None]:
-        """Until `test()` holds, checked as any client hears anything."""
-        d: defer.Deferred[None] = defer.Deferred()
-        if test():
-            d.callback(None)
-        else:
-            WAITERS.append((test, d))
-        return bounded(d, lambda: f"{what}; this client's last lines: "
-                              f"{[line[:80] for line in self.lines[-5:]]}")
-
-    def wait_for(self, text: str, count: int = 1) -> defer.Deferred[None]:
-        """Until `count` lines, of all received, have held `text`."""
-        scanned, found = 0, 0
-
-        def test() -> bool:
-            nonlocal scanned, found
-            found += sum(text in line for line in self.lines[scanned:])
-            scanned = len(self.lines)
-            return found >= count
-
-        return self.until(test, repr(text))
-
-    def count(self, text: str) -> int:
-        return sum(text in line for line in self.lines)
-
-    def errors(self) -> list[str]:
-        return [line for line in self.lines if line.startswith("*** Error: ")]
-
-    def say(self, *lines: str) -> None:
-        assert self.transport is not None
-        self.transport.write(b"".join(line.encode() + b"\n" for line in lines))
+Client = LineClient
 
 
 class Recording(RealmFactory):
@@ -123,9 +47,9 @@ class Recording(RealmFactory):
 
     def __init__(self, server: RealmServer) -> None:
         super().__init__(server)
-        self.made: list[RealmProtocol] = []
+        self.made: list[StreamLink] = []
 
-    def buildProtocol(self, addr: object) -> RealmProtocol:
+    def buildProtocol(self, addr: object) -> StreamLink:
         proto = super().buildProtocol(addr)
         self.made.append(proto)
         return proto
@@ -227,7 +151,7 @@ def test_a_client_that_never_reads_is_bounded_then_dropped(
         stuck = yield running.connect("Stuck")
         stuck.transport.pauseProducing()  # it reads nothing from now on
         held = running.factory.made[-1]
-        assert held.name == "Stuck"
+        assert held.session.name == "Stuck"
         transport = held.transport
         send = held.send
         most = [0]
@@ -237,7 +161,7 @@ def test_a_client_that_never_reads_is_bounded_then_dropped(
             buffered = len(transport.dataBuffer) + transport._tempDataLen  # type: ignore
             most[0] = max(most[0], buffered)
 
-        held.send = measured  # type: ignore[method-assign]
+        held.session.send = measured
         line = "x" * 1000
         sent = 0  # lines
         while not lord.count("Stuck has left the realm"):
@@ -249,7 +173,7 @@ def test_a_client_that_never_reads_is_bounded_then_dropped(
         # The transport's buffer, our cap, and a last flush of held lines.
         bound = 64 * 1024 + settings.max_queue + (HOLD + 1) * 1024
         assert settings.max_queue < most[0] <= bound  # the cap was reached, and held
-        assert held not in running.server.sessions
+        assert held.session not in running.server.sessions
         dropped = [formatEvent(e) for e in events if "stopped reading" in formatEvent(e)]
         assert len(dropped) == 1 and "Stuck" in dropped[0]
         # The others are undisturbed.
@@ -375,15 +299,22 @@ def test_a_password_brute_force_is_closed_after_three(
         reason = yield bounded(patient.lost, "the server to close")
         assert isinstance(reason, error.ConnectionDone)
         assert "last time" in patient.lines[-1]
-        # All at once: the fourth guess, right as it is, is never heard.
+        # The address must now wait: guesses are refused unchecked, and the
+        # connection still closes at the third; the fourth is never heard.
         hasty = yield running.connect()
         hasty.say("Lord", "a", "Lord", "b", "Lord", "c", "Lord", SECRET)
         yield bounded(hasty.lost, "the server to close")
         assert len(hasty.errors()) == 3
+        assert all("Too many wrong passwords" in line for line in hasty.errors()[:2])
         assert not any("entered the realm" in line for line in hasty.lines)
         assert not running.server.realms
-        # The real Lord still gets in.
-        yield running.connect("Lord", password=SECRET)
+        # The real Lord gets in once the address has waited (1 s after 3 wrong).
+        lord = yield running.connect()
+        lord.say("Lord", SECRET)
+        yield lord.wait_for("wait 1 s")
+        yield task.deferLater(reactor, 1.0, lambda: None)
+        lord.say("Lord", SECRET)
+        yield lord.wait_for("Lord has entered the realm")
         assert not any(SECRET in formatEvent(e) or "Longclaw" in formatEvent(e)
                        for e in events)
     finally:

@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from twisted.internet import task
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
-from realm.protocol import RealmProtocol
-from realm.server import RealmServer, Settings
+from realm.protocol import Outbox, StreamLink
+from realm.server import LocalSeat, RealmServer, Settings
+from realm.session import Session
 from realm.tap import Options
 
 FUZZ = settings(max_examples=150, deadline=None,
@@ -54,8 +55,8 @@ def logged_errors() -> Iterator[Errors]:
     globalLogPublisher.removeObserver(observer)
 
 
-def connect(server: RealmServer, host: str = "10.0.0.1") -> tuple[RealmProtocol, Transport]:
-    proto = RealmProtocol(server)
+def connect(server: RealmServer, host: str = "10.0.0.1") -> tuple[StreamLink, Transport]:
+    proto = StreamLink(server, Outbox(server.clock))
     transport = Transport(host)
     transport.protocol = proto
     proto.makeConnection(transport)
@@ -69,7 +70,7 @@ def check_output(transport: Transport) -> None:
     assert LINE.sub(b"", data) == b"", data
 
 
-def check_state(server: RealmServer, links: list[tuple[RealmProtocol, Transport]]) -> None:
+def check_state(server: RealmServer, links: list[tuple[StreamLink, Transport]]) -> None:
     for key, realm in server.realms.items():
         assert realm.members, f"empty realm {key} kept"
         assert realm.name == key == key.lower()
@@ -83,13 +84,13 @@ def check_state(server: RealmServer, links: list[tuple[RealmProtocol, Transport]
         if realm.waiting is not None:
             assert realm.waiting <= set(realm.members.values())
         for member in realm.members.values():
-            assert isinstance(member, RealmProtocol)
-            assert member.realm is realm
+            assert isinstance(member, Session)
+            assert isinstance(member.seat, LocalSeat) and member.seat.realm is realm
             assert member in server.sessions
     for proto, transport in links:
-        assert (proto in server.sessions) == (not transport.closed)
+        assert (proto.session in server.sessions) == (not transport.closed)
         if transport.closed:
-            assert all(proto not in r.members.values() for r in server.realms.values())
+            assert all(proto.session not in r.members.values() for r in server.realms.values())
 
 
 # -- random bytes --------------------------------------------------------------
@@ -164,8 +165,8 @@ def test_random_scripts_keep_the_realms_consistent(
         Settings(size=3, event_wait=5, max_rate=3, max_per_address=4, max_realms=2,
                  login_timeout=30, idle_timeout=60),
         clock, checker=checker, rng=random.Random(seed))
-    slots: list[tuple[RealmProtocol, Transport] | None] = [None] * 4
-    everyone: list[tuple[RealmProtocol, Transport]] = []
+    slots: list[tuple[StreamLink, Transport] | None] = [None] * 4
+    everyone: list[tuple[StreamLink, Transport]] = []
     if playing:  # a game in progress to start from, else an empty server
         opening = [("join", 0, "Lord", True), ("join", 1, "Arya", True),
                    ("join", 2, "Bran", True), ("line", 0, "1", None)]

@@ -4,40 +4,22 @@ with fake members and a `task.Clock`: no sockets."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from twisted.internet import task
+from twisted.python.failure import Failure
 
 from realm.names import JoinError
 from realm.realm import Realm, RealmError
 from realm.server import RealmServer, Settings
+from realm.testing import FakeMember
 
 EVENT = b"*** [New Event] "
 
 
-class Member:
+class Member(FakeMember):
     """A member as a realm sees it; remembers what it was sent."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.prefix = name.encode() + b": "
-        self.received = b""
-        self.closed = False
-
-    def send(self, data: bytes) -> None:
-        assert not self.closed, f"{self.name} was sent {data!r} after close"
-        self.received += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def lines(self) -> list[str]:
-        return self.received.decode().split("\r\n")[:-1]
-
-    def take(self) -> list[str]:
-        lines = self.lines()
-        self.received = b""
-        return lines
 
     def events(self) -> int:
         return self.received.count(EVENT)
@@ -238,7 +220,7 @@ def test_a_newcomer_to_a_game_in_play_gets_the_banner_and_the_event() -> None:
 def test_who_lists_the_members_and_the_count() -> None:
     game = Game()
     game.join("Lord", "Arya")
-    who = game.realm.who()
+    who = game.realm.who().decode()
     assert "2/5" in who and "Lord" in who and "Arya" in who
 
 
@@ -256,7 +238,7 @@ def test_the_lord_dismisses_a_member_in_any_case() -> None:
     ]
     for m in others[1:]:
         assert m.lines()[0] == "*** Arya has been dismissed by the Lord (4/5)"
-    assert "Arya" not in game.realm.who()
+    assert "Arya" not in game.realm.who().decode()
 
 
 @pytest.mark.parametrize(("name", "why"), [
@@ -329,12 +311,24 @@ def test_the_realm_is_emptied_when_its_last_member_goes() -> None:
 class Seat(Member):
     """What the server seats: a member with a name set before joining."""
 
+    address = "192.0.2.1"
+
+
+def join(server: RealmServer, member: Seat, key: str) -> Realm:
+    """The realm `server` seats `member` in (its Deferred fires at once)."""
+    results: list[Any] = []
+    server.join(member, key).addBoth(results.append)  # type: ignore[arg-type]
+    (result,) = results
+    if isinstance(result, Failure):
+        result.raiseException()
+    return result.realm  # type: ignore[no-any-return]
+
 
 def test_realms_are_created_on_first_join_and_discarded_when_empty() -> None:
     server = RealmServer(Settings(), task.Clock(), rng=random.Random(1))
     arya, bran = Seat("Arya"), Seat("Bran")
-    north = server.join(arya, "north")  # type: ignore[arg-type]
-    south = server.join(bran, "south")  # type: ignore[arg-type]
+    north = join(server, arya, "north")
+    south = join(server, bran, "south")
     assert north is not south
     assert set(server.realms) == {"north", "south"}
     north.remove(arya)
@@ -345,13 +339,13 @@ def test_realms_are_created_on_first_join_and_discarded_when_empty() -> None:
 def test_a_realm_whose_lord_left_is_free_for_a_new_game() -> None:
     server = RealmServer(Settings(size=2), task.Clock(), rng=random.Random(1))
     lord, arya = Seat("Lord"), Seat("Arya")
-    old = server.join(lord, "westeros")  # type: ignore[arg-type]
-    server.join(arya, "westeros")  # type: ignore[arg-type]
+    old = join(server, lord, "westeros")
+    join(server, arya, "westeros")
     old.remove(lord)
     assert server.realms == {}
     new_lord, new_arya = Seat("Lord"), Seat("Arya")
-    new = server.join(new_lord, "westeros")  # type: ignore[arg-type]
-    server.join(new_arya, "westeros")  # type: ignore[arg-type]
+    new = join(server, new_lord, "westeros")
+    join(server, new_arya, "westeros")
     assert new is not old and new.full and new_lord.events() == 1
 
 
@@ -359,8 +353,8 @@ def test_a_long_running_server_holds_only_the_realms_in_play() -> None:
     server = RealmServer(Settings(size=2), task.Clock(), rng=random.Random(1))
     for i in range(300):
         lord, other = Seat("Lord"), Seat(f"Bot{i}")
-        realm = server.join(lord, f"realm{i % 7}")  # type: ignore[arg-type]
-        server.join(other, f"realm{i % 7}")  # type: ignore[arg-type]
+        realm = join(server, lord, f"realm{i % 7}")
+        join(server, other, f"realm{i % 7}")
         realm.remove(other if i % 2 else lord)
         realm.remove(lord)
     assert server.realms == {}
@@ -368,8 +362,8 @@ def test_a_long_running_server_holds_only_the_realms_in_play() -> None:
 
 def test_the_realm_limit() -> None:
     server = RealmServer(Settings(max_realms=2), task.Clock())
-    server.join(Seat("Arya"), "a")  # type: ignore[arg-type]
-    server.join(Seat("Arya"), "b")  # type: ignore[arg-type]
+    join(server, Seat("Arya"), "a")
+    join(server, Seat("Arya"), "b")
     with pytest.raises(JoinError, match="limit"):
-        server.join(Seat("Arya"), "c")  # type: ignore[arg-type]
-    server.join(Seat("Bran"), "a")  # type: ignore[arg-type]
+        join(server, Seat("Arya"), "c")
+    join(server, Seat("Bran"), "a")

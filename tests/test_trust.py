@@ -1,7 +1,7 @@
 """Trust, without sockets: the Lord's password, flood control, idle limits,
 per-address and per-server limits.
 
-Each connection is a real `RealmProtocol` on an in-memory transport; time
+Each connection is a real `StreamLink` on an in-memory transport; time
 is the test's `task.Clock`.
 """
 
@@ -17,7 +17,7 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.logger import formatEvent
 
-from realm.protocol import RealmProtocol
+from realm.protocol import Outbox, StreamLink
 from realm.server import RealmServer
 from realm.tap import Options, Shutdown, makeService, settings_from
 
@@ -28,7 +28,7 @@ class Link:
     """One client connection to `server`, driven by the test."""
 
     def __init__(self, server: RealmServer, host: str = "10.0.0.1") -> None:
-        self.proto = RealmProtocol(server)
+        self.proto = StreamLink(server, Outbox(server.clock))
         self.transport = Transport(host)
         self.transport.protocol = self.proto
         self.proto.makeConnection(self.transport)
@@ -144,14 +144,39 @@ def test_third_failure_closes(server: Any) -> None:
     assert not realm_server.realms and not realm_server.sessions
 
 
-def test_failures_count_per_connection(server: Any) -> None:
+def test_failures_close_per_connection_and_back_off_per_address(
+        server: Any, clock: task.Clock, events: list[dict[str, Any]]) -> None:
     realm_server = server(checker=memory_checker(SECRET))
     first, second = Link(realm_server), Link(realm_server)
     first.send("Lord", "a", "Lord", "b")
-    second.send("Lord", "c", "Lord", "d")
-    assert not first.closed and not second.closed
+    second.send("Lord", "c")  # the address's third wrong password
+    assert not first.closed and not second.closed  # two strikes each at most
+    second.lines()
+    # The address must now wait; the password is not even checked.
+    second.send("Lord", SECRET)
+    (refusal,) = errors(second.lines())
+    assert "Too many wrong passwords for the Lord; wait 1 s" in refusal
+    assert any("Did not check" in formatEvent(e) for e in events)
+    clock.advance(1)
     second.send("Lord", SECRET)
     assert "*** Lord has entered the realm (1/5)" in second.lines()
+
+
+def test_the_wait_grows_with_each_wrong_password(server: Any, clock: task.Clock) -> None:
+    realm_server = server(checker=memory_checker(SECRET))
+    waits = []
+    for guess in range(6):
+        link = Link(realm_server)
+        link.send("Lord", f"guess{guess}")
+        waits.append(realm_server.password_wait("10.0.0.1"))
+        clock.advance(waits[-1])
+    assert waits == [0, 0, 1, 2, 4, 8]
+    # Another address is not held up by this one's guesses.
+    assert realm_server.password_wait("10.0.0.2") == 0
+    # Success clears the address.
+    link = Link(realm_server)
+    link.send("Lord", SECRET)
+    assert realm_server.password_wait("10.0.0.1") == 0
 
 
 def test_lines_sent_while_checking_wait_their_turn(server: Any) -> None:
@@ -192,7 +217,7 @@ def test_lines_sent_while_checking_wait_their_turn(server: Any) -> None:
 
 
 def test_passwords_never_reach_the_logs(
-        server: Any, events: list[dict[str, Any]], tmp_path: Any) -> None:
+        server: Any, clock: task.Clock, events: list[dict[str, Any]], tmp_path: Any) -> None:
     path = tmp_path / "lords"
     path.write_text(f"lord:{SECRET}\n")
     for checker in (memory_checker(SECRET), None):
@@ -206,6 +231,7 @@ def test_passwords_never_reach_the_logs(
         for guess in guesses:
             brute.send("Lord", guess)
         assert brute.closed
+        clock.advance(300)  # the address's wait after three wrong passwords
         lord = Link(realm_server)
         lord.send("Lord", SECRET, "--leave")
         assert lord.closed

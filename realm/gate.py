@@ -1,0 +1,69 @@
+"""The checks every client line passes before it means anything.
+
+Pure: no transport, no reactor.  `Gate.check(raw, now)` takes one line
+(without its line end) and the time, and returns the line's text or a
+`Refused` saying why.  A line is refused when it is longer than 1024
+bytes, is not UTF-8, holds control characters (C0 but tab, DEL, C1: no
+escape sequences reach other people's terminals), or comes faster than
+the connection's rate (a token bucket: `rate` lines a second, bursts of
+twice that).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from realm import wire
+
+# C0 and C1 control characters, but tab; DEL too.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A refused line: `kind` for counting and logging, `line` for the client."""
+
+    kind: str
+    line: bytes
+
+
+LINE_TOO_LONG = Refused("line_too_long", wire.LINE_TOO_LONG.notice(limit=wire.MAX_LINE))
+NOT_UTF8 = Refused("not_utf8", wire.NOT_UTF8.notice())
+CONTROL = Refused("control", wire.CONTROL.notice())
+
+
+class Gate:
+    """One connection's line checks and token bucket."""
+
+    __slots__ = ("rate", "_burst", "_tokens", "_last", "_too_fast")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate  # lines a second; 0: no limit
+        self._burst = 2.0 * rate
+        self._tokens = self._burst
+        self._last = now
+        self._too_fast = Refused("too_fast", wire.TOO_FAST.notice(rate=f"{rate:g}"))
+
+    def check(self, raw: bytes, now: float) -> str | Refused:
+        """The text of `raw`, or why it is refused."""
+        if len(raw) > wire.MAX_LINE:
+            return LINE_TOO_LONG
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return NOT_UTF8
+        # isprintable() is False for every control character (and for some
+        # harmless ones): the regex decides only for those lines.
+        if not text.isprintable() and _CONTROL.search(text):
+            return CONTROL
+        if self.rate:
+            tokens = self._tokens + (now - self._last) * self.rate
+            self._last = now
+            if tokens > self._burst:
+                tokens = self._burst
+            if tokens < 1.0:
+                self._tokens = tokens
+                return self._too_fast
+            self._tokens = tokens - 1.0
+        return text

@@ -1,0 +1,88 @@
+"""Bounds on what a stranger can make the server do: guess passwords,
+fill its log.  Pure: every method takes the time.
+
+- `Backoff`: failures counted per key (an address, or the Lord's account
+  as a whole); after `free` failures a key waits, twice as long after
+  each further failure, up to `cap` seconds.  A success clears the key.
+- `RefusalCounter`: a connection's refused lines are logged once per
+  kind per `interval`, with how many there were, instead of once a line.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass
+class _Failures:
+    count: int
+    until: float  # no try before this time
+
+
+class Backoff:
+    """Failures per key with a growing wait; at most `keys` keys are kept."""
+
+    def __init__(self, free: int, base: float, cap: float, keys: int = 10000) -> None:
+        self.free = free
+        self.base = base
+        self.cap = cap
+        self.keys = keys
+        self._failures: dict[str, _Failures] = {}
+
+    def wait(self, key: str, now: float) -> float:
+        """Seconds `key` must still wait before it may try (0: it may)."""
+        failures = self._failures.get(key)
+        return max(0.0, failures.until - now) if failures else 0.0
+
+    def failed(self, key: str, now: float) -> float:
+        """Count a failure of `key`; return how long it must now wait."""
+        failures = self._failures.pop(key, None) or _Failures(0, now)
+        failures.count += 1
+        over = failures.count - self.free
+        wait = 0.0 if over < 0 else min(self.cap, self.base * 2.0 ** over)
+        failures.until = now + wait
+        self._failures[key] = failures  # the newest last: the oldest go first
+        if len(self._failures) > self.keys:
+            self._prune(now)
+        return wait
+
+    def succeeded(self, key: str) -> None:
+        self._failures.pop(key, None)
+
+    def _prune(self, now: float) -> None:
+        """Forget keys long past their wait, then the oldest, to stay bounded."""
+        for key, failures in list(self._failures.items()):
+            if failures.until + self.cap < now:
+                del self._failures[key]
+        while len(self._failures) > self.keys:
+            del self._failures[next(iter(self._failures))]
+
+
+def whole_seconds(wait: float) -> int:
+    """A wait as the client is told it: whole seconds, at least 1."""
+    return max(1, math.ceil(wait))
+
+
+class RefusalCounter:
+    """How many lines of each kind one connection had refused, for the log."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self._kinds: dict[str, tuple[int, float]] = {}  # kind -> (unlogged, logged at)
+
+    def refused(self, kind: str, now: float) -> int:
+        """Count one refusal; return how many to log now (0: stay quiet)."""
+        unlogged, logged = self._kinds.get(kind, (0, -math.inf))
+        unlogged += 1
+        if now - logged >= self.interval:
+            self._kinds[kind] = (0, now)
+            return unlogged
+        self._kinds[kind] = (unlogged, logged)
+        return 0
+
+    def unlogged(self) -> dict[str, int]:
+        """Refusals counted but not yet logged, by kind (at the end)."""
+        found = {kind: n for kind, (n, _) in self._kinds.items() if n}
+        self._kinds.clear()
+        return found

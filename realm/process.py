@@ -1,0 +1,132 @@
+"""The server as a process: its ports, its signals, its limits, its log.
+
+- `Listener`: one `--listen`/`--web` endpoint.  A port that cannot be
+  opened (in use, no permission) stops the start with one line saying
+  what and where, and a non-zero exit: no traceback.
+- `Signals`: SIGTERM and SIGINT end the server the graceful way (every
+  member is told) and the process exits 0; SIGHUP reopens the log file
+  (what logrotate expects) and keeps every game.
+- `raise_open_files_limit`: the soft RLIMIT_NOFILE raised to the hard
+  limit, so a server can hold as many connections as the system allows.
+- `with_backlog`: a larger listen backlog than Twisted's 50 by default.
+"""
+
+from __future__ import annotations
+
+import resource
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from twisted.application import service
+from twisted.internet import endpoints
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+log = Logger()
+
+#: The listen backlog given to tcp:, ssl:, unix: and haproxy: endpoints
+#: that do not set one (Twisted's default is 50).
+BACKLOG = 1024
+_BACKLOG_KINDS = ("tcp", "tcp6", "ssl", "unix", "haproxy")
+
+
+class StartupFailure(SystemExit):
+    """The server cannot start: one line for the operator, exit status 1."""
+
+    def __init__(self, line: str) -> None:
+        super().__init__(f"realm: {line}")
+
+
+def with_backlog(description: str) -> str:
+    """`description` with `backlog=BACKLOG` added where it can take one."""
+    kind = description.split(":", 1)[0].lower()
+    if kind in _BACKLOG_KINDS and "backlog=" not in description:
+        return f"{description}:backlog={BACKLOG}"
+    return description
+
+
+class Listener(service.Service):
+    """Listen on one endpoint while running."""
+
+    def __init__(self, reactor: Any, description: str, factory: IProtocolFactory,
+                 what: str) -> None:
+        self.reactor = reactor
+        self.description = description
+        self.factory = factory
+        self.what = what
+        self.port: IListeningPort | None = None
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        endpoint = endpoints.serverFromString(self.reactor, with_backlog(self.description))
+        listening = endpoint.listen(self.factory)
+        outcome: list[Any] = []
+        listening.addBoth(outcome.append)
+        if not outcome:  # an endpoint that listens later: report it then
+            listening.addCallback(self._listening).addErrback(self._failed_later)
+        elif isinstance(outcome[0], Failure):
+            reason = outcome[0].getErrorMessage()
+            raise StartupFailure(f"cannot listen on {self.description} for "
+                                 f"{self.what}: {reason}")
+        else:
+            self._listening(outcome[0])
+
+    def _listening(self, port: IListeningPort) -> None:
+        self.port = port
+        log.info("Serving {what} on {endpoint}", what=self.what, endpoint=self.description)
+
+    def _failed_later(self, failure: Failure) -> None:
+        log.critical("Cannot listen on {endpoint} for {what}: {reason}; stopping",
+                     endpoint=self.description, what=self.what,
+                     reason=failure.getErrorMessage())
+        self.reactor.stop()
+
+    def stopService(self) -> Any:
+        super().stopService()
+        port, self.port = self.port, None
+        return port.stopListening() if port is not None else None
+
+
+class Signals(service.Service):
+    """SIGTERM/SIGINT: stop gracefully, exit 0.  SIGHUP: reopen the log."""
+
+    def __init__(self, reactor: Any, reopen: Callable[[], None]) -> None:
+        self.reactor = reactor
+        self.reopen = reopen
+
+    def startService(self) -> None:
+        super().startService()
+        # The reactor installs its own handlers as it starts (they make
+        # twistd kill itself again with the signal: exit 143 or 130).
+        self.reactor.callWhenRunning(self._install)
+
+    def _install(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGHUP, self._hang_up)
+
+    def _stop(self, signum: int, frame: object) -> None:
+        log.info("Received {signal}: shutting down", signal=signal.Signals(signum).name)
+        self.reactor.callFromThread(self.reactor.stop)
+
+    def _hang_up(self, signum: int, frame: object) -> None:
+        self.reactor.callFromThread(self._reopen)
+
+    def _reopen(self) -> None:
+        self.reopen()
+        log.info("Received SIGHUP: reopened the log; every game goes on")
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft open-files limit to the hard one; return the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as e:
+            log.warn("Could not raise the open-files limit from {soft}: {e}", soft=soft, e=e)
+    log.info("Open-files limit: {limit} (each connection takes one)", limit=soft)
+    return soft

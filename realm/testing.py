@@ -1,0 +1,245 @@
+"""A test kit for realm, as `treq.testing` is for treq: fakes and clients
+that tests (realm's own, and anyone's driving realm) share.
+
+- `FakeMember`: a member as a realm sees it, remembering what it was sent.
+- `MemoryNet`: clients of a `RealmServer` over in-memory transports, the
+  real `StreamLink` on each; connections close as a reactor would, after
+  the call that asked for it.
+- `LineClient`: a raw client over real loopback sockets that keeps every
+  line it receives and waits for lines with a bound.
+- `bounded(d, what)`: `d`, failing with what it waited for if it has not
+  fired within `WAIT` seconds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import defer, protocol
+from twisted.internet.error import ConnectionDone
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from realm import wire
+from realm.protocol import RealmFactory, StreamLink
+from realm.server import RealmServer
+
+WAIT = 10.0  # the longest any one expectation may take, in seconds
+#: What every line from the server looks like: a notice, or stamped chat.
+SHAPE = re.compile(rf"\*\*\* |{wire.NAME_RULE}: ")
+
+
+def lines_of(data: bytes) -> list[str]:
+    """CRLF lines, without their line ends."""
+    assert data == b"" or data.endswith(b"\r\n"), data
+    return data.decode("utf-8").split("\r\n")[:-1]
+
+
+class FakeMember:
+    """A member as a realm (or a command) sees it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.prefix = name.encode() + b": "
+        self.received = b""
+        self.closed = False
+        self.left = False
+
+    def send(self, data: bytes) -> None:
+        assert not self.closed, f"{self.name} was sent {data!r} after close"
+        self.received += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def leave(self) -> None:
+        self.left = True
+
+    def lines(self) -> list[str]:
+        return lines_of(self.received)
+
+    def take(self) -> list[str]:
+        """Every line since the last take."""
+        lines = self.lines()
+        self.received = b""
+        return lines
+
+
+class MemoryConn:
+    """One client connection: bytes in, the server's lines out."""
+
+    def __init__(self, net: MemoryNet, transport: StringTransport) -> None:
+        self.net = net
+        self.transport = transport
+        self.link: StreamLink = net.factory.buildProtocol(None)
+        self.lost = False
+        transport.protocol = self.link  # type: ignore[attr-defined]
+        self.link.makeConnection(transport)
+
+    def send(self, data: bytes) -> None:
+        assert not self.lost
+        self.link.dataReceived(data)
+        self.net.settle()
+
+    def say(self, *lines: str) -> None:
+        self.send(b"".join(line.encode() + b"\r\n" for line in lines))
+
+    def take(self) -> list[str]:
+        """Every line received since the last take, without its CRLF."""
+        self.net.flush()
+        data = self.transport.value()
+        self.transport.clear()
+        lines = lines_of(data)
+        for line in lines:
+            assert SHAPE.match(line), line
+        return lines
+
+    @property
+    def closed(self) -> bool:
+        return self.lost or bool(self.transport.disconnecting)
+
+    def hang_up(self) -> None:
+        self.transport.loseConnection()
+        self.lost = True
+        self.link.connectionLost(Failure(ConnectionDone()))
+        self.net.settle()
+
+
+class MemoryNet:
+    """Clients of one server over `StringTransport`s."""
+
+    def __init__(self, server: RealmServer) -> None:
+        self.server = server
+        self.factory = RealmFactory(server)
+        self.conns: list[MemoryConn] = []
+
+    def connect(self, host: str = "192.0.2.1") -> MemoryConn:
+        from twisted.internet.address import IPv4Address
+
+        conn = MemoryConn(self, StringTransport(peerAddress=IPv4Address("TCP", host, 40000)))
+        self.conns.append(conn)
+        self.settle()
+        return conn
+
+    def flush(self) -> None:
+        self.factory.outbox.flush()
+
+    def settle(self) -> None:
+        """Close the connections the server has closed, as a reactor would."""
+        self.flush()
+        for conn in self.conns:
+            if conn.transport.disconnecting and not conn.lost:
+                conn.lost = True
+                conn.link.connectionLost(Failure(ConnectionDone()))
+
+    def join(self, line: str, host: str = "192.0.2.1") -> MemoryConn:
+        conn = self.connect(host)
+        conn.say(line)
+        return conn
+
+    def game(self, realm: str = "",
+             others: tuple[str, ...] = ("Arya", "Bran", "Cersei", "Davos"),
+             ) -> tuple[MemoryConn, list[MemoryConn]]:
+        """A full realm (of the default size): the others, then the Lord;
+        every inbox emptied."""
+        at = f"@{realm}" if realm else ""
+        members = [self.join(name + at) for name in others]
+        lord = self.join("Lord" + at)
+        for conn in [lord, *members]:
+            conn.take()
+        return lord, members
+
+
+def bounded(d: defer.Deferred[Any], what: str | Callable[[], str],
+            timeout: float = WAIT, clock: IReactorTime | None = None) -> defer.Deferred[Any]:
+    """`d`, failing if it has not fired within `timeout` seconds."""
+    if clock is None:
+        from twisted.internet import reactor as clock  # type: ignore[no-redef]
+
+    def timed_out(result: Any) -> Any:
+        if isinstance(result, Failure) and result.check(defer.TimeoutError):
+            said = what if isinstance(what, str) else what()
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {said}")
+        return result
+
+    assert clock is not None
+    return d.addTimeout(timeout, clock).addBoth(timed_out)
+
+
+#: What `LineClient`s wait for, checked whenever any of them hears anything
+#: (a wait may be on another client's lines, or on the server's state).
+_WAITERS: list[tuple[Callable[[], bool], defer.Deferred[None]]] = []
+
+
+class LineClient(protocol.Protocol):
+    """A raw client over a real socket: every line it hears, and waits on them.
+
+    `first`, if given, is sent on connecting (before the greeting).
+    """
+
+    def __init__(self, first: str | None = None) -> None:
+        self.first = first
+        self.lines: list[str] = []
+        self.buffer = b""
+        self.made: defer.Deferred[LineClient] = defer.Deferred()
+        self.lost: defer.Deferred[BaseException] = defer.Deferred()  # fires with why
+
+    def connectionMade(self) -> None:
+        if self.first is not None:
+            self.say(self.first)
+        self.made.callback(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        *lines, self.buffer = (self.buffer + data).split(b"\r\n")
+        self.lines.extend(line.decode("utf-8") for line in lines)
+        _wake()
+
+    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
+        self.lost.callback(reason.value)  # type: ignore[arg-type]
+        _wake()
+
+    def until(self, test: Callable[[], bool], what: str) -> defer.Deferred[None]:
+        """Until `test()` holds, checked as any client hears anything."""
+        d: defer.Deferred[None] = defer.Deferred()
+        if test():
+            d.callback(None)
+        else:
+            _WAITERS.append((test, d))
+        return bounded(d, lambda: f"{what}; this client's last lines: "
+                              f"{[line[:100] for line in self.lines[-5:]]}")
+
+    def wait_for(self, want: str | Callable[[str], bool], count: int = 1) -> defer.Deferred[None]:
+        """Until `count` lines received so far contain `want` (or satisfy it)."""
+        test = want if callable(want) else (lambda line: want in line)
+        scanned, found = 0, 0
+
+        def enough() -> bool:
+            nonlocal scanned, found
+            found += sum(map(test, self.lines[scanned:]))
+            scanned = len(self.lines)
+            return found >= count
+
+        return self.until(enough, repr(want))
+
+    def count(self, text: str) -> int:
+        return sum(text in line for line in self.lines)
+
+    def errors(self) -> list[str]:
+        return [line for line in self.lines if line.startswith(wire.ERROR)]
+
+    def say(self, *lines: str) -> None:
+        assert self.transport is not None
+        self.transport.write(b"".join(line.encode() + b"\n" for line in lines))
+
+
+def _wake() -> None:
+    for waiter in list(_WAITERS):
+        test, d = waiter
+        if d.called:  # timed out
+            _WAITERS.remove(waiter)
+        elif test():
+            _WAITERS.remove(waiter)
+            d.callback(None)
