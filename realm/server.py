@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from twisted.cred.checkers import ICredentialsChecker
 from twisted.internet.defer import Deferred, fail, succeed
@@ -59,6 +59,17 @@ class Player(commands.Actor, Client, Protocol):
     """A connection that joins a realm."""
 
 
+def play(member: Player, realm: Realm, raw: bytes, text: str) -> None:
+    """A playing line of `member`'s: a command, or chat for its realm."""
+    if text.startswith("--"):
+        try:
+            commands.run(member, realm, text)
+        except RealmError as e:
+            member.send(e.line)
+    elif text.strip():
+        realm.chat(member, raw)
+
+
 class LocalSeat:
     """A member's seat in a realm this process runs."""
 
@@ -70,16 +81,34 @@ class LocalSeat:
         self.realm_name = realm.name
 
     def line(self, raw: bytes, text: str) -> None:
-        if text.startswith("--"):
-            try:
-                commands.run(self.member, self.realm, text)
-            except RealmError as e:
-                self.member.send(e.line)
-        elif text.strip():
-            self.realm.chat(self.member, raw)
+        play(self.member, self.realm, raw, text)
 
     def gone(self, why: str) -> None:
         self.realm.remove(self.member, why)
+
+
+class Seat(Protocol):
+    """A member's place in a realm, on this process or another."""
+
+    realm_name: str
+
+    def line(self, raw: bytes, text: str) -> None:
+        """A playing line from the member: a command or chat."""
+
+    def gone(self, why: str) -> None:
+        """The member has gone (lost, silent too long): leave the realm."""
+
+
+class Directory(Protocol):
+    """Where realms run when there are several processes (realm.cluster)."""
+
+    def admit(self, client: Client) -> Deferred[bool]: ...
+    def released(self, client: Client) -> None: ...
+    def check(self, key: str, name: str, address: str) -> Deferred[None]: ...
+    def join(self, member: Player, key: str) -> Deferred[Seat]: ...
+    def ended(self, realm: Realm) -> None: ...
+    def closing(self) -> None: ...
+    def closed(self) -> Deferred[Any]: ...
 
 
 class RealmServer:
@@ -108,10 +137,28 @@ class RealmServer:
         self._guesses = Backoff(free=MAX_GUESSES, base=1.0, cap=300.0)
         self._lord_guesses = Backoff(free=10 * MAX_GUESSES, base=0.5, cap=60.0)
         self._drained: Deferred[None] | None = None
+        self.cluster: Directory | None = None  # set by realm.cluster with --cluster
 
     # -- connections -------------------------------------------------------
+    def admit(self, client: Client) -> Deferred[bytes | None]:
+        """Count a new connection; fires with a refusal, or None to welcome it."""
+        refusal = self.connected(client)
+        if refusal is not None or self.cluster is None:
+            return succeed(refusal)
+        limit = self.settings.max_per_address
+
+        def counted(ok: bool) -> bytes | None:
+            if ok:
+                return None
+            log.warn("Refused a connection from {address}: {limit} already in the "
+                     "cluster", address=client.address, limit=limit)
+            self.refusals["too_many_connections"] += 1
+            return wire.TOO_MANY_CONNECTIONS.notice(limit=limit)
+
+        return self.cluster.admit(client).addCallback(counted)
+
     def connected(self, client: Client) -> bytes | None:
-        """Count a new connection; return a refusal, or None to welcome it."""
+        """Count a new connection here; return a refusal, or None."""
         limit = self.settings.max_per_address
         if limit and self._per_address[client.address] >= limit:
             log.warn("Refused a connection from {address}: {limit} already",
@@ -128,9 +175,14 @@ class RealmServer:
             self._per_address[client.address] -= 1
             if not self._per_address[client.address]:
                 del self._per_address[client.address]
+            if self.cluster is not None:
+                self.cluster.released(client)
         if self._drained is not None and not self.sessions:
             self._drained.callback(None)
             self._drained = None
+
+    def connections_by_address(self) -> dict[str, int]:
+        return dict(self._per_address)
 
     def refused(self, kind: str, n: int) -> None:
         self.refusals[kind] += n
@@ -153,31 +205,29 @@ class RealmServer:
     # -- realms --------------------------------------------------------------
     def check(self, key: str, name: str, address: str) -> Deferred[None]:
         """Whether `name` from `address` could join the realm `key` now."""
+        realm = self.realms.get(key)
+        if realm is None and self.cluster is not None:
+            return self.cluster.check(key, name, address)
         try:
-            self._realm_for(key, address).check(name)
+            (realm or self.new_realm(key, address)).check(name)
         except JoinError as e:
             return fail(e)
         return succeed(None)
 
-    def join(self, member: Player, key: str) -> Deferred[LocalSeat]:
+    def join(self, member: Player, key: str) -> Deferred[Seat]:
         """Seat `member` (its name set) in the realm `key`."""
+        realm = self.realms.get(key)
+        if realm is None and self.cluster is not None:
+            return self.cluster.join(member, key)
         try:
-            realm = self._realm_for(key, member.address)
+            realm = self.found(key, member.address)
             realm.add(member)
         except JoinError as e:
             return fail(e)
-        if key not in self.realms:
-            self.realms[key] = realm
-            self._started_by[key] = member.address
-            self._realms_of[member.address] += 1
-            log.info("Realm {realm} created by {address}", realm=key, address=member.address)
         return succeed(LocalSeat(realm, member))
 
-    def _realm_for(self, key: str, address: str) -> Realm:
-        """The realm `key`: in play, or a new one `address` may start."""
-        realm = self.realms.get(key)
-        if realm is not None:
-            return realm
+    def new_realm(self, key: str, address: str) -> Realm:
+        """A new realm `key` that `address` starts, if this process may."""
         s = self.settings
         if self.draining:
             raise JoinError(wire.DRAINING.notice())
@@ -187,6 +237,16 @@ class RealmServer:
             raise JoinError(wire.ADDRESS_REALMS.notice(limit=s.max_realms_per_address))
         return Realm(key, s.size, self.clock, s.event_wait, self.rng, self._realm_empty)
 
+    def found(self, key: str, address: str) -> Realm:
+        """The realm `key` run here: in play, or started now by `address`."""
+        realm = self.realms.get(key)
+        if realm is None:
+            realm = self.realms[key] = self.new_realm(key, address)
+            self._started_by[key] = address
+            self._realms_of[address] += 1
+            log.info("Realm {realm} created by {address}", realm=key, address=address)
+        return realm
+
     def _realm_empty(self, realm: Realm) -> None:
         if self.realms.get(realm.name) is realm:
             del self.realms[realm.name]
@@ -194,6 +254,8 @@ class RealmServer:
             self._realms_of[address] -= 1
             if not self._realms_of[address]:
                 del self._realms_of[address]
+            if self.cluster is not None:
+                self.cluster.ended(realm)
 
     def end(self, key: str, goodbye: bytes) -> bool:
         """End the realm `key` for everyone in it; False if there is none."""
@@ -207,19 +269,25 @@ class RealmServer:
         """Tell every connection the server is closing and close them all.
 
         The Deferred fires once every connection is gone, or after
-        `grace` seconds, whichever is first.
+        `grace` seconds, whichever is first; with a cluster, once the
+        others have been told too.
         """
         n = len(self.sessions)
         log.info("Shutting down: closing {n} connection{s}", n=n, s="" if n == 1 else "s")
         self.deadlines.stop()
+        if self.cluster is not None:
+            self.cluster.closing()
         drained: Deferred[None] = Deferred()
         if not self.sessions:
             drained.callback(None)
-            return drained
-        self._drained = drained
-        farewell = wire.SHUTTING_DOWN.notice()
-        for session in list(self.sessions):
-            session.send(farewell)
-            session.close()
-        return drained.addTimeout(grace, self.clock, lambda *a: None)
-
+        else:
+            self._drained = drained
+            farewell = wire.SHUTTING_DOWN.notice()
+            for session in list(self.sessions):
+                session.send(farewell)
+                session.close()
+            drained.addTimeout(grace, self.clock, lambda *a: None)
+        if self.cluster is not None:
+            cluster = self.cluster
+            drained.addCallback(lambda _: cluster.closed()).addCallback(lambda _: None)
+        return drained

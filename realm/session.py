@@ -19,7 +19,7 @@ A link calls `opened()` once connected, `line_received(raw)` per line
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
@@ -34,24 +34,12 @@ from realm.link import Link
 from realm.names import LORD, JoinError, parse_join
 
 if TYPE_CHECKING:
-    from realm.server import RealmServer
+    from realm.server import RealmServer, Seat
 
 log = Logger()
 
 MAX_PASSWORD_FAILURES = 3
 GREETING = wire.GREETING.notice() + wire.ASK_NAME.notice()
-
-
-class Seat(Protocol):
-    """A member's place in a realm, on this process or another."""
-
-    realm_name: str
-
-    def line(self, raw: bytes, text: str) -> None:
-        """A playing line from the member: a command or chat."""
-
-    def gone(self, why: str) -> None:
-        """The member has gone (lost, silent too long): leave the realm."""
 
 
 class Session:
@@ -80,7 +68,9 @@ class Session:
 
     # -- lifecycle ---------------------------------------------------------
     def opened(self) -> None:
-        refusal = self.server.connected(self)
+        self._wait_for(lambda: self.server.admit(self), self._admitted)
+
+    def _admitted(self, refusal: bytes | None) -> None:
         if refusal is not None:
             self._handle = self._closed
             self.send(refusal)
@@ -90,6 +80,7 @@ class Session:
         if login:
             self.due = self._clock.seconds() + login
             self.server.deadlines.watch(self)
+        self._handle = self._naming
         self.send(GREETING)
 
     def lost(self) -> None:

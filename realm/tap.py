@@ -14,9 +14,11 @@ from twisted.internet.defer import Deferred
 from twisted.python import usage
 
 from realm import logs, web
+from realm.cluster import Cluster
 from realm.names import JoinError, check
 from realm.process import Listener, Signals, StartupFailure, raise_open_files_limit
 from realm.protocol import RealmFactory
+from realm.redis import parse_url
 from realm.server import RealmServer, Settings
 from twisted import __version__ as twisted_version
 
@@ -88,6 +90,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
          "stay silent.", _number(float, 0, "--idle-timeout")],
         ["log-format", None, "text", "The log's lines: text, or json (one JSON "
          "object a line)."],
+        ["cluster", None, None, "Share realms with every process started with "
+         "this Redis URL: redis://HOST:PORT[/DB]."],
     ]
 
     def __init__(self) -> None:
@@ -125,6 +129,11 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             check(self["realm"], "realm name")
         except JoinError as e:
             raise usage.UsageError(f"--realm: {e}") from None
+        if self["cluster"] is not None:
+            try:
+                self["cluster"] = parse_url(self["cluster"])
+            except ValueError as e:
+                raise usage.UsageError(str(e)) from None
         if self["log-format"] not in logs.FORMATS:
             raise usage.UsageError(f"--log-format must be one of {', '.join(logs.FORMATS)}")
         if not self["listen"]:
@@ -139,6 +148,17 @@ def settings_from(config: Options) -> Settings:
         max_realms=config["max-realms"],
         max_realms_per_address=config["max-realms-per-address"],
         login_timeout=config["login-timeout"], idle_timeout=config["idle-timeout"])
+
+
+class Clustered(service.Service):
+    """Run this process's part in a cluster while the service runs."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    def startService(self) -> None:
+        super().startService()
+        self.cluster.start()
 
 
 class Shutdown(service.Service):
@@ -160,6 +180,9 @@ def makeService(config: Options) -> service.MultiService:
     if os.name == "posix":
         raise_open_files_limit()
     Signals(reactor, top.reopen_log).setServiceParent(top)
+    if config["cluster"] is not None:
+        server.cluster = cluster = Cluster(server, reactor, config["cluster"])
+        Clustered(cluster).setServiceParent(top)
     Shutdown(server).setServiceParent(top)
     factory = RealmFactory(server)
     for description in config["listen"]:

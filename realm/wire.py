@@ -203,6 +203,10 @@ REALM_ENDED = _line("realm_ended", "The realm '{realm}' has been ended by the "
                     "server's keeper. Farewell.")
 REALM_GONE = _line("realm_gone", "The server running the realm '{realm}' is gone; "
                    "the game is over. Farewell.")
+CUT_OFF = _line("cut_off", "The realm '{realm}' can no longer be reached from this "
+                "server; the game is over for you. Farewell.")
+REALM_MOVED = _line("realm_moved", "Another server has taken the realm '{realm}' over; "
+                    "the game here is over. Farewell.")
 HERALD_SAYS = _line("herald", HERALD + "{text}")
 
 # -- commands ----------------------------------------------------------------------

@@ -1,0 +1,185 @@
+"""realm's link to Redis (or Valkey): one connection for commands and one
+subscribed to this process's own channel, each kept up by Twisted's
+`ClientService` and spoken through txredisapi's protocols (what Synapse
+runs its workers on).
+
+`RedisLink.up` says whether both connections are ready.  While it is
+not, every call fails at once with `Unreachable` (callers refuse what
+needs Redis and go on with the rest); a call that gets no answer within
+`timeout` seconds fails too, and the connection is cut and made again.
+Reconnection is tried every second at most, so realm is back within
+seconds of Redis.  `on_up` runs when both connections are ready again
+(the cluster then re-registers what Redis forgot), `on_down` when either
+is lost, `on_message` for each message on the channel (bytes).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import txredisapi
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet import endpoints
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+log = Logger()
+
+_URL = re.compile(r"redis://(?P<host>[^:/]+)(?::(?P<port>\d+))?(?:/(?P<db>\d+))?/?\Z")
+
+
+class Unreachable(Exception):
+    """Redis cannot be reached now."""
+
+
+@dataclass(frozen=True)
+class RedisURL:
+    host: str
+    port: int = 6379
+    db: int = 0
+
+    def __str__(self) -> str:
+        return f"redis://{self.host}:{self.port}/{self.db}"
+
+
+def parse_url(url: str) -> RedisURL:
+    """`redis://HOST[:PORT][/DB]`, or ValueError saying what is wrong."""
+    found = _URL.match(url)
+    if found is None:
+        raise ValueError(f"--cluster: {url!r} is not redis://HOST[:PORT][/DB]")
+    port = int(found.group("port") or 6379)
+    if not 0 < port < 65536:
+        raise ValueError(f"--cluster: bad port in {url!r}")
+    return RedisURL(found.group("host"), port, int(found.group("db") or 0))
+
+
+class _Commands(txredisapi.RedisProtocol):
+    link: RedisLink
+
+    def connectionLost(self, why: Failure) -> None:
+        super().connectionLost(why)
+        self.link._lost(self)
+
+
+class _Channel(txredisapi.SubscriberProtocol):
+    link: RedisLink
+
+    def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
+        self.link.on_message(message)
+
+    def connectionLost(self, why: Failure) -> None:
+        super().connectionLost(why)
+        self.link._lost(self)
+
+
+class _Factory(Factory):
+    def __init__(self, link: RedisLink, kind: type) -> None:
+        self.link = link
+        self.kind = kind
+
+    def buildProtocol(self, addr: object) -> Any:
+        proto = self.kind(charset=None, replyTimeout=self.link.timeout)
+        proto.factory = self
+        proto.link = self.link
+        return proto
+
+
+class RedisLink:
+    """The two connections, and whether Redis can be reached now."""
+
+    def __init__(self, reactor: Any, url: RedisURL, channel: str,
+                 on_message: Callable[[bytes], None],
+                 on_up: Callable[[], None], on_down: Callable[[], None],
+                 timeout: float = 2.0) -> None:
+        self.reactor = reactor
+        self.url = url
+        self.channel = channel
+        self.on_message = on_message
+        self.on_up = on_up
+        self.on_down = on_down
+        self.timeout = timeout
+        self.up = False
+        self._commands: _Commands | None = None
+        self._subscribed: _Channel | None = None
+        endpoint = endpoints.TCP4ClientEndpoint(reactor, url.host, url.port, timeout=timeout)
+        retry = backoffPolicy(initialDelay=0.2, factor=1.5, maxDelay=1.0)
+        self._services = [
+            ClientService(endpoint, _Factory(self, _Commands), retry,
+                          prepareConnection=self._prepare_commands, clock=reactor),
+            ClientService(endpoint, _Factory(self, _Channel), retry,
+                          prepareConnection=self._prepare_channel, clock=reactor),
+        ]
+
+    def start(self) -> None:
+        for service in self._services:
+            service.startService()
+
+    def stop(self) -> Deferred[Any]:
+        from twisted.internet.defer import gatherResults
+
+        self.up = False
+        return gatherResults([s.stopService() for s in self._services], consumeErrors=True)
+
+    # -- the connections' lifecycle ------------------------------------------
+    def _prepare_commands(self, proto: Any) -> Deferred[Any]:
+        d: Deferred[Any] = proto.select(self.url.db) if self.url.db else proto.ping()
+
+        def ready(_: object) -> None:
+            self._commands = proto
+            self._maybe_up()
+
+        return d.addCallback(ready)
+
+    def _prepare_channel(self, proto: Any) -> Deferred[Any]:
+        def ready(_: object) -> None:
+            self._subscribed = proto
+            self._maybe_up()
+
+        return proto.subscribe(self.channel).addCallback(ready)
+
+    def _maybe_up(self) -> None:
+        if not self.up and self._commands is not None and self._subscribed is not None:
+            self.up = True
+            log.info("Redis at {url} is reachable", url=str(self.url))
+            self.on_up()
+
+    def _lost(self, proto: Any) -> None:
+        if proto is self._commands:
+            self._commands = None
+        elif proto is self._subscribed:
+            self._subscribed = None
+        else:
+            return
+        if self.up:
+            self.up = False
+            log.warn("Lost Redis at {url}; trying again every second", url=str(self.url))
+            self.on_down()
+
+    # -- commands --------------------------------------------------------------
+    def call(self, command: str, *args: Any) -> Deferred[Any]:
+        """Run one command; fails with `Unreachable` when Redis is not up."""
+        proto = self._commands
+        if not self.up or proto is None:
+            return fail(Unreachable(f"Redis at {self.url} cannot be reached"))
+        return proto.execute_command(command, *args).addErrback(self._unreachable)
+
+    def script(self, source: str, keys: list[str], args: list[Any]) -> Deferred[Any]:
+        """Run a Lua script (by its hash once Redis knows it)."""
+        proto = self._commands
+        if not self.up or proto is None:
+            return fail(Unreachable(f"Redis at {self.url} cannot be reached"))
+        return proto.eval(source, keys, args).addErrback(self._unreachable)
+
+    def publish(self, channel: str, payload: bytes) -> Deferred[Any]:
+        return self.call("PUBLISH", channel, payload)
+
+    @staticmethod
+    def _unreachable(failure: Failure) -> Failure:
+        if failure.check(txredisapi.ConnectionError):
+            raise Unreachable(str(failure.value))
+        return failure
