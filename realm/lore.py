@@ -28,6 +28,7 @@ ACTIONS = (
     "eat", "feast", "hunt", "fight", "ride", "sail", "pray", "drink",
     "march", "build", "burn", "train", "scout", "parley", "flee", "hide",
     "rest", "sing", "torture", "trade", "spy", "forge", "bargain", "wed",
+    "ration", "pardon", "pay", "tax", "bribe", "heal", "gather", "feed",
 )
 
 #: The `-ing` form of each action, spelt out where adding "ing" is wrong.
@@ -40,6 +41,9 @@ ING = {
     "hide": "hiding", "rest": "resting", "sing": "singing",
     "torture": "torturing", "trade": "trading", "spy": "spying",
     "forge": "forging", "bargain": "bargaining", "wed": "wedding",
+    "ration": "rationing", "pardon": "pardoning", "pay": "paying",
+    "tax": "taxing", "bribe": "bribing", "heal": "healing",
+    "gather": "gathering", "feed": "feeding",
 }
 
 #: Scenes the server narrates.  The first three are the seed's.
