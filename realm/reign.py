@@ -164,6 +164,16 @@ class Reign:
         return self._line
 
     @property
+    def scene(self) -> Scene | None:
+        """The scene of the event in play, or None between events."""
+        return self._scene
+
+    @property
+    def offered(self) -> tuple[Option, Option] | None:
+        """The two options the event in play offers, as numbered."""
+        return self._offered
+
+    @property
     def decided(self) -> bool:
         """Whether the event in play has the Lord's decision."""
         return self._effect is not None
