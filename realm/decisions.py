@@ -13,6 +13,7 @@ The rules:
   word or its `-ing` form (`fight`, `FIGHTING`; `eaten` and `sweating`
   are not words of any action).
 - An action is named the same way, among every action in `lore.ACTIONS`.
+  `read` gives both readings in one pass, for the realm's hot path.
 
 Pure and cheap: the patterns are compiled and the forms tabled once, at
 import.
@@ -67,8 +68,7 @@ ACTION_FORMS = forms(lore.ACTIONS)
 def find_word(text: str, known: dict[str, str]) -> tuple[str, str] | None:
     """The first whole word of `text` that is one of `known` (from `forms`):
     (the word as spoken, its plain form), or None."""
-    for match in _WORD.finditer(text):
-        word = match.group()
+    for word in _WORD.findall(text):
         base = known.get(word.lower())
         if base is not None:
             return word, base
@@ -89,14 +89,36 @@ def picked(text: str, options: Sequence[str]) -> tuple[int, str] | None:
     if index is not None:
         return (index, options[index]) if index < len(options) else None
     wanted = [plain(option) for option in options]
-    for match in _WORD.finditer(text):
-        word = match.group()
+    known = ACTION_FORMS
+    for word in _WORD.findall(text):
         lower = word.lower()
         # An offered word that is no known action is taken as it stands.
-        base = ACTION_FORMS.get(lower, lower)
+        base = known.get(lower, lower)
         if base in wanted:
             return wanted.index(base), word
     return None
+
+
+def read(text: str, options: Sequence[str]) -> tuple[int | None, str | None]:
+    """Both readings in one pass, for the realm's hot path: (the index of
+    the offered option `text` picks, or None; when it picks none, the
+    plain action it names first, or None).  The same as `choice` and
+    `named_action`, each word looked at once."""
+    index = number(text)
+    if index is not None:
+        return (index, None) if index < len(options) else (None, named_action(text))
+    wanted = [plain(option) for option in options]
+    known = ACTION_FORMS
+    first = None
+    for word in _WORD.findall(text):
+        lower = word.lower()
+        action = known.get(lower)
+        base = lower if action is None else action
+        if base in wanted:
+            return wanted.index(base), None
+        if first is None:
+            first = action
+    return None, first
 
 
 def choice(text: str, options: Sequence[str]) -> int | None:

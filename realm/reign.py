@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from realm import lore, wire
-from realm.decisions import choice, named_action
+from realm.decisions import choice, named_action, read
 from realm.records import EventRecord, ReignRecord
 from realm.scenes import HIGHEST, HOLDINGS, LOWEST, STORY, Effect, Option, Scene, Story
 
@@ -216,16 +216,14 @@ class Reign:
             raise ReignError("there is no event to decide")
         if self._effect is not None:
             raise ReignError("the event in play is decided already")
-        index = choice(text, (offered[0].action, offered[1].action))
+        index, action = read(text, (offered[0].action, offered[1].action))
         if index is not None:
             effect = offered[index].effect
+        elif action is None:
+            effect = self.story.confusion
         else:
-            action = named_action(text)
-            if action is None:
-                effect = self.story.confusion
-            else:
-                option = scene.option(action)
-                effect = option.effect if option is not None else self.story.actions[action]
+            option = scene.option(action)
+            effect = option.effect if option is not None else self.story.actions[action]
         self._decision = text
         self._effect = effect
 

@@ -7,7 +7,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from realm import lore
-from realm.decisions import choice, forms, ing, named, named_action, number, picked, plain
+from realm.decisions import (
+    choice,
+    forms,
+    ing,
+    named,
+    named_action,
+    number,
+    picked,
+    plain,
+    read,
+)
 
 OFFERED = ("fight", "flee")
 
@@ -87,3 +97,14 @@ def test_any_text_reads_as_an_option_or_none(text: str) -> None:
     assert choice(text, OFFERED) in (None, 0, 1)
     found = named_action(text)
     assert found is None or found in lore.ACTIONS
+
+
+WORDS = st.lists(st.sampled_from([*lore.ACTIONS, *lore.ING.values(), "1", "2", "10", "the",
+                                  "dancing", "FIGHT", "-", "!", " "]), max_size=8)
+
+
+@given(st.one_of(WORDS.map(" ".join), st.text(max_size=40)),
+       st.sampled_from([OFFERED, ("burning", "fleeing"), ("dancing", "eat"), ("pay",)]))
+def test_one_pass_reads_as_the_two_readers_do(text: str, options: tuple[str, ...]) -> None:
+    index = choice(text, options)
+    assert read(text, options) == (index, named_action(text) if index is None else None)

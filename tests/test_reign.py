@@ -56,7 +56,7 @@ def _reign(seed: int = 1, scenes: tuple[Scene, ...] | None = None,
     return Reign(rng, deck, length)
 
 
-def _offered(reign: Reign, line: bytes) -> tuple[str, str]:
+def _offered(line: bytes) -> tuple[str, str]:
     options = wire.event_options(line.decode().rstrip("\r\n"))
     assert options is not None, line
     return options
@@ -125,7 +125,7 @@ def test_an_event_has_a_herald_a_wording_and_two_of_its_options() -> None:
         text = line.decode()
         scene = reign.scene
         assert scene is not None
-        a, b = _offered(reign, line)
+        a, b = _offered(line)
         assert a != b
         assert {a, b} <= {o.offered for o in scene.options}
         assert any(t.format(other=name) in text for t in scene.told for name in OTHERS)
@@ -181,7 +181,7 @@ def _settle_and_read(reign: Reign) -> tuple[str, dict[str, tuple[int, int]]]:
 def _duel(decision: str) -> tuple[tuple[str, str], str, dict[str, tuple[int, int]]]:
     """A duel decided: (the options offered, what was said, the holdings)."""
     reign = _reign(scenes=(DUEL,))
-    offered = _offered(reign, reign.tell(PAIR))
+    offered = _offered(reign.tell(PAIR))
     reign.holdings = dict.fromkeys(HOLDINGS, 50)
     reign.decide(decision)
     said, holdings = _settle_and_read(reign)
@@ -209,6 +209,17 @@ def test_an_option_by_word(decision: str) -> None:
     _, said, holdings = _duel(decision)
     assert _did(DUEL.options[0], said, holdings)
     assert holdings["Men"] == (20, -30) and holdings["Favour"] == (55, 5)
+
+
+def test_the_outcome_names_the_same_other_as_the_event() -> None:
+    scene = Scene(("Duel, {other}!", "Another duel, {other}!"), DUEL.options)
+    for seed in range(20):
+        reign = _reign(seed, (scene,))
+        line = reign.tell(PAIR).decode()
+        other = line.split(", ")[-1].split("!")[0]
+        assert other in PAIR
+        reign.decide("fight")
+        assert _settle_and_read(reign)[0] == f"The wall holds, {other}."
 
 
 def _told_with(reign: Reign, a: str, b: str) -> None:
@@ -422,7 +433,7 @@ def test_whole_reigns(seed: int, length: int, decisions: list[str]) -> None:
     settled = None
     while reign.ending is None:
         line = reign.tell(OTHERS[: seed % 5])
-        a, b = _offered(reign, line)
+        a, b = _offered(line)
         assert a != b  # never the same action twice
         reign.decide(decisions[reign.told % len(decisions)])
         settled = reign.settle()
