@@ -13,60 +13,36 @@ The rules:
   largest gain in loyalty.
 - Otherwise a message that names a known action (`lore.ACTIONS`), as the
   word or its `-ing` form, as a whole word in any case, earns approval; the
-  reply says the word back.  A message without one earns distaste.
+  reply says the word back.  A message without one earns distaste.  The
+  line is read by `realm.decisions`, as the realm itself reads it.
 - Loyalty starts at `Temper.loyalty`, never exceeds `Temper.most`, and at
   zero the bot deserts: it says a `lore.DESERTION` line and leaves.
+
+The realm's fortunes (`*** [Realm] ` lines, read with `wire.read_report`)
+move loyalty too, by `Temper.fortune`, but never answer and never make a
+bot desert on their own (they stop at 1; only the Lord's words push it
+over):
+- a failing realm, where a holding is at or below `Temper.low` or fell by
+  `Temper.steep` or more in one event, costs loyalty;
+- otherwise a prospering one, where Favour (the court's regard) rose, or
+  every holding is at least `Temper.high`, earns it.
+While the last report shows a holding at or below `Temper.low`, the bot's
+replies end with a worry about the lowest (`lore.WORRIES`).
+A `*** [Reign Ended] ` line clears the holdings it remembers (a new reign
+starts fresh); a reign won earns delight, a reign fallen costs distaste
+(again stopping at 1), an abandoned one changes nothing.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 
-from realm import lore
+from realm import decisions, lore, wire
 
-LORD_PREFIX = "Lord: "
-EVENT_PREFIX = "*** [New Event] "
-LEAVE = "--leave"
-
-#: The two options at the end of an event line: `1 burn or 2 flee?`.
-_OPTIONS = re.compile(r"\b1\s+([A-Za-z][\w-]*)\s+or\s+2\s+([A-Za-z][\w-]*)\s*\?\s*$")
-#: A message that picks an option by number: `1`, `2!`, `1 - burn them`.
-_PICK = re.compile(r"^\s*([12])(?![.,]?\d)")
-
-
-def ing(word: str) -> str:
-    """The `-ing` form of an action, from `lore.ING` when it is listed."""
-    return lore.ING.get(word, word + "ing")
-
-
-_BASE = {form: word for word, form in lore.ING.items()}
-
-
-def _forms(words: tuple[str, ...]) -> dict[str, str]:
-    """Map every spoken form (lower case) of each word to its plain form.
-
-    A word given in its `-ing` form (events offer `1 burning or 2 fleeing`)
-    is known by its plain form too.
-    """
-    forms: dict[str, str] = {}
-    for word in words:
-        base = _BASE.get(word.lower(), word.lower())
-        forms[base] = base
-        forms[ing(base)] = base
-    return forms
-
-
-def _find_word(text: str, forms: dict[str, str]) -> str | None:
-    """The first whole word of `text` that is one of `forms`, as spoken."""
-    for match in re.finditer(r"[A-Za-z][A-Za-z-]*", text):
-        if match.group().lower() in forms:
-            return match.group()
-    return None
-
-
-_ACTION_FORMS = _forms(lore.ACTIONS)
+LEAVE = wire.LEAVE
+#: The holding that is the court's regard for the Lord (realm.scenes.HOLDINGS).
+FAVOUR = "Favour"
 
 
 @dataclass(frozen=True)
@@ -78,6 +54,14 @@ class Temper:
     delight: int = 2
     approval: int = 1
     distaste: int = 1
+    #: How far one `[Realm]` report moves loyalty, either way.
+    fortune: int = 1
+    #: A holding at or below this is low: the realm is failing.
+    low: int = 20
+    #: Every holding at least this: the realm is prospering.
+    high: int = 60
+    #: A fall this large in one event: the realm is failing.
+    steep: int = 15
 
     def __post_init__(self) -> None:
         if self.loyalty < 1:
@@ -86,6 +70,9 @@ class Temper:
             raise ValueError("the most loyalty must be at least the starting loyalty")
         if not self.delight > self.approval >= 0 or self.distaste < 1:
             raise ValueError("delight must beat approval, and distaste must hurt")
+        if self.fortune < 0 or not 0 <= self.low < self.high <= 100 or self.steep < 1:
+            raise ValueError("fortune must not be negative, low must lie below high "
+                             "within 0..100, and a steep fall must be a fall")
 
 
 @dataclass(frozen=True)
@@ -97,7 +84,7 @@ class Reply:
 
 
 class Bot:
-    """One bot's mood and memory of the current event."""
+    """One bot's mood and memory of the current event and the realm."""
 
     def __init__(self, rng: random.Random, temper: Temper = Temper()) -> None:
         self.rng = rng
@@ -105,47 +92,80 @@ class Bot:
         self.loyalty = temper.loyalty
         #: The current event's options, or () before the first event.
         self.options: tuple[str, ...] = ()
+        #: Each holding as the last `[Realm]` line of this reign told it.
+        self.holdings: dict[str, int] = {}
         self.deserted = False
 
     def hear(self, line: str) -> Reply | None:
         """Take one line from the server; return the reply to send, if any."""
         if self.deserted:
             return None
-        if line.startswith(EVENT_PREFIX):
-            self._note_event(line)
+        if wire.is_event(line):
+            offered = wire.event_options(line)
+            self.options = (offered[0].lower(), offered[1].lower()) if offered else ()
             return None
-        if not line.startswith(LORD_PREFIX):
+        report = wire.read_report(line)
+        if report is not None:
+            self._note_report(report[1])
             return None
-        return self._answer(line[len(LORD_PREFIX):])
+        if wire.is_reign_ended(line):
+            self._note_ending(line)
+            return None
+        said = wire.chat(line)
+        if said is None or said[0] != wire.LORD:
+            return None
+        return self._answer(said[1])
 
-    def _note_event(self, line: str) -> None:
-        match = _OPTIONS.search(line)
-        self.options = (match.group(1).lower(), match.group(2).lower()) if match else ()
+    def _note_report(self, holdings: dict[str, tuple[int, int]]) -> None:
+        temper = self.temper
+        self.holdings = {name: value for name, (value, _) in holdings.items()}
+        if any(value <= temper.low or change <= -temper.steep
+               for value, change in holdings.values()):
+            self._sway(-temper.fortune)
+        elif (holdings.get(FAVOUR, (0, 0))[1] > 0
+              or all(value >= temper.high for value, _ in holdings.values())):
+            self._sway(temper.fortune)
+
+    def _note_ending(self, line: str) -> None:
+        self.holdings = {}
+        ended = wire.REIGN_OVER.match(line)
+        outcome = ended["outcome"] if ended else ""
+        if outcome == "Won":
+            self._sway(self.temper.delight)
+        elif outcome == "Fallen":
+            self._sway(-self.temper.distaste)
+
+    def _sway(self, change: int) -> None:
+        """Move loyalty by news, not by the Lord: never below 1."""
+        self.loyalty = max(1, min(self.temper.most, self.loyalty + change))
 
     def _answer(self, text: str) -> Reply:
-        picked = self._picked_option(text)
+        picked = decisions.picked(text, self.options) if self.options else None
         if picked is not None:
-            return self._react(self.temper.delight, lore.DELIGHT, picked)
-        word = _find_word(text, _ACTION_FORMS)
-        if word is not None:
-            return self._react(self.temper.approval, lore.APPROVAL, word)
+            return self._react(self.temper.delight, lore.DELIGHT, picked[1])
+        named = decisions.named(text)
+        if named is not None:
+            return self._react(self.temper.approval, lore.APPROVAL, named[0])
         return self._react(-self.temper.distaste, lore.DISTASTE, "")
-
-    def _picked_option(self, text: str) -> str | None:
-        """The option the Lord picked, as the bot will say it back."""
-        if not self.options:
-            return None
-        number = _PICK.match(text)
-        if number is not None:
-            return self.options[int(number.group(1)) - 1]
-        return _find_word(text, _forms(self.options))
 
     def _react(self, change: int, templates: tuple[str, ...], word: str) -> Reply:
         self.loyalty = max(0, min(self.temper.most, self.loyalty + change))
         if self.loyalty == 0:
             self.deserted = True
             return Reply(self.rng.choice(lore.DESERTION), leaves=True)
-        return Reply(self.rng.choice(templates).format(word=word))
+        text = self.rng.choice(templates).format(word=word)
+        worry = self._worry()
+        return Reply(f"{text} {worry}" if worry else text)
+
+    def _worry(self) -> str | None:
+        """A worry about the lowest holding, if one is low."""
+        if not self.holdings:
+            return None
+        name = min(self.holdings, key=self.holdings.__getitem__)
+        worries = lore.WORRIES.get(name)
+        if self.holdings[name] > self.temper.low or not worries:
+            return None
+        return self.rng.choice(worries)
 
 
 class NamePool:

@@ -1,9 +1,12 @@
 """The words of the game: names, actions, events and replies, as plain data.
 
-Nothing here does I/O or draws at random; `realm.events` and `realm.bot`
-pick from these tuples with an injected random source.
+Nothing here does I/O or draws at random; `realm.reign`, `realm.events`
+and `realm.bot` pick from these tuples with an injected random source.
+The reign's scenes, with their options and effects, are data too, in
+`realm/data/scenes.toml` (read by `realm.scenes`); `EVENTS` below is the
+older, option-less list `realm.events` still draws from.
 
-Event templates are `str.format` strings with these fields:
+Event templates (`EVENTS`) are `str.format` strings with these fields:
   {narrator}  a member of the realm (not the Lord), or a stranger
   {other}     another member, or someone of the court
   {a}, {b}    two different actions, offered as `1 {a} or 2 {b}`
@@ -28,6 +31,7 @@ ACTIONS = (
     "eat", "feast", "hunt", "fight", "ride", "sail", "pray", "drink",
     "march", "build", "burn", "train", "scout", "parley", "flee", "hide",
     "rest", "sing", "torture", "trade", "spy", "forge", "bargain", "wed",
+    "ration", "pardon", "pay", "tax", "bribe", "heal", "gather", "feed",
 )
 
 #: The `-ing` form of each action, spelt out where adding "ing" is wrong.
@@ -40,6 +44,9 @@ ING = {
     "hide": "hiding", "rest": "resting", "sing": "singing",
     "torture": "torturing", "trade": "trading", "spy": "spying",
     "forge": "forging", "bargain": "bargaining", "wed": "wedding",
+    "ration": "rationing", "pardon": "pardoning", "pay": "paying",
+    "tax": "taxing", "bribe": "bribing", "heal": "healing",
+    "gather": "gathering", "feed": "feeding",
 }
 
 #: Scenes the server narrates.  The first three are the seed's.
@@ -119,3 +126,28 @@ DESERTION = (
     "You are no Lord of mine. I am leaving.",
     "I will find a better Lord across the Narrow Sea.",
 )
+
+#: A bot's worry when a holding of the realm is low, added to its reply;
+#: one tuple for each holding (realm.scenes.HOLDINGS).
+WORRIES = {
+    "Gold": (
+        "But our coffers are bare, my Lord!",
+        "And the treasury echoes when you walk in it.",
+        "Not a copper is left for the sellswords.",
+    ),
+    "Food": (
+        "But the granaries are empty, my Lord!",
+        "And the smallfolk are eating their boots.",
+        "I have not eaten since the last moon.",
+    ),
+    "Men": (
+        "But we have hardly a sword left to hold the walls.",
+        "And who will fight for us? The barracks are empty.",
+        "Half the garrison lies in the crypts already.",
+    ),
+    "Favour": (
+        "But the court laughs behind your back, my Lord.",
+        "And the lords whisper of a new Lord.",
+        "Even the jester mocks you now.",
+    ),
+}

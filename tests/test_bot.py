@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realm import lore
-from realm.bot import Bot, Reply, Temper
+from realm import bot as bot_module
+from realm import lore, wire
+from realm.bot import FAVOUR, LEAVE, Bot, NamePool, Reply, Temper
+from realm.reign import HOLDINGS, Deck, Reign
 
 EVENT = (
     "*** [New Event] Arya brings word: There is a sudden attack from the "
@@ -133,21 +135,57 @@ def test_replies_vary_between_bots() -> None:
 
 
 @pytest.mark.parametrize("temper", [{"loyalty": 0}, {"loyalty": 5, "most": 4},
-                                    {"delight": 1, "approval": 1}, {"distaste": 0}])
+                                    {"delight": 1, "approval": 1}, {"distaste": 0},
+                                    {"fortune": -1}, {"low": 60, "high": 60},
+                                    {"low": -1}, {"high": 101}, {"steep": 0}])
 def test_nonsense_temper_is_refused(temper: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         Temper(**temper)
 
 
-@given(st.lists(st.text(max_size=40), max_size=30), st.integers(0, 2**32))
-def test_at_most_one_reply_per_lord_line(texts: list[str], seed: int) -> None:
+def _report(**values: int | tuple[int, int]) -> str:
+    """A `[Realm]` line; a holding is its value, or (value, change)."""
+    full = {h: values.get(h, 50) for h in HOLDINGS}
+    pairs = {h: v if isinstance(v, tuple) else (v, 0) for h, v in full.items()}
+    line = wire.report("It is done.", {h: v for h, (v, _) in pairs.items()},
+                       {h: c for h, (_, c) in pairs.items()})
+    return line.decode().rstrip("\r\n")
+
+
+LINES = st.one_of(
+    st.text(max_size=40).map(lambda t: "Lord: " + t),
+    st.text(max_size=20).map(lambda t: "Arya: " + t),
+    st.builds(lambda *v: _report(**dict(zip(HOLDINGS, v, strict=True))),
+              *[st.tuples(st.integers(0, 100), st.integers(-30, 30))] * 4),
+    st.sampled_from([EVENT, "*** [Reign Ended] Won: hurrah (12 events, score 900)",
+                     "*** [Reign Ended] Fallen: no Food left (3 events, score 90)"]))
+
+
+@given(st.lists(LINES, max_size=40), st.integers(0, 2**32))
+def test_at_most_one_reply_per_lord_line(lines: list[str], seed: int) -> None:
     bot = make_bot(seed)
-    for text in texts:
-        reply = bot.hear("Lord: " + text)
+    for line in lines:
+        was_deserted = bot.deserted
+        reply = bot.hear(line)
         assert reply is None or isinstance(reply, Reply)
         assert 0 <= bot.loyalty <= bot.temper.most
-        if reply is None:
-            assert bot.deserted
+        if line.startswith("Lord: ") and not was_deserted:
+            assert reply is not None
+        else:
+            assert reply is None  # news and others' chat change moods, get no reply
+        assert bot.deserted == (bot.loyalty == 0)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_reads_the_options_of_the_reigns_events(seed: int) -> None:
+    rng = random.Random(seed)
+    line = Reign(rng, Deck(rng)).tell(["Arya", "Bran"]).decode().rstrip("\r\n")
+    bot = make_bot(seed)
+    bot.hear(line)
+    assert len(bot.options) == 2
+    reply = bot.hear("Lord: 1")
+    assert reply is not None
+    assert reply.text in {t.format(word=bot.options[0]) for t in lore.DELIGHT}
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -160,3 +198,122 @@ def test_reads_the_options_of_the_servers_events(seed: int) -> None:
     reply = bot.hear("Lord: 2")
     assert reply is not None
     assert reply.text in {t.format(word=bot.options[1]) for t in lore.DELIGHT}
+
+
+# -- the realm's fortunes ----------------------------------------------------------
+def test_names_other_modules_import() -> None:
+    assert LEAVE == wire.LEAVE == "--leave"
+    assert NamePool(random.Random(1)).draw() in lore.NAMES
+    assert FAVOUR in HOLDINGS
+    assert set(lore.WORRIES) == set(HOLDINGS)
+    assert not hasattr(bot_module, "_PICK")  # the one reader is realm.decisions
+
+
+@pytest.mark.parametrize("line", [
+    _report(Food=20), _report(Gold=5), _report(Men=(40, -15)), _report(Favour=(0, -30)),
+])
+def test_a_failing_realm_costs_loyalty_and_gets_no_reply(line: str) -> None:
+    bot = make_bot()
+    assert bot.hear(line) is None
+    assert bot.loyalty == Temper().loyalty - Temper().fortune
+
+
+@pytest.mark.parametrize("line", [
+    _report(Favour=(55, 5)), _report(Gold=60, Food=70, Men=80, Favour=(90, -3)),
+])
+def test_a_prospering_realm_earns_loyalty(line: str) -> None:
+    bot = make_bot()
+    assert bot.hear(line) is None
+    assert bot.loyalty == Temper().loyalty + Temper().fortune
+
+
+@pytest.mark.parametrize("line", [
+    _report(), _report(Gold=(40, -14), Favour=(50, 0)), _report(Food=21, Favour=(45, -5)),
+    "*** [Realm] not a report at all", "*** [Realm] Odd. Gold many",
+])
+def test_a_middling_realm_or_a_garbled_line_changes_nothing(line: str) -> None:
+    bot = make_bot()
+    assert bot.hear(line) is None
+    assert bot.loyalty == Temper().loyalty
+
+
+def test_failing_is_worse_than_prospering_is_good() -> None:
+    bot = make_bot()  # low Food, but Favour rose: the failing wins
+    bot.hear(_report(Food=10, Favour=(60, 10)))
+    assert bot.loyalty == Temper().loyalty - Temper().fortune
+
+
+def test_news_alone_never_makes_a_bot_desert_but_brings_it_closer() -> None:
+    steady, worried = make_bot(loyalty=3), make_bot(loyalty=3)
+    for _ in range(10):
+        assert worried.hear(_report(Food=(5, -20))) is None
+    assert worried.loyalty == 1 and not worried.deserted
+    for _ in range(10):
+        steady.hear(_report(Favour=(70, 2)))
+    assert steady.loyalty == steady.temper.most
+    reply = worried.hear("Lord: what?")
+    assert reply is not None and reply.leaves
+    reply = make_bot(loyalty=3).hear("Lord: what?")
+    assert reply is not None and not reply.leaves
+
+
+def test_a_low_holding_colours_the_reply() -> None:
+    for seed in range(20):
+        bot = make_bot(seed)
+        bot.hear(_report(Gold=30, Food=(8, -12), Men=15))
+        reply = bot.hear("Lord: eat")
+        assert reply is not None
+        head = {t.format(word="eat") for t in lore.APPROVAL}
+        assert any(reply.text == f"{h} {w}" for h in head for w in lore.WORRIES["Food"]), reply
+    worries = set()
+    for seed in range(30):
+        bot = make_bot(seed)
+        bot.hear(_report(Gold=3))
+        reply = bot.hear("Lord: hmm")
+        assert reply is not None
+        worries.add(next(w for w in lore.WORRIES["Gold"] if reply.text.endswith(" " + w)))
+    assert len(worries) > 1  # drawn, not fixed
+
+
+def test_no_worry_while_the_realm_is_well() -> None:
+    bot = make_bot()
+    bot.hear(_report(Food=21))
+    reply = bot.hear("Lord: eat")
+    assert reply is not None and reply.text in {t.format(word="eat") for t in lore.APPROVAL}
+
+
+def test_a_reign_ended_clears_the_worries_and_moves_loyalty() -> None:
+    won, fallen, left = make_bot(), make_bot(), make_bot()
+    for bot in (won, fallen, left):
+        bot.hear(_report(Food=10))
+    assert won.loyalty == Temper().loyalty - 1
+    won.hear("*** [Reign Ended] Won: the realm endures (12 events, score 900)")
+    fallen.hear("*** [Reign Ended] Fallen: no Food is left (4 events, score 150)")
+    left.hear("*** [Reign Ended] Abandoned: the Lord walked away (2 events, score 200)")
+    assert won.loyalty == Temper().loyalty - 1 + Temper().delight
+    assert fallen.loyalty == Temper().loyalty - 1 - Temper().distaste
+    assert left.loyalty == Temper().loyalty - 1
+    for bot in (won, fallen, left):
+        assert bot.holdings == {}
+        reply = bot.hear("Lord: eat")
+        assert reply is not None and reply.text in {t.format(word="eat") for t in lore.APPROVAL}
+    low = make_bot(loyalty=1)
+    low.hear("*** [Reign Ended] Fallen: no Food is left (4 events, score 150)")
+    assert low.loyalty == 1 and not low.deserted
+
+
+def test_a_bot_follows_a_whole_reign() -> None:
+    rng = random.Random(3)
+    reign = Reign(rng, Deck(rng))
+    bot = make_bot(3, loyalty=10, most=20)
+    replies = 0
+    while reign.ending is None:
+        assert bot.hear(reign.tell(["Arya", "Bran"]).decode().rstrip("\r\n")) is None
+        reign.decide("1")
+        replies += bot.hear("Lord: 1") is not None
+        settled = reign.settle()
+        assert bot.hear(settled.report.decode().rstrip("\r\n")) is None
+        assert bot.holdings == reign.holdings
+    assert reign.ending is not None
+    bot.hear(reign.ending.line.decode().rstrip("\r\n"))
+    assert replies == reign.told and bot.holdings == {}

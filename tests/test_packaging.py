@@ -80,6 +80,12 @@ def test_a_plain_pip_install_ships_the_plugin(installed: Path) -> None:
     assert (installed / "realm" / "tap.py").is_file()
 
 
+def test_a_plain_pip_install_ships_the_reigns_story(installed: Path) -> None:
+    # realm.scenes reads it at import: without it the server cannot start.
+    assert (installed / "realm" / "data" / "scenes.toml").is_file()
+    assert (installed / "realm" / "data" / "__init__.py").is_file()
+
+
 def test_twistd_finds_the_plain_install(installed: Path, tmp_path: Path) -> None:
     site_packages = sysconfig.get_paths()["purelib"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), site_packages])}

@@ -1,0 +1,1 @@
+"""The game's data files, read with `importlib.resources` (see `realm.scenes`)."""
