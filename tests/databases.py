@@ -8,6 +8,8 @@ PostgreSQL or no psycopg here: the test is skipped with the reason, except
 under `CI=true`, where it fails: CI must run every test.
 `postgres_url` gives each test a database of its own (`test_<n>`),
 dropped afterwards. `chronicle_url` is either backend, by parameter.
+`REALM_POSTGRES_BINDIR` names the folder of `initdb` and `pg_ctl` where
+they live elsewhere.
 
 Enable them in a test module with `pytest_plugins = ["databases"]`.
 """
@@ -40,7 +42,11 @@ def _unavailable(reason: str) -> None:
 
 
 def find_bindir() -> Path | None:
-    """The newest `/usr/lib/postgresql/N/bin`, else initdb's folder on PATH."""
+    """`$REALM_POSTGRES_BINDIR` if set, else the newest
+    `/usr/lib/postgresql/N/bin`, else initdb's folder on PATH."""
+    chosen = os.environ.get("REALM_POSTGRES_BINDIR")
+    if chosen is not None:
+        return Path(chosen) if (Path(chosen) / "initdb").is_file() else None
     found = glob.glob("/usr/lib/postgresql/*/bin/initdb")
     found.sort(key=lambda path: int(Path(path).parts[-3]) if Path(path).parts[-3].isdigit() else 0)
     if found:
@@ -126,8 +132,8 @@ def postgres_server() -> Iterator[PostgresServer]:
         _unavailable("psycopg is not installed (pip install 'realm[postgresql]')")
     bindir = find_bindir()
     if bindir is None:
-        _unavailable("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb, "
-                     "no initdb on PATH): apt-get install postgresql")
+        _unavailable("PostgreSQL is not installed (no initdb in $REALM_POSTGRES_BINDIR, "
+                     "/usr/lib/postgresql/*/bin or on PATH): apt-get install postgresql")
     assert bindir is not None
     if os.geteuid() == 0:
         try:

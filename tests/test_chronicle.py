@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -446,6 +447,33 @@ async def test_a_reign_recorded_survives_kill_9_right_after(tmp_path: Path) -> N
 
 
 # -- PostgreSQL -------------------------------------------------------------
+
+NEEDS_POSTGRESQL = """
+pytest_plugins = ["databases"]
+
+
+def test_needs_postgresql(postgres_server):
+    pass
+"""
+
+
+@pytest.mark.parametrize(("ci", "outcome", "status"), [("", "1 skipped", 0),
+                                                      ("true", "1 error", 1)])
+def test_no_postgresql_skips_its_tests_but_fails_them_on_ci(
+        tmp_path: Path, ci: str, outcome: str, status: int) -> None:
+    (tmp_path / "test_needs.py").write_text(NEEDS_POSTGRESQL)
+    env = {**os.environ, "CI": ci, "REALM_POSTGRES_BINDIR": str(tmp_path / "nowhere"),
+           "PYTHONPATH": str(ROOT / "tests")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rsE", "-c", os.devnull, "--rootdir",
+         str(tmp_path), "-p", "no:cacheprovider", "-p", "no:twisted",
+         "-p", "no:hypothesispytest", "test_needs.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert outcome in result.stdout, result.stdout + result.stderr
+    assert result.returncode == status
+    assert "PostgreSQL is not installed" in result.stdout
+    assert ("CI=true needs PostgreSQL" in result.stdout) == (ci == "true")
+
 
 @pytest_twisted.ensureDeferred
 async def test_missing_psycopg_says_to_install_the_extra(
