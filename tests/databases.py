@@ -6,7 +6,8 @@ folder on a free loopback port: `initdb` and `pg_ctl` run as the
 server is always stopped (`pg_ctl -m fast`) and its folder removed. No
 PostgreSQL or no psycopg here: the test is skipped with the reason, except
 under `CI=true`, where it fails: CI must run every test.
-`postgres_url` gives each test a database of its own (`test_<n>`),
+`postgres_url` gives each test a schema of its own (`test_<n>`, first
+on the URL's `search_path`: far quicker than a database each),
 dropped afterwards. `chronicle_url` is either backend, by parameter.
 `REALM_POSTGRES_BINDIR` names the folder of `initdb` and `pg_ctl` where
 they live elsewhere.
@@ -156,11 +157,11 @@ def postgres_server() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
-    """A fresh, empty database of the session's PostgreSQL, for one test."""
+    """A URL whose tables land in a fresh, empty schema, for one test."""
     name = f"test_{next(_databases)}"
-    postgres_server.sql(f"CREATE DATABASE {name}")
-    yield postgres_server.url(name)
-    postgres_server.sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    postgres_server.sql(f"CREATE SCHEMA {name}")
+    yield postgres_server.url() + f"?options=-csearch_path%3D{name}"
+    postgres_server.sql("SET lock_timeout = '10s'", f"DROP SCHEMA {name} CASCADE")
 
 
 @pytest.fixture

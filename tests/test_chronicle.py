@@ -79,7 +79,7 @@ def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
     import psycopg
 
     with psycopg.connect(url) as connection:
-        return [tuple(row) for row in connection.execute(sql).fetchall()]  # type: ignore[arg-type]
+        return [tuple(row) for row in connection.execute(sql).fetchall()]
 
 
 def execute(url: str, sql: str) -> None:
@@ -91,7 +91,7 @@ def execute(url: str, sql: str) -> None:
     import psycopg
 
     with psycopg.connect(url) as connection:
-        connection.execute(sql)  # type: ignore[arg-type]
+        connection.execute(sql)
 
 
 def one_line(error: BaseException) -> str:
@@ -417,13 +417,14 @@ class Child(protocol.ProcessProtocol):
 
     def outReceived(self, data: bytes) -> None:
         self.output += data
-        if b"committed\n" in self.output:
+        if b"committed\n" in self.output and self.transport is not None:
             self.transport.signalProcess("KILL")
 
     def errReceived(self, data: bytes) -> None:
         self.output += data
 
     def processEnded(self, reason: Failure) -> None:
+        assert reason.value is not None
         self.ended.callback(reason.value)
 
 
