@@ -86,6 +86,12 @@ def test_a_plain_pip_install_ships_the_reigns_story(installed: Path) -> None:
     assert (installed / "realm" / "data" / "__init__.py").is_file()
 
 
+def test_a_plain_pip_install_ships_the_chronicles_migrations(installed: Path) -> None:
+    shipped = sorted(path.name for path in (installed / "realm" / "migrations").glob("*.sql"))
+    assert shipped == sorted(path.name for path in (ROOT / "realm" / "migrations").glob("*.sql"))
+    assert shipped
+
+
 def test_twistd_finds_the_plain_install(installed: Path, tmp_path: Path) -> None:
     site_packages = sysconfig.get_paths()["purelib"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), site_packages])}

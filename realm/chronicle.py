@@ -1,0 +1,357 @@
+"""The chronicle: every ended reign, kept in a database.
+
+`open_chronicle(url)` opens one, upgrading its schema first
+(`realm.chronicle_engines`):
+
+- `sqlite:PATH`: the embedded default (`sqlite:realm.sqlite`), a file
+  relative to the working directory;
+- `postgresql://USER[:PASSWORD]@HOST[:PORT]/DB` (or `postgres://`): what a
+  cluster of processes shares; it needs `realm[postgresql]` (psycopg 3);
+- `none`: no chronicle; records are dropped, reads are empty.
+
+Every call returns a Deferred; the database work runs in adbapi's threads,
+so the reactor never waits on a disk or a socket. `record()` fires once
+the reign is committed (on SQLite, on disk: a `kill -9` right after loses
+nothing). A failure is a failed Deferred whose `ChronicleError` is one
+line saying what and where; nothing is logged here, the caller decides.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+from twisted.enterprise import adbapi
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.python.failure import Failure
+
+from realm.chronicle_engines import (
+    Cursor,
+    Engine,
+    Migration,
+    PostgresEngine,
+    SchemaError,
+    SqliteEngine,
+    migrate,
+    shipped_migrations,
+)
+from realm.records import EventRecord, ReignRecord
+
+DEFAULT_URL = "sqlite:realm.sqlite"
+MAX_LIMIT = 1000  # reigns one read may ask for
+_USAGE = "use sqlite:PATH, postgresql://USER@HOST[:PORT]/DB or none"
+_COLUMNS = "id, realm, members, outcome, score, started, ended"
+_BEST = "score DESC, ended DESC, id DESC"
+_LATEST = "ended DESC, id DESC"
+
+T = TypeVar("T")
+
+
+class ChronicleError(Exception):
+    """The chronicle could not do what was asked; `str()` is one line."""
+
+
+@dataclass(frozen=True)
+class ChronicleURL:
+    """A parsed `--chronicle` URL; `str()` is safe to show (no password)."""
+
+    scheme: str  # "sqlite", "postgresql" or "none"
+    target: str = ""  # SQLite: the file's path as given; PostgreSQL: the URL
+
+    def __str__(self) -> str:
+        if self.scheme == "sqlite":
+            return f"sqlite:{self.target}"
+        if self.scheme == "postgresql":
+            return _redacted(self.target)
+        return "none"
+
+    def where(self) -> str:
+        """What error messages name: the URL, a SQLite path made absolute."""
+        if self.scheme == "sqlite":
+            return f"sqlite:{os.path.abspath(self.target)}"
+        return str(self)
+
+
+def parse_url(url: str) -> ChronicleURL:
+    """Parse a `--chronicle` URL; a bad one raises `ValueError` (one line)."""
+    text = url.strip()
+    if text.lower() == "none":
+        return ChronicleURL("none")
+    scheme, colon, rest = text.partition(":")
+    if not colon or not scheme:
+        raise ValueError(f"--chronicle: {text!r} is not a chronicle URL; {_USAGE}")
+    if "\0" in text:
+        raise ValueError("--chronicle: the URL holds a NUL character")
+    if scheme.lower() == "sqlite":
+        if not rest:
+            raise ValueError("--chronicle: sqlite: needs a file's path, e.g. sqlite:realm.sqlite")
+        if rest.startswith("//"):
+            raise ValueError(f"--chronicle: {text!r}: sqlite:PATH takes a file's path, not "
+                             "//HOST (e.g. sqlite:realm.sqlite or sqlite:/var/lib/realm.sqlite)")
+        return ChronicleURL("sqlite", rest)
+    if scheme.lower() in ("postgresql", "postgres"):
+        return ChronicleURL("postgresql", _check_postgres("postgresql:" + rest))
+    raise ValueError(f"--chronicle: unknown scheme {scheme!r}; {_USAGE}")
+
+
+def _check_postgres(url: str) -> str:
+    parts = urlsplit(url)
+    shown = _redacted(url)
+    form = "postgresql://USER@HOST[:PORT]/DB"
+    if not parts.netloc:
+        raise ValueError(f"--chronicle: {shown} names no server; use {form}")
+    try:
+        parts.port  # noqa: B018  (urlsplit checks the port when asked for it)
+    except ValueError:
+        raise ValueError(f"--chronicle: {shown} has a bad port; use {form}") from None
+    if not parts.username:
+        raise ValueError(f"--chronicle: {shown} names no user; use {form}")
+    if not parts.hostname:
+        raise ValueError(f"--chronicle: {shown} names no host; use {form}")
+    database = parts.path[1:]
+    if not database or "/" in database:
+        raise ValueError(f"--chronicle: {shown} names no database; use {form}")
+    return url
+
+
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}").geturl()
+
+
+class Chronicle(Protocol):
+    """Where the server keeps its ended reigns."""
+
+    where: str  # what it is, for log lines: a URL without its password
+
+    def record(self, reign: ReignRecord) -> Deferred[int]:
+        """Store `reign`; fire with its new id once it is committed."""
+
+    def best(self, limit: int = 5) -> Deferred[list[ReignRecord]]:
+        """The `limit` best reigns: highest score first, ties newest first."""
+
+    def latest(self, realm: str | None = None, limit: int = 5) -> Deferred[list[ReignRecord]]:
+        """The `limit` newest reigns of `realm` (as recorded), or of all."""
+
+    def close(self) -> Deferred[None]:
+        """Finish what was asked, then let the database go."""
+
+
+class NoChronicle:
+    """`--chronicle none`: keeps nothing."""
+
+    where = "none"
+
+    def record(self, reign: ReignRecord) -> Deferred[int]:
+        """Drop `reign`; fire with 0 (no id)."""
+        return succeed(0)
+
+    def best(self, limit: int = 5) -> Deferred[list[ReignRecord]]:
+        return succeed([])
+
+    def latest(self, realm: str | None = None, limit: int = 5) -> Deferred[list[ReignRecord]]:
+        return succeed([])
+
+    def close(self) -> Deferred[None]:
+        return succeed(None)
+
+
+class DatabaseChronicle:
+    """A chronicle in SQLite or PostgreSQL, through an adbapi pool.
+
+    Each call is one transaction in one of the pool's threads. On a
+    connection found dead (a PostgreSQL that restarted since its last
+    use) the call runs once more on a fresh one: nothing was committed
+    yet, so nothing is written twice.
+    """
+
+    def __init__(self, pool: adbapi.ConnectionPool, engine: Engine, where: str) -> None:
+        self._pool = pool
+        self.engine = engine
+        self.where = where
+        self._busy = 0
+        self._idle: list[Deferred[None]] = []
+        self._closed = False
+        self._pool_closed = False
+
+    def record(self, reign: ReignRecord) -> Deferred[int]:
+        return self._run(_insert_reign, (reign,), write=True, doing="record a reign in")
+
+    def best(self, limit: int = 5) -> Deferred[list[ReignRecord]]:
+        return self._read(None, _BEST, limit)
+
+    def latest(self, realm: str | None = None, limit: int = 5) -> Deferred[list[ReignRecord]]:
+        return self._read(realm, _LATEST, limit)
+
+    def close(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._close())
+
+    async def _close(self) -> None:
+        self._closed = True
+        if self._busy:
+            waiter: Deferred[None] = Deferred()
+            self._idle.append(waiter)
+            await waiter
+        if not self._pool_closed:
+            self._pool_closed = True
+            self._pool.close()
+
+    def _read(self, realm: str | None, order: str, limit: int) -> Deferred[list[ReignRecord]]:
+        if not 0 <= limit <= MAX_LIMIT:
+            return fail(ValueError(f"limit must be 0 to {MAX_LIMIT}, not {limit}"))
+        if limit == 0:
+            return succeed([])
+        return self._run(_select_reigns, (realm, order, limit), write=False, doing="read")
+
+    def _run(self, body: Callable[..., T], args: tuple[Any, ...], write: bool,
+             doing: str) -> Deferred[T]:
+        if self._closed:
+            return fail(ChronicleError(f"cannot {doing} the chronicle {self.where}: it is closed"))
+        self._busy += 1
+        d: Deferred[T] = self._pool.runWithConnection(self._interact, body, args, write)
+        d.addBoth(self._settled)
+        d.addErrback(self._explain, doing)
+        return d
+
+    def _settled(self, result: T) -> T:
+        self._busy -= 1
+        if not self._busy:
+            waiters, self._idle = self._idle, []
+            for waiter in waiters:
+                waiter.callback(None)
+        return result
+
+    def _explain(self, failure: Failure, doing: str) -> Failure:
+        failure.trap(*self.engine.errors, SchemaError)
+        why = " ".join(str(failure.value).split()) or type(failure.value).__name__
+        error = ChronicleError(f"cannot {doing} the chronicle {self.where}: {why}")
+        error.__cause__ = failure.value
+        return Failure(error)
+
+    def _interact(self, connection: Any, body: Callable[..., T], args: tuple[Any, ...],
+                  write: bool) -> T:
+        """In a pool thread: `body(cursor, *args)` in one transaction."""
+        try:
+            result = self._attempt(connection, body, args, write)
+        except self.engine.errors:
+            if not self.engine.is_connection_lost(connection):
+                raise
+            connection.reconnect()
+            result = self._attempt(connection, body, args, write)
+        connection.commit()  # fails the call if it fails: no retry, it may have landed
+        return result
+
+    def _attempt(self, connection: Any, body: Callable[..., T], args: tuple[Any, ...],
+                 write: bool) -> T:
+        cursor = Cursor(connection.cursor(), self.engine)
+        try:
+            self.engine.begin(cursor, write)
+            return body(cursor, *args)
+        finally:
+            cursor.close()
+
+
+def _insert_reign(cursor: Cursor, reign: ReignRecord) -> int:
+    reign_id = cursor.insert(
+        "INSERT INTO reigns (realm, members, outcome, score, started, ended)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (reign.realm, json.dumps(list(reign.members)), reign.outcome, reign.score,
+         reign.started, reign.ended))
+    cursor.executemany(
+        "INSERT INTO events (reign_id, seq, event, decision, holdings) VALUES (?, ?, ?, ?, ?)",
+        [(reign_id, seq, event.event, event.decision, json.dumps(event.holdings))
+         for seq, event in enumerate(reign.events)])
+    return reign_id
+
+
+def _select_reigns(cursor: Cursor, realm: str | None, order: str,
+                   limit: int) -> list[ReignRecord]:
+    """Two queries, whatever the limit: the reigns, then all their events."""
+    where, params = ("WHERE realm = ?", [realm]) if realm is not None else ("", [])
+    cursor.execute(f"SELECT {_COLUMNS} FROM reigns {where} ORDER BY {order} LIMIT ?",
+                   [*params, limit])
+    reigns = cursor.fetchall()
+    if not reigns:
+        return []
+    events: dict[int, list[EventRecord]] = {row[0]: [] for row in reigns}
+    marks = ", ".join("?" * len(events))
+    cursor.execute("SELECT reign_id, event, decision, holdings FROM events"
+                   f" WHERE reign_id IN ({marks}) ORDER BY reign_id, seq", list(events))
+    for reign_id, event, decision, holdings in cursor.fetchall():
+        events[reign_id].append(EventRecord(event, decision, json.loads(holdings)))
+    return [ReignRecord(realm=realm_, members=tuple(json.loads(members)),
+                        events=tuple(events[reign_id]), outcome=outcome, score=score,
+                        started=float(started), ended=float(ended), id=reign_id)
+            for reign_id, realm_, members, outcome, score, started, ended in reigns]
+
+
+def as_json(record: ReignRecord) -> dict[str, Any]:
+    """A reign for `GET /chronicle.json`: counts, ISO 8601 UTC times, and
+    each event's holdings for its chart."""
+    return {
+        "id": record.id,
+        "realm": record.realm,
+        "outcome": record.outcome,
+        "events": len(record.events),
+        "score": record.score,
+        "started": _iso(record.started),
+        "ended": _iso(record.ended),
+        "members": list(record.members),
+        "holdings": [dict(event.holdings) for event in record.events],
+    }
+
+
+def _iso(when: float) -> str:
+    moment = datetime.fromtimestamp(when, timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def open_chronicle(url: str | ChronicleURL, reactor: Any = None, *,
+                   migrations: Sequence[Migration] | None = None) -> Deferred[Chronicle]:
+    """Open the chronicle at `url` and bring its schema up to date.
+
+    Fires with a `Chronicle`, or fails with a one-line `ChronicleError`
+    saying what and where. `reactor` (an `IReactorCore` with threads)
+    defaults to the global one; `migrations` (tests, tools) replaces the
+    shipped `realm/migrations/`. The work starts once the reactor runs.
+    """
+    return Deferred.fromCoroutine(_open(url, reactor, migrations))
+
+
+async def _open(url: str | ChronicleURL, reactor: Any,
+                migrations: Sequence[Migration] | None) -> Chronicle:
+    try:
+        parsed = url if isinstance(url, ChronicleURL) else parse_url(url)
+    except ValueError as error:
+        raise ChronicleError(str(error)) from error
+    if parsed.scheme == "none":
+        return NoChronicle()
+    where = parsed.where()
+    engine: Engine
+    try:
+        if parsed.scheme == "sqlite":
+            engine = SqliteEngine(os.path.abspath(parsed.target))
+        else:
+            engine = PostgresEngine(parsed.target)
+    except ImportError as error:
+        raise ChronicleError(f"cannot open the chronicle {where}: psycopg, PostgreSQL's "
+                             "driver, is not installed; install realm[postgresql]") from error
+    try:
+        steps = tuple(shipped_migrations() if migrations is None else migrations)
+    except (OSError, SchemaError) as error:
+        raise ChronicleError(f"cannot open the chronicle {where}: {error}") from error
+    chronicle = DatabaseChronicle(engine.make_pool(reactor), engine, where)
+    try:
+        await chronicle._run(migrate, (steps,), write=True, doing="open")
+    except BaseException:
+        await chronicle.close()
+        raise
+    return chronicle

@@ -1,0 +1,297 @@
+"""The chronicle's databases: one engine class per database, and the schema.
+
+An engine hides what differs between SQLite and PostgreSQL, as Synapse's
+`synapse/storage/engines/` do: the DB-API module and how to connect, the
+paramstyle (`realm.chronicle` writes `?`, psycopg wants `%s`), the
+dialect of the migrations, how a transaction begins and locks the schema,
+how a new row's id comes back, and how a lost connection shows.
+
+The schema is versioned: `schema_version` holds one row per migration
+applied, and `migrate()` applies the missing ones in order, inside the
+caller's transaction, so an old file is upgraded at open and a failed
+upgrade leaves it as it was. The migrations ship as package data:
+`realm/migrations/NNNN_name.sql`.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+from twisted.enterprise import adbapi
+
+# A key for PostgreSQL's advisory lock that serialises migrations when
+# many processes of a cluster open one database at once ("realm" in hex).
+_MIGRATION_LOCK = 0x7265616C6D
+_MIGRATION_FILE = re.compile(r"(\d{4})_(\w+)\.sql\Z")
+_TOKEN = re.compile(r"\{(\w+)\}")
+
+
+class SchemaError(Exception):
+    """The database's schema is not one this code can use."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One step of the schema: from `version - 1` to `version`.
+
+    `sql` holds statements, each ending with `;` at the end of a line;
+    `{name}` tokens are replaced by the engine's dialect; lines starting
+    with `--` are comments.
+    """
+
+    version: int
+    name: str
+    sql: str
+
+    def statements(self, dialect: dict[str, str]) -> list[str]:
+        """The migration's statements in this dialect, without comments."""
+
+        def spell(match: re.Match[str]) -> str:
+            try:
+                return dialect[match.group(1)]
+            except KeyError:
+                raise SchemaError(f"migration {self.version:04d}_{self.name}: "
+                                  f"unknown token {match.group(0)}") from None
+
+        lines = [line for line in self.sql.splitlines()
+                 if not line.lstrip().startswith("--")]
+        text = _TOKEN.sub(spell, "\n".join(lines))
+        return [part.strip() for part in re.split(r";[ \t]*(?:--[^\n]*)?$", text,
+                                                   flags=re.MULTILINE)
+                if part.strip()]
+
+
+def shipped_migrations() -> tuple[Migration, ...]:
+    """The migrations in `realm/migrations/`, in order, numbered 1, 2, ..."""
+    folder = resources.files("realm").joinpath("migrations")
+    found: list[Migration] = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_FILE.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2),
+                                   entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda migration: migration.version)
+    numbers = [migration.version for migration in found]
+    if numbers != list(range(1, len(found) + 1)):
+        raise SchemaError(f"realm/migrations is not numbered 1, 2, ...: {numbers}")
+    return tuple(found)
+
+
+class Cursor:
+    """A DB-API cursor that speaks `?` placeholders on every engine."""
+
+    def __init__(self, cursor: Any, engine: Engine) -> None:
+        self._cursor = cursor
+        self.engine = engine
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if params:
+            self._cursor.execute(self.engine.convert_param_style(sql), tuple(params))
+        else:  # no placeholders to convert, nor `%` for psycopg to read
+            self._cursor.execute(sql)
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        rows = [tuple(row) for row in rows]
+        if rows:
+            self._cursor.executemany(self.engine.convert_param_style(sql), rows)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self._cursor.fetchall()]
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self._cursor.fetchone()
+        return None if row is None else tuple(row)
+
+    @property
+    def lastrowid(self) -> Any:
+        return self._cursor.lastrowid
+
+    def insert(self, sql: str, params: Sequence[Any]) -> int:
+        """Run one `INSERT` and return the new row's `id`."""
+        return self.engine.insert_returning_id(self, sql, params)
+
+    def close(self) -> None:
+        self._cursor.close()
+
+
+class Engine(abc.ABC):
+    """What differs between databases, behind one interface."""
+
+    module_name: ClassVar[str]  # the DB-API module, for adbapi
+    dialect: ClassVar[dict[str, str]]  # the migrations' {tokens}
+
+    def __init__(self) -> None:
+        self.module = importlib.import_module(self.module_name)
+        # Errors a database may raise, to be reported as the chronicle's.
+        self.errors: tuple[type[Exception], ...] = (self.module.Error, adbapi.ConnectionLost)
+
+    @abc.abstractmethod
+    def make_pool(self, reactor: Any) -> adbapi.ConnectionPool:
+        """A started-on-demand adbapi pool for this database."""
+
+    def convert_param_style(self, sql: str) -> str:
+        return sql
+
+    @abc.abstractmethod
+    def begin(self, cursor: Cursor, write: bool) -> None:
+        """Start the interaction's transaction."""
+
+    @abc.abstractmethod
+    def lock_schema(self, cursor: Cursor) -> None:
+        """Keep other processes from migrating until this transaction ends."""
+
+    @abc.abstractmethod
+    def insert_returning_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
+        """Run one `INSERT` and return the new row's `id`."""
+
+    def is_connection_lost(self, connection: Any) -> bool:
+        """Whether the failure just seen on `connection` means it is gone."""
+        return False
+
+
+class SqliteEngine(Engine):
+    """SQLite through `sqlite3`: one connection, WAL, durable commits.
+
+    The connection is in autocommit mode (`isolation_level=None`) and
+    `begin()` opens each transaction explicitly, so that migrations (DDL,
+    which `sqlite3` would otherwise run outside any transaction) are
+    atomic too. `synchronous=FULL` makes `COMMIT` return only once the
+    write-ahead log is on disk.
+    """
+
+    module_name = "sqlite3"
+    dialect: ClassVar[dict[str, str]] = {"id_primary_key": "INTEGER PRIMARY KEY"}
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path
+
+    def make_pool(self, reactor: Any) -> adbapi.ConnectionPool:
+        return QuietPool(self.module_name, self.path, check_same_thread=False,
+                         isolation_level=None, cp_min=1, cp_max=1,
+                         cp_openfun=self._on_connect, cp_reactor=reactor)
+
+    @staticmethod
+    def _on_connect(connection: Any) -> None:
+        try:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+        except BaseException:
+            connection.close()  # adbapi would keep a broken one otherwise
+            raise
+
+    def begin(self, cursor: Cursor, write: bool) -> None:
+        # IMMEDIATE takes the write lock now: two processes upgrading one
+        # file wait for each other instead of failing halfway.
+        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    def lock_schema(self, cursor: Cursor) -> None:
+        """`BEGIN IMMEDIATE` holds the file's write lock already."""
+
+    def insert_returning_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
+        cursor.execute(sql, params)
+        return int(cursor.lastrowid)
+
+
+class PostgresEngine(Engine):
+    """PostgreSQL through psycopg 3: a small pool that reconnects."""
+
+    module_name = "psycopg"
+    dialect: ClassVar[dict[str, str]] = {
+        "id_primary_key": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"}
+
+    def __init__(self, conninfo: str) -> None:
+        super().__init__()
+        self.conninfo = conninfo
+
+    def make_pool(self, reactor: Any) -> adbapi.ConnectionPool:
+        given = parse_qs(urlsplit(self.conninfo).query)
+        defaults = {"connect_timeout": 10, "application_name": "realm"}
+        options = {key: value for key, value in defaults.items() if key not in given}
+        return QuietPool(self.module_name, self.conninfo, **options,
+                         cp_min=1, cp_max=3, cp_reconnect=True, cp_reactor=reactor)
+
+    def convert_param_style(self, sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def begin(self, cursor: Cursor, write: bool) -> None:
+        """psycopg begins a transaction with the first statement."""
+
+    def lock_schema(self, cursor: Cursor) -> None:
+        cursor.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
+
+    def insert_returning_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
+        cursor.execute(sql + " RETURNING id", params)
+        row = cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def is_connection_lost(self, connection: Any) -> bool:
+        return bool(connection.broken)
+
+
+def schema_version(cursor: Cursor) -> int:
+    """The database's schema version; 0 for a new database."""
+    cursor.execute("CREATE TABLE IF NOT EXISTS schema_version "
+                   "(version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    cursor.execute("SELECT MAX(version) FROM schema_version")
+    row = cursor.fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(cursor: Cursor, migrations: Sequence[Migration]) -> int:
+    """Bring the schema up to `migrations`' last version and return it.
+
+    Runs in the caller's transaction (begun for writing): the caller's
+    commit makes it all happen, a failure makes none of it happen.
+    """
+    cursor.engine.lock_schema(cursor)
+    current = schema_version(cursor)
+    if current > len(migrations):
+        raise SchemaError(f"its schema is at version {current}, newer than this realm "
+                          f"knows ({len(migrations)}): upgrade realm")
+    for migration in migrations[current:]:
+        for statement in migration.statements(cursor.engine.dialect):
+            cursor.execute(statement)
+        cursor.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)",
+                       (migration.version, migration.name))
+    return len(migrations)
+
+
+class QuietConnection(adbapi.Connection):
+    """adbapi's connection wrapper, without an error log on a lost link.
+
+    With `cp_reconnect`, adbapi's own `rollback()` logs "Rollback failed"
+    at error level and raises `ConnectionLost` when the connection is
+    gone (a PostgreSQL restarted). For the chronicle that is an expected
+    failure: the caller gets the original error in its Deferred and
+    decides; this wrapper forgets the dead connection, so the next
+    interaction connects afresh.
+    """
+
+    def rollback(self) -> None:
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            connection.rollback()
+        except Exception:
+            pool = self._pool
+            if pool.connections.get(pool.threadID()) is connection:
+                pool.disconnect(connection)
+
+
+class QuietPool(adbapi.ConnectionPool):
+    """An adbapi pool of `QuietConnection`s."""
+
+    connectionFactory = QuietConnection

@@ -1,0 +1,530 @@
+"""The chronicle against real databases: SQLite files and a PostgreSQL.
+
+The behaviour tests run once per backend (`chronicle_url`, from
+`tests/databases.py`); each gets an empty database of its own. Every
+wait is bounded: `within()` times a Deferred out, subprocesses have
+timeouts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer, protocol, reactor
+from twisted.python.failure import Failure
+
+from realm.chronicle import (
+    DEFAULT_URL,
+    MAX_LIMIT,
+    Chronicle,
+    ChronicleError,
+    ChronicleURL,
+    NoChronicle,
+    as_json,
+    open_chronicle,
+    parse_url,
+)
+from realm.chronicle_engines import Migration, SqliteEngine, shipped_migrations
+from realm.records import EventRecord, ReignRecord
+
+if TYPE_CHECKING:
+    from databases import PostgresServer
+
+pytest_plugins = ["databases"]
+
+WAIT = 30.0  # seconds any one chronicle call may take before the test fails
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def within(d: defer.Deferred[Any], seconds: float = WAIT) -> defer.Deferred[Any]:
+    """`d`, failed with `TimeoutError` if it has not fired in `seconds`."""
+    return d.addTimeout(seconds, reactor)
+
+
+@contextlib.asynccontextmanager
+async def opened(url: str, migrations: Sequence[Migration] | None = None
+                 ) -> AsyncIterator[Chronicle]:
+    chronicle = await within(open_chronicle(url, migrations=migrations))
+    try:
+        yield chronicle
+    finally:
+        await within(chronicle.close())
+
+
+def reign(realm: str = "winterfell", score: int = 10, ended: float = 1_800_000_000.5,
+          events: int = 2, outcome: str = "won") -> ReignRecord:
+    return ReignRecord(
+        realm=realm, members=("Lord", "Arya", "Hodor"),
+        events=tuple(EventRecord(f"[New Event] Raven {n} — «ünïcode»", f"Lord: answer {n}",
+                                 {"Gold": 50 - n, "Food": 40 + n, "Men": 60, "Favour": 7})
+                     for n in range(events)),
+        outcome=outcome, score=score, started=ended - 600.25, ended=ended)
+
+
+def rows(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Ask the database directly, not through the chronicle."""
+    if url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(url[len("sqlite:"):])) as connection:
+            return connection.execute(sql).fetchall()
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        return [tuple(row) for row in connection.execute(sql).fetchall()]
+
+
+def execute(url: str, sql: str) -> None:
+    if url.startswith("sqlite:"):
+        with contextlib.closing(sqlite3.connect(url[len("sqlite:"):])) as connection:
+            connection.execute(sql)
+            connection.commit()
+        return
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        connection.execute(sql)
+
+
+def one_line(error: BaseException) -> str:
+    text = str(error)
+    assert text and "\n" not in text, repr(text)
+    return text
+
+
+# -- URLs -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("url", "expected", "shown"), [
+    ("sqlite:realm.sqlite", ChronicleURL("sqlite", "realm.sqlite"), "sqlite:realm.sqlite"),
+    ("  SQLite:/var/lib/realm/r.db ", ChronicleURL("sqlite", "/var/lib/realm/r.db"),
+     "sqlite:/var/lib/realm/r.db"),
+    ("none", ChronicleURL("none"), "none"),
+    ("NONE", ChronicleURL("none"), "none"),
+    ("postgresql://realm@db.example:5433/realm",
+     ChronicleURL("postgresql", "postgresql://realm@db.example:5433/realm"),
+     "postgresql://realm@db.example:5433/realm"),
+    ("postgres://realm@127.0.0.1/chronicle",
+     ChronicleURL("postgresql", "postgresql://realm@127.0.0.1/chronicle"),
+     "postgresql://realm@127.0.0.1/chronicle"),
+    ("postgresql://realm:s3cr%40t@[::1]:5432/realm?sslmode=require",
+     ChronicleURL("postgresql", "postgresql://realm:s3cr%40t@[::1]:5432/realm?sslmode=require"),
+     "postgresql://realm:***@[::1]:5432/realm?sslmode=require"),
+])
+def test_parse_url_accepts_the_three_kinds(url: str, expected: ChronicleURL, shown: str) -> None:
+    parsed = parse_url(url)
+    assert parsed == expected
+    assert str(parsed) == shown
+
+
+@pytest.mark.parametrize(("url", "says"), [
+    ("mysql://realm@localhost/realm",
+     "--chronicle: unknown scheme 'mysql'; use sqlite:PATH, "
+     "postgresql://USER@HOST[:PORT]/DB or none"),
+    ("realm.sqlite", "is not a chronicle URL; use sqlite:PATH"),
+    ("", "is not a chronicle URL"),
+    ("sqlite:", "sqlite: needs a file's path"),
+    ("sqlite:///var/lib/realm.sqlite", "takes a file's path, not //HOST"),
+    ("sqlite:a\0b", "NUL"),
+    ("postgresql:", "names no server"),
+    ("postgresql://localhost/realm", "names no user"),
+    ("postgresql://realm@localhost", "names no database"),
+    ("postgresql://realm@localhost/a/b", "names no database"),
+    ("postgresql://realm@localhost:99999/realm", "has a bad port"),
+    ("postgresql://realm:hunter2@localhost:port/realm", "postgresql://realm:***@localhost"),
+])
+def test_parse_url_says_what_is_wrong_in_one_line(url: str, says: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_url(url)
+    text = one_line(info.value)
+    assert text.startswith("--chronicle: ")
+    assert says in text
+    assert "hunter2" not in text
+
+
+# -- pure parts -------------------------------------------------------------
+
+def test_as_json_is_ready_for_the_web_page() -> None:
+    record = ReignRecord(
+        realm="winterfell", members=("Lord", "Arya"),
+        events=(EventRecord("e1", "Lord: 1", {"Gold": 45, "Food": 50}),
+                EventRecord("e2", "Lord: 2", {"Gold": 40, "Food": 0})),
+        outcome="fallen", score=12, started=1_767_225_600.0, ended=1_767_226_200.75, id=7)
+    got = as_json(record)
+    assert got == {
+        "id": 7, "realm": "winterfell", "outcome": "fallen", "events": 2, "score": 12,
+        "started": "2026-01-01T00:00:00Z", "ended": "2026-01-01T00:10:00Z",
+        "members": ["Lord", "Arya"],
+        "holdings": [{"Gold": 45, "Food": 50}, {"Gold": 40, "Food": 0}],
+    }
+    assert json.loads(json.dumps({"reigns": [got]})) == {"reigns": [got]}
+
+
+def test_migrations_ship_numbered_and_speak_each_dialect() -> None:
+    migrations = shipped_migrations()
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    statements = migrations[0].statements(SqliteEngine.dialect)
+    assert statements[0].startswith("CREATE TABLE reigns")
+    assert "id INTEGER PRIMARY KEY," in statements[0]
+    assert not any("{" in s or s.endswith(";") for s in statements)
+    with pytest.raises(Exception, match=r"unknown token \{nope\}"):
+        Migration(9, "bad", "CREATE TABLE t (x {nope});").statements(SqliteEngine.dialect)
+
+
+@pytest_twisted.ensureDeferred
+async def test_none_keeps_nothing() -> None:
+    chronicle = await within(open_chronicle("none"))
+    assert isinstance(chronicle, NoChronicle)
+    assert await chronicle.record(reign()) == 0
+    assert await chronicle.best() == []
+    assert await chronicle.latest("winterfell") == []
+    await chronicle.close()
+
+
+# -- both backends ----------------------------------------------------------
+
+@pytest_twisted.ensureDeferred
+async def test_a_recorded_reign_reads_back_equal(chronicle_url: str) -> None:
+    reigns = [reign(score=5, ended=1000.5), reign("kingslanding", 7, 2000.25, events=0),
+              reign(outcome="abandoned", score=0, ended=3000.0, events=12)]
+    async with opened(chronicle_url) as chronicle:
+        ids = [await within(chronicle.record(r)) for r in reigns]
+        assert ids == sorted(ids) and len(set(ids)) == 3
+        got = await within(chronicle.latest(limit=10))
+    assert got == reigns[::-1]
+    assert [r.id for r in got] == ids[::-1]
+    assert got[2].events[1].holdings == {"Gold": 49, "Food": 41, "Men": 60, "Favour": 7}
+    assert list(got[2].events[1].holdings) == ["Gold", "Food", "Men", "Favour"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_best_is_by_score_and_newest_first_among_equals(chronicle_url: str) -> None:
+    async with opened(chronicle_url) as chronicle:
+        for score, ended in [(10, 1.0), (30, 2.0), (30, 3.0), (20, 4.0), (5, 5.0)]:
+            await within(chronicle.record(reign(score=score, ended=ended)))
+        best = await within(chronicle.best(3))
+        everything = await within(chronicle.best(MAX_LIMIT))
+    assert [(r.score, r.ended) for r in best] == [(30, 3.0), (30, 2.0), (20, 4.0)]
+    assert [r.score for r in everything] == [30, 30, 20, 10, 5]
+
+
+@pytest_twisted.ensureDeferred
+async def test_latest_of_one_realm_or_all_within_the_limit(chronicle_url: str) -> None:
+    async with opened(chronicle_url) as chronicle:
+        for n, realm in enumerate(["north", "south", "north", "north", "south"]):
+            await within(chronicle.record(reign(realm, score=n, ended=100.0 + n)))
+        north = await within(chronicle.latest("north", limit=2))
+        south = await within(chronicle.latest("south"))
+        overall = await within(chronicle.latest(limit=4))
+        default = await within(chronicle.latest())
+        nobody = await within(chronicle.latest("dorne"))
+        none_asked = await within(chronicle.latest(limit=0))
+        with pytest.raises(ValueError, match="limit"):
+            await within(chronicle.best(-1))
+        with pytest.raises(ValueError, match="limit"):
+            await within(chronicle.latest(limit=MAX_LIMIT + 1))
+    assert [r.score for r in north] == [3, 2]
+    assert [r.score for r in south] == [4, 1]
+    assert [r.score for r in overall] == [4, 3, 2, 1]
+    assert [r.score for r in default] == [4, 3, 2, 1, 0]
+    assert nobody == [] and none_asked == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reign_is_stored_whole_or_not_at_all(chronicle_url: str) -> None:
+    whole = reign(score=1)
+    # A lone surrogate cannot be encoded: the second event's row fails
+    # after the reign's row went in, and the transaction takes both back.
+    broken = ReignRecord("winterfell", ("Lord",),
+                         (whole.events[0], EventRecord("e", "Lord: \udc80", {"Gold": 1})),
+                         "won", 99, 1.0, 2.0)
+    async with opened(chronicle_url) as chronicle:
+        with pytest.raises(UnicodeEncodeError):
+            await within(chronicle.record(broken))
+        with pytest.raises(ChronicleError) as info:
+            await within(chronicle.record(reign(outcome="draw")))
+        assert one_line(info.value).startswith("cannot record a reign in the chronicle ")
+        await within(chronicle.record(whole))
+        assert await within(chronicle.best()) == [whole]
+    assert rows(chronicle_url, "SELECT COUNT(*) FROM events") == [(2,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reign_survives_closing_and_reopening(chronicle_url: str) -> None:
+    async with opened(chronicle_url) as chronicle:
+        pending = chronicle.record(reign(score=42))
+    # close() waited for the record in flight, then refuses new calls.
+    assert await within(pending) >= 1
+    with pytest.raises(ChronicleError, match="it is closed"):
+        await within(chronicle.record(reign()))
+    async with opened(chronicle_url) as again:
+        assert await within(again.best()) == [reign(score=42)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_many_processes_opening_one_new_database_migrate_it_once(
+        chronicle_url: str) -> None:
+    chronicles = await within(defer.gatherResults(
+        [open_chronicle(chronicle_url) for _ in range(3)], consumeErrors=True))
+    try:
+        await within(defer.gatherResults([c.record(reign()) for c in chronicles],
+                                         consumeErrors=True))
+    finally:
+        await within(defer.gatherResults([c.close() for c in chronicles]))
+    versions = rows(chronicle_url, "SELECT version FROM schema_version ORDER BY version")
+    assert versions == [(m.version,) for m in shipped_migrations()]
+    assert rows(chronicle_url, "SELECT COUNT(*) FROM reigns") == [(3,)]
+
+
+NOTES = Migration(2, "notes", """
+-- a second release's upgrade, for the test
+ALTER TABLE reigns ADD COLUMN note TEXT;
+CREATE TABLE notes (id {id_primary_key}, text TEXT NOT NULL);
+""")
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_old_database_is_upgraded_at_open(chronicle_url: str) -> None:
+    first = shipped_migrations()[:1]
+    async with opened(chronicle_url, migrations=first) as old:
+        await within(old.record(reign(score=3)))
+    assert rows(chronicle_url, "SELECT version, name FROM schema_version") == [(1, "reigns")]
+    async with opened(chronicle_url, migrations=[*first, NOTES]) as new:
+        assert await within(new.best()) == [reign(score=3)]
+        await within(new.record(reign(score=4)))
+    assert rows(chronicle_url, "SELECT version, name FROM schema_version ORDER BY version"
+                ) == [(1, "reigns"), (2, "notes")]
+    assert rows(chronicle_url, "SELECT score, note FROM reigns ORDER BY score"
+                ) == [(3, None), (4, None)]
+    assert rows(chronicle_url, "SELECT COUNT(*) FROM notes") == [(0,)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_upgrade_leaves_the_database_as_it_was(chronicle_url: str) -> None:
+    first = shipped_migrations()[:1]
+    async with opened(chronicle_url, migrations=first) as old:
+        await within(old.record(reign(score=3)))
+    broken = Migration(2, "broken", "CREATE TABLE half (x INTEGER);\nTHIS IS NOT SQL;\n")
+    with pytest.raises(ChronicleError) as info:
+        await within(open_chronicle(chronicle_url, migrations=[*first, broken]))
+    assert one_line(info.value).startswith("cannot open the chronicle ")
+    assert rows(chronicle_url, "SELECT version FROM schema_version") == [(1,)]
+    with pytest.raises(Exception, match="half"):
+        rows(chronicle_url, "SELECT x FROM half")
+    async with opened(chronicle_url, migrations=first) as again:
+        assert await within(again.best()) == [reign(score=3)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_schema_newer_than_the_code_is_refused(chronicle_url: str) -> None:
+    async with opened(chronicle_url) as chronicle:
+        await within(chronicle.record(reign()))
+    execute(chronicle_url, "INSERT INTO schema_version (version, name) VALUES (99, 'future')")
+    with pytest.raises(ChronicleError) as info:
+        await within(open_chronicle(chronicle_url))
+    text = one_line(info.value)
+    known = len(shipped_migrations())
+    assert text.startswith("cannot open the chronicle ")
+    assert f"its schema is at version 99, newer than this realm knows ({known})" in text
+    assert "upgrade realm" in text
+    assert rows(chronicle_url, "SELECT COUNT(*) FROM reigns") == [(1,)]
+
+
+# -- SQLite -----------------------------------------------------------------
+
+def _missing_folder(tmp_path: Path) -> Path:
+    return tmp_path / "no-such-folder" / "realm.sqlite"
+
+
+def _a_folder(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+def _under_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "file").write_text("")
+    return tmp_path / "file" / "realm.sqlite"
+
+
+def _not_a_database(tmp_path: Path) -> Path:
+    path = tmp_path / "realm.sqlite"
+    path.write_bytes(b"this is not a database, it is a raven " * 200)
+    return path
+
+
+def _read_only_folder(tmp_path: Path) -> Path:
+    if os.geteuid() == 0:
+        pytest.skip("root may write anywhere: a read-only folder stops only others")
+    folder = tmp_path / "ro"
+    folder.mkdir(mode=0o500)
+    return folder / "realm.sqlite"
+
+
+@pytest.mark.parametrize(("where", "says"), [
+    (_missing_folder, "unable to open database file"),
+    (_a_folder, "unable to open database file"),
+    (_under_a_file, "unable to open database file"),
+    (_not_a_database, "file is not a database"),
+    (_read_only_folder, "unable to open database file"),
+])
+@pytest_twisted.ensureDeferred
+async def test_an_unusable_sqlite_path_is_one_line_saying_what_and_where(
+        tmp_path: Path, where: Any, says: str) -> None:
+    path = where(tmp_path)
+    with pytest.raises(ChronicleError) as info:
+        await within(open_chronicle(f"sqlite:{path}"))
+    assert one_line(info.value) == f"cannot open the chronicle sqlite:{path}: {says}"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_default_file_is_in_the_working_folder_and_in_wal_mode(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    async with opened(DEFAULT_URL) as chronicle:
+        assert chronicle.where == f"sqlite:{tmp_path / 'realm.sqlite'}"
+        await within(chronicle.record(reign()))
+    assert rows(f"sqlite:{tmp_path / 'realm.sqlite'}", "PRAGMA journal_mode") == [("wal",)]
+
+
+CHILD = """
+import sys
+from twisted.internet import defer, task
+from realm.chronicle import open_chronicle
+from realm.records import EventRecord, ReignRecord
+
+async def main(reactor):
+    chronicle = await open_chronicle(sys.argv[1])
+    await chronicle.record(%r)
+    print("committed", flush=True)
+    await defer.Deferred()  # until the test kills this process
+
+task.react(lambda reactor: defer.Deferred.fromCoroutine(main(reactor)))
+"""
+
+
+class Child(protocol.ProcessProtocol):
+    """A child that is killed (-9) the moment it says "committed"."""
+
+    def __init__(self) -> None:
+        self.output = b""
+        self.ended: defer.Deferred[BaseException] = defer.Deferred()
+
+    def outReceived(self, data: bytes) -> None:
+        self.output += data
+        if b"committed\n" in self.output and self.transport is not None:
+            self.transport.signalProcess("KILL")
+
+    def errReceived(self, data: bytes) -> None:
+        self.output += data
+
+    def processEnded(self, reason: Failure) -> None:
+        assert reason.value is not None
+        self.ended.callback(reason.value)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_reign_recorded_survives_kill_9_right_after(tmp_path: Path) -> None:
+    url = f"sqlite:{tmp_path / 'realm.sqlite'}"
+    kept = reign("kingslanding", score=77)
+    child = Child()
+    process = reactor.spawnProcess(  # type: ignore[attr-defined]
+        child, sys.executable, [sys.executable, "-c", CHILD % (kept,), url],
+        env=os.environ.copy(), path=str(ROOT))
+    try:
+        ended = await within(child.ended, 60)
+    finally:
+        if process.pid is not None:
+            process.signalProcess("KILL")
+    assert b"committed\n" in child.output, child.output.decode(errors="replace")
+    assert getattr(ended, "signal", None) == 9, ended
+    async with opened(url) as chronicle:
+        assert await within(chronicle.latest("kingslanding")) == [kept]
+
+
+# -- PostgreSQL -------------------------------------------------------------
+
+NEEDS_POSTGRESQL = """
+pytest_plugins = ["databases"]
+
+
+def test_needs_postgresql(postgres_server):
+    pass
+"""
+
+
+@pytest.mark.parametrize(("ci", "outcome", "status"), [("", "1 skipped", 0),
+                                                      ("true", "1 error", 1)])
+def test_no_postgresql_skips_its_tests_but_fails_them_on_ci(
+        tmp_path: Path, ci: str, outcome: str, status: int) -> None:
+    (tmp_path / "test_needs.py").write_text(NEEDS_POSTGRESQL)
+    env = {**os.environ, "CI": ci, "REALM_POSTGRES_BINDIR": str(tmp_path / "nowhere"),
+           "PYTHONPATH": str(ROOT / "tests")}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-rsE", "-c", os.devnull, "--rootdir",
+         str(tmp_path), "-p", "no:cacheprovider", "-p", "no:twisted",
+         "-p", "no:hypothesispytest", "test_needs.py"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert outcome in result.stdout, result.stdout + result.stderr
+    assert result.returncode == status
+    assert "PostgreSQL is not installed" in result.stdout
+    assert ("CI=true needs PostgreSQL" in result.stdout) == (ci == "true")
+
+
+@pytest_twisted.ensureDeferred
+async def test_missing_psycopg_says_to_install_the_extra(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # what `import psycopg` then raises
+    with pytest.raises(ChronicleError) as info:
+        await within(open_chronicle("postgresql://realm:pw@127.0.0.1:1/realm"))
+    assert one_line(info.value) == (
+        "cannot open the chronicle postgresql://realm:***@127.0.0.1:1/realm: psycopg, "
+        "PostgreSQL's driver, is not installed; install realm[postgresql]")
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unreachable_postgresql_is_one_line_without_the_password(
+        postgres_server: PostgresServer) -> None:
+    import socket
+
+    with socket.socket() as unused:  # bound, not listening: connections are refused
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+        with pytest.raises(ChronicleError) as info:
+            await within(open_chronicle(f"postgresql://realm:hunter2@127.0.0.1:{port}/realm"))
+    text = one_line(info.value)
+    assert text.startswith(f"cannot open the chronicle postgresql://realm:***@127.0.0.1:{port}"
+                           "/realm: connection failed: ")
+    assert "Connection refused" in text and "hunter2" not in text
+    with pytest.raises(ChronicleError, match='database "nowhere" does not exist'):
+        await within(open_chronicle(postgres_server.url("nowhere")))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_stopped_postgresql_fails_calls_and_a_restarted_one_serves_again(
+        postgres_server: PostgresServer, postgres_url: str) -> None:
+    async with opened(postgres_url) as chronicle:
+        # Three calls at once: the pool holds three connections now.
+        await within(defer.gatherResults([chronicle.record(reign(score=n)) for n in range(3)],
+                                         consumeErrors=True))
+        postgres_server.stop()
+        try:
+            with pytest.raises(ChronicleError) as info:
+                await within(chronicle.record(reign(score=99)))
+            assert one_line(info.value).startswith(
+                f"cannot record a reign in the chronicle {postgres_url}: ")
+            with pytest.raises(ChronicleError, match="^cannot read the chronicle "):
+                await within(chronicle.best())
+        finally:
+            postgres_server.start()
+        # Every connection the pool holds died with the server; each call
+        # finds out, connects again and succeeds.
+        await within(defer.gatherResults(
+            [chronicle.record(reign(score=n)) for n in range(10, 16)], consumeErrors=True))
+        best = await within(chronicle.best(20))
+    assert sorted(r.score for r in best) == [0, 1, 2, 10, 11, 12, 13, 14, 15]
