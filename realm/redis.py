@@ -78,12 +78,14 @@ class _Channel(txredisapi.SubscriberProtocol):
 
 
 class _Factory(Factory):
+    noisy = False
+
     def __init__(self, link: RedisLink, kind: type) -> None:
         self.link = link
         self.kind = kind
 
     def buildProtocol(self, addr: object) -> Any:
-        proto = self.kind(charset=None, replyTimeout=self.link.timeout)
+        proto = self.kind(charset=None, replyTimeout=self.link.timeout, convertNumbers=False)
         proto.factory = self
         proto.link = self.link
         return proto

@@ -266,7 +266,8 @@ class Session:
         log.failure("Joining failed unexpectedly", failure)
         if self._handle == self._waiting:
             self._handle = self._naming
-            self.send(wire.PASSWORD_UNCHECKED.notice())
+            self.name = ""
+            self.send(wire.TRY_AGAIN.notice())
 
     def _waiting(self, raw: bytes, text: str) -> None:
         self._pending.append(raw)

@@ -163,8 +163,7 @@ LAST_PASSWORD = _refusal("last_password", "Wrong password, for the last time. "
 PASSWORD_WAIT = _refusal("password_wait", "Too many wrong passwords for the Lord; "
                          "wait {seconds} s before trying again. Send a name to "
                          "join as someone else.")
-PASSWORD_UNCHECKED = _refusal("password_unchecked", "The password could not be "
-                              "checked; try again.")
+TRY_AGAIN = _refusal("try_again", "That could not be done just now; try again.")
 TOO_MANY_CONNECTIONS = _refusal("too_many_connections", "Too many connections from "
                                 "your address ({limit}); close one and try again.")
 
