@@ -164,6 +164,14 @@ class NoChronicle:
         return succeed(None)
 
 
+class _Failed:
+    """An exception from a pool thread, carried back as a result, so that
+    adbapi never rolls back (and logs) on our behalf."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
 class DatabaseChronicle:
     """A chronicle in SQLite or PostgreSQL, through an adbapi pool.
 
@@ -171,6 +179,11 @@ class DatabaseChronicle:
     connection found dead (a PostgreSQL that restarted since its last
     use) the call runs once more on a fresh one: nothing was committed
     yet, so nothing is written twice.
+
+    Records are committed in groups: while one transaction is writing,
+    the reigns that end meanwhile wait and go together in the next, so a
+    busy server makes one commit (one fsync) for many reigns, and never
+    more than one write is in flight.
     """
 
     def __init__(self, pool: adbapi.ConnectionPool, engine: Engine, where: str) -> None:
@@ -181,9 +194,41 @@ class DatabaseChronicle:
         self._idle: list[Deferred[None]] = []
         self._closed = False
         self._pool_closed = False
+        self._waiting: list[tuple[ReignRecord, Deferred[int]]] = []
+        self._writing = False
 
     def record(self, reign: ReignRecord) -> Deferred[int]:
-        return self._run(_insert_reign, (reign,), write=True, doing="record a reign in")
+        if self._closed:
+            return fail(ChronicleError(f"cannot record a reign in the chronicle {self.where}: "
+                                       "it is closed"))
+        d: Deferred[int] = Deferred()
+        self._waiting.append((reign, d))
+        if not self._writing:
+            self._write()
+        return d
+
+    def _write(self) -> None:
+        group, self._waiting = self._waiting, []
+        self._writing = True
+        written = self._run(_insert_reigns, ([reign for reign, _ in group],), write=True,
+                            doing="record a reign in")
+
+        def done(result: list[int] | Failure) -> None:
+            self._writing = False
+            if not isinstance(result, Failure):
+                for (_, d), reign_id in zip(group, result, strict=True):
+                    d.callback(reign_id)
+            elif len(group) == 1:
+                group[0][1].errback(result)
+            else:  # one bad reign must not take the others with it: each alone
+                for reign, d in group:
+                    alone = self._run(_insert_reigns, ([reign],), write=True,
+                                      doing="record a reign in")
+                    alone.addCallback(lambda ids: ids[0]).chainDeferred(d)
+            if self._waiting:
+                self._write()
+
+        written.addBoth(done)
 
     def best(self, limit: int = 5) -> Deferred[list[ReignRecord]]:
         return self._read(None, _BEST, limit)
@@ -213,20 +258,22 @@ class DatabaseChronicle:
 
     def _run(self, body: Callable[..., T], args: tuple[Any, ...], write: bool,
              doing: str) -> Deferred[T]:
-        if self._closed:
+        if self._closed and body is not _insert_reigns:
             return fail(ChronicleError(f"cannot {doing} the chronicle {self.where}: it is closed"))
         self._busy += 1
-        d: Deferred[T] = self._pool.runWithConnection(self._interact, body, args, write)
+        d: Deferred[Any] = self._pool.runWithConnection(self._interact, body, args, write)
         d.addBoth(self._settled)
         d.addErrback(self._explain, doing)
         return d
 
-    def _settled(self, result: T) -> T:
+    def _settled(self, result: Any) -> Any:
         self._busy -= 1
         if not self._busy:
             waiters, self._idle = self._idle, []
             for waiter in waiters:
                 waiter.callback(None)
+        if isinstance(result, _Failed):
+            return Failure(result.error)
         return result
 
     def _explain(self, failure: Failure, doing: str) -> Failure:
@@ -237,17 +284,25 @@ class DatabaseChronicle:
         return Failure(error)
 
     def _interact(self, connection: Any, body: Callable[..., T], args: tuple[Any, ...],
-                  write: bool) -> T:
-        """In a pool thread: `body(cursor, *args)` in one transaction."""
+                  write: bool) -> T | _Failed:
+        """In a pool thread: `body(cursor, *args)` in one transaction, committed."""
         try:
-            result = self._attempt(connection, body, args, write)
-        except self.engine.errors:
-            if not self.engine.is_connection_lost(connection):
-                raise
-            connection.reconnect()
-            result = self._attempt(connection, body, args, write)
-        connection.commit()  # fails the call if it fails: no retry, it may have landed
-        return result
+            try:
+                result = self._attempt(connection, body, args, write)
+            except self.engine.errors:
+                if not self.engine.is_connection_lost(connection):
+                    raise
+                connection.reconnect()
+                result = self._attempt(connection, body, args, write)
+            connection.commit()  # fails the call if it fails: no retry, it may have landed
+            return result
+        except BaseException as error:
+            self._roll_back(connection)
+            return _Failed(error)
+
+    @staticmethod
+    def _roll_back(connection: Any) -> None:
+        connection.rollback()  # realm.chronicle_engines.PoolConnection: never raises
 
     def _attempt(self, connection: Any, body: Callable[..., T], args: tuple[Any, ...],
                  write: bool) -> T:
@@ -257,6 +312,10 @@ class DatabaseChronicle:
             return body(cursor, *args)
         finally:
             cursor.close()
+
+
+def _insert_reigns(cursor: Cursor, reigns: list[ReignRecord]) -> list[int]:
+    return [_insert_reign(cursor, reign) for reign in reigns]
 
 
 def _insert_reign(cursor: Cursor, reign: ReignRecord) -> int:

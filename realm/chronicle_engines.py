@@ -174,7 +174,7 @@ class SqliteEngine(Engine):
         self.path = path
 
     def make_pool(self, reactor: Any) -> adbapi.ConnectionPool:
-        return QuietPool(self.module_name, self.path, check_same_thread=False,
+        return Pool(self.module_name, self.path, check_same_thread=False,
                          isolation_level=None, cp_min=1, cp_max=1,
                          cp_openfun=self._on_connect, cp_reactor=reactor)
 
@@ -218,8 +218,8 @@ class PostgresEngine(Engine):
         given = parse_qs(urlsplit(self.conninfo).query)
         defaults = {"connect_timeout": 10, "application_name": "realm"}
         options = {key: value for key, value in defaults.items() if key not in given}
-        return QuietPool(self.module_name, self.conninfo, **options,
-                         cp_min=1, cp_max=3, cp_reconnect=True, cp_reactor=reactor)
+        return Pool(self.module_name, self.conninfo, **options,
+                    cp_min=1, cp_max=3, cp_reactor=reactor)
 
     def convert_param_style(self, sql: str) -> str:
         return sql.replace("?", "%s")
@@ -237,7 +237,7 @@ class PostgresEngine(Engine):
         return int(row[0])
 
     def is_connection_lost(self, connection: Any) -> bool:
-        return bool(connection.broken)
+        return connection.lost or bool(connection.broken)
 
 
 def schema_version(cursor: Cursor) -> int:
@@ -268,30 +268,60 @@ def migrate(cursor: Cursor, migrations: Sequence[Migration]) -> int:
     return len(migrations)
 
 
-class QuietConnection(adbapi.Connection):
-    """adbapi's connection wrapper, without an error log on a lost link.
+class PoolConnection:
+    """One pool thread's database connection, as adbapi's `connectionFactory`.
 
-    With `cp_reconnect`, adbapi's own `rollback()` logs "Rollback failed"
-    at error level and raises `ConnectionLost` when the connection is
-    gone (a PostgreSQL restarted). For the chronicle that is an expected
-    failure: the caller gets the original error in its Deferred and
-    decides; this wrapper forgets the dead connection, so the next
-    interaction connects afresh.
+    adbapi's own wrapper, when its connection dies, logs "Rollback failed"
+    at error level and keeps the dead connection with its thread unless
+    `cp_reconnect` is on (and then logs).  For the chronicle a lost
+    database is an expected failure that the caller reports; this wrapper
+    uses only the pool's public `connect()`/`disconnect()`: it connects on
+    first use, forgets a connection that failed, and never logs.
     """
 
+    def __init__(self, pool: adbapi.ConnectionPool) -> None:
+        self.pool = pool
+        self.raw: Any = None
+
+    @property
+    def lost(self) -> bool:
+        return self.raw is None
+
+    def reconnect(self) -> None:
+        self.drop()
+        self.raw = self.pool.connect()
+
+    def drop(self) -> None:
+        raw, self.raw = self.raw, None
+        if raw is not None:
+            self.pool.disconnect(raw)
+
+    def cursor(self) -> Any:
+        if self.raw is None:
+            self.raw = self.pool.connect()
+        return self.raw.cursor()
+
+    def commit(self) -> None:
+        if self.raw is not None:
+            self.raw.commit()
+
     def rollback(self) -> None:
-        connection = self._connection
-        if connection is None:
-            return
-        try:
-            connection.rollback()
-        except Exception:
-            pool = self._pool
-            if pool.connections.get(pool.threadID()) is connection:
-                pool.disconnect(connection)
+        if self.raw is not None:
+            try:
+                self.raw.rollback()
+            except Exception:  # a dead connection: the next use connects afresh
+                self.drop()
+
+    def close(self) -> None:
+        """adbapi asks each call; the pool keeps the connection for its thread."""
+
+    def __getattr__(self, name: str) -> Any:
+        if self.raw is None:
+            raise AttributeError(name)
+        return getattr(self.raw, name)
 
 
-class QuietPool(adbapi.ConnectionPool):
-    """An adbapi pool of `QuietConnection`s."""
+class Pool(adbapi.ConnectionPool):
+    """An adbapi pool of `PoolConnection`s."""
 
-    connectionFactory = QuietConnection
+    connectionFactory = PoolConnection  # type: ignore[assignment]  # the same interface

@@ -257,6 +257,23 @@ async def test_a_reign_is_stored_whole_or_not_at_all(chronicle_url: str) -> None
 
 
 @pytest_twisted.ensureDeferred
+async def test_reigns_ending_together_are_committed_together(chronicle_url: str) -> None:
+    """Group commit: many records at once, one of them bad, all answered."""
+    bad = ReignRecord("winterfell", ("Lord",), (EventRecord("e", "\udc80", {"Gold": 1}),),
+                      "won", 99, 1.0, 2.0)
+    many = [reign(score=n, ended=100.0 + n) for n in range(30)]
+    async with opened(chronicle_url) as chronicle:
+        answers = [chronicle.record(r) for r in [*many[:10], bad, *many[10:]]]
+        results = await within(defer.DeferredList(answers, consumeErrors=True))
+        stored = await within(chronicle.best(MAX_LIMIT))
+    failed = [i for i, (ok, _) in enumerate(results) if not ok]
+    assert failed == [10]
+    ids = [value for ok, value in results if ok]
+    assert len(set(ids)) == 30
+    assert sorted(r.score for r in stored) == list(range(30))
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_reign_survives_closing_and_reopening(chronicle_url: str) -> None:
     async with opened(chronicle_url) as chronicle:
         pending = chronicle.record(reign(score=42))
