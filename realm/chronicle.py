@@ -21,10 +21,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlsplit
 
 from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, fail, succeed
@@ -40,11 +38,13 @@ from realm.chronicle_engines import (
     migrate,
     shipped_migrations,
 )
+from realm.chronicle_url import DEFAULT_URL, ChronicleURL, parse_url
 from realm.records import EventRecord, ReignRecord
 
-DEFAULT_URL = "sqlite:realm.sqlite"
+__all__ = ["DEFAULT_URL", "Chronicle", "ChronicleError", "ChronicleURL", "DatabaseChronicle",
+           "NoChronicle", "as_json", "open_chronicle", "open_now", "parse_url"]
+
 MAX_LIMIT = 1000  # reigns one read may ask for
-_USAGE = "use sqlite:PATH, postgresql://USER@HOST[:PORT]/DB or none"
 _COLUMNS = "id, realm, members, outcome, score, started, ended"
 _BEST = "score DESC, ended DESC, id DESC"
 _LATEST = "ended DESC, id DESC"
@@ -54,77 +54,6 @@ T = TypeVar("T")
 
 class ChronicleError(Exception):
     """The chronicle could not do what was asked; `str()` is one line."""
-
-
-@dataclass(frozen=True)
-class ChronicleURL:
-    """A parsed `--chronicle` URL; `str()` is safe to show (no password)."""
-
-    scheme: str  # "sqlite", "postgresql" or "none"
-    target: str = ""  # SQLite: the file's path as given; PostgreSQL: the URL
-
-    def __str__(self) -> str:
-        if self.scheme == "sqlite":
-            return f"sqlite:{self.target}"
-        if self.scheme == "postgresql":
-            return _redacted(self.target)
-        return "none"
-
-    def where(self) -> str:
-        """What error messages name: the URL, a SQLite path made absolute."""
-        if self.scheme == "sqlite":
-            return f"sqlite:{os.path.abspath(self.target)}"
-        return str(self)
-
-
-def parse_url(url: str) -> ChronicleURL:
-    """Parse a `--chronicle` URL; a bad one raises `ValueError` (one line)."""
-    text = url.strip()
-    if text.lower() == "none":
-        return ChronicleURL("none")
-    scheme, colon, rest = text.partition(":")
-    if not colon or not scheme:
-        raise ValueError(f"--chronicle: {text!r} is not a chronicle URL; {_USAGE}")
-    if "\0" in text:
-        raise ValueError("--chronicle: the URL holds a NUL character")
-    if scheme.lower() == "sqlite":
-        if not rest:
-            raise ValueError("--chronicle: sqlite: needs a file's path, e.g. sqlite:realm.sqlite")
-        if rest.startswith("//"):
-            raise ValueError(f"--chronicle: {text!r}: sqlite:PATH takes a file's path, not "
-                             "//HOST (e.g. sqlite:realm.sqlite or sqlite:/var/lib/realm.sqlite)")
-        return ChronicleURL("sqlite", rest)
-    if scheme.lower() in ("postgresql", "postgres"):
-        return ChronicleURL("postgresql", _check_postgres("postgresql:" + rest))
-    raise ValueError(f"--chronicle: unknown scheme {scheme!r}; {_USAGE}")
-
-
-def _check_postgres(url: str) -> str:
-    parts = urlsplit(url)
-    shown = _redacted(url)
-    form = "postgresql://USER@HOST[:PORT]/DB"
-    if not parts.netloc:
-        raise ValueError(f"--chronicle: {shown} names no server; use {form}")
-    try:
-        parts.port  # noqa: B018  (urlsplit checks the port when asked for it)
-    except ValueError:
-        raise ValueError(f"--chronicle: {shown} has a bad port; use {form}") from None
-    if not parts.username:
-        raise ValueError(f"--chronicle: {shown} names no user; use {form}")
-    if not parts.hostname:
-        raise ValueError(f"--chronicle: {shown} names no host; use {form}")
-    database = parts.path[1:]
-    if not database or "/" in database:
-        raise ValueError(f"--chronicle: {shown} names no database; use {form}")
-    return url
-
-
-def _redacted(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}").geturl()
 
 
 class Chronicle(Protocol):
@@ -387,12 +316,55 @@ def open_chronicle(url: str | ChronicleURL, reactor: Any = None, *,
 
 async def _open(url: str | ChronicleURL, reactor: Any,
                 migrations: Sequence[Migration] | None) -> Chronicle:
+    parsed, engine, steps = _engine_for(url, migrations)
+    if engine is None:
+        return NoChronicle()
+    chronicle = DatabaseChronicle(engine.make_pool(reactor), engine, parsed.where())
+    try:
+        await chronicle._run(migrate, (steps,), write=True, doing="open")
+    except BaseException:
+        await chronicle.close()
+        raise
+    return chronicle
+
+
+def open_now(url: str | ChronicleURL, reactor: Any = None) -> Chronicle:
+    """Open the chronicle at start-up, before the reactor runs.
+
+    The schema is brought up to date now, in this thread (nothing else is
+    running yet), so a chronicle that cannot be opened stops the start
+    with a one-line `ChronicleError`; then every call goes through the
+    pool's threads as usual.
+    """
+    parsed, engine, steps = _engine_for(url, None)
+    if engine is None:
+        return NoChronicle()
+    where = parsed.where()
+    try:
+        connection = engine.connect()
+    except engine.errors as error:
+        raise ChronicleError(f"cannot open the chronicle {where}: {_one_line(error)}") from error
+    known: tuple[type[BaseException], ...] = (*engine.errors, SchemaError)
+    try:
+        cursor = Cursor(connection.cursor(), engine)
+        engine.begin(cursor, True)
+        migrate(cursor, steps)
+        connection.commit()
+    except known as error:
+        raise ChronicleError(f"cannot open the chronicle {where}: {_one_line(error)}") from error
+    finally:
+        connection.close()
+    return DatabaseChronicle(engine.make_pool(reactor), engine, where)
+
+
+def _engine_for(url: str | ChronicleURL, migrations: Sequence[Migration] | None
+                ) -> tuple[ChronicleURL, Engine | None, tuple[Migration, ...]]:
     try:
         parsed = url if isinstance(url, ChronicleURL) else parse_url(url)
     except ValueError as error:
         raise ChronicleError(str(error)) from error
     if parsed.scheme == "none":
-        return NoChronicle()
+        return parsed, None, ()
     where = parsed.where()
     engine: Engine
     try:
@@ -407,10 +379,8 @@ async def _open(url: str | ChronicleURL, reactor: Any,
         steps = tuple(shipped_migrations() if migrations is None else migrations)
     except (OSError, SchemaError) as error:
         raise ChronicleError(f"cannot open the chronicle {where}: {error}") from error
-    chronicle = DatabaseChronicle(engine.make_pool(reactor), engine, where)
-    try:
-        await chronicle._run(migrate, (steps,), write=True, doing="open")
-    except BaseException:
-        await chronicle.close()
-        raise
-    return chronicle
+    return parsed, engine, steps
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

@@ -136,6 +136,10 @@ class Engine(abc.ABC):
     def make_pool(self, reactor: Any) -> adbapi.ConnectionPool:
         """A started-on-demand adbapi pool for this database."""
 
+    @abc.abstractmethod
+    def connect(self) -> Any:
+        """One DB-API connection now, as the pool's are (for start-up)."""
+
     def convert_param_style(self, sql: str) -> str:
         return sql
 
@@ -178,6 +182,11 @@ class SqliteEngine(Engine):
                          isolation_level=None, cp_min=1, cp_max=1,
                          cp_openfun=self._on_connect, cp_reactor=reactor)
 
+    def connect(self) -> Any:
+        connection = self.module.connect(self.path, isolation_level=None)
+        self._on_connect(connection)
+        return connection
+
     @staticmethod
     def _on_connect(connection: Any) -> None:
         try:
@@ -214,12 +223,17 @@ class PostgresEngine(Engine):
         super().__init__()
         self.conninfo = conninfo
 
-    def make_pool(self, reactor: Any) -> adbapi.ConnectionPool:
+    def _options(self) -> dict[str, Any]:
         given = parse_qs(urlsplit(self.conninfo).query)
         defaults = {"connect_timeout": 10, "application_name": "realm"}
-        options = {key: value for key, value in defaults.items() if key not in given}
-        return Pool(self.module_name, self.conninfo, **options,
+        return {key: value for key, value in defaults.items() if key not in given}
+
+    def make_pool(self, reactor: Any) -> adbapi.ConnectionPool:
+        return Pool(self.module_name, self.conninfo, **self._options(),
                     cp_min=1, cp_max=3, cp_reactor=reactor)
+
+    def connect(self) -> Any:
+        return self.module.connect(self.conninfo, **self._options())
 
     def convert_param_style(self, sql: str) -> str:
         return sql.replace("?", "%s")

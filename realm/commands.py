@@ -11,12 +11,20 @@ another process.
 from __future__ import annotations
 
 import difflib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from twisted.internet.defer import gatherResults
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
 from realm import wire
 from realm.realm import Member, Realm, RealmError
+from realm.records import ReignRecord
+
+log = Logger()
 
 
 class Actor(Member, Protocol):
@@ -54,6 +62,34 @@ def _leave(actor: Actor, realm: Realm, arg: str) -> None:
     actor.leave()
 
 
+def _chronicle(actor: Actor, realm: Realm, arg: str) -> None:
+    chronicle = realm.chronicle
+    if chronicle is None:
+        actor.send(wire.CHRONICLE_BEST.notice() + wire.CHRONICLE_NONE.notice())
+        return
+    best, latest = chronicle.best(5), chronicle.latest(realm.name, 5)
+    read = gatherResults([best, latest], consumeErrors=True)
+
+    def answer(found: list[list[ReignRecord]]) -> None:
+        actor.send(wire.CHRONICLE_BEST.notice() + _rows(found[0])
+                   + wire.CHRONICLE_LAST.notice(realm=realm.name) + _rows(found[1]))
+
+    def failed(failure: Failure) -> None:
+        log.warn("Reading the chronicle for --chronicle failed: {why}",
+                 why=failure.getErrorMessage())
+        actor.send(wire.CHRONICLE_FAILED.notice())
+
+    read.addCallbacks(answer, failed)
+
+
+def _rows(reigns: list[ReignRecord]) -> bytes:
+    if not reigns:
+        return wire.CHRONICLE_NONE.notice()
+    return b"".join(wire.CHRONICLE_ROW.notice(
+        realm=r.realm, outcome=r.outcome.capitalize(), events=len(r.events), score=r.score,
+        when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(r.ended))) for r in reigns)
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -61,6 +97,7 @@ COMMANDS: dict[str, Command] = {
         Command("who", "--who", "list the members present", _who),
         Command("dismiss", "--dismiss NAME", "send a member away", _dismiss,
                 lord_only=True),
+        Command("chronicle", "--chronicle", "the best reigns, and this realm's last", _chronicle),
         Command("leave", "--leave", "leave the realm", _leave),
     )
 }

@@ -1,20 +1,17 @@
 """The words of the game: names, actions, events and replies, as plain data.
 
-Nothing here does I/O or draws at random; `realm.reign`, `realm.events`
-and `realm.bot` pick from these tuples with an injected random source.
-The reign's scenes, with their options and effects, are data too, in
-`realm/data/scenes.toml` (read by `realm.scenes`); `EVENTS` below is the
-older, option-less list `realm.events` still draws from.
-
-Event templates (`EVENTS`) are `str.format` strings with these fields:
-  {narrator}  a member of the realm (not the Lord), or a stranger
-  {other}     another member, or someone of the court
-  {a}, {b}    two different actions, offered as `1 {a} or 2 {b}`
+Nothing here does I/O or draws at random; `realm.reign` and `realm.bot`
+pick from these tuples with an injected random source.  The reign's
+scenes, with their options and effects, are data too, in
+`realm/data/scenes.toml` (read by `realm.scenes`); its wordings may
+name `{other}` (another member, or someone of the court), and a herald
+below names `{narrator}` (a member other than the Lord, or a stranger).
 """
 
 GAME_NAME = "Game of Thrones"
 
-#: Names a bot may take.  All valid realm names (letters only, <= 20).
+#: Names a bot may take: valid names that the server stores as written
+#: (tests/test_names.py walks the pool).
 NAMES = (
     "Arya", "Sansa", "Bran", "Rickon", "Robb", "Jon", "Ned", "Catelyn",
     "Tyrion", "Cersei", "Jaime", "Tywin", "Joffrey", "Tommen", "Myrcella",
@@ -49,32 +46,6 @@ ING = {
     "gather": "gathering", "feed": "feeding",
 }
 
-#: Scenes the server narrates.  The first three are the seed's.
-EVENTS = (
-    "There is a sudden attack from the north! What shall we do, my Lord? "
-    "1 {a} or 2 {b}?",
-    "The crew is out of food because {other} strolled all day instead of "
-    "gathering supplies. 1 {a} or 2 {b}?",
-    "{other} has been sentenced to eternal eating by the Small Council. "
-    "How do we answer? 1 {a} or 2 {b}?",
-    "Winter is coming and the granaries are half empty. 1 {a} or 2 {b}?",
-    "A raven arrives from the Wall: the dead are walking. 1 {a} or 2 {b}?",
-    "{other} was caught drinking the Lord's finest Arbor gold. "
-    "Shall we 1 {a} or 2 {b}?",
-    "Dragons have been seen over the Narrow Sea. 1 {a} or 2 {b}?",
-    "The Iron Bank demands its gold, with interest. 1 {a} or 2 {b}?",
-    "A wedding feast is announced at the Twins. Everyone is invited. "
-    "1 {a} or 2 {b}?",
-    "Wildlings have crossed the river and stolen our goats. 1 {a} or 2 {b}?",
-    "{other} lost a bet to a Lannister and owes a debt. 1 {a} or 2 {b}?",
-    "A red comet burns across the sky; the smallfolk are afraid. "
-    "1 {a} or 2 {b}?",
-    "The maesters warn of a long, dark winter. 1 {a} or 2 {b}?",
-    "A stranger at the gate claims to be a Targaryen. 1 {a} or 2 {b}?",
-    "Our ships are becalmed off the Iron Islands. 1 {a} or 2 {b}?",
-    "{other} has challenged a knight of the Kingsguard to single combat. "
-    "1 {a} or 2 {b}?",
-)
 
 #: How a narrator brings the news; `{narrator}` is filled in.
 HERALDS = (

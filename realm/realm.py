@@ -24,19 +24,31 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from realm import wire
-from realm.events import draw_event
 from realm.names import LORD, JoinError
+from realm.records import ReignRecord
+from realm.reign import Deck, Ending, Reign
 
 log = Logger()
 
 #: Seconds after a decision before the realm hears who it still waits for.
 NUDGE = 5.0
+#: Seconds the game waits for the chronicle to record an ended reign.
+RECORD_WAIT = 5.0
+
+
+class Recorder(Protocol):
+    """Where ended reigns go, and are read back (realm.chronicle's `Chronicle`)."""
+
+    def record(self, reign: ReignRecord) -> Deferred[int]: ...
+    def best(self, limit: int = 5) -> Deferred[list[ReignRecord]]: ...
+    def latest(self, realm: str | None = None, limit: int = 5) -> Deferred[list[ReignRecord]]: ...
 
 
 class Member(Protocol):
@@ -64,6 +76,8 @@ class Realm:
         event_wait: float,
         rng: random.Random,
         on_empty: Callable[[Realm], None],
+        reign_length: int = 12,
+        chronicle: Recorder | None = None,
     ) -> None:
         self.name = name
         self.size = size
@@ -71,6 +85,8 @@ class Realm:
         self.event_wait = event_wait
         self.rng = rng
         self.on_empty = on_empty
+        self.reign_length = reign_length
+        self.chronicle = chronicle
         self.members: dict[str, Member] = {}  # lower-case name -> member
         self.lord: Member | None = None
         self.started = False
@@ -79,6 +95,11 @@ class Realm:
         self.waiting: set[Member] | None = None  # still to answer the decision
         self._timer: IDelayedCall | None = None
         self._nudged = False  # the realm was told who it waits for
+        self.deck = Deck(rng)  # no scene again until every one was told
+        self.reign: Reign | None = None  # once the game has started
+        self._reign_started = 0.0
+        self._reign_members: dict[str, None] = {}  # everyone seen in the reign
+        self.recording = False  # an ended reign is being written to the chronicle
         self._deadline = 0.0  # when the wait for answers is over
 
     # -- membership --------------------------------------------------------
@@ -108,6 +129,7 @@ class Realm:
         self.members[member.name.lower()] = member
         if member.name == LORD:
             self.lord = member
+        self._reign_members[member.name] = None
         n = len(self.members)
         log.info("{name} joined realm {realm} ({n}/{size})",
                  name=member.name, realm=self.name, n=n, size=self.size)
@@ -120,6 +142,7 @@ class Realm:
         if not self.started:
             self.started = True
             self.broadcast(banner)
+            self._new_reign()
             self._post_event()
         else:
             member.send(banner + self.event)
@@ -153,6 +176,7 @@ class Realm:
     def end(self, goodbye: bytes, told: Member | None = None) -> None:
         """End the realm: everyone gets `goodbye` and is closed (`told`, who
         is leaving already, only hears it)."""
+        self._abandon()
         if told is not None:
             told.send(goodbye)
         others = list(self.members.values())
@@ -186,18 +210,21 @@ class Realm:
         if waiting is not None and member is not self.lord:
             waiting.discard(member)
             if not waiting:
-                # The last answer: the next event leaves with it, one write
-                # a member instead of two (the same bytes, in the same order).
-                event = self._draw_event()
-                both = data + event
+                # The last answer: what the event did, and the next one, leave
+                # with it: one write a member instead of three.
+                news = self._event_over()
+                both = data + news
                 for other in self.members.values():
-                    other.send(event if other is member else both)
+                    other.send(news if other is member else both)
                 return
         for other in self.members.values():
             if other is not member:
                 other.send(data)
-        if waiting is None and member is self.lord and self.started and self.full:
-            self._decided(member)
+        if waiting is None and member is self.lord and self.full:
+            reign = self.reign
+            if reign is not None and reign.event is not None and not reign.decided:
+                reign.decide(text.decode("utf-8"))
+                self._decided(member)
 
     def _decided(self, lord: Member) -> None:
         """The Lord's decision: wait for every other member's answer."""
@@ -242,7 +269,7 @@ class Realm:
         if waiting is not None:
             waiting.discard(member)
             if not waiting:
-                self._post_event()
+                self.broadcast(self._event_over())
 
     def _wait_over(self) -> None:
         """The nudge, or `event_wait`, has passed since the last decision."""
@@ -257,14 +284,70 @@ class Realm:
             self.broadcast(wire.AWAITED.notice(names=names, seconds=math.ceil(left)))
             self._timer = self.clock.callLater(left, self._wait_over)
             return
-        self._post_event()
+        self.broadcast(self._event_over())
+
+    def _new_reign(self) -> None:
+        self.reign = Reign(self.rng, self.deck, self.reign_length)
+        self._reign_started = self.clock.seconds()
+        self._reign_members = {m.name: None for m in self.members.values()}
+
+    def _others(self) -> list[str]:
+        return [m.name for m in self.members.values() if m is not self.lord]
 
     def _post_event(self) -> None:
-        self.broadcast(self._draw_event())
+        assert self.reign is not None
+        self.event = self.reign.tell(self._others())
+        self.broadcast(self.event)
 
-    def _draw_event(self) -> bytes:
-        """End the wait and draw the next event (`self.event`)."""
+    def _event_over(self) -> bytes:
+        """The decided event is over: what it did, and the next event; or,
+        when the reign ended with it, what it did (the ending follows once
+        the chronicle has it)."""
         self.waiting = None
-        names = [m.name for m in self.members.values() if m is not self.lord]
-        self.event = wire.notice(draw_event(self.rng, names))
-        return self.event
+        reign = self.reign
+        assert reign is not None
+        settled = reign.settle()
+        if settled.ending is None:
+            self.event = reign.tell(self._others())
+            return settled.report + self.event
+        self.event = b""
+        self._record(settled.ending).addBoth(self._recorded, settled.ending)
+        return settled.report
+
+    def _recorded(self, result: object, ending: Ending) -> None:
+        """The ended reign is in the chronicle (or could not be): say how it
+        ended, and the next reign begins with its first event."""
+        self.recording = False
+        if self.ended:
+            return
+        self._new_reign()
+        assert self.reign is not None
+        self.event = self.reign.tell(self._others())
+        self.broadcast(ending.line + self.event)
+
+    def _record(self, ending: Ending) -> Deferred[Any]:
+        """Write the ended reign to the chronicle; a failure is logged and the
+        game goes on."""
+        reign = self.reign
+        assert reign is not None
+        record = reign.record(self.name, list(self._reign_members), self._reign_started,
+                              self.clock.seconds(), ending)
+        if self.chronicle is None:
+            return succeed(None)
+        self.recording = True
+        d = self.chronicle.record(record).addTimeout(RECORD_WAIT, self.clock)
+
+        def failed(failure: Any) -> None:
+            log.error("The chronicle could not record a reign of {realm} ({outcome}, "
+                      "score {score}): {why}; the game goes on", realm=self.name,
+                      outcome=ending.outcome, score=ending.score,
+                      why=failure.getErrorMessage())
+
+        return d.addErrback(failed)
+
+    def _abandon(self) -> None:
+        """The game stops here (the Lord left, the realm was ended)."""
+        reign = self.reign
+        if reign is not None and reign.ending is None and not self.recording and reign.events:
+            self._record(reign.abandon())
+        self.reign = None

@@ -19,6 +19,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from realm import commands, wire
+from realm.chronicle import Chronicle, NoChronicle
 from realm.deadlines import Deadlines
 from realm.guard import Backoff
 from realm.names import JoinError
@@ -44,6 +45,7 @@ class Settings:
     login_timeout: float = 60.0
     idle_timeout: float = 900.0
     max_queue: int = 256 * 1024  # bytes queued for a reader that stalls
+    reign_length: int = 12  # events in a reign the Lord wins
 
 
 class Client(Protocol):
@@ -120,8 +122,10 @@ class RealmServer:
         clock: IReactorTime,
         checker: ICredentialsChecker | None = None,
         rng: random.Random | None = None,
+        chronicle: Chronicle | None = None,
     ) -> None:
         self.settings = settings
+        self.chronicle: Chronicle = chronicle or NoChronicle()
         self.clock = clock
         self.checker = checker
         self.rng = rng or random.Random()
@@ -235,7 +239,8 @@ class RealmServer:
             raise JoinError(wire.TOO_MANY_REALMS.notice(limit=s.max_realms))
         if s.max_realms_per_address and self._realms_of[address] >= s.max_realms_per_address:
             raise JoinError(wire.ADDRESS_REALMS.notice(limit=s.max_realms_per_address))
-        return Realm(key, s.size, self.clock, s.event_wait, self.rng, self._realm_empty)
+        return Realm(key, s.size, self.clock, s.event_wait, self.rng, self._realm_empty,
+                     s.reign_length, self.chronicle)
 
     def found(self, key: str, address: str) -> Realm:
         """The realm `key` run here: in play, or started now by `address`."""

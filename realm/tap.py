@@ -14,6 +14,8 @@ from twisted.internet.defer import Deferred
 from twisted.python import usage
 
 from realm import logs, web
+from realm.chronicle import DEFAULT_URL, ChronicleError, open_now
+from realm.chronicle import parse_url as parse_chronicle
 from realm.cluster import Cluster
 from realm.names import JoinError, check
 from realm.process import Listener, Signals, StartupFailure, raise_open_files_limit
@@ -90,6 +92,10 @@ class Options(usage.Options, strcred.AuthOptionMixin):
          "stay silent.", _number(float, 0, "--idle-timeout")],
         ["log-format", None, "text", "The log's lines: text, or json (one JSON "
          "object a line)."],
+        ["reign-length", None, DEFAULTS.reign_length, "Events in a reign the Lord "
+         "wins.", _number(int, 1, "--reign-length")],
+        ["chronicle", None, DEFAULT_URL, "Where ended reigns are kept: sqlite:PATH, "
+         "postgresql://USER@HOST[:PORT]/DB, or none."],
         ["cluster", None, None, "Share realms with every process started with "
          "this Redis URL: redis://HOST:PORT[/DB]."],
     ]
@@ -129,6 +135,10 @@ class Options(usage.Options, strcred.AuthOptionMixin):
             check(self["realm"], "realm name")
         except JoinError as e:
             raise usage.UsageError(f"--realm: {e}") from None
+        try:
+            self["chronicle"] = parse_chronicle(self["chronicle"])
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
         if self["cluster"] is not None:
             try:
                 self["cluster"] = parse_url(self["cluster"])
@@ -147,7 +157,8 @@ def settings_from(config: Options) -> Settings:
         max_per_address=config["max-per-address"],
         max_realms=config["max-realms"],
         max_realms_per_address=config["max-realms-per-address"],
-        login_timeout=config["login-timeout"], idle_timeout=config["idle-timeout"])
+        login_timeout=config["login-timeout"], idle_timeout=config["idle-timeout"],
+        reign_length=config["reign-length"])
 
 
 class Clustered(service.Service):
@@ -169,13 +180,18 @@ class Shutdown(service.Service):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        return self.server.shutdown()
+        chronicle = self.server.chronicle
+        return self.server.shutdown().addCallback(lambda _: chronicle.close())
 
 
 def makeService(config: Options) -> service.MultiService:
     checkers = config.get("credCheckers") or []
+    try:
+        chronicle = open_now(config["chronicle"], reactor)
+    except ChronicleError as e:
+        raise StartupFailure(str(e)) from None
     server = RealmServer(settings_from(config), reactor,  # type: ignore[arg-type]
-                         checker=checkers[0] if checkers else None)
+                         checker=checkers[0] if checkers else None, chronicle=chronicle)
     top = logs.RealmService(getattr(config, "parent", None), config["log-format"])
     if os.name == "posix":
         raise_open_files_limit()

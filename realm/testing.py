@@ -25,6 +25,7 @@ from twisted.python.failure import Failure
 
 from realm import wire
 from realm.protocol import RealmFactory, StreamLink
+from realm.records import ReignRecord
 from realm.server import RealmServer
 
 WAIT = 10.0  # the longest any one expectation may take, in seconds
@@ -66,6 +67,43 @@ class FakeMember:
         lines = self.lines()
         self.received = b""
         return lines
+
+
+class FakeChronicle:
+    """A chronicle in memory: what the realm recorded, and, with `hold`,
+    commits that wait until the test says (`commit()` or `fail()`)."""
+
+    def __init__(self, hold: bool = False) -> None:
+        self.hold = hold
+        self.reigns: list[ReignRecord] = []
+        self.waiting: list[tuple[ReignRecord, defer.Deferred[int]]] = []
+
+    def record(self, reign: ReignRecord) -> defer.Deferred[int]:
+        d: defer.Deferred[int] = defer.Deferred()
+        self.waiting.append((reign, d))
+        if not self.hold:
+            self.commit()
+        return d
+
+    def commit(self) -> None:
+        waiting, self.waiting = self.waiting, []
+        for reign, d in waiting:
+            self.reigns.append(reign)
+            d.callback(len(self.reigns))
+
+    def fail(self, why: str = "the disk is full") -> None:
+        waiting, self.waiting = self.waiting, []
+        for _, d in waiting:
+            d.errback(RuntimeError(why))
+
+    def best(self, limit: int = 5) -> defer.Deferred[list[ReignRecord]]:
+        ranked = sorted(self.reigns, key=lambda r: (-r.score, -r.ended))
+        return defer.succeed(ranked[:limit])
+
+    def latest(self, realm: str | None = None,
+               limit: int = 5) -> defer.Deferred[list[ReignRecord]]:
+        found = [r for r in reversed(self.reigns) if realm is None or r.realm == realm]
+        return defer.succeed(found[:limit])
 
 
 class MemoryConn:

@@ -223,6 +223,15 @@ DISMISS_SELF = _refusal("dismiss_self", "You cannot dismiss yourself; use --leav
                         "leave the realm.")
 
 
+CHRONICLE_BEST = _line("chronicle_best", "The best reigns in the chronicle:")
+CHRONICLE_LAST = _line("chronicle_last", "The last reigns of '{realm}':")
+CHRONICLE_ROW = _line("chronicle_row", "  {realm}: {outcome}, {events} events, score {score} "
+                      "({when})")
+CHRONICLE_NONE = _line("chronicle_none", "  none yet")
+CHRONICLE_FAILED = _refusal("chronicle_failed", "The chronicle cannot be read just now; "
+                            "try again later.")
+
+
 # -- reading lines back ---------------------------------------------------------------
 def kind(line: str) -> Line | None:
     """The template `line` was made from, if any (the first that matches)."""

@@ -12,6 +12,7 @@ import queue
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,13 +35,13 @@ class Proc:
     """A child with its stdin piped and its output read line by line."""
 
     def __init__(self, *argv: str, env: dict[str, str] | None = None,
-                 new_session: bool = False) -> None:
+                 new_session: bool = False, cwd: str | None = None) -> None:
         self.argv = argv
         environ = dict(os.environ, NO_COLOR="1", PYTHONUNBUFFERED="1")
         environ.update(env or {})
         self.popen = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=environ, text=True, bufsize=1, start_new_session=new_session)
+            env=environ, text=True, bufsize=1, start_new_session=new_session, cwd=cwd)
         self.out: list[str] = []
         self.err: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
@@ -131,9 +132,9 @@ class Proc:
 
 @contextmanager
 def running(*argv: str, env: dict[str, str] | None = None,
-            new_session: bool = False) -> Iterator[Proc]:
+            new_session: bool = False, cwd: str | None = None) -> Iterator[Proc]:
     """A `Proc` that is stopped however the block ends."""
-    proc = Proc(*argv, env=env, new_session=new_session)
+    proc = Proc(*argv, env=env, new_session=new_session, cwd=cwd)
     try:
         yield proc
     finally:
@@ -142,9 +143,13 @@ def running(*argv: str, env: dict[str, str] | None = None,
 
 @contextmanager
 def realm_server(*options: str) -> Iterator[tuple[Proc, str]]:
-    """`twistd -n realm` on a free loopback port: (the process, its endpoint)."""
-    with running(command("twistd"), "-n", "--pidfile=", "realm",
-                 "--listen", "tcp:0:interface=127.0.0.1", *options) as server:
+    """`twistd -n realm` on a free loopback port: (the process, its endpoint).
+
+    It runs in a folder of its own (its chronicle, realm.sqlite, is there).
+    """
+    with tempfile.TemporaryDirectory(prefix="realm-server-") as folder, \
+            running(command("twistd"), "-n", "--pidfile=", "realm",
+                    "--listen", "tcp:0:interface=127.0.0.1", *options, cwd=folder) as server:
         port = server.expect_re(r"starting on (\d+)").group(1)
         yield server, f"tcp:127.0.0.1:{port}"
 

@@ -190,10 +190,11 @@ def test_reads_the_options_of_the_reigns_events(seed: int) -> None:
 
 @pytest.mark.parametrize("seed", range(20))
 def test_reads_the_options_of_the_servers_events(seed: int) -> None:
-    from realm.events import draw_event
+    from realm.reign import Deck, Reign
 
     bot = make_bot(seed)
-    bot.hear("*** " + draw_event(random.Random(seed), ["Arya", "Bran"]))
+    reign = Reign(random.Random(seed), Deck(random.Random(seed)))
+    bot.hear(reign.tell(["Arya", "Bran"]).decode().rstrip("\r\n"))
     assert len(bot.options) == 2
     reply = bot.hear("Lord: 2")
     assert reply is not None

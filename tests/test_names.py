@@ -71,3 +71,23 @@ def test_any_valid_name_is_stored_capitalised(name: str) -> None:
 def test_realms_are_case_insensitive(name: str, realm: str) -> None:
     assert parse_join(f"{name}@{realm}", "x")[1] == realm.lower()
     assert parse_join(f"{name}@{realm.upper()}", "x")[1] == realm.lower()
+
+
+def test_every_name_in_the_bots_pool_survives_the_servers_capitalisation() -> None:
+    """A bot knows itself by its name: the server must store it as written."""
+    from realm import lore
+
+    for name in lore.NAMES:
+        assert parse_join(name, "westeros") == (name, "westeros"), name
+    assert len(set(lore.NAMES)) == len(lore.NAMES)
+
+
+@pytest.mark.parametrize("name", ["Lord_", "L0rd", "lord-", "LORD2", "l0rd_"])
+def test_names_that_would_read_as_the_lord_are_refused(name: str) -> None:
+    with pytest.raises(JoinError, match="would read as the Lord"):
+        parse_join(name, "westeros")
+
+
+@pytest.mark.parametrize("name", ["Lordly", "Lorde", "Warlord", "Lords"])
+def test_names_that_only_begin_like_lord_are_fine(name: str) -> None:
+    assert parse_join(name, "westeros")[0] == name.capitalize()

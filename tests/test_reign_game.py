@@ -1,0 +1,151 @@
+"""The reign as members see it: `[Realm]` after every event, `[Reign Ended]`
+once the chronicle has the reign, a new reign after it, `--chronicle`.
+
+In-memory connections to a real server on a `task.Clock`; the chronicle
+is realm.testing's in-memory one, so a test decides when a write commits
+(the real databases are tests/test_chronicle.py's, and a real server
+killed after an ending is tests/test_twistd.py's).
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from twisted.internet import task
+
+from realm import wire
+from realm.server import RealmServer, Settings
+from realm.testing import FakeChronicle, MemoryConn, MemoryNet
+
+
+def game(chronicle: FakeChronicle, **settings: Any) -> tuple[MemoryNet, MemoryConn,
+                                                              list[MemoryConn]]:
+    server = RealmServer(Settings(**settings), task.Clock(), rng=random.Random(3),
+                         chronicle=chronicle)
+    net = MemoryNet(server)
+    lord, others = net.game()
+    return net, lord, others
+
+
+def round_of(lord: MemoryConn, others: list[MemoryConn], decision: str = "1") -> list[str]:
+    """The Lord decides, everyone answers; the Lord's lines from it."""
+    lord.say(decision)
+    for conn in others:
+        conn.say("aye")
+    return lord.take()
+
+
+def reports(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("*** [Realm] ")]
+
+
+def test_every_event_ends_with_what_it_did_to_the_holdings() -> None:
+    net, lord, others = game(FakeChronicle())
+    lines = round_of(lord, others)
+    (report,) = reports(lines)
+    text, holdings = wire.read_report(report)  # type: ignore[misc]
+    assert text and list(holdings) == ["Gold", "Food", "Men", "Favour"]
+    assert all(0 <= value <= 100 for value, _ in holdings.values())
+    assert any(change for _, change in holdings.values())
+    # Everyone gets it, just before the next event.
+    for conn in [lord, *others]:
+        seen = lines if conn is lord else conn.take()
+        at = seen.index(report)
+        assert wire.is_event(seen[at + 1])
+
+
+def test_a_reign_seen_through_is_won_recorded_and_followed_by_a_new_one() -> None:
+    chronicle = FakeChronicle()
+    net, lord, others = game(chronicle, reign_length=3)
+    seen: list[str] = []
+    for _ in range(3):
+        seen += round_of(lord, others, "1")
+    ended = [line for line in seen if wire.is_reign_ended(line)]
+    assert len(ended) == 1
+    fields = wire.REIGN_OVER.match(ended[0])
+    assert fields is not None and fields["events"] == "3"
+    assert fields["outcome"] in ("Won", "Fallen")
+    (reign,) = chronicle.reigns
+    assert reign.realm == "westeros" and len(reign.events) == 3
+    assert reign.outcome == fields["outcome"].lower() and str(reign.score) == fields["score"]
+    assert set(reign.members) == {"Lord", "Arya", "Bran", "Cersei", "Davos"}
+    assert [e.decision for e in reign.events] == ["1", "1", "1"]
+    # The new reign begins at once with its first event.
+    at = seen.index(ended[0])
+    assert wire.is_event(seen[at + 1])
+
+
+def test_the_ending_waits_for_the_chronicle_to_commit() -> None:
+    chronicle = FakeChronicle(hold=True)
+    net, lord, others = game(chronicle, reign_length=1)
+    lines = round_of(lord, others)
+    assert reports(lines) and not any(wire.is_reign_ended(line) for line in lines)
+    lord.say("Are we done?")  # chat while the chronicle writes: no decision
+    assert "Lord: Are we done?" in others[0].take()
+    chronicle.commit()
+    net.settle()
+    lines = lord.take()
+    assert wire.is_reign_ended(lines[0]) and wire.is_event(lines[1])
+
+
+def test_a_chronicle_that_fails_is_logged_and_the_game_goes_on(
+        observe_errors: Any) -> None:
+    chronicle = FakeChronicle(hold=True)
+    net, lord, others = game(chronicle, reign_length=1)
+    round_of(lord, others)
+    chronicle.fail("the disk is full")
+    net.settle()
+    lines = lord.take()
+    assert wire.is_reign_ended(lines[0]) and wire.is_event(lines[1])
+    logged = [e for e in observe_errors.errors if "could not record" in e["log_format"]]
+    assert len(logged) == 1
+    observe_errors.errors.clear()  # expected: the error is the point
+    assert reports(round_of(lord, others))  # the next reign plays
+
+
+def test_a_confused_court_makes_the_realm_fall() -> None:
+    chronicle = FakeChronicle()
+    net, lord, others = game(chronicle, reign_length=50)
+    for _ in range(40):
+        lines = round_of(lord, others, "we shall see")
+        ended = [line for line in lines if wire.is_reign_ended(line)]
+        if ended:
+            break
+    else:
+        raise AssertionError("the realm never fell")
+    fields = wire.REIGN_OVER.match(ended[0])
+    assert fields is not None and fields["outcome"] == "Fallen"
+    (reign,) = chronicle.reigns
+    assert reign.outcome == "fallen" and min(reign.events[-1].holdings.values()) == 0
+
+
+def test_the_lord_leaving_abandons_the_reign() -> None:
+    chronicle = FakeChronicle()
+    net, lord, others = game(chronicle)
+    round_of(lord, others)
+    lord.say("--leave")
+    (reign,) = chronicle.reigns
+    assert reign.outcome == "abandoned" and len(reign.events) == 1
+
+
+def test_a_reign_with_no_event_seen_through_is_not_recorded() -> None:
+    chronicle = FakeChronicle()
+    net, lord, others = game(chronicle)
+    lord.say("--leave")
+    assert chronicle.reigns == []
+
+
+def test_the_chronicle_command_lists_the_best_and_this_realms_last() -> None:
+    chronicle = FakeChronicle()
+    net, lord, others = game(chronicle, reign_length=1)
+    round_of(lord, others)
+    round_of(lord, others)
+    others[0].take()
+    others[0].say("--chronicle")
+    lines = others[0].take()
+    assert lines[0] == "*** The best reigns in the chronicle:"
+    rows = [wire.CHRONICLE_ROW.match(line) for line in lines]
+    assert sum(row is not None for row in rows) == 4  # two best, two last
+    assert "*** The last reigns of 'westeros':" in lines
+    assert all(row is None or row["realm"] == "westeros" for row in rows)
