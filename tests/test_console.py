@@ -1,5 +1,6 @@
 """What the Lord sees: rendering, colours, the line editor, and the terminal
-front end drawn onto a modelled screen (`insults.helper.TerminalBuffer`).
+front end drawn onto a modelled screen (`realm_procs.ScreenBuffer`, an
+`insults.helper.TerminalBuffer`).
 
 The screen is what the tests read: after every redraw no stale copy of
 what was typed may remain, however many rows it wrapped over, and the
@@ -9,7 +10,7 @@ cursor stands where the player left it.
 from __future__ import annotations
 
 import pytest
-from twisted.conch.insults.helper import TerminalBuffer
+from realm_procs import ScreenBuffer
 from twisted.conch.insults.insults import ClientProtocol, ServerProtocol
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
@@ -149,7 +150,7 @@ class Screen:
     def __init__(self, keys: Keys | None = None, colour: bool = False,
                  width: int = 80, height: int = 24) -> None:
         self.keys = keys or Keys()
-        self.buffer = TerminalBuffer()
+        self.buffer = ScreenBuffer()
         self.buffer.width, self.buffer.height = width, height
         parser = ClientProtocol(lambda: self.buffer)
         parser.makeConnection(StringTransport())
