@@ -106,11 +106,14 @@ class BotDriver(Player):
         return ending
 
 
-def names(pool: NamePool | None, name: str | None) -> Iterator[str | None]:
-    """Names for bots: drawn from `pool`, or `name`, `name`2, `name`3..."""
+def names(pool: NamePool | None, name: str | None,
+          freed: list[str] | None = None) -> Iterator[str | None]:
+    """Names for bots: drawn from `pool`, then those `freed` (names of bots
+    gone from the realm), oldest first; or `name`, `name`2, `name`3..."""
     if pool is not None:
         while True:
-            yield pool.draw()
+            drawn = pool.draw()
+            yield drawn if drawn is not None or not freed else freed.pop(0)
     assert name is not None
     yield name
     for i in count(2):
@@ -142,7 +145,9 @@ class Band:
         self.report = report
         self.tell = tell
         self.where = where
-        self._names = names(pool, name)
+        #: Names of bots that left, to be drawn again once the pool is empty.
+        self.freed: list[str] = []
+        self._names = names(pool, name, self.freed)
         self.bots: list[BotDriver] = []
         self.playing = 0
         self.failures: list[str] = []
@@ -191,6 +196,7 @@ class Band:
                 if bot.is_joined:  # the Lord has left, the server closed...
                     self.stop(ending.why)
             elif self.keep and not self.over:
+                self.freed.append(bot.name)
                 self._seat(after=bot.name)
         self._check_finished()
 

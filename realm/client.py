@@ -72,10 +72,13 @@ def untrusted(reason: Failure, where: str = "") -> str | None:
     else:
         return None
     head, _, rest = where.partition(":")
-    example = (f"--connect {where}:trustRoots=FOLDER" if head == "tls" and rest
-               else "--connect tls:HOST:PORT:trustRoots=FOLDER")
-    return (f"the server's certificate is not trusted ({visible(problem)}): "
-            f"pass trustRoots=FOLDER, a folder holding its certificate (PEM), as in {example}")
+    if "trustRoots=" in where:
+        advice = "the folder given as trustRoots= does not hold its certificate (PEM)"
+    else:
+        example = (f"--connect {where}:trustRoots=FOLDER" if head == "tls" and rest
+                   else "--connect tls:HOST:PORT:trustRoots=FOLDER")
+        advice = f"pass trustRoots=FOLDER, a folder holding its certificate (PEM), as in {example}"
+    return f"the server's certificate is not trusted ({visible(problem)}): {advice}"
 
 
 class Unreachable(Exception):
@@ -215,6 +218,7 @@ class RealmClient(LineReceiver):
 
 
 #: The server's goodbyes that end a game well for a bot, and how to say so.
+# TODO(wire): wire.realm_ended(line) and wire.realm_gone(line), as lord_left.
 GOODBYES: tuple[tuple[Callable[[str], bool], str], ...] = (
     (wire.lord_left, "the Lord has left"),
     (wire.dismissed_you, "dismissed"),

@@ -116,6 +116,7 @@ class Palette:
 
     def see(self, line: str) -> None:
         """Follow who is present from a server line."""
+        # TODO(wire): wire.departed(line) -> (name, why) and wire.who(line) -> names.
         arrived = wire.entered(line)
         departed = wire.DEPARTED.match(line)
         who = wire.WHO.match(line)

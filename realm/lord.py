@@ -33,6 +33,7 @@ RETRY = ("wrong_password", "password_unchecked")
 NO_PASSWORD = ("The server asks for the Lord's password: give it with "
                "--password-file or REALM_PASSWORD.")
 #: What the Lord's screen does not show: the client answers it.
+# TODO(wire): wire.asks_name(line), as wire.asks_password.
 UNSHOWN = (wire.ASK_NAME, wire.ASK_PASSWORD)
 
 

@@ -328,6 +328,8 @@ def test_an_untrusted_certificate_is_named_with_the_way_to_trust_it() -> None:
     assert "certificate is not trusted (certificate verify failed)" in told
     assert "--connect tls:127.0.0.1:2346:trustRoots=FOLDER" in told
     assert untrusted(GONE, "tls:127.0.0.1:2346") is None
+    wrong = untrusted(tls_failure(), "tls:127.0.0.1:2346:trustRoots=strangers")
+    assert wrong is not None and "trustRoots= does not hold its certificate" in wrong
 
 
 @pytest.mark.parametrize("typed", [[], ["hi"]])
@@ -652,7 +654,7 @@ def test_a_band_without_keep_leaves_the_seat_empty(clock: task.Clock) -> None:
     assert len(bots.bots) == 4 and "(4/5)" in who(lord, seen, realm)
 
 
-def test_a_kept_band_out_of_names_says_so(clock: task.Clock) -> None:
+def test_a_kept_band_out_of_names_draws_those_gone_again(clock: task.Clock) -> None:
     realm = Realm(clock, size=2)
     failures: list[str] = []
     bots = band(realm, clock, True, [], failures, pool=("Arya",))
@@ -660,9 +662,23 @@ def test_a_kept_band_out_of_names_says_so(clock: task.Clock) -> None:
     lord, seen = watched_lord(clock)
     realm.join(RealmClient(lord, "Lord"))
     realm.settle()
-    lord.say("--dismiss Arya")
+    for _ in range(2):
+        lord.say("--dismiss Arya")
+        realm.settle()
+    assert seen.count("*** Arya has entered the realm (2/2)") == 2
+    assert not finished.called and failures == []
+    lord.leave()
     realm.settle()
-    assert finished.called and failures == ["there are not enough names for so many bots"]
+    assert finished.called and failures == []
+
+
+def test_too_many_bots_for_the_names(clock: task.Clock) -> None:
+    realm = Realm(clock, size=5)
+    failures: list[str] = []
+    finished = band(realm, clock, False, [], failures, pool=("Arya",)).start(2)
+    realm.settle()
+    assert failures == ["there are not enough names for so many bots"]
+    assert not finished.called
 
 
 def test_a_stopped_band_ends_every_bot(clock: task.Clock) -> None:

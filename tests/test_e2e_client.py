@@ -129,9 +129,10 @@ def test_the_lord_leaving_ends_every_bot(server: str) -> None:
 def test_a_taken_name_is_drawn_again(server: str) -> None:
     first = NamePool(random.Random(1)).draw()  # what `--seed 1` draws first
     assert first is not None
+    stored = first[0].upper() + first[1:].lower()  # as the server stores it
     with running(*lord(server, "crowd")) as me, \
             running(*bots(server, "crowd", "--name", first)) as taker:
-        taker.expect(f"[{first}] joined")
+        taker.expect(f"[{stored}] joined")
         with running(*bots(server, "crowd", "--seed", "1")) as other:
             other.expect(f"[{first}] is taken; trying ")
             other.expect("joined the realm")
