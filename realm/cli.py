@@ -1,26 +1,28 @@
 """`realm-client`'s command line: its options, connecting, and running
-the Lord (`realm.console`) or the bots (`realm.client.BotDriver`).
+the Lord (`realm.lord` on a `realm.console` screen) or the bots
+(`realm.bots.Band`).
 
     realm-client --lord [--connect ENDPOINT] [--realm NAME] [--password-file F]
-    realm-client --bot [--count N] [--think S] [--name NAME] [--seed N] ...
+    realm-client --bot [--count N] [--keep] [--think S] [--name NAME] [--seed N] ...
 
-It exits 0 when its players leave, 1 when the server cannot be reached or
-a connection is lost, 2 on a usage error.
+It exits 0 when its players leave, 1 when the server cannot be reached, a
+connection is lost or refused, or the server's certificate is not trusted,
+2 on a usage error.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import shutil
 import sys
 import termios
 import tty
 from collections.abc import Callable
+from importlib.metadata import version
 from typing import Any, cast
 
 from twisted.conch.insults.insults import ServerProtocol
-from twisted.internet.defer import Deferred, ensureDeferred, gatherResults
+from twisted.internet.defer import Deferred
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.endpoints import clientFromString
 from twisted.internet.error import ConnectError
@@ -29,12 +31,21 @@ from twisted.internet.stdio import StandardIO
 from twisted.internet.task import react
 from twisted.python import usage
 
+from realm import wire
 from realm.bot import Bot, NamePool, Temper
-from realm.client import LORD, BotDriver, RealmClient
-from realm.console import LEAVE_GRACE, Lord, LordPipe, LordTerminal, terminal_colour
+from realm.bots import Band
+from realm.client import LEAVE_GRACE, RealmClient, Unreachable
+from realm.console import LordPipe, LordTerminal, terminal_colour
+from realm.lord import LordDriver
 
 #: How long to wait for a connection before giving up, in seconds.
 CONNECT_TIMEOUT = 10.0
+
+
+def print_version(command: str) -> None:
+    """`--version`: realm's own version, not Twisted's."""
+    print(f"{command} (realm) {version('realm')}")
+    raise SystemExit(0)
 
 
 class Options(usage.Options):
@@ -45,6 +56,8 @@ class Options(usage.Options):
         ["lord", None, "join as the Lord, reading lines from stdin"],
         ["bot", None, "run bots"],
         ["quiet", "q", "bots: print nothing but errors"],
+        ["keep", None, "bots: when one is dismissed or deserts, a new one takes its "
+                       "seat, until the Lord leaves"],
     ]
     optParameters = [
         ["connect", "c", "tcp:localhost:2345", "Twisted client endpoint of the server"],
@@ -58,13 +71,19 @@ class Options(usage.Options):
         ["password-file", None, None, "the Lord: file whose first line is the password"],
     ]
 
+    def opt_version(self) -> None:
+        """Print realm's version and exit."""
+        print_version("realm-client")
+
     def postOptions(self) -> None:
         if self["lord"] == self["bot"]:
             raise usage.UsageError("give exactly one of --lord and --bot")
-        if self["lord"] and (self["name"] or self["count"] != 1):
+        if self["lord"] and (self["name"] or self["count"] != 1 or self["keep"]):
             raise usage.UsageError("the Lord is one, and is called Lord")
-        if self["count"] < 1 or self["think"] < 0:
-            raise usage.UsageError("--count must be at least 1, --think not negative")
+        if self["count"] < 1:
+            raise usage.UsageError(f"--count must be at least 1, not {self['count']}")
+        if self["think"] < 0:
+            raise usage.UsageError(f"--think must not be negative, not {self['think']:g}")
         try:
             self["temper"] = Temper(self["loyalty"], self["most-loyalty"])
         except ValueError as e:
@@ -81,15 +100,11 @@ class Options(usage.Options):
         return os.environ.get("REALM_PASSWORD") or None  # empty: unset
 
 
-class Unreachable(Exception):
-    """The server cannot be reached; the message says why, in one line."""
-
-
 async def connect(reactor: Any, where: str, make: Callable[[], RealmClient]) -> RealmClient:
     """Connect one client to the endpoint `where`, or raise `Unreachable`."""
     try:
         endpoint = clientFromString(reactor, where)
-    except ValueError as e:
+    except (ValueError, TypeError, ImportError) as e:
         raise Unreachable(f"bad --connect {where!r}: {e}") from e
     attempt = endpoint.connect(Factory.forProtocol(make))
     attempt.addTimeout(CONNECT_TIMEOUT, reactor)
@@ -101,10 +116,11 @@ async def connect(reactor: Any, where: str, make: Callable[[], RealmClient]) -> 
 
 async def run_lord(reactor: Any, config: Options, go_raw: Callable[[], None] | None) -> None:
     """The Lord: connect, then read the keyboard (a terminal if `go_raw`)."""
-    lord = Lord(reactor)
+    where = config["connect"]
+    lord = LordDriver(reactor, where)
     try:
-        await connect(reactor, config["connect"],
-                      lambda: RealmClient(lord, LORD, config["realm"], config["password"]))
+        await connect(reactor, where,
+                      lambda: RealmClient(lord, wire.LORD, config["realm"], config["password"]))
     except Unreachable as e:
         complain(str(e))
         raise SystemExit(1) from e
@@ -129,69 +145,53 @@ async def run_lord(reactor: Any, config: Options, go_raw: Callable[[], None] | N
         StandardIO(screen, reactor=reactor)
     lord.attach(screen)
     try:
-        code = await lord.done
+        ending = await lord.done
         closing = screen.close().addTimeout(LEAVE_GRACE, reactor)
         await closing.addErrback(lambda _: None)  # a stuck terminal: exit anyway
     finally:
         finished.callback(None)
-    if lord.why:
-        complain(lord.why)
-    if code:
-        raise SystemExit(code)
+    if ending.failed:
+        if not ending.shown:
+            complain(ending.why)
+        raise SystemExit(1)
 
 
 def _columns() -> int:
-    return shutil.get_terminal_size().columns
-
-
-def bot_names(config: Options, pool: NamePool | None) -> list[str | None]:
-    """One name per bot: `--name`, `--name`2, ... or drawn from `pool`."""
-    if pool is not None:
-        return [pool.draw() for _ in range(config["count"])]
-    name = config["name"]
-    return [name] + [f"{name}{i}" for i in range(2, config["count"] + 1)]
+    """The terminal's width now (it may have been resized), from the terminal."""
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns or 80
+    except OSError:
+        return 80
 
 
 async def run_bots(reactor: Any, config: Options) -> None:
     """`--count` bots, one connection each, until the last is gone."""
     seed = config["seed"]
-    pool = None if config["name"] else NamePool(random.Random(seed))
-    report = (lambda text: None) if config["quiet"] else _say
-    bots: list[BotDriver] = []
-
-    async def one(i: int, name: str | None) -> str | None:
-        if name is None:
-            return "there are not enough names for so many bots"
-        brain = Bot(random.Random(None if seed is None else seed + i + 1), config["temper"])
-        bot = BotDriver(brain, reactor, config["think"], pool, report)
-        bots.append(bot)
-        try:
-            await connect(reactor, config["connect"],
-                          lambda: RealmClient(bot, name, config["realm"]))
-        except Unreachable as e:
-            return str(e)
-        return await bot.done
-
+    where = config["connect"]
     told: set[str] = set()
 
-    def tell(error: str | None) -> str | None:
+    def tell(error: str) -> None:
         """Say why a bot failed as it happens; the same reason only once."""
-        if error and error not in told:
+        if error not in told:
             told.add(error)
             complain(error)
-        return error
+
+    def brain(i: int) -> Bot:
+        return Bot(random.Random(None if seed is None else seed + i + 1), config["temper"])
+
+    band = Band(lambda make: connect(reactor, where, make), reactor, brain,
+                think=config["think"],
+                pool=None if config["name"] else NamePool(random.Random(seed)),
+                name=config["name"], realm=config["realm"], keep=config["keep"],
+                report=(lambda text: None) if config["quiet"] else _say, tell=tell,
+                where=where)
 
     def leave_all() -> Deferred[Any]:
-        for bot in bots:
-            bot.leave("stopped")
-        going = gatherResults([bot.done for bot in bots if bot.client is not None])
+        going = band.stop()
         return going.addTimeout(LEAVE_GRACE + 1, reactor).addErrback(lambda _: None)
 
     reactor.addSystemEventTrigger("before", "shutdown", leave_all)
-    names = bot_names(config, pool)
-    results = await gatherResults(
-        [ensureDeferred(one(i, n)).addCallback(tell) for i, n in enumerate(names)])
-    if any(results):
+    if await band.start(config["count"]):
         raise SystemExit(1)
 
 

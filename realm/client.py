@@ -1,14 +1,20 @@
-"""`realm-client`: one client protocol, two drivers (the Lord and the bots).
+"""`realm-client`'s protocol, and what its two drivers share.
 
-`RealmClient` speaks the wire protocol (../shared/PROTOCOL.md): it sends the
-name line on connect, answers a password request, notices its own arrival,
-and hands every line to its driver.  It keeps no game state.
+`RealmClient` speaks the wire protocol (../shared/PROTOCOL.md): it sends
+the name line on connect, answers a password request, learns its own name
+as the server stored it from its `entered` line, and hands every line to
+its `Driver`.  It keeps no game state.  Every line is made `visible`
+first: a server's control characters (escape sequences, BEL) are shown as
+`^[`, `^G`..., never executed by the player's terminal, in every mode.
 
-- `realm.console.Lord` is driven from the keyboard, through a terminal
-  (`LordTerminal`) or pipes (`LordPipe`).
-- `BotDriver` is driven by a `realm.bot.Bot` brain, answering after a short
-  think (an injected clock); a bot without a name draws one from
-  `lore.NAMES` and draws again when the server says it is taken.
+`Player` is what both drivers share: leaving (`--leave`, then a grace
+before the connection is cut), remembering the server's goodbye, and
+turning the connection's end into an `Ending`.  The drivers:
+
+- `realm.lord.LordDriver`, driven from the keyboard (`realm.console`
+  draws it on a terminal or pipes);
+- `realm.bots.BotDriver`, driven by a `realm.bot.Bot` brain, and
+  `realm.bots.Band`, which runs `--count` of them.
 
 The command line that runs them is `realm.cli`.
 """
@@ -16,8 +22,8 @@ The command line that runs them is `realm.cli`.
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
@@ -26,31 +32,70 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
-from realm.bot import LEAVE, Bot, NamePool, Reply
-from realm.console import LEAVE_GRACE, lord_left, server_closing
+from realm import wire
 
-LORD = "Lord"
+#: How long to wait for the server to close after `--leave`, in seconds.
+LEAVE_GRACE = 5.0
+
+# C0 controls but tab, DEL, C1 controls, and the Unicode line separators
+# and bidirectional overrides (which reorder what a terminal shows).
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
-def entered_name(line: str) -> str | None:
-    """The NAME of a `*** NAME has entered the realm (n/SIZE)` line."""
-    head, found, _ = line.partition(" has entered the realm")
-    if not found or not head.startswith("*** "):
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return "^" + chr(code + 0x40)  # ESC as ^[, BEL as ^G: as `cat -v` shows them
+    if code == 0x7F:
+        return "^?"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str) -> str:
+    """`text` with its control characters written out, so that a terminal
+    shows them instead of obeying them (tab is kept)."""
+    return _CONTROL.sub(_shown, text)
+
+
+def untrusted(reason: Failure, where: str = "") -> str | None:
+    """The line to tell when `reason` is a TLS certificate that failed to
+    verify, or None when the connection ended for another reason."""
+    try:
+        from OpenSSL.SSL import Error as TLSError
+        from service_identity import VerificationError
+    except ImportError:  # no TLS support installed: no TLS connection either
         return None
-    return head[4:].strip()
+    if reason.check(VerificationError):
+        problem = f"it is not the certificate of that host: {reason.value}"
+    elif reason.check(TLSError) and "certificate verify failed" in str(reason.value):
+        problem = "certificate verify failed"
+    else:
+        return None
+    head, _, rest = where.partition(":")
+    if "trustRoots=" in where:
+        advice = "the folder given as trustRoots= does not hold its certificate (PEM)"
+    else:
+        example = (f"--connect {where}:trustRoots=FOLDER" if head == "tls" and rest
+                   else "--connect tls:HOST:PORT:trustRoots=FOLDER")
+        advice = f"pass trustRoots=FOLDER, a folder holding its certificate (PEM), as in {example}"
+    return f"the server's certificate is not trusted ({visible(problem)}): {advice}"
 
 
-def asks_password(line: str) -> bool:
-    """Whether a server line asks for the Lord's password."""
-    return line.startswith("*** ") and not line.startswith("*** Error: ") and (
-        "password" in line.lower())
+class Unreachable(Exception):
+    """The server cannot be reached; the message says why, in one line."""
 
 
-def dismisses(line: str, name: str) -> bool:
-    """Whether a server line tells `name` (not another member) it is dismissed."""
-    words = set(re.findall(r"[\w-]+", line.lower()))
-    return line.startswith("*** ") and "dismissed" in words and bool(
-        words & {"you", name.lower()})
+@dataclass(frozen=True)
+class Ending:
+    """How a player's game ended, in one line: well, or not (`failed`).
+
+    `shown`: the reason is already on the player's screen (the server's
+    own `*** Error: ` line), so it need not be told again.
+    """
+
+    why: str
+    failed: bool = False
+    shown: bool = False
 
 
 class Driver(Protocol):
@@ -60,13 +105,18 @@ class Driver(Protocol):
         """The connection is up; the name line goes out next."""
 
     def heard(self, line: str) -> None:
-        """A line from the server."""
+        """A line from the server, made `visible`."""
 
-    def joined(self) -> None:
-        """The server announced our arrival."""
+    def joined(self, name: str) -> None:
+        """The server announced our arrival, under `name` as it stored it."""
 
-    def refused(self, error: str) -> str | None:
-        """The server refused our name: a name to try next, or None to quit."""
+    def refused(self, line: str, key: str) -> str | None:
+        """The server refused us (`key` is `wire.refusal(line)`): a name to
+        try next, or None to hang up."""
+
+    def secret(self) -> Deferred[str | None] | None:
+        """The server asks for the Lord's password and none was given: one
+        to be asked for (None when it is given up), or None at once."""
 
     def lost(self, reason: Failure) -> None:
         """The connection is gone."""
@@ -81,11 +131,11 @@ class RealmClient(LineReceiver):
     def __init__(self, driver: Driver, name: str, realm: str | None = None,
                  password: str | None = None) -> None:
         self.driver = driver
+        #: The name asked for; once joined, the name the server stored.
         self.name = name
         self.realm = realm
         self.password = password
         self.phase = "joining"
-        self._password_sent = False
 
     def connectionMade(self) -> None:
         no_delay = getattr(self.transport, "setTcpNoDelay", None)
@@ -98,7 +148,6 @@ class RealmClient(LineReceiver):
         self._send_name()
 
     def _send_name(self) -> None:
-        self._password_sent = False
         self.send(f"{self.name}@{self.realm}" if self.realm else self.name)
 
     def send(self, text: str) -> None:
@@ -106,7 +155,7 @@ class RealmClient(LineReceiver):
         self.sendLine(text.encode("utf-8"))
 
     def lineReceived(self, data: bytes) -> None:
-        line = data.rstrip(b"\r").decode("utf-8", "replace")
+        line = visible(data.rstrip(b"\r").decode("utf-8", "replace"))
         if self.phase == "joining":
             self.line_joining(line)
         else:
@@ -114,16 +163,19 @@ class RealmClient(LineReceiver):
 
     def line_joining(self, line: str) -> None:
         self.driver.heard(line)
-        if line.startswith("*** Error: "):
-            self.name_refused(line)
-        elif asks_password(line) and self.name.lower() == LORD.lower():
+        key = wire.refusal(line)
+        stored = wire.entered(line)
+        if key is not None:
+            self.name_refused(line, key)
+        elif wire.asks_password(line):
             self.password_asked()
-        elif (entered_name(line) or "").lower() == self.name.lower():
+        elif stored is not None and stored.lower() == self.name.lower():
+            self.name = stored
             self.phase = "playing"
-            self.driver.joined()
+            self.driver.joined(stored)
 
-    def name_refused(self, error: str) -> None:
-        name = self.driver.refused(error)
+    def name_refused(self, line: str, key: str) -> None:
+        name = self.driver.refused(line, key)
         if name is None:
             self.hang_up()
         else:
@@ -131,15 +183,22 @@ class RealmClient(LineReceiver):
             self._send_name()
 
     def password_asked(self) -> None:
-        if self._password_sent:
+        if self.password is not None:
+            self.send(self.password)
             return
-        if self.password is None:
-            self.driver.refused("The server asks for the Lord's password: "
-                                "give it with --password-file or REALM_PASSWORD.")
+        asked = self.driver.secret()
+        if asked is None:
             self.hang_up()
+        else:
+            asked.addCallback(self._secret_given)
+
+    def _secret_given(self, secret: str | None) -> None:
+        if not self.connected or self.phase != "joining":
             return
-        self._password_sent = True
-        self.send(self.password)
+        if secret is None:
+            self.hang_up()
+        else:
+            self.send(secret)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.hang_up()
@@ -158,99 +217,107 @@ class RealmClient(LineReceiver):
         self.driver.lost(reason or Failure(ConnectionDone()))
 
 
-class BotDriver:
-    """A bot: hears lines, thinks, and answers the Lord through its brain."""
+#: The server's goodbyes that end a game well for a bot, and how to say so.
+# TODO(wire): wire.realm_ended(line) and wire.realm_gone(line), as lord_left.
+GOODBYES: tuple[tuple[Callable[[str], bool], str], ...] = (
+    (wire.lord_left, "the Lord has left"),
+    (wire.dismissed_you, "dismissed"),
+    (wire.shutting_down, "the server has closed"),
+    (lambda line: wire.REALM_ENDED.match(line) is not None, "the realm was ended"),
+    (lambda line: wire.REALM_GONE.match(line) is not None, "the realm's server is gone"),
+)
 
-    def __init__(self, brain: Bot, clock: IReactorTime, think: float,
-                 pool: NamePool | None = None,
-                 report: Callable[[str], None] = lambda text: None) -> None:
-        self.brain = brain
+
+class Player:
+    """What the Lord and a bot share: the client, leaving, and the ending.
+
+    `leave` sends `--leave` (once joined: a line before that would be a
+    name) and cuts the connection after `LEAVE_GRACE` if the server has not
+    closed it by then.  `done` fires with the `Ending` once the connection
+    is gone; `ending_for` (a driver's hook) says what it was.
+    """
+
+    def __init__(self, clock: IReactorTime, where: str = "") -> None:
         self.clock = clock
-        self.think = think
-        self.pool = pool
-        self.report = report
-        self.name = ""
-        self.pending: deque[Reply] = deque()
-        self.timers: list[IDelayedCall] = []
-        self.leaving = False
-        self.ending = ""
-        self.failure = ""
+        #: The endpoint connected to, for the advice in a TLS failure.
+        self.where = where
         self.client: RealmClient | None = None
-        #: Fires with None when the bot's game is over, with an error if not.
-        self.done: Deferred[str | None] = Deferred()
+        self.name = ""
+        self.is_joined = False
+        self.leaving = False
+        #: The server's goodbye (the last line tells), or why we left.
+        self.ending = ""
+        #: Why the game cannot go on, in one line; `failure_shown` when it
+        #: is the server's own line, already on the player's screen.
+        self.failure = ""
+        self.failure_shown = False
+        self.timers: list[IDelayedCall] = []
+        self.done: Deferred[Ending] = Deferred()
 
     def connected(self, client: RealmClient) -> None:
         self.client = client
         self.name = client.name
 
-    def joined(self) -> None:
-        self.report(f"[{self.name}] joined the realm")
+    def joined(self, name: str) -> None:
+        self.name = name
+        self.is_joined = True
+        if self.leaving:
+            self.send(wire.LEAVE)
 
-    def refused(self, error: str) -> str | None:
-        if self.pool is not None and "taken" in error.lower():
-            name = self.pool.draw()
-            if name is not None:
-                self.report(f"[{self.name}] is taken; trying {name}")
-                self.name = name
-                return name
-        self.failure = f"{self.name}: {error.removeprefix('*** Error: ')}"
-        return None
-
-    def heard(self, line: str) -> None:
-        self._note_ending(line)
-        reply = self.brain.hear(line)
-        if reply is None:
-            return
-        self.pending.append(reply)
-        if self.think <= 0:
-            self._say_next()
-        else:
-            delay = self.think * self.brain.rng.uniform(0.5, 1.5)
-            self.timers.append(self.clock.callLater(delay, self._say_next))
-
-    def _note_ending(self, line: str) -> None:
+    def note(self, line: str) -> None:
         """Remember why the server may be about to close: the last line tells."""
-        if lord_left(line):
-            self.ending = "the Lord has left"
-        elif dismisses(line, self.name):
-            self.ending = "dismissed"
-        elif server_closing(line):
-            self.ending = "the server has closed"
-        elif not self.leaving:
+        for says, why in GOODBYES:
+            if says(line):
+                self.ending = why
+                return
+        if not self.leaving:  # we left: that stays the reason
             self.ending = ""
 
-    def _say_next(self) -> None:
-        """Say the oldest reply: replies keep their order whatever the delays."""
-        self.timers = [call for call in self.timers if call.active()]
-        reply = self.pending.popleft()
-        if self.client is None or not self.client.connected or self.leaving:
-            return
-        self.client.send(reply.text)
-        self.report(f"[{self.name}] {reply.text}")
-        if reply.leaves:
-            self.leave("deserted")
+    def fail(self, why: str, shown: bool = False) -> None:
+        """The game cannot go on: say why when the connection is gone."""
+        if not self.failure:
+            self.failure, self.failure_shown = why, shown
+
+    def send(self, text: str) -> None:
+        if self.client is not None and self.client.connected:
+            self.client.send(text)
 
     def leave(self, why: str) -> None:
         """Leave the realm (`--leave`) unless already on the way out."""
         if self.leaving or self.client is None:
             return
         self.leaving = True
-        self.ending = why
+        self.ending = self.ending or why
         if not self.client.connected:
             return
-        if self.client.phase == "playing":
-            self.client.send(LEAVE)
+        if self.is_joined:
+            self.send(wire.LEAVE)
         self.timers.append(self.clock.callLater(LEAVE_GRACE, self.client.abort))
 
+    def later(self, delay: float, call: Callable[[], object]) -> None:
+        """Call `call` after `delay` seconds, unless the connection goes first."""
+        self.timers = [timer for timer in self.timers if timer.active()]
+        self.timers.append(self.clock.callLater(delay, call))
+
     def lost(self, reason: Failure) -> None:
-        for call in self.timers:
-            if call.active():
-                call.cancel()
+        for timer in self.timers:
+            if timer.active():
+                timer.cancel()
         self.timers = []
-        if self.failure:
-            self.done.callback(self.failure)
-        elif self.ending:
-            self.report(f"[{self.name}] is gone: {self.ending}")
-            self.done.callback(None)
+        tls = untrusted(reason, self.where)
+        if tls is not None:
+            ending = Ending(tls, failed=True)
+        elif self.failure:
+            ending = Ending(self.failure, failed=True, shown=self.failure_shown)
         else:
-            self.done.callback(f"{self.name}: the connection to the realm was lost")
+            ending = self.ending_for(reason)
+        self.done.callback(ending)
+
+    def ending_for(self, reason: Failure) -> Ending:
+        """How the game ended, the connection gone without a failure noted."""
+        if self.is_joined and (self.leaving or self.ending):
+            return Ending(self.ending or "left")
+        if not self.is_joined:
+            return Ending("the connection to the realm was lost before joining",
+                          failed=True)
+        return Ending("the connection to the realm was lost", failed=True)

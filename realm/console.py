@@ -1,43 +1,52 @@
-"""The Lord's screen: how server lines look, and the two keyboards.
+"""The Lord's screen: how server lines look, on a terminal or on pipes.
+
+This module only draws; the Lord's driver is `realm.lord.LordDriver`.
 
 - `render` colours one line by its kind (system, error, event, the Lord's
   own, each member's chat) unless colour is off (`NO_COLOR`, a pipe).
-- `LordTerminal` is the front end on a terminal: a
-  `twisted.conch.recvline.HistoricRecvLine` that owns the input line, with
-  editing and history, shows a `You: ` prompt and prints incoming lines
-  above it, so what the player has half typed survives.
-- `LordPipe` is the front end when stdin or stdout is not a terminal: plain
-  lines in, plain lines out, no prompt, no colour; it sees the end of
-  input through `IHalfCloseableProtocol`.
+- `Palette` gives each member present a colour of its own, in order of
+  first sight, as the web page does; a colour is shared only when more
+  members are present than there are colours.
+- `LordTerminal` is the front end on a terminal (raw mode, through
+  `twisted.conch.insults`): it owns the input line (`realm.editor`), with
+  editing, history and Ctrl-U, shows a `You: ` prompt and prints incoming
+  lines above it.  Whenever it draws it redraws the WHOLE input, however
+  many rows it wraps over, and puts the cursor back where it was; it can
+  ask for a password with the echo hidden.
+- `LordPipe` is the front end when stdin or stdout is not a terminal:
+  plain lines in, plain lines out, no prompt, no colour; it sees the end
+  of input through `IHalfCloseableProtocol`.
 
-Both talk to a `Keyboard`, the `Lord` driver: `say` a line, `leave` at the
-end of input or Ctrl-C; the Lord shows the server's lines on a `Screen`.
+Both talk to a `Keyboard` (the Lord's driver): `say` a line, `leave` at
+the end of input or Ctrl-C.  What they show has been made visible
+(`realm.client.visible`): no server's control character reaches the
+terminal.
 """
 
 from __future__ import annotations
 
 import os
-import zlib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from twisted.conch.recvline import HistoricRecvLine
+from twisted.conch.insults.insults import TerminalProtocol
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IHalfCloseableProtocol, IReactorTime
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from realm.bot import LEAVE
-
-if TYPE_CHECKING:
-    from realm.client import RealmClient
+from realm import wire
+from realm.client import visible
+from realm.editor import LineEditor, places
 
 PROMPT = "You: "
-#: How long to wait for the server to close after `--leave`, in seconds.
-LEAVE_GRACE = 5.0
+CTRL_A = b"\x01"
 CTRL_C = b"\x03"
 CTRL_D = b"\x04"
+CTRL_E = b"\x05"
+CTRL_H = b"\x08"
+CTRL_U = b"\x15"
 
 RESET = "\x1b[0m"
 #: Colours (SGR parameters) of each kind of line.
@@ -47,8 +56,10 @@ COLOURS = {
     "system": "36",
     "own": "1;32",
 }
-#: Colours for members' chat, one per name, the Lord's own green left out.
+#: Colours for members' chat, the Lord's own green left out.
 MEMBER_COLOURS = ("34", "35", "94", "95", "96", "33", "91", "37")
+#: Departures: the member is no longer present.
+_GONE = (wire.LEFT_WHY, wire.DISMISSED_WHY, wire.IDLE_WHY, wire.LOST_WHY)
 
 
 class Keyboard(Protocol):
@@ -59,52 +70,90 @@ class Keyboard(Protocol):
     def leave(self) -> None: ...
 
 
-class Screen(Protocol):
-    """What the Lord prints to."""
-
-    def show(self, line: str) -> None: ...
-
-    def close(self) -> Deferred[None]:
-        """Flush what is shown and let go of the terminal or pipe."""
-
-
 def colour_wanted(environ: Mapping[str, str]) -> bool:
     """Colour unless `NO_COLOR` is set to anything (no-color.org) or TERM is dumb."""
     return not environ.get("NO_COLOR") and environ.get("TERM") != "dumb"
 
 
+def terminal_colour() -> bool:
+    """Whether the Lord's terminal gets colour, from the environment."""
+    return colour_wanted(os.environ)
+
+
 def kind(line: str) -> str:
     """The kind of a server line: `error`, `event`, `system` or `chat`."""
-    if line.startswith("*** Error: "):
+    if wire.is_error(line):
         return "error"
-    if line.startswith("*** [New Event] "):
+    if wire.is_event(line):
         return "event"
-    if line.startswith("***"):
+    if line.startswith(wire.NOTICE.rstrip()):
         return "system"
     return "chat"
 
 
-def _member_colour(name: str) -> str:
-    return MEMBER_COLOURS[zlib.crc32(name.lower().encode()) % len(MEMBER_COLOURS)]
+class Palette:
+    """Each member present its own colour, in order of first sight.
+
+    A member is present from its `entered` line (or, for those there
+    before the Lord, its first chat line or a `--who` naming it) until its
+    departure line.
+    """
+
+    def __init__(self, colours: tuple[str, ...] = MEMBER_COLOURS) -> None:
+        self.colours = colours
+        #: Each member present (lower case) and its colour, in order of arrival.
+        self.present: dict[str, str] = {}
+
+    def colour(self, name: str) -> str:
+        """`name`'s colour, given it now if it is new."""
+        key = name.lower()
+        if key not in self.present:
+            taken = set(self.present.values())
+            free = [c for c in self.colours if c not in taken]
+            self.present[key] = free[0] if free else self.colours[
+                len(self.present) % len(self.colours)]
+        return self.present[key]
+
+    def see(self, line: str) -> None:
+        """Follow who is present from a server line."""
+        # TODO(wire): wire.departed(line) -> (name, why) and wire.who(line) -> names.
+        arrived = wire.entered(line)
+        departed = wire.DEPARTED.match(line)
+        who = wire.WHO.match(line)
+        if arrived is not None:
+            if arrived != wire.LORD:
+                self.colour(arrived)
+        elif departed is not None and departed["why"] in _GONE:
+            self.present.pop(departed["name"].lower(), None)
+        elif wire.lord_left(line):
+            self.present.clear()
+        elif who is not None:
+            names = [n for n in who["names"].split(", ") if n and n != wire.LORD]
+            listed = {n.lower() for n in names}
+            for gone in [key for key in self.present if key not in listed]:
+                del self.present[gone]
+            for name in names:
+                self.colour(name)
 
 
-def render(line: str, colour: bool, own: bool = False) -> str:
+def render(line: str, colour: bool, own: bool = False,
+           palette: Palette | None = None) -> str:
     """`line` as the Lord sees it: coloured by kind, or as it is."""
     if not colour:
         return line
     if own:
         code = COLOURS["own"]
     elif kind(line) == "chat":
-        name, colon, _ = line.partition(": ")
-        if not colon:
+        said = wire.chat(line)
+        if said is None or palette is None:
             return line
-        code = _member_colour(name)
+        code = palette.colour(said[0])
     else:
         code = COLOURS[kind(line)]
     return f"\x1b[{code}m{line}{RESET}"
 
 
-class LordTerminal(HistoricRecvLine):
+class LordTerminal(TerminalProtocol):
     """The Lord's keyboard and screen on a terminal (raw mode, insults)."""
 
     def __init__(self, lord: Keyboard, colour: bool,
@@ -112,77 +161,187 @@ class LordTerminal(HistoricRecvLine):
         self.lord = lord
         self.colour = colour
         self.columns = columns
+        self.editor = LineEditor()
+        self.palette = Palette()
         self.gone: Deferred[None] = Deferred()
-        prompt = render(PROMPT, colour, own=True).encode()
-        self.ps = (prompt, prompt)
-        self._prompt_width = len(PROMPT)
+        #: The row of the input the cursor is on (0: the prompt's row).
+        self._row = 0
         self._utf8 = b""  # the first bytes of a character still being typed
+        #: While a password is asked for: its answer, its prompt, the draft.
+        self._secret: Deferred[str | None] | None = None
+        self._secret_prompt = ""
+        self._draft = LineEditor()
 
     def connectionMade(self) -> None:
-        super().connectionMade()
-        self.keyHandlers[CTRL_C] = self.lord.leave
-        self.keyHandlers[CTRL_D] = self._end_of_input
+        t = self.terminal
+        edit = self._edit
+        self.keys: dict[object, Callable[[], None]] = {
+            b"\r": self._enter, b"\n": self._enter,
+            t.BACKSPACE: edit(self._editor_call("backspace")),
+            CTRL_H: edit(self._editor_call("backspace")),
+            t.DELETE: edit(self._editor_call("delete")),
+            t.LEFT_ARROW: edit(self._editor_call("left")),
+            t.RIGHT_ARROW: edit(self._editor_call("right")),
+            t.HOME: edit(self._editor_call("home")), CTRL_A: edit(self._editor_call("home")),
+            t.END: edit(self._editor_call("end")), CTRL_E: edit(self._editor_call("end")),
+            t.UP_ARROW: edit(self._editor_call("up")),
+            t.DOWN_ARROW: edit(self._editor_call("down")),
+            CTRL_U: edit(self._editor_call("clear")),
+            t.TAB: lambda: self._type("    "),
+            CTRL_C: self._interrupt,
+            CTRL_D: self._end_of_input,
+        }
+        self._write_input()
 
-    def initializeScreen(self) -> None:
-        # RecvLine resets the terminal, wiping the screen; keep it.
-        self.terminal.write(self.ps[self.pn])
-        self.setInsertMode()
+    def _editor_call(self, name: str) -> Callable[[], bool]:
+        """The editor's method `name`, looked up when called (the editor
+        is swapped while a password is typed)."""
+        return lambda: bool(getattr(self.editor, name)())
 
+    def _edit(self, change: Callable[[], bool]) -> Callable[[], None]:
+        def key() -> None:
+            if change():
+                self._redraw()
+        return key
+
+    # -- keys ------------------------------------------------------------
     def keystrokeReceived(self, keyID: bytes | object, modifier: object) -> None:
-        """Take non-ASCII characters too: RecvLine keeps only ASCII.
-
-        The terminal sends a character as its UTF-8 bytes, one keystroke
-        each; they go into the line as one character, so the cursor and
-        backspace move by characters.
-        """
-        if isinstance(keyID, bytes) and keyID >= b"\x80":
+        """Characters beyond ASCII too: the terminal sends a character as
+        its UTF-8 bytes, one keystroke each; they go into the line as one."""
+        if isinstance(keyID, bytes) and len(keyID) == 1 and keyID >= b"\x80":
             pending = self._utf8 + keyID
             try:
-                pending.decode("utf-8")
+                char = pending.decode("utf-8")
             except UnicodeDecodeError as e:
                 incomplete = e.reason == "unexpected end of data"
                 self._utf8 = pending if incomplete else b""  # else not UTF-8: drop
                 return
             self._utf8 = b""
-            self.characterReceived(pending, False)
+            self._type(char)
             return
-        super().keystrokeReceived(keyID, modifier)
+        handler = self.keys.get(keyID)
+        if handler is not None:
+            handler()
+        elif isinstance(keyID, bytes) and len(keyID) == 1 and b" " <= keyID < b"\x7f":
+            self._type(keyID.decode("ascii"))
 
-    def _end_of_input(self) -> None:
-        if not self.lineBuffer:
-            self.lord.leave()
+    def _type(self, text: str) -> None:
+        if visible(text) != text:
+            return  # a control character: not part of a line
+        at_end = self.editor.at_end
+        self.editor.insert(text)
+        if self._secret is not None:
+            return  # the echo is hidden
+        if not at_end:
+            self._redraw()
+            return
+        self.terminal.write(text.encode("utf-8"))
+        row, column = self._places()[-1]
+        if column == 0 and row > self._row:
+            self.terminal.write(b"\n")  # the row is full: go to the next one
+        self._row = row
 
-    def lineReceived(self, line: bytes) -> None:
-        text = line.decode("utf-8", "replace")
-        # The typed line stays on screen; redraw it in the Lord's colour.
-        rows = max(1, -(-(self._prompt_width + len(text)) // max(self.columns(), 1)))
-        self.terminal.cursorUp(rows)
-        self.terminal.write(b"\r")
-        self.terminal.eraseToDisplayEnd()
-        self.terminal.write(render(PROMPT + text, self.colour, own=True).encode())
-        self.terminal.write(b"\n" + self.ps[self.pn])  # the terminal adds the \r
+    def _enter(self) -> None:
+        asking = self._secret
+        text = self.editor.take(remember=asking is None)
+        self._clear_input()
+        if asking is not None:
+            self._secret, self.editor = None, self._draft
+            self._write_input()
+            asking.callback(text)
+            return
+        self.terminal.write(render(PROMPT + text, self.colour, own=True).encode() + b"\n")
+        self._write_input()
         if text.strip():
             self.lord.say(text)
 
-    def show(self, line: str) -> None:
-        """Print `line` above the input line, then redraw what was typed."""
+    def _interrupt(self) -> None:
+        self._give_up_secret()
+        self.lord.leave()
+
+    def _end_of_input(self) -> None:
+        if self.editor.chars:
+            return
+        if self._secret is not None:
+            self._give_up_secret()
+        else:
+            self.lord.leave()
+
+    # -- drawing ---------------------------------------------------------
+    def _prompt(self) -> tuple[str, bool]:
+        """The prompt, and whether what is typed is shown."""
+        if self._secret is not None:
+            return self._secret_prompt, False
+        return PROMPT, True
+
+    def _places(self) -> list[tuple[int, int]]:
+        prompt, shown = self._prompt()
+        return places(len(prompt), self.editor.chars if shown else [], self.columns())
+
+    def _clear_input(self) -> None:
+        """Erase the whole input, every row of it; the cursor at its start."""
+        if self._row:
+            self.terminal.cursorUp(self._row)
         self.terminal.write(b"\r")
         self.terminal.eraseToDisplayEnd()
-        self.terminal.write(render(line, self.colour).encode() + b"\n")
-        self.drawInputLine()
-        behind = len(self.lineBuffer) - self.lineBufferIndex
-        if behind:
-            self.terminal.cursorBackward(behind)
+        self._row = 0
+
+    def _write_input(self) -> None:
+        """Draw the prompt and the line from the cursor (at a row's start),
+        then put the cursor where the editor has it."""
+        prompt, shown = self._prompt()
+        text = self.editor.text if shown else ""
+        look = render(prompt, self.colour, own=True) if shown else prompt
+        self.terminal.write(look.encode() + text.encode("utf-8"))
+        spots = self._places()
+        end_row, end_column = spots[-1]
+        if end_column == 0 and end_row > 0:
+            self.terminal.write(b"\n")  # the last row is full: stand below it
+        row, column = spots[self.editor.at] if shown else spots[-1]
+        if end_row > row:
+            self.terminal.cursorUp(end_row - row)
+        if column != end_column or row != end_row:
+            self.terminal.write(b"\r")
+            if column:
+                self.terminal.cursorForward(column)
+        self._row = row
+
+    def _redraw(self) -> None:
+        self._clear_input()
+        self._write_input()
+
+    # -- the Screen --------------------------------------------------------
+    def show(self, line: str) -> None:
+        """Print `line` above the input, then redraw the input whole."""
+        self.palette.see(line)
+        self._clear_input()
+        self.terminal.write(render(line, self.colour, palette=self.palette).encode() + b"\n")
+        self._write_input()
+
+    def ask_secret(self, prompt: str) -> Deferred[str | None] | None:
+        """Ask for a password in the input line, the echo hidden."""
+        if self._secret is None:
+            self._secret, self._secret_prompt = Deferred(), prompt
+            self._draft, self.editor = self.editor, LineEditor()
+            self._redraw()
+        return self._secret
+
+    def _give_up_secret(self) -> None:
+        asking = self._secret
+        if asking is not None:
+            self._secret, self.editor = None, self._draft
+            self._redraw()
+            asking.callback(None)
 
     def close(self) -> Deferred[None]:
-        """Clear the prompt, so the shell's prompt starts on a clean line."""
+        """Clear the input, so the shell's prompt starts on a clean line."""
         if not self.gone.called:
-            self.terminal.write(b"\r")
-            self.terminal.eraseToLineEnd()
+            self._clear_input()
             self.terminal.transport.loseConnection()  # not the terminal's: it resets
         return self.gone
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        self._give_up_secret()
         self.lord.leave()
         if not self.gone.called:
             self.gone.callback(None)
@@ -218,117 +377,12 @@ class LordPipe(LineReceiver):
         if self.transport is not None:
             self.transport.write(line.encode("utf-8", "replace") + b"\n")
 
+    def ask_secret(self, prompt: str) -> None:
+        """Pipes cannot hide what is typed: no password is asked for."""
+        return None
+
     def close(self) -> Deferred[None]:
         """Flush what is written, then close."""
         if self.transport is not None and not self.gone.called:
             self.transport.loseConnection()
         return self.gone
-
-
-def terminal_colour() -> bool:
-    """Whether the Lord's terminal gets colour, from the environment."""
-    return colour_wanted(os.environ)
-
-
-def lord_left(line: str) -> bool:
-    """Whether the server says the Lord has left (so the realm is over)."""
-    return line.startswith("*** ") and "The Lord has left the realm" in line
-
-
-def server_closing(line: str) -> bool:
-    """Whether the server says it is shutting down (a goodbye, not a fault)."""
-    return line.startswith("*** The server is shutting down")
-
-
-class Lord:
-    """The Lord's driver of a `realm.client.RealmClient`, fed by a keyboard.
-
-    Lines typed before the join are held and sent after it (the name, and
-    a password, must go first); end of input or Ctrl-C sends `--leave`.
-    `done` fires with the exit code: 0 when the Lord left, 1 when the
-    connection was lost or the server refused the Lord.
-    """
-
-    def __init__(self, clock: IReactorTime) -> None:
-        self.clock = clock
-        self.client: RealmClient | None = None
-        self.screen: Screen | None = None
-        self.held: list[str] = []
-        self.is_joined = False
-        self.leaving = False
-        self.ended = False
-        #: Why the Lord could not play, when the screen has not said so.
-        self.why = ""
-        self.failed = False
-        self._grace: IDelayedCall | None = None
-        #: Fires with the process's exit code when the connection is gone.
-        self.done: Deferred[int] = Deferred()
-        self._early: list[str] = []
-
-    def connected(self, client: RealmClient) -> None:
-        self.client = client
-
-    def attach(self, screen: Screen) -> None:
-        """Show lines on `screen` from now on, starting with those so far."""
-        self.screen = screen
-        for line in self._early:
-            screen.show(line)
-        self._early = []
-
-    def heard(self, line: str) -> None:
-        if lord_left(line):
-            self.ended = True
-        if self.screen is None:
-            self._early.append(line)
-        else:
-            self.screen.show(line)
-
-    def joined(self) -> None:
-        self.is_joined = True
-        held, self.held = self.held, []
-        for text in held:
-            self._send(text)
-
-    def refused(self, error: str) -> str | None:
-        if not error.startswith("*** "):  # our own words, not the server's
-            self.why = error
-        self.failed = True
-        return None
-
-    def say(self, text: str) -> None:
-        """A line the Lord typed."""
-        if self.leaving:
-            return
-        if text.strip() == LEAVE:
-            self.leave()
-        elif self.is_joined:
-            self._send(text)
-        else:
-            self.held.append(text)
-
-    def leave(self) -> None:
-        """End of input or Ctrl-C: say goodbye, and give the server a moment."""
-        if self.leaving or self.client is None:
-            return
-        self.leaving = True
-        if self.is_joined:
-            self._send(LEAVE)
-        else:
-            self.held.append(LEAVE)
-        self._grace = self.clock.callLater(LEAVE_GRACE, self.client.abort)
-
-    def _send(self, text: str) -> None:
-        if self.client is not None and self.client.connected:
-            self.client.send(text)
-
-    def lost(self, reason: Failure) -> None:
-        if self._grace is not None and self._grace.active():
-            self._grace.cancel()
-        if self.failed:  # refused: the server's error, or `why`, says so
-            self.done.callback(1)
-        elif self.leaving or self.ended:
-            self.done.callback(0)
-        else:
-            self.why = "The connection to the realm was lost."
-            self.done.callback(1)
-

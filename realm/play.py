@@ -2,7 +2,9 @@
 
 1. Starts `twistd -n --pidfile= realm --listen tcp:PORT:interface=127.0.0.1`
    on a free local port, and waits until it accepts connections.
-2. Starts `realm-client --bot --count 4` against it.
+2. Starts `realm-client --bot --count 4 --keep` against it: a bot that is
+   dismissed or deserts is replaced by a new one, so the realm stays full
+   and the game never waits on an empty seat.
 3. Runs `realm-client --lord` in the foreground, on this terminal.
 4. When the Lord leaves (Ctrl-D, Ctrl-C, `--leave`), stops everything it
    started: the bots, then the server; no orphans, no port left bound.
@@ -11,7 +13,9 @@ The server and the bots run in their own sessions, so a Ctrl-C at the
 terminal reaches only the Lord (who leaves the realm, ending the game);
 this launcher then stops the rest.  It says what it is waiting for on
 stderr, keeping stdout for the game; the server's and the bots' logs go to
-a temporary folder, kept (and named) only when something went wrong.
+a temporary folder (under `$TMPDIR`), removed at the end unless something
+went wrong there (the server did not start, or the server or the bots
+ended in error): then it is kept, and the player is told where.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 
@@ -43,13 +48,23 @@ class Options(usage.Options):
     optParameters = [
         ["bots", None, 4, "how many bots play with you (the realm holds them and you)", int],
         ["think", None, 1.0, "seconds a bot thinks before answering", float],
-        ["port", None, 0, "local port for the server (default: a free one)", int],
+        # No default shown: twistd's usage would add "[default: 0]".
+        ["port", None, None, "local port for the server (default: a free one)", int],
     ]
 
+    def opt_version(self) -> None:
+        """Print realm's version and exit."""
+        print(f"realm-play (realm) {version('realm')}")
+        raise SystemExit(0)
+
     def postOptions(self) -> None:
-        if self["bots"] < 1 or self["think"] < 0 or not 0 <= self["port"] < 65536:
-            raise usage.UsageError("--bots must be at least 1, --think not negative, "
-                                   "--port a port number")
+        if self["bots"] < 1:
+            raise usage.UsageError(f"--bots must be at least 1, not {self['bots']}")
+        if self["think"] < 0:
+            raise usage.UsageError(f"--think must not be negative, not {self['think']:g}")
+        if self["port"] is not None and not 0 <= self["port"] < 65536:
+            raise usage.UsageError(f"--port must be a port number (0 for a free one), "
+                                   f"not {self['port']}")
 
 
 class Stop(Exception):
@@ -100,8 +115,9 @@ def wait_until_accepting(server: subprocess.Popen[bytes], port: int) -> bool:
     return False
 
 
-def stop(proc: subprocess.Popen[bytes], what: str, patience: float = 0.0) -> None:
-    """End `proc`: give it `patience` to end by itself, then SIGTERM, then SIGKILL."""
+def stop(proc: subprocess.Popen[bytes], what: str, patience: float = 0.0) -> bool:
+    """End `proc`: give it `patience` to end by itself, then SIGTERM, then
+    SIGKILL.  Whether it ended well (exit 0, by itself or on SIGTERM)."""
     if proc.poll() is None and patience:
         say(f"Waiting for {what} to finish (up to {patience:g} s)...")
         try:
@@ -117,6 +133,7 @@ def stop(proc: subprocess.Popen[bytes], what: str, patience: float = 0.0) -> Non
             say(f"{what} did not stop; killing it.")
             proc.kill()
             proc.wait()
+    return proc.returncode == 0
 
 
 def start_server(config: Options, logs: Path) -> tuple[subprocess.Popen[bytes], int] | None:
@@ -141,26 +158,31 @@ def start_server(config: Options, logs: Path) -> tuple[subprocess.Popen[bytes], 
 
 def play(config: Options) -> int:
     """Run a whole game; return the Lord's exit code."""
-    logs = Path(tempfile.mkdtemp(prefix="realm-play-"))
     started: list[tuple[subprocess.Popen[bytes], str]] = []
     code = 1
+    #: Whether the logs tell of something that went wrong: then they are kept.
+    worth_keeping = False
     lord: subprocess.Popen[bytes] | None = None
+    logs: Path | None = None
     try:
+        logs = Path(tempfile.mkdtemp(prefix="realm-play-"))
         found = start_server(config, logs)
         if found is None:
-            say(f"The server did not start; see {logs / 'server.log'}.")
+            say("The server did not start.")
+            worth_keeping = True
             return 1
         server, port = found
         started.append((server, "the server"))
         endpoint = f"tcp:127.0.0.1:{port}"
         with open(logs / "bots.log", "wb") as bot_log:
             bots = subprocess.Popen(
-                client("--bot", "--count", str(config["bots"]), "--connect", endpoint,
-                       "--think", str(config["think"])),
+                client("--bot", "--count", str(config["bots"]), "--keep",
+                       "--connect", endpoint, "--think", str(config["think"])),
                 stdin=subprocess.DEVNULL, stdout=bot_log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         started.insert(0, (bots, "the bots"))
-        say(f"Started {config['bots']} bots (pid {bots.pid}; log: {logs / 'bots.log'}).")
+        say(f"Started {config['bots']} bots (pid {bots.pid}; log: {logs / 'bots.log'}); "
+            "a bot that leaves is replaced.")
         say("You are the Lord. Type a line and press Enter; --help lists the "
             "commands; Ctrl-D, Ctrl-C or --leave ends the game.")
         lord = subprocess.Popen(client("--lord", "--connect", endpoint))
@@ -174,11 +196,15 @@ def play(config: Options) -> int:
         if lord is not None:  # stopped by a signal: the Lord leaves on SIGTERM
             stop(lord, "the Lord")
         for proc, what in started:  # the bots first: they leave when the Lord has
-            stop(proc, what, patience=BOTS_PATIENCE if what == "the bots" and not code else 0)
-        if code == 0:
-            shutil.rmtree(logs, ignore_errors=True)
-        else:
-            say(f"Logs are kept in {logs}.")
+            patience = BOTS_PATIENCE if what == "the bots" and not code else 0
+            if not stop(proc, what, patience):
+                say(f"{what} ended in error (exit {proc.returncode}).")
+                worth_keeping = True
+        if logs is not None:
+            if worth_keeping:
+                say(f"Logs are kept in {logs}.")
+            else:
+                shutil.rmtree(logs, ignore_errors=True)
     say("Everything it started has stopped. Farewell!")
     return code
 

@@ -1,24 +1,43 @@
-"""Child processes for the end-to-end tests: the installed commands, piped.
+"""Child processes for the end-to-end tests: the installed commands, piped
+or at a terminal, and a fake server to test them against.
 
 A `Proc` reads its child's stdout and stderr on two threads into queues,
 so a test waits for a line with a bounded `expect` (no sleeping), and
 `stop` always ends the child: terminate, then kill.
+
+A `Terminal` runs a child in a pseudo-terminal of a fixed size and models
+its screen (`twisted.conch.insults.helper.TerminalBuffer`), so a test
+reads what the player SEES; `until` waits, bounded, for the screen to
+show something.
+
+A `FakeServer` is a plain loopback socket that a test drives by hand:
+accept a client, send it any bytes, read its lines, all with timeouts.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import pty
 import queue
 import re
+import select
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+from twisted.conch.insults.helper import TerminalBuffer
+from twisted.conch.insults.insults import ClientProtocol
+from twisted.internet.testing import StringTransport
 
 BIN = Path(sys.executable).parent
 WAIT = 15.0  # the longest any single expectation may take, in seconds
@@ -142,16 +161,34 @@ def running(*argv: str, env: dict[str, str] | None = None,
 
 
 @contextmanager
-def realm_server(*options: str) -> Iterator[tuple[Proc, str]]:
-    """`twistd -n realm` on a free loopback port: (the process, its endpoint).
+def realm_server(*options: str, listen: str = "tcp:0:interface=127.0.0.1",
+                 scheme: str = "tcp") -> Iterator[tuple[Proc, str]]:
+    """`twistd -n realm` on a free loopback port: (the process, its endpoint,
+    as `scheme:127.0.0.1:PORT`).
 
     It runs in a folder of its own (its chronicle, realm.sqlite, is there).
     """
     with tempfile.TemporaryDirectory(prefix="realm-server-") as folder, \
             running(command("twistd"), "-n", "--pidfile=", "realm",
-                    "--listen", "tcp:0:interface=127.0.0.1", *options, cwd=folder) as server:
+                    "--listen", listen, *options, cwd=folder) as server:
         port = server.expect_re(r"starting on (\d+)").group(1)
-        yield server, f"tcp:127.0.0.1:{port}"
+        yield server, f"{scheme}:127.0.0.1:{port}"
+
+
+def make_certificate(folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost and 127.0.0.1, made as the
+    Makefile's `cert` does: (the server's PEM, a folder trusting it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    pem, roots = folder / "server.pem", folder / "trust"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-keyout", str(pem), "-out", str(pem)],
+                   check=True, capture_output=True, timeout=WAIT)
+    roots.mkdir(exist_ok=True)
+    subprocess.run(["openssl", "x509", "-in", str(pem), "-out", str(roots / "realm.pem")],
+                   check=True, capture_output=True, timeout=WAIT)
+    return pem, roots
 
 
 def alive(pid: int) -> bool:
@@ -161,3 +198,175 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
+
+
+class ScreenBuffer(TerminalBuffer):
+    """TerminalBuffer, which knows the 8 colours only, told the bright ones
+    (SGR 90-97, 100-107) as their plain ones."""
+
+    def selectGraphicRendition(self, *attributes: object) -> None:
+        super().selectGraphicRendition(*(
+            a - 60 if isinstance(a, int) and 90 <= a <= 107 else a for a in attributes))
+
+
+class Terminal:
+    """A child in a pseudo-terminal `columns` x `rows`, and its screen."""
+
+    def __init__(self, *argv: str, env: dict[str, str] | None = None,
+                 columns: int = 80, rows: int = 24) -> None:
+        self.argv = argv
+        self.main, side = pty.openpty()
+        fcntl.ioctl(side, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        self.settings = termios.tcgetattr(side)
+        environ = dict(os.environ, TERM="xterm", PYTHONUNBUFFERED="1")
+        for name in ("NO_COLOR", "COLUMNS", "LINES", "REALM_PASSWORD"):
+            environ.pop(name, None)
+        environ.update(env or {})
+        self.popen = subprocess.Popen(argv, stdin=side, stdout=side, stderr=side,
+                                      env=environ, start_new_session=True)
+        self.side = side
+        self.raw = bytearray()
+        self.buffer = ScreenBuffer()
+        self.buffer.width, self.buffer.height = columns, rows
+        self._parser = ClientProtocol(lambda: self.buffer)
+        self._parser.makeConnection(StringTransport())
+
+    def write(self, keys: bytes) -> None:
+        os.write(self.main, keys)
+
+    def rows(self) -> list[str]:
+        """The screen's rows that hold something, as it shows them."""
+        text = bytes(self.buffer).decode("ascii", "replace")
+        return [row.rstrip() for row in text.split("\n") if row.strip()]
+
+    def _read(self, left: float) -> bool:
+        """Read what the child wrote within `left` seconds; whether it wrote."""
+        ready, _, _ = select.select([self.main], [], [], left)
+        if not ready:
+            return False
+        try:
+            data = os.read(self.main, 65536)
+        except OSError:  # the child has closed the terminal
+            return False
+        self.raw += data
+        self._parser.dataReceived(data)
+        return bool(data)
+
+    def until(self, shows: bytes | Callable[[list[str]], bool],
+              timeout: float = WAIT) -> None:
+        """Read until the output holds `shows` (bytes), or the screen's rows
+        make `shows` true; fail, saying what the screen had, after `timeout`
+        or once the child has exited without showing it."""
+        def done() -> bool:
+            return shows in self.raw if isinstance(shows, bytes) else shows(self.rows())
+
+        deadline = time.monotonic() + timeout
+        while not done():
+            left = deadline - time.monotonic()
+            ended = self.popen.poll() is not None
+            assert left > 0 and not ended, (
+                f"{shows!r} never came{' (the child exited)' if ended else ''}; the "
+                "screen:\n" + "\n".join(self.rows())
+                + f"\nthe output: {bytes(self.raw[-3000:])!r}")
+            self._read(min(left, 0.5))
+
+    def wait(self, timeout: float = WAIT) -> int:
+        """The exit code, once the child has exited and its output is read."""
+        try:
+            code = self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running after {timeout}s; the screen:\n"
+                                 + "\n".join(self.rows())) from None
+        while self._read(0.1):  # what it wrote last
+            pass
+        return code
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait(5)
+        os.close(self.main)
+        os.close(self.side)
+
+
+@contextmanager
+def terminal(*argv: str, env: dict[str, str] | None = None,
+             columns: int = 80, rows: int = 24) -> Iterator[Terminal]:
+    """A `Terminal` that is stopped however the block ends."""
+    term = Terminal(*argv, env=env, columns=columns, rows=rows)
+    try:
+        yield term
+    finally:
+        term.stop()
+
+
+class Peer:
+    """One connection to a `FakeServer`, or a raw client of a real one."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.sock.settimeout(WAIT)
+        self._data = b""
+
+    @classmethod
+    def connect(cls, endpoint: str) -> Peer:
+        """A raw client of the server at `tcp:HOST:PORT`."""
+        _, host, port = endpoint.split(":")
+        return cls(socket.create_connection((host, int(port)), timeout=WAIT))
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def line(self) -> str:
+        """The next line received, without its line end (timeout: WAIT)."""
+        while b"\n" not in self._data:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise AssertionError(f"closed before a whole line: {self._data!r}")
+            self._data += chunk
+        line, _, self._data = self._data.partition(b"\n")
+        return line.rstrip(b"\r").decode()
+
+    def expect(self, wanted: str) -> str:
+        """The next line containing `wanted`."""
+        while True:
+            line = self.line()
+            if wanted in line:
+                return line
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class FakeServer:
+    """A loopback socket standing in for a server: accept, then say anything."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen()
+        self.sock.settimeout(WAIT)
+        self.peers: list[Peer] = []
+
+    @property
+    def endpoint(self) -> str:
+        return f"tcp:127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def accept(self) -> Peer:
+        peer = Peer(self.sock.accept()[0])
+        self.peers.append(peer)
+        return peer
+
+    def close(self) -> None:
+        for peer in self.peers:
+            peer.close()
+        self.sock.close()
+
+
+@contextmanager
+def fake_server() -> Iterator[FakeServer]:
+    server = FakeServer()
+    try:
+        yield server
+    finally:
+        server.close()

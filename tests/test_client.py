@@ -7,34 +7,30 @@ tests pair real clients with the real server through `twisted.test.iosim`.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 import pytest
-from twisted.conch.insults.helper import TerminalBuffer
-from twisted.conch.insults.insults import ClientProtocol, ServerProtocol
 from twisted.internet import task
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
+from twisted.python.usage import UsageError
 from twisted.test import iosim
 
 from realm import lore
 from realm.bot import Bot, NamePool, Temper
-from realm.cli import Options, bot_names
-from realm.client import BotDriver, RealmClient
-from realm.console import (
-    LEAVE_GRACE,
-    Lord,
-    LordPipe,
-    LordTerminal,
-    colour_wanted,
-    kind,
-    render,
-)
+from realm.bots import Band, BotDriver, names
+from realm.cli import Options
+from realm.client import LEAVE_GRACE, Ending, RealmClient, Unreachable, untrusted, visible
+from realm.lord import LordDriver
 from realm.protocol import RealmFactory
 from realm.server import RealmServer, Settings
 
 GONE = Failure(ConnectionDone())
+
+
+TAKEN = "*** Error: The name {} is taken in the realm 'westeros'; choose another."
 
 
 class TCPTransport(StringTransport):
@@ -57,31 +53,52 @@ def feed(client: RealmClient, *lines: str) -> None:
 
 def bot_client(clock: task.Clock, name: str = "Arya", think: float = 0.0,
                pool: NamePool | None = None, realm: str | None = None,
+               reports: list[str] | None = None,
                **temper: int) -> tuple[BotDriver, RealmClient, TCPTransport]:
-    driver = BotDriver(Bot(random.Random(3), Temper(**temper)), clock, think, pool)
+    report = (lambda text: None) if reports is None else reports.append
+    driver = BotDriver(Bot(random.Random(3), Temper(**temper)), clock, think, pool, report)
     client = RealmClient(driver, name, realm)
     transport = TCPTransport()
     client.makeConnection(transport)
     return driver, client, transport
 
 
-def lord_client(clock: task.Clock, password: str | None = None
-                ) -> tuple[Lord, RealmClient, TCPTransport, list[str]]:
-    lord = Lord(clock)
-    shown: list[str] = []
+class Shown:
+    """A Lord's screen in memory: what it was shown, and a password to type."""
 
-    class Screen:
-        def show(self, line: str) -> None:
-            shown.append(line)
+    def __init__(self, secret: Deferred[str | None] | None = None) -> None:
+        self.lines: list[str] = []
+        self.secret = secret
+        self.prompts: list[str] = []
 
-        def close(self) -> Deferred[None]:
-            return succeed(None)
+    def show(self, line: str) -> None:
+        self.lines.append(line)
 
+    def ask_secret(self, prompt: str) -> Deferred[str | None] | None:
+        self.prompts.append(prompt)
+        return self.secret
+
+    def close(self) -> Deferred[None]:
+        return succeed(None)
+
+
+def lord_client(clock: task.Clock, password: str | None = None,
+                screen: Shown | None = None
+                ) -> tuple[LordDriver, RealmClient, TCPTransport, list[str]]:
+    lord = LordDriver(clock)
+    shown = screen or Shown()
     client = RealmClient(lord, "Lord", None, password)
     transport = TCPTransport()
     client.makeConnection(transport)
-    lord.attach(Screen())
-    return lord, client, transport, shown
+    lord.attach(shown)
+    return lord, client, transport, shown.lines
+
+
+def ending(player: BotDriver | LordDriver) -> Ending:
+    assert player.done.called
+    result = player.done.result
+    assert isinstance(result, Ending)
+    return result
 
 
 # -- joining -----------------------------------------------------------------
@@ -96,7 +113,7 @@ def test_a_taken_name_is_drawn_again(clock: task.Clock) -> None:
     pool = NamePool(random.Random(1), ("Bran", "Sansa"))
     driver, client, transport = bot_client(clock, pool=pool)
     for _ in range(2):
-        feed(client, "*** Error: The name is taken in the realm 'westeros'; choose another.")
+        feed(client, TAKEN.format(sent(transport)[-1]))
     assert sent(transport)[0] == "Arya"
     assert sorted(sent(transport)[1:]) == ["Bran", "Sansa"]
     last = sent(transport)[-1]
@@ -104,17 +121,27 @@ def test_a_taken_name_is_drawn_again(clock: task.Clock) -> None:
     assert client.phase == "playing" and driver.name == last
 
 
+def test_another_refusal_is_not_a_taken_name(clock: task.Clock) -> None:
+    pool = NamePool(random.Random(1), ("Bran",))
+    driver, client, transport = bot_client(clock, pool=pool)
+    # "taken" in its words, but the realm is full: drawing again cannot help.
+    feed(client, "*** Error: The realm 'taken' is full (5/5); try another with NAME@REALM.")
+    assert sent(transport) == ["Arya"] and transport.disconnecting
+    client.connectionLost(GONE)
+    assert ending(driver).failed and "is full" in ending(driver).why
+
+
 def test_a_taken_given_name_ends_the_bot(clock: task.Clock) -> None:
     driver, client, transport = bot_client(clock)
-    feed(client, "*** Error: The name Arya is taken in the realm 'westeros'; choose another.")
+    feed(client, TAKEN.format("Arya"))
     assert transport.disconnecting
     client.connectionLost(GONE)
-    assert "taken" in str(driver.done.result)
+    assert ending(driver).failed and "taken" in ending(driver).why
 
 
 def test_no_name_left_ends_the_bot(clock: task.Clock) -> None:
     driver, client, transport = bot_client(clock, pool=NamePool(random.Random(1), ()))
-    feed(client, "*** Error: The name Arya is taken in the realm 'westeros'; choose another.")
+    feed(client, TAKEN.format("Arya"))
     assert transport.disconnecting
 
 
@@ -126,25 +153,36 @@ def test_arrival_of_others_is_not_ours(clock: task.Clock) -> None:
     assert client.phase == "playing"
 
 
-def test_bot_names() -> None:
-    config = Options()
-    config.parseOptions(["--bot", "--name", "Hodor", "--count", "3"])
-    assert bot_names(config, None) == ["Hodor", "Hodor2", "Hodor3"]
-    config = Options()
-    config.parseOptions(["--bot", "--count", "4"])
-    names = bot_names(config, NamePool(random.Random(0)))
-    assert len(set(names)) == 4 and set(names) <= set(lore.NAMES)
+def test_a_bot_knows_itself_by_the_name_the_server_stored(clock: task.Clock) -> None:
+    reports: list[str] = []
+    driver, client, _ = bot_client(clock, name="grey-WORM", reports=reports)
+    feed(client, "*** Grey-worm has entered the realm (2/5)")
+    assert client.name == driver.name == "Grey-worm"
+    feed(client, "*** You have been dismissed by the Lord. Farewell.")
+    client.connectionLost(GONE)
+    assert ending(driver) == Ending("dismissed")
+    assert reports == ["[Grey-worm] joined the realm"]
 
 
-@pytest.mark.parametrize("argv", [[], ["--lord", "--bot"], ["--lord", "--count", "2"],
-                                  ["--bot", "--count", "0"], ["--bot", "--loyalty", "0"],
-                                  ["--bot", "--think", "-1"],
-                                  ["--lord", "--password-file", "/nonexistent"]])
-def test_bad_options(argv: list[str]) -> None:
-    from twisted.python.usage import UsageError
+def test_names_for_bots() -> None:
+    given = names(None, "Hodor")
+    assert [next(given) for _ in range(3)] == ["Hodor", "Hodor2", "Hodor3"]
+    drawn = names(NamePool(random.Random(0)), None)
+    four = [next(drawn) for _ in range(4)]
+    assert len(set(four)) == 4 and set(four) <= set(lore.NAMES)  # type: ignore[operator]
 
-    with pytest.raises(UsageError):
+
+@pytest.mark.parametrize(("argv", "message"), [
+    ([], "exactly one"), (["--lord", "--bot"], "exactly one"),
+    (["--lord", "--count", "2"], "the Lord is one"), (["--lord", "--keep"], "the Lord is one"),
+    (["--bot", "--count", "0"], "--count must be at least 1, not 0"),
+    (["--bot", "--loyalty", "0"], "loyalty"),
+    (["--bot", "--think", "-1"], "--think must not be negative, not -1"),
+    (["--lord", "--password-file", "/nonexistent"], "--password-file")])
+def test_bad_options(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message) as e:
         Options().parseOptions(argv)
+    assert ("--count" in str(e.value)) + ("--think" in str(e.value)) <= 1  # one at a time
 
 
 def test_password_from_file_or_environment(tmp_path: object, monkeypatch: pytest.MonkeyPatch
@@ -160,6 +198,25 @@ def test_password_from_file_or_environment(tmp_path: object, monkeypatch: pytest
     config = Options()
     config.parseOptions(["--lord"])
     assert config["password"] == "fromenv"
+
+
+# -- what the server sends is shown, never obeyed --------------------------------
+
+@pytest.mark.parametrize(("raw", "shown"), [
+    ("\x1b]52;c;aGk=\x07", "^[]52;c;aGk=^G"),   # OSC 52: write the clipboard
+    ("\x1b]0;pwned\x07", "^[]0;pwned^G"),        # the window's title
+    ("\x1b[2J\x1b[H", "^[[2J^[[H"),              # clear the screen
+    ("\x1b]8;;http://x\x1b\\link", "^[]8;;http://x^[\\link"),  # a hyperlink
+    ("a\tb\x7f\x9b1m\u202e", "a\tb^?\\x9b1m\\u202e"),   # tab kept; DEL, C1 CSI, RLO
+    ("Ser Jöran 🐉", "Ser Jöran 🐉")])
+def test_control_characters_are_made_visible(raw: str, shown: str) -> None:
+    assert visible(raw) == shown
+
+
+def test_the_client_hands_on_lines_made_visible(clock: task.Clock) -> None:
+    lord, client, _, shown = lord_client(clock)
+    client.dataReceived(b"*** Lord has entered the realm (1/5)\r\nArya: \x1b]52;c;aGk=\x07hi\r\n")
+    assert shown[-1] == "Arya: ^[]52;c;aGk=^Ghi"
 
 
 # -- bots --------------------------------------------------------------------
@@ -197,24 +254,25 @@ def test_a_bot_that_deserts_leaves_cleanly(clock: task.Clock) -> None:
     feed(client, "Lord: dance", "*** Farewell, Arya.")
     assert len(sent(transport)) == 2
     client.connectionLost(GONE)
-    assert driver.done.result is None and driver.ending == "deserted"
+    assert ending(driver) == Ending("deserted")
 
 
-@pytest.mark.parametrize("told", ["*** You have been dismissed by the Lord. Farewell.",
-                                  "*** Arya, the Lord has dismissed thee."])
-def test_a_dismissed_bot_ends_cleanly(clock: task.Clock, told: str) -> None:
-    driver, client, _ = bot_client(clock)
-    feed(client, "*** Arya has entered the realm (1/5)", told)
-    client.connectionLost(GONE)
-    assert driver.done.result is None
-
-
-def test_another_dismissal_then_a_lost_connection_is_a_failure(clock: task.Clock) -> None:
+def test_a_dismissed_bot_ends_cleanly(clock: task.Clock) -> None:
     driver, client, _ = bot_client(clock)
     feed(client, "*** Arya has entered the realm (1/5)",
-         "*** Bran has been dismissed by the Lord (3/5)")
+         "*** You have been dismissed by the Lord. Farewell.")
     client.connectionLost(GONE)
-    assert "lost" in str(driver.done.result)
+    assert ending(driver) == Ending("dismissed")
+
+
+@pytest.mark.parametrize("line", ["*** Bran has been dismissed by the Lord (3/5)",
+                                  "*** Arya, the Lord has dismissed thee."])  # not the wire's
+def test_another_dismissal_then_a_lost_connection_is_a_failure(clock: task.Clock,
+                                                               line: str) -> None:
+    driver, client, _ = bot_client(clock)
+    feed(client, "*** Arya has entered the realm (1/5)", line)
+    client.connectionLost(GONE)
+    assert ending(driver) == Ending("Arya: the connection to the realm was lost", failed=True)
 
 
 def test_the_lords_leaving_ends_a_bot_cleanly(clock: task.Clock) -> None:
@@ -222,7 +280,7 @@ def test_the_lords_leaving_ends_a_bot_cleanly(clock: task.Clock) -> None:
     feed(client, "*** Arya has entered the realm (1/5)", "Lord: eat",
          "*** The Lord has left the realm. The game is over.")
     client.connectionLost(GONE)
-    assert driver.done.result is None
+    assert ending(driver) == Ending("the Lord has left")
     assert not clock.getDelayedCalls()
 
 
@@ -231,7 +289,7 @@ def test_a_server_shutting_down_ends_a_bot_cleanly(clock: task.Clock) -> None:
     feed(client, "*** Arya has entered the realm (1/5)",
          "*** The server is shutting down. Farewell!")
     client.connectionLost(GONE)
-    assert driver.done.result is None
+    assert ending(driver) == Ending("the server has closed")
 
 
 def test_a_stopped_bot_leaves_and_is_cut_off_after_a_grace(clock: task.Clock) -> None:
@@ -244,31 +302,133 @@ def test_a_stopped_bot_leaves_and_is_cut_off_after_a_grace(clock: task.Clock) ->
     assert transport.disconnecting
 
 
+def test_a_bot_lost_before_joining_fails(clock: task.Clock) -> None:
+    driver, client, _ = bot_client(clock)
+    client.connectionLost(GONE)
+    assert ending(driver).failed and "before joining" in ending(driver).why
+
+
+def test_a_bot_asked_for_a_password_gives_up(clock: task.Clock) -> None:
+    driver, client, transport = bot_client(clock)
+    feed(client, "*** This realm's Lord must prove it: send the Lord's password.")
+    assert transport.disconnecting
+
+
+# -- TLS ---------------------------------------------------------------------
+
+def tls_failure() -> Failure:
+    from OpenSSL.SSL import Error
+
+    return Failure(Error([("SSL routines", "", "certificate verify failed")]))
+
+
+def test_an_untrusted_certificate_is_named_with_the_way_to_trust_it() -> None:
+    told = untrusted(tls_failure(), "tls:127.0.0.1:2346")
+    assert told is not None
+    assert "certificate is not trusted (certificate verify failed)" in told
+    assert "--connect tls:127.0.0.1:2346:trustRoots=FOLDER" in told
+    assert untrusted(GONE, "tls:127.0.0.1:2346") is None
+    wrong = untrusted(tls_failure(), "tls:127.0.0.1:2346:trustRoots=strangers")
+    assert wrong is not None and "trustRoots= does not hold its certificate" in wrong
+
+
+@pytest.mark.parametrize("typed", [[], ["hi"]])
+def test_an_untrusted_certificate_fails_the_lord_even_after_input_ended(
+        clock: task.Clock, typed: list[str]) -> None:
+    lord, client, _, _ = lord_client(clock)
+    for text in typed:
+        lord.say(text)
+    lord.leave()  # stdin was already at its end
+    client.connectionLost(tls_failure())
+    assert ending(lord).failed and "certificate is not trusted" in ending(lord).why
+
+
+def test_an_untrusted_certificate_fails_a_bot_in_one_line_for_all(clock: task.Clock) -> None:
+    whys = set()
+    for name in ["Arya", "Bran"]:
+        driver, client, _ = bot_client(clock, name=name)
+        client.connectionLost(tls_failure())
+        whys.add(ending(driver).why)
+    [why] = whys
+    assert "certificate is not trusted" in why
+
+
 # -- the Lord ----------------------------------------------------------------
 
 def test_lord_holds_lines_until_joined(clock: task.Clock) -> None:
     lord, client, transport, shown = lord_client(clock)
     lord.say("eat")
     assert sent(transport) == ["Lord"]
-    feed(client, "*** Hail, traveller!", "*** Lord has entered the realm (1/5)")
+    feed(client, "*** Hail, traveller! This is realm, a Game of Thrones.",
+         "*** What is your name? Send NAME or NAME@REALM (Lord to rule the realm).",
+         "*** Lord has entered the realm (1/5)")
     assert sent(transport) == ["Lord", "eat"]
-    assert shown == ["*** Hail, traveller!", "*** Lord has entered the realm (1/5)"]
+    # The request for a name is the client's to answer: not shown.
+    assert shown == ["*** Hail, traveller! This is realm, a Game of Thrones.",
+                     "*** Lord has entered the realm (1/5)"]
 
 
 def test_lord_answers_the_password_request(clock: task.Clock) -> None:
-    lord, client, transport, _ = lord_client(clock, password="s3cret")
+    lord, client, transport, shown = lord_client(clock, password="s3cret")
     lord.say("hello")
     feed(client, "*** This realm's Lord must prove it: send the Lord's password.")
     feed(client, "*** Lord has entered the realm (1/5)")
     assert sent(transport) == ["Lord", "s3cret", "hello"]
+    assert shown == ["*** Lord has entered the realm (1/5)"]
 
 
 def test_lord_without_a_password_says_how_to_give_one(clock: task.Clock) -> None:
-    lord, client, transport, _ = lord_client(clock)
+    lord, client, transport, _ = lord_client(clock)  # a screen that cannot ask
     feed(client, "*** This realm's Lord must prove it: send the Lord's password.")
     assert sent(transport) == ["Lord"] and transport.disconnecting
     client.connectionLost(GONE)
-    assert lord.done.result == 1 and "REALM_PASSWORD" in lord.why
+    assert ending(lord).failed and "REALM_PASSWORD" in ending(lord).why
+    assert not ending(lord).shown
+
+
+ASK = "*** This realm's Lord must prove it: send the Lord's password."
+WRONG = "*** Error: Wrong password; you are not the Lord. Send a name to try again."
+
+
+def test_a_terminal_asks_for_the_password_and_again_after_a_wrong_one(
+        clock: task.Clock) -> None:
+    typed: Deferred[str | None] = Deferred()
+    screen = Shown(typed)
+    lord, client, transport, shown = lord_client(clock, screen=screen)
+    lord.say("hello")
+    feed(client, ASK)
+    assert screen.prompts and sent(transport) == ["Lord"]
+    typed.callback("wrong")
+    assert sent(transport) == ["Lord", "wrong"]
+    screen.secret = again = Deferred()
+    feed(client, WRONG, ASK)
+    assert sent(transport) == ["Lord", "wrong", "Lord"]
+    again.callback("s3cret")
+    feed(client, "*** Lord has entered the realm (1/5)")
+    assert sent(transport) == ["Lord", "wrong", "Lord", "s3cret", "hello"]
+    assert ASK not in shown
+
+
+def test_giving_up_at_the_password_prompt_ends_the_lord(clock: task.Clock) -> None:
+    typed: Deferred[str | None] = Deferred()
+    lord, client, transport, _ = lord_client(clock, screen=Shown(typed))
+    feed(client, ASK)
+    typed.callback(None)  # Ctrl-D, Ctrl-C
+    assert sent(transport) == ["Lord"] and transport.disconnecting
+    client.connectionLost(GONE)
+    assert ending(lord).failed
+
+
+def test_a_password_asked_before_the_screen_is_there(clock: task.Clock) -> None:
+    lord = LordDriver(clock)
+    client = RealmClient(lord, "Lord")
+    transport = TCPTransport()
+    client.makeConnection(transport)
+    feed(client, ASK)
+    typed: Deferred[str | None] = Deferred()
+    lord.attach(Shown(typed))
+    typed.callback("s3cret")
+    assert sent(transport) == ["Lord", "s3cret"]
 
 
 @pytest.mark.parametrize("typed", [[], ["hi", "--leave"]])
@@ -276,10 +436,11 @@ def test_a_second_lord_is_refused(clock: task.Clock, typed: list[str]) -> None:
     lord, client, transport, shown = lord_client(clock)
     for text in typed:  # end of input before the refusal: still a failure
         lord.say(text)
-    feed(client, "*** Error: The realm 'westeros' already has a Lord; try another.")
+    feed(client, "*** Error: The realm 'westeros' already has a Lord; join under "
+         "another name, or another realm.")
     assert transport.disconnecting
     client.connectionLost(GONE)
-    assert lord.done.result == 1 and lord.why == ""  # the error is on screen
+    assert ending(lord).failed and ending(lord).shown  # the error is on screen
     assert shown[0].startswith("*** Error: ")
 
 
@@ -292,7 +453,7 @@ def test_lord_leaves_with_exit_code_zero(clock: task.Clock, how: str) -> None:
     assert sent(transport) == ["Lord", "--leave"]
     feed(client, "*** The Lord has left the realm. The game is over.")
     client.connectionLost(GONE)
-    assert lord.done.result == 0
+    assert not ending(lord).failed
     assert shown[-1] == "*** The Lord has left the realm. The game is over."
     assert not clock.getDelayedCalls()
 
@@ -317,159 +478,23 @@ def test_lord_losing_the_connection_exits_nonzero(clock: task.Clock) -> None:
     lord, client, _, _ = lord_client(clock)
     feed(client, "*** Lord has entered the realm (1/5)")
     client.connectionLost(GONE)
-    assert lord.done.result == 1 and "lost" in lord.why
+    assert ending(lord) == Ending("The connection to the realm was lost.", failed=True)
 
 
-# -- what the Lord sees ------------------------------------------------------
-
-@pytest.mark.parametrize(("line", "expected"), [
-    ("*** Error: no", "error"), ("*** [New Event] x 1 a or 2 b?", "event"),
-    ("*** Arya has entered the realm (1/5)", "system"), ("Arya: hi", "chat")])
-def test_kinds_of_lines(line: str, expected: str) -> None:
-    assert kind(line) == expected
-
-
-def test_render_without_colour_is_the_line() -> None:
-    for line in ["*** Error: no", "Arya: hi", "*** [New Event] x"]:
-        assert render(line, colour=False) == line
-        assert render(line, colour=False, own=True) == line
+def test_a_hang_up_before_joining_fails_even_after_input_ended(clock: task.Clock) -> None:
+    lord, client, _, _ = lord_client(clock)
+    lord.leave()  # a script's stdin, already at its end
+    client.connectionLost(GONE)
+    assert ending(lord).failed and not ending(lord).shown
+    assert "lost before joining" in ending(lord).why
 
 
-def test_render_colours_each_kind_and_each_member_apart() -> None:
-    looks = {render(line, colour=True).split("m")[0] for line in
-             ["*** Error: no", "*** [New Event] x", "*** joined"]}
-    assert len(looks) == 3
-    assert render("You: eat", colour=True, own=True) not in {
-        render(f"{name}: eat", colour=True) for name in lore.NAMES}
-    members = {render(f"{name}: hi", colour=True).split("m")[0] for name in lore.NAMES}
-    assert len(members) > 4
-    assert render("Arya: hi", True) == render("Arya: hi", True)
-    assert all(render(x, True).endswith("\x1b[0m") for x in ["Arya: x", "*** y"])
-
-
-@pytest.mark.parametrize(("env", "wanted"), [({}, True), ({"NO_COLOR": "1"}, False),
-                                             ({"NO_COLOR": ""}, True),
-                                             ({"TERM": "dumb"}, False)])
-def test_no_color(env: dict[str, str], wanted: bool) -> None:
-    assert colour_wanted(env) is wanted
-
-
-def test_pipe_front_end_plain_lines_and_end_of_input(clock: task.Clock) -> None:
-    lord, client, transport, _ = lord_client(clock)
-    pipe = LordPipe(lord)
-    out = StringTransport()
-    pipe.makeConnection(out)
-    lord.attach(pipe)
-    feed(client, "*** Lord has entered the realm (1/5)", "Arya: hi")
-    assert out.value() == b"*** Lord has entered the realm (1/5)\nArya: hi\n"
-    pipe.dataReceived(b"we ride\r\n\n  \nsail\n")
-    assert sent(transport) == ["Lord", "we ride", "sail"]
-    pipe.readConnectionLost()
-    assert sent(transport)[-1] == "--leave"
-    gone = pipe.close()
-    assert out.disconnecting and not gone.called  # flushing first
-    pipe.connectionLost()
-    assert gone.called
-
-
-class Screen:
-    """A terminal screen in memory: the Lord's terminal writes to it."""
-
-    def __init__(self, lord: Lord, colour: bool = False) -> None:
-        self.buffer = TerminalBuffer()
-        parser = ClientProtocol(lambda: self.buffer)
-        parser.makeConnection(StringTransport())
-        self.raw = b""
-
-        screen = self
-
-        class Wire(StringTransport):
-            def write(self, data: bytes) -> None:
-                screen.raw += data
-                parser.dataReceived(data)
-
-        self.server = ServerProtocol(LordTerminal, lord, colour)
-        self.server.makeConnection(Wire())
-        self.terminal: LordTerminal = self.server.terminalProtocol  # type: ignore[assignment]
-
-    def type(self, keys: bytes) -> None:
-        self.server.dataReceived(keys)
-
-    def rows(self) -> list[str]:
-        return [row.rstrip() for row in bytes(self.buffer).decode().split("\n") if row.strip()]
-
-
-def terminal(clock: task.Clock, colour: bool = False
-             ) -> tuple[Screen, RealmClient, TCPTransport]:
-    """A Lord on a terminal screen, joined."""
-    lord, client, transport, _ = lord_client(clock)
-    screen = Screen(lord, colour=colour)
-    lord.attach(screen.terminal)
-    feed(client, "*** Lord has entered the realm (1/5)")
-    return screen, client, transport
-
-
-def test_terminal_prompt_survives_incoming_lines(clock: task.Clock) -> None:
-    lord, client, transport, _ = lord_client(clock)
-    screen = Screen(lord)
-    lord.attach(screen.terminal)
-    assert screen.rows() == ["You:"]
-    screen.type(b"we sh")
-    feed(client, "*** Lord has entered the realm (1/5)", "Arya: hi")
-    assert screen.rows() == ["*** Lord has entered the realm (1/5)", "Arya: hi", "You: we sh"]
-    screen.type(b"all eat\r")
-    feed(client, "Bran: eat? Proposal accepted!")
-    assert screen.rows() == ["*** Lord has entered the realm (1/5)", "Arya: hi",
-                             "You: we shall eat", "Bran: eat? Proposal accepted!", "You:"]
-    assert sent(transport) == ["Lord", "we shall eat"]
-
-
-def test_terminal_redraws_a_long_line_that_wrapped(clock: task.Clock) -> None:
-    lord, client, transport, _ = lord_client(clock)
-    screen = Screen(lord)
-    lord.attach(screen.terminal)
-    feed(client, "*** Lord has entered the realm (1/5)", "Arya: hi")
-    long = "we ride " * 12  # 96 characters: two rows of 80
-    screen.type(long.encode() + b"\r")
-    assert screen.rows()[:2] == ["*** Lord has entered the realm (1/5)", "Arya: hi"]
-    assert sent(transport)[-1] == long
-
-
-def test_terminal_keeps_the_cursor_where_the_player_left_it(clock: task.Clock) -> None:
-    screen, client, transport = terminal(clock)
-    screen.type(b"we eat")
-    screen.type(b"\x1b[D\x1b[D\x1b[D")  # left, left, left
-    feed(client, "Arya: hi")
-    screen.type(b"shall \r")
-    assert sent(transport)[-1] == "we shall eat"
-
-
-def test_terminal_takes_characters_beyond_ascii(clock: task.Clock) -> None:
-    screen, client, transport = terminal(clock)
-    screen.type("Ser Jöran eats crème brûlée 🐉".encode())
-    screen.type(b"\x7f")  # backspace takes the whole dragon, not one byte
-    screen.type(b"!\r")
-    assert sent(transport)[-1] == "Ser Jöran eats crème brûlée !"
-
-
-def test_terminal_colours_and_ctrl_keys(clock: task.Clock) -> None:
-    lord, client, transport, _ = lord_client(clock)
-    screen = Screen(lord, colour=True)
-    lord.attach(screen.terminal)
-    feed(client, "*** Lord has entered the realm (1/5)", "*** [New Event] x 1 a or 2 b?")
-    assert b"\x1b[1;33m*** [New Event]" in screen.raw
-    screen.type(b"eat\x04")  # Ctrl-D with text typed: not the end
-    assert not lord.leaving
-    screen.type(b"\r")
-    assert b"\x1b[1;32mYou: eat" in screen.raw
-    screen.type(b"\x03")  # Ctrl-C
-    assert sent(transport) == ["Lord", "eat", "--leave"]
-
-
-def test_terminal_ctrl_d_on_an_empty_line_leaves(clock: task.Clock) -> None:
-    screen, client, transport = terminal(clock)
-    screen.type(b"\x04")
-    assert sent(transport)[-1] == "--leave"
+def test_the_server_closing_is_not_the_lords_leaving(clock: task.Clock) -> None:
+    lord, client, _, _ = lord_client(clock)
+    feed(client, "*** Lord has entered the realm (1/5)",
+         "*** The server is shutting down. Farewell!")
+    client.connectionLost(GONE)
+    assert ending(lord).failed and "lost: the server has closed" in ending(lord).why
 
 
 # -- real clients, real server, in memory -----------------------------------
@@ -497,13 +522,12 @@ class Realm:
                 pump.pump()
 
 
-def watched_lord(clock: task.Clock) -> tuple[Lord, list[str]]:
+def watched_lord(clock: task.Clock) -> tuple[LordDriver, list[str]]:
     """A Lord whose screen keeps every line it is shown."""
-    lord = Lord(clock)
-    seen: list[str] = []
-    lord.attach(type("S", (), {"show": lambda self, line: seen.append(line),
-                               "close": lambda self: succeed(None)})())
-    return lord, seen
+    lord = LordDriver(clock)
+    screen = Shown()
+    lord.attach(screen)
+    return lord, screen.lines
 
 
 def test_a_game_with_the_real_server(clock: task.Clock) -> None:
@@ -520,6 +544,7 @@ def test_a_game_with_the_real_server(clock: task.Clock) -> None:
     realm.join(RealmClient(lord, "Lord"))
     realm.settle()
     assert any("Welcome to the Game of Thrones" in line for line in seen)
+    assert not any("What is your name?" in line for line in seen)
     assert sum(line.startswith("*** [New Event]") for line in seen) == 1
     listener = Bot(random.Random())
     [listener.hear(line) for line in seen]
@@ -533,12 +558,12 @@ def test_a_game_with_the_real_server(clock: task.Clock) -> None:
     victim = bots[0].name
     lord.say(f"--dismiss {victim}")
     realm.settle()
-    assert bots[0].done.called and bots[0].done.result is None
+    assert ending(bots[0]) == Ending("dismissed")
     assert any(line.startswith(f"*** You have dismissed {victim}") for line in seen)
     lord.leave()
     realm.settle()
-    assert lord.done.result == 0
-    assert all(bot.done.called and bot.done.result is None for bot in bots)
+    assert ending(lord) == Ending("the Lord has left")
+    assert all(ending(bot) == Ending("the Lord has left") for bot in bots[1:])
 
 
 def test_a_bot_deserts_through_the_real_server(clock: task.Clock) -> None:
@@ -552,11 +577,128 @@ def test_a_bot_deserts_through_the_real_server(clock: task.Clock) -> None:
     realm.settle()
     lord.say("let us dance")
     realm.settle()
-    assert fickle.done.called and fickle.done.result is None
-    assert fickle.ending == "deserted"
+    assert ending(fickle) == Ending("deserted")
     assert any(line.startswith("Bran: ") and line[6:] in lore.DESERTION for line in seen)
     assert "*** Bran has left the realm (2/3)" in seen
     assert not loyal.done.called
     lord.say("--leave")
     realm.settle()
-    assert lord.done.result == 0 and loyal.done.result is None
+    assert not ending(lord).failed and not ending(loyal).failed
+
+
+def test_bots_know_their_stored_names_through_the_real_server(clock: task.Clock) -> None:
+    realm = Realm(clock, size=2)
+    reports: list[str] = []
+    bot = BotDriver(Bot(random.Random(1)), clock, 0.0, report=reports.append)
+    realm.join(RealmClient(bot, "grey-WORM"))
+    lord, seen = watched_lord(clock)
+    realm.join(RealmClient(lord, "Lord"))
+    realm.settle()
+    lord.say("--dismiss GREY-worm")
+    realm.settle()
+    assert bot.name == "Grey-worm" and ending(bot) == Ending("dismissed")
+    assert reports == ["[Grey-worm] joined the realm"]
+
+
+# -- a band of bots ------------------------------------------------------------
+
+def band(realm: Realm, clock: task.Clock, keep: bool, reports: list[str],
+         failures: list[str], pool: tuple[str, ...] = lore.NAMES) -> Band:
+    async def connect(make: Callable[[], RealmClient]) -> None:
+        realm.join(make())
+
+    return Band(connect, clock, lambda i: Bot(random.Random(i)), think=0.5,
+                pool=NamePool(random.Random(4), pool), keep=keep,
+                report=reports.append, tell=failures.append)
+
+
+def who(lord: LordDriver, seen: list[str], realm: Realm) -> str:
+    lord.say("--who")
+    realm.settle(1)
+    return [line for line in seen if line.startswith("*** In the realm")][-1]
+
+
+def test_a_kept_band_fills_a_seat_a_bot_left(clock: task.Clock) -> None:
+    realm = Realm(clock, event_wait=5)
+    reports: list[str] = []
+    failures: list[str] = []
+    bots = band(realm, clock, True, reports, failures)
+    finished = bots.start(4)
+    lord, seen = watched_lord(clock)
+    realm.join(RealmClient(lord, "Lord"))
+    realm.settle()
+    assert "(5/5)" in who(lord, seen, realm)
+    victim = bots.bots[0].name
+    lord.say(f"--dismiss {victim}")
+    realm.settle()
+    newcomer = bots.bots[4].name
+    assert f"[{newcomer}] takes the seat {victim} left" in reports
+    assert f"*** {newcomer} has entered the realm (5/5)" in seen
+    assert "(5/5)" in who(lord, seen, realm) and victim not in who(lord, seen, realm)
+    lord.leave()
+    realm.settle()
+    assert finished.called and finished.result == [] and failures == []
+    assert len(bots.bots) == 5  # no one came after the Lord had left
+
+
+def test_a_band_without_keep_leaves_the_seat_empty(clock: task.Clock) -> None:
+    realm = Realm(clock, event_wait=5)
+    reports: list[str] = []
+    bots = band(realm, clock, False, reports, [])
+    bots.start(4)
+    lord, seen = watched_lord(clock)
+    realm.join(RealmClient(lord, "Lord"))
+    realm.settle()
+    lord.say(f"--dismiss {bots.bots[0].name}")
+    realm.settle()
+    assert len(bots.bots) == 4 and "(4/5)" in who(lord, seen, realm)
+
+
+def test_a_kept_band_out_of_names_draws_those_gone_again(clock: task.Clock) -> None:
+    realm = Realm(clock, size=2)
+    failures: list[str] = []
+    bots = band(realm, clock, True, [], failures, pool=("Arya",))
+    finished = bots.start(1)
+    lord, seen = watched_lord(clock)
+    realm.join(RealmClient(lord, "Lord"))
+    realm.settle()
+    for _ in range(2):
+        lord.say("--dismiss Arya")
+        realm.settle()
+    assert seen.count("*** Arya has entered the realm (2/2)") == 2
+    assert not finished.called and failures == []
+    lord.leave()
+    realm.settle()
+    assert finished.called and failures == []
+
+
+def test_too_many_bots_for_the_names(clock: task.Clock) -> None:
+    realm = Realm(clock, size=5)
+    failures: list[str] = []
+    finished = band(realm, clock, False, [], failures, pool=("Arya",)).start(2)
+    realm.settle()
+    assert failures == ["there are not enough names for so many bots"]
+    assert not finished.called
+
+
+def test_a_stopped_band_ends_every_bot(clock: task.Clock) -> None:
+    realm = Realm(clock)
+    bots = band(realm, clock, True, [], [])
+    finished = bots.start(2)
+    realm.settle()
+    gone = bots.stop()
+    realm.settle(LEAVE_GRACE + 1)
+    assert gone.called and finished.called and finished.result == []
+    assert len(bots.bots) == 2
+
+
+def test_a_band_that_cannot_connect_fails_once(clock: task.Clock) -> None:
+    async def connect(make: Callable[[], RealmClient]) -> None:
+        raise Unreachable("cannot reach the realm at tcp:nowhere:1")
+
+    failures: list[str] = []
+    bots = Band(connect, clock, lambda i: Bot(random.Random(i)),
+                pool=NamePool(random.Random(4)), tell=failures.append)
+    finished = bots.start(3)
+    assert finished.called and finished.result == failures
+    assert set(failures) == {"cannot reach the realm at tcp:nowhere:1"}

@@ -1,21 +1,24 @@
 """End to end: the installed `twistd -n realm` and `realm-client`, as processes.
 
 One server serves the module; each test plays in its own realm.  The Lord
-is driven through a pipe (plain lines, no prompt, no colour).
+is driven through a pipe (plain lines, no prompt, no colour); at a
+terminal, see test_tty.py.  Some tests put a fake server (a raw loopback
+socket) or a TLS server with an untrusted certificate in front of it.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import signal
+import socket
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from realm_procs import Proc, command, realm_server, running
+from realm_procs import Proc, command, fake_server, make_certificate, realm_server, running
 
 from realm import lore
 from realm.bot import NamePool
@@ -33,10 +36,10 @@ def bots(endpoint: str, realm: str, *options: str) -> tuple[str, ...]:
             "--think", "0", *options)
 
 
-def lord(endpoint: str, realm: str, *options: str) -> tuple[str, ...]:
-    """`realm-client --lord`, for `running`."""
-    return (command("realm-client"), "--lord", "--connect", endpoint, "--realm", realm,
-            *options)
+def lord(endpoint: str, realm: str | None, *options: str) -> tuple[str, ...]:
+    """`realm-client --lord`, for `running` (`realm` None: the server's own)."""
+    where = ("--realm", realm) if realm else ()
+    return (command("realm-client"), "--lord", "--connect", endpoint, *where, *options)
 
 
 def members(lord: Proc) -> list[str]:
@@ -126,9 +129,10 @@ def test_the_lord_leaving_ends_every_bot(server: str) -> None:
 def test_a_taken_name_is_drawn_again(server: str) -> None:
     first = NamePool(random.Random(1)).draw()  # what `--seed 1` draws first
     assert first is not None
+    stored = first[0].upper() + first[1:].lower()  # as the server stores it
     with running(*lord(server, "crowd")) as me, \
             running(*bots(server, "crowd", "--name", first)) as taker:
-        taker.expect(f"[{first}] joined")
+        taker.expect(f"[{stored}] joined")
         with running(*bots(server, "crowd", "--seed", "1")) as other:
             other.expect(f"[{first}] is taken; trying ")
             other.expect("joined the realm")
@@ -147,8 +151,6 @@ def test_the_lord_is_told_when_the_connection_is_lost() -> None:
 
 @pytest.mark.parametrize("who", [["--lord"], ["--bot", "--count", "3"]])
 def test_an_unreachable_server(who: list[str]) -> None:
-    import socket
-
     with socket.socket() as s:  # a port that nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -158,57 +160,6 @@ def test_an_unreachable_server(who: list[str]) -> None:
     assert time.monotonic() - started < 5
     assert len(c.err) == 1 and "cannot reach the realm" in c.err[0]
     assert c.out == []
-
-
-def read_until(fd: int, wanted: bytes, seen: bytearray, timeout: float = 10.0) -> None:
-    """Read the terminal `fd` into `seen` until `wanted` shows, or fail."""
-    import select
-
-    deadline = time.monotonic() + timeout
-    while wanted not in seen:
-        left = deadline - time.monotonic()
-        assert left > 0, f"{wanted!r} never came; the screen had {bytes(seen)!r}"
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
-            try:
-                seen += os.read(fd, 4096)
-            except OSError:  # the child closed the terminal
-                assert wanted in seen, f"{wanted!r} never came: {bytes(seen)!r}"
-
-
-@pytest.mark.parametrize("key", [b"\x04", b"\x03"])  # Ctrl-D, Ctrl-C
-def test_the_lord_at_a_terminal(server: str, key: bytes) -> None:
-    import pty
-    import subprocess
-    import termios
-
-    main, side = pty.openpty()
-    before = termios.tcgetattr(side)
-    env = dict(os.environ, TERM="xterm")
-    env.pop("NO_COLOR", None)
-    realm = f"tty{key[0]}"
-    argv = lord(server, realm)
-    proc = subprocess.Popen(argv, stdin=side, stdout=side, stderr=side, env=env)
-    try:
-        with running(*bots(server, realm, "--count", "4")):
-            screen = bytearray()
-            read_until(main, b"You: ", screen)
-            read_until(main, b"\x1b[1;33m*** [New Event] ", screen)  # events in yellow
-            os.write(main, b"we sh")
-            os.write(main, b"all eat\r")
-            read_until(main, b"\x1b[1;32mYou: we shall eat", screen)  # the Lord's in green
-            read_until(main, b": eat", screen)  # a bot answers, above the prompt
-            os.write(main, key)
-            read_until(main, b"The Lord has left the realm", screen)
-            assert proc.wait(10) == 0
-            assert termios.tcgetattr(side) == before  # the terminal is as it was
-            assert b"\x1bc" not in screen  # and the screen was not wiped
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(5)
-        os.close(main)
-        os.close(side)
 
 
 def test_the_lords_password(tmp_path: Path) -> None:
@@ -231,3 +182,139 @@ def test_the_lords_password(tmp_path: Path) -> None:
             me.close_stdin()
             assert me.wait() == 1
             assert "REALM_PASSWORD" in me.err[-1]
+
+
+# -- names as the server stores them ----------------------------------------------
+
+def test_a_bot_knows_itself_by_the_name_the_server_stored(server: str) -> None:
+    with running(*bots(server, "case", "--name", "grey-WORM")) as worm, \
+            running(*lord(server, "case")) as me:
+        worm.expect("[Grey-worm] joined the realm")
+        me.send("--dismiss GREY-WORM")
+        me.expect("You have dismissed Grey-worm")
+        assert worm.wait() == 0, worm.describe()
+        assert "[Grey-worm] is gone: dismissed" in worm.out
+        me.close_stdin()
+        assert me.wait() == 0
+
+
+# -- a band that keeps its seats -----------------------------------------------------
+
+def test_kept_bots_fill_a_seat_left_empty(server: str) -> None:
+    with running(*bots(server, "seats", "--count", "4", "--keep")) as band, \
+            running(*lord(server, "seats")) as me:
+        me.expect("Welcome to the Game of Thrones")
+        victim = members(me)[0]
+        me.send(f"--dismiss {victim}")
+        me.expect(f"You have dismissed {victim}, 4/5 left on your team.")
+        newcomer = band.expect_re(rf"\[(\S+)\] takes the seat {victim} left").group(1)
+        me.expect(f"*** {newcomer} has entered the realm (5/5)")
+        now = members(me)
+        assert len(now) == 4 and victim not in now and newcomer in now
+        me.close_stdin()
+        assert me.wait() == 0
+        assert band.wait() == 0, band.describe()
+        assert sum("is gone: the Lord has left" in line for line in band.out) == 4
+
+
+# -- lost, refused, untrusted: one line and a non-zero exit ---------------------------
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    pem, roots = make_certificate(tmp_path_factory.mktemp("tls"))
+    with realm_server(listen=f"ssl:0:privateKey={pem}:interface=127.0.0.1",
+                      scheme="tls") as (_, endpoint):
+        yield endpoint, roots
+
+
+@pytest.mark.parametrize("stdin_ended", [True, False])
+def test_an_untrusted_certificate_is_named_for_the_lord(
+        tls_server: tuple[str, Path], stdin_ended: bool) -> None:
+    endpoint, _ = tls_server
+    with running(*lord(endpoint, "tls")) as me:
+        if stdin_ended:
+            me.close_stdin()
+        assert me.wait() == 1
+    [told] = me.err
+    assert "certificate is not trusted (certificate verify failed)" in told, told
+    assert f"--connect {endpoint}:trustRoots=FOLDER" in told
+    assert me.out == []
+
+
+def test_an_untrusted_certificate_is_named_once_for_bots(
+        tls_server: tuple[str, Path]) -> None:
+    endpoint, _ = tls_server
+    with running(*bots(endpoint, "tls", "--count", "3")) as band:
+        assert band.wait() == 1
+    [told] = band.err
+    assert "certificate is not trusted" in told and "trustRoots=FOLDER" in told
+
+
+def test_a_trusted_certificate_lets_the_lord_in(tls_server: tuple[str, Path]) -> None:
+    endpoint, roots = tls_server
+    with running(*lord(f"{endpoint}:trustRoots={roots}", "tls2")) as me:
+        me.expect("*** Lord has entered the realm (1/5)")
+        me.close_stdin()
+        assert me.wait() == 0
+    assert me.err == []
+
+
+def test_a_hang_up_before_joining_is_told_with_stdin_at_its_end() -> None:
+    with fake_server() as fake, running(*lord(fake.endpoint, "gone")) as me:
+        me.close_stdin()  # a script: its input has ended at once
+        peer = fake.accept()
+        assert peer.line() == "Lord@gone"
+        peer.close()
+        assert me.wait() == 1
+    [told] = me.err
+    assert "lost before joining" in told
+    assert me.out == []
+
+
+# -- a server's escape sequences are shown, never obeyed -------------------------------
+
+HOSTILE = (b"Arya: \x1b]52;c;aGk=\x07 \x1b]0;pwned\x07 \x1b[2J \x1b]8;;http://x\x1b\\link"
+           b"\x1b]8;;\x1b\\ \x07\r\n")
+SHOWN = "Arya: ^[]52;c;aGk=^G ^[]0;pwned^G ^[[2J ^[]8;;http://x^[\\link^[]8;;^[\\ ^G"
+
+
+def test_a_piped_lord_shows_escape_sequences_written_out() -> None:
+    with fake_server() as fake, running(*lord(fake.endpoint, None)) as me:
+        peer = fake.accept()
+        assert peer.line() == "Lord"
+        peer.send(b"*** Hail\x1b[2J!\r\n*** Lord has entered the realm (1/5)\r\n" + HOSTILE)
+        assert me.expect("Arya: ") == SHOWN
+        me.close_stdin()
+        assert peer.line() == "--leave"
+        peer.send(b"*** The Lord has left the realm. The game is over.\r\n")
+        peer.close()
+        assert me.wait() == 0
+    assert me.out[0] == "*** Hail^[[2J!"
+    assert not any(c in line for line in me.out + me.err for c in "\x1b\x07")
+
+
+def test_bots_report_escape_sequences_written_out() -> None:
+    with fake_server() as fake, running(*bots(fake.endpoint, "x", "--name", "Arya")) as bot:
+        peer = fake.accept()
+        assert peer.line() == "Arya@x"
+        peer.send(b"*** Error: \x1b]52;c;aGk=\x07Begone\x07\r\n")
+        assert bot.wait() == 1
+    assert bot.err == ["realm-client: Arya: ^[]52;c;aGk=^GBegone^G"]
+    assert not any(c in line for line in bot.out + bot.err for c in "\x1b\x07")
+
+
+# -- the command line --------------------------------------------------------------------
+
+def test_version_is_realms_own() -> None:
+    with running(command("realm-client"), "--version") as c:
+        assert c.wait() == 0
+    assert c.out == [f"realm-client (realm) {version('realm')}"]
+
+
+@pytest.mark.parametrize(("argv", "told"), [
+    (["--bot", "--count", "0"], "--count must be at least 1, not 0"),
+    (["--bot", "--think", "-1"], "--think must not be negative, not -1")])
+def test_each_bad_option_its_own_message(argv: list[str], told: str) -> None:
+    with running(command("realm-client"), *argv) as c:
+        assert c.wait() == 2
+    assert c.err[0] == f"realm-client: {told}"

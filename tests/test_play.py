@@ -1,7 +1,9 @@
 """`realm-play`, the launcher behind `make play`, driven through a pipe.
 
-It must start a server and four bots, let the Lord play, and when the Lord
-leaves stop every process it started, leaving no port bound.
+It must start a server and four bots, let the Lord play, keep the realm
+full (a bot that leaves is replaced), and when the Lord leaves stop every
+process it started, leaving no port bound and no folder behind (each test
+gives it its own TMPDIR, and checks it is empty afterwards).
 """
 
 from __future__ import annotations
@@ -9,11 +11,24 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 from realm_procs import Proc, alive, command, running
 
 from realm.play import Options, accepting
+
+
+@pytest.fixture
+def tmpdir_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """realm-play's TMPDIR for one test; nothing may be left in it."""
+    yield {"TMPDIR": str(tmp_path)}
+    assert list(tmp_path.iterdir()) == [], "realm-play left its folder behind"
+
+
 
 
 def started(play: Proc) -> tuple[int, int, int]:
@@ -34,8 +49,8 @@ def assert_all_stopped(play: Proc) -> None:
     assert "Everything it started has stopped. Farewell!" in play.err[-1]
 
 
-def test_a_game_then_end_of_input_stops_everything() -> None:
-    with running(command("realm-play"), "--think", "0") as play:
+def test_a_game_then_end_of_input_stops_everything(tmpdir_env: dict[str, str]) -> None:
+    with running(command("realm-play"), "--think", "0", env=tmpdir_env) as play:
         play.expect("Welcome to the Game of Thrones")
         event = play.expect("*** [New Event] ")
         option = re.search(r"1 (\w+) or 2 \w+\?$", event)
@@ -51,9 +66,10 @@ def test_a_game_then_end_of_input_stops_everything() -> None:
     assert_all_stopped(play)
 
 
-def test_ctrl_c_in_a_pipe_stops_everything() -> None:
+def test_ctrl_c_in_a_pipe_stops_everything(tmpdir_env: dict[str, str]) -> None:
     # A Ctrl-C at the terminal signals the whole foreground process group.
-    with running(command("realm-play"), "--think", "0", new_session=True) as play:
+    with running(command("realm-play"), "--think", "0", env=tmpdir_env,
+                 new_session=True) as play:
         play.expect("Welcome to the Game of Thrones")
         os.killpg(play.pid, signal.SIGINT)
         play.expect("The Lord has left the realm")
@@ -61,8 +77,8 @@ def test_ctrl_c_in_a_pipe_stops_everything() -> None:
     assert_all_stopped(play)
 
 
-def test_stopping_the_launcher_stops_everything() -> None:
-    with running(command("realm-play"), "--think", "0") as play:
+def test_stopping_the_launcher_stops_everything(tmpdir_env: dict[str, str]) -> None:
+    with running(command("realm-play"), "--think", "0", env=tmpdir_env) as play:
         play.expect("Welcome to the Game of Thrones")
         play.popen.send_signal(signal.SIGTERM)
         play.expect("The Lord has left the realm")  # the Lord left properly
@@ -70,9 +86,53 @@ def test_stopping_the_launcher_stops_everything() -> None:
     assert_all_stopped(play)
 
 
-@pytest.mark.parametrize("argv", [["--bots", "0"], ["--think", "-1"], ["--port", "70000"]])
-def test_bad_options(argv: list[str]) -> None:
+def test_a_dismissed_bot_is_replaced(tmpdir_env: dict[str, str]) -> None:
+    with running(command("realm-play"), "--think", "0", env=tmpdir_env) as play:
+        play.expect("Welcome to the Game of Thrones")
+        play.send("--who")
+        names = play.expect("*** In the realm ").rpartition(": ")[2].split(", ")
+        victim = next(name for name in names if name != "Lord")
+        play.send(f"--dismiss {victim}")
+        play.expect(f"You have dismissed {victim}, 4/5 left on your team.")
+        play.expect_re(r"\*\*\* \S+ has entered the realm \(5/5\)")  # a new bot
+        play.send("--who")
+        who = play.expect("*** In the realm ")
+        assert "(5/5)" in who and victim not in who
+        play.close_stdin()
+        assert play.wait() == 0
+    assert_all_stopped(play)
+    assert any("a bot that leaves is replaced" in line for line in play.err)
+
+
+def test_a_server_that_cannot_start_keeps_its_logs_and_says_where(tmp_path: Path) -> None:
+    with socket.socket() as taken:  # bound, not listening: the server cannot have it
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        with running(command("realm-play"), "--port", str(port),
+                     env={"TMPDIR": str(tmp_path)}) as play:
+            assert play.wait(30) == 1
+    kept = re.search(r"Logs are kept in (\S+)\.", "\n".join(play.err))
+    assert kept, play.describe()
+    logs = Path(kept.group(1))
+    assert logs.parent == tmp_path and (logs / "server.log").exists()
+
+
+@pytest.mark.parametrize(("argv", "told"), [
+    (["--bots", "0"], "--bots must be at least 1, not 0"),
+    (["--think", "-1"], "--think must not be negative, not -1"),
+    (["--port", "70000"], "--port must be a port number")])
+def test_bad_options(argv: list[str], told: str) -> None:
     from twisted.python.usage import UsageError
 
-    with pytest.raises(UsageError):
+    with pytest.raises(UsageError, match=told):
         Options().parseOptions(argv)
+
+
+def test_help_and_version() -> None:
+    with running(command("realm-play"), "--help") as c:
+        assert c.wait() == 0
+    port = " ".join(line.strip() for line in c.out if "--port" in line or "free one" in line)
+    assert "(default: a free one)" in port and "[default: 0]" not in port
+    with running(command("realm-play"), "--version") as c:
+        assert c.wait() == 0
+    assert c.out == [f"realm-play (realm) {version('realm')}"]

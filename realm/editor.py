@@ -1,0 +1,140 @@
+"""The line the Lord is typing at a terminal: pure state, no drawing.
+
+`LineEditor` holds the characters typed, the cursor and the history
+(↑/↓), and edits them as shells do (Ctrl-U clears the line).  `places`
+says where each character of a prompt and its line stands on a terminal
+of a given width once it wraps over several rows, so `realm.console` can
+redraw the whole input and put the cursor back where it was.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+
+def cells(char: str) -> int:
+    """How many terminal columns `char` takes: 2 for wide East Asian
+    characters and most emoji, 0 for combining marks, else 1."""
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+
+def places(start: int, chars: Sequence[str], columns: int) -> list[tuple[int, int]]:
+    """(row, column) of the cursor before each of `chars` and after the
+    last, counted from the first row of the input, the text starting at
+    column `start` of a terminal `columns` wide.
+
+    Text that fills a row to its last column puts the cursor at the start
+    of the next row: the caller writes a line break there to make it so
+    (a terminal keeps such a cursor on the last column until more comes).
+    """
+    columns = max(columns, 2)
+    row, column = divmod(start, columns)
+    found = []
+    for char in chars:
+        width = cells(char)
+        if column + width > columns:  # a wide character wraps whole
+            row, column = row + 1, 0
+        found.append((row, column))
+        column += width
+        if column >= columns:
+            row, column = row + 1, 0
+    found.append((row, column))
+    return found
+
+
+class LineEditor:
+    """The characters typed, the cursor (`at`) and the history."""
+
+    def __init__(self) -> None:
+        self.chars: list[str] = []
+        self.at = 0
+        self.history: list[str] = []
+        #: Which history line is shown: len(history) is the line being typed.
+        self.recalled = 0
+        self._draft = ""
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chars)
+
+    @property
+    def at_end(self) -> bool:
+        return self.at == len(self.chars)
+
+    def insert(self, text: str) -> None:
+        self.chars[self.at:self.at] = list(text)
+        self.at += len(text)
+
+    def backspace(self) -> bool:
+        if not self.at:
+            return False
+        self.at -= 1
+        del self.chars[self.at]
+        return True
+
+    def delete(self) -> bool:
+        if self.at_end:
+            return False
+        del self.chars[self.at]
+        return True
+
+    def left(self) -> bool:
+        if not self.at:
+            return False
+        self.at -= 1
+        return True
+
+    def right(self) -> bool:
+        if self.at_end:
+            return False
+        self.at += 1
+        return True
+
+    def home(self) -> bool:
+        moved, self.at = self.at != 0, 0
+        return moved
+
+    def end(self) -> bool:
+        moved, self.at = not self.at_end, len(self.chars)
+        return moved
+
+    def clear(self) -> bool:
+        """Ctrl-U: the whole line goes."""
+        cleared = bool(self.chars)
+        self.chars, self.at = [], 0
+        return cleared
+
+    def _show(self, text: str) -> None:
+        self.chars = list(text)
+        self.at = len(self.chars)
+
+    def up(self) -> bool:
+        """The history line before the one shown."""
+        if not self.recalled:
+            return False
+        if self.recalled == len(self.history):
+            self._draft = self.text
+        self.recalled -= 1
+        self._show(self.history[self.recalled])
+        return True
+
+    def down(self) -> bool:
+        """The history line after the one shown, then the draft again."""
+        if self.recalled >= len(self.history):
+            return False
+        self.recalled += 1
+        self._show(self.history[self.recalled] if self.recalled < len(self.history)
+                   else self._draft)
+        return True
+
+    def take(self, remember: bool = True) -> str:
+        """The line typed, Enter pressed: the editor is empty again."""
+        text = self.text
+        if remember and text.strip() and (not self.history or self.history[-1] != text):
+            self.history.append(text)
+        self.recalled = len(self.history)
+        self.chars, self.at, self._draft = [], 0, ""
+        return text

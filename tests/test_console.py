@@ -1,0 +1,333 @@
+"""What the Lord sees: rendering, colours, the line editor, and the terminal
+front end drawn onto a modelled screen (`realm_procs.ScreenBuffer`, an
+`insults.helper.TerminalBuffer`).
+
+The screen is what the tests read: after every redraw no stale copy of
+what was typed may remain, however many rows it wrapped over, and the
+cursor stands where the player left it.
+"""
+
+from __future__ import annotations
+
+import pytest
+from realm_procs import ScreenBuffer
+from twisted.conch.insults.insults import ClientProtocol, ServerProtocol
+from twisted.internet.defer import Deferred
+from twisted.internet.testing import StringTransport
+
+from realm import lore
+from realm.console import (
+    MEMBER_COLOURS,
+    LordPipe,
+    LordTerminal,
+    Palette,
+    colour_wanted,
+    kind,
+    render,
+)
+from realm.editor import LineEditor, places
+
+LEFT, RIGHT, UP, DOWN = b"\x1b[D", b"\x1b[C", b"\x1b[A", b"\x1b[B"
+CTRL_U = b"\x15"
+
+
+class Keys:
+    """The Lord, as a front end sees it: lines said, and leaving."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+        self.left = 0
+
+    def say(self, text: str) -> None:
+        self.said.append(text)
+
+    def leave(self) -> None:
+        self.left += 1
+
+
+# -- kinds and colours ----------------------------------------------------------
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("*** Error: no", "error"), ("*** [New Event] x 1 a or 2 b?", "event"),
+    ("*** Arya has entered the realm (1/5)", "system"), ("Arya: hi", "chat")])
+def test_kinds_of_lines(line: str, expected: str) -> None:
+    assert kind(line) == expected
+
+
+def test_render_without_colour_is_the_line() -> None:
+    for line in ["*** Error: no", "Arya: hi", "*** [New Event] x"]:
+        assert render(line, colour=False, palette=Palette()) == line
+        assert render(line, colour=False, own=True) == line
+
+
+def test_render_colours_each_kind_and_the_lords_own_lines() -> None:
+    looks = {render(line, colour=True).split("m")[0] for line in
+             ["*** Error: no", "*** [New Event] x", "*** joined"]}
+    assert len(looks) == 3
+    palette = Palette()
+    own = render("You: eat", colour=True, own=True).split("m")[0]
+    assert own not in {render(f"{name}: eat", True, palette=palette).split("m")[0]
+                       for name in lore.NAMES}
+    assert all(render(x, True, palette=palette).endswith("\x1b[0m")
+               for x in ["Arya: x", "*** y"])
+
+
+def colour(line: str, palette: Palette) -> str:
+    return render(line, True, palette=palette).split("m")[0]
+
+
+def test_members_present_each_get_their_own_colour() -> None:
+    palette = Palette()
+    names = ["Arya", "Bran", "Sansa", "Hodor", "Grey-worm", "Jon", "Tyrion", "Varys"]
+    for name in names:
+        palette.see(f"*** {name} has entered the realm (2/9)")
+    assert len({colour(f"{name}: hi", palette) for name in names}) == len(MEMBER_COLOURS)
+    assert colour("Arya: hi", palette) == colour("Arya: again", palette)  # stable
+
+
+def test_colours_in_order_of_first_sight_and_freed_on_departure() -> None:
+    palette = Palette()
+    first = colour("Arya: hi", palette)  # there before the Lord: first seen chatting
+    palette.see("*** Bran has entered the realm (3/5)")
+    second = colour("Bran: hi", palette)
+    assert (first, second) == (f"\x1b[{MEMBER_COLOURS[0]}", f"\x1b[{MEMBER_COLOURS[1]}")
+    palette.see("*** Arya has been dismissed by the Lord (2/5)")
+    palette.see("*** Sansa has entered the realm (3/5)")
+    assert colour("Sansa: hi", palette) == first  # Arya's colour, free again
+    assert colour("Bran: hi", palette) == second
+
+
+def test_a_colour_is_shared_only_when_more_are_present_than_colours() -> None:
+    palette = Palette()
+    names = [f"M{i}" for i in range(len(MEMBER_COLOURS) + 2)]
+    for name in names:
+        palette.see(f"*** {name} has entered the realm (2/20)")
+    looks = [colour(f"{name}: hi", palette) for name in names]
+    assert len(set(looks[:len(MEMBER_COLOURS)])) == len(MEMBER_COLOURS)
+
+
+def test_who_tells_who_is_present() -> None:
+    palette = Palette()
+    palette.see("*** Arya has entered the realm (2/5)")
+    palette.see("*** In the realm 'westeros' (3/5): Lord, Bran, Sansa")
+    assert list(palette.present) == ["bran", "sansa"]
+
+
+@pytest.mark.parametrize(("env", "wanted"), [({}, True), ({"NO_COLOR": "1"}, False),
+                                             ({"NO_COLOR": ""}, True),
+                                             ({"TERM": "dumb"}, False)])
+def test_no_color(env: dict[str, str], wanted: bool) -> None:
+    assert colour_wanted(env) is wanted
+
+
+# -- the editor ------------------------------------------------------------------
+
+def test_editing_history_and_ctrl_u() -> None:
+    editor = LineEditor()
+    editor.insert("we eat")
+    editor.left(), editor.left(), editor.left()
+    editor.insert("shall ")
+    assert (editor.text, editor.at) == ("we shall eat", 9)
+    assert editor.take() == "we shall eat"
+    editor.insert("draft")
+    assert editor.up() and editor.text == "we shall eat"
+    assert editor.down() and editor.text == "draft"
+    assert editor.clear() and (editor.text, editor.at) == ("", 0)
+    assert not editor.up() or editor.text == "we shall eat"
+
+
+def test_places_over_wrapped_rows() -> None:
+    assert places(5, list("ab"), 10) == [(0, 5), (0, 6), (0, 7)]
+    assert places(5, list("abcde"), 10)[-1] == (1, 0)  # a full row: the cursor below
+    assert places(8, ["a", "龍", "b"], 10) == [(0, 8), (1, 0), (1, 2), (1, 3)]  # wraps whole
+
+
+# -- the terminal ------------------------------------------------------------------
+
+class Screen:
+    """A terminal screen in memory: the Lord's terminal writes to it."""
+
+    def __init__(self, keys: Keys | None = None, colour: bool = False,
+                 width: int = 80, height: int = 24) -> None:
+        self.keys = keys or Keys()
+        self.buffer = ScreenBuffer()
+        self.buffer.width, self.buffer.height = width, height
+        parser = ClientProtocol(lambda: self.buffer)
+        parser.makeConnection(StringTransport())
+        self.raw = b""
+
+        screen = self
+
+        class Wire(StringTransport):
+            def write(self, data: bytes) -> None:
+                screen.raw += data
+                parser.dataReceived(data)
+
+        self.server = ServerProtocol(LordTerminal, self.keys, colour, lambda: width)
+        self.server.makeConnection(Wire())
+        self.terminal: LordTerminal = self.server.terminalProtocol  # type: ignore[assignment]
+
+    def type(self, keys: bytes) -> None:
+        self.server.dataReceived(keys)
+
+    def show(self, *lines: str) -> None:
+        for line in lines:
+            self.terminal.show(line)
+
+    def rows(self) -> list[str]:
+        return [row.rstrip() for row in bytes(self.buffer).decode().split("\n") if row.strip()]
+
+    def cursor(self) -> tuple[int, int]:
+        return self.buffer.x, self.buffer.y
+
+
+def wrapped(text: str, width: int = 80) -> list[str]:
+    """`text` as a terminal `width` wide shows it, row by row."""
+    return [text[i:i + width].rstrip() for i in range(0, len(text), width)]
+
+
+def test_terminal_prompt_survives_incoming_lines() -> None:
+    screen = Screen()
+    assert screen.rows() == ["You:"]
+    screen.type(b"we sh")
+    screen.show("*** Lord has entered the realm (1/5)", "Arya: hi")
+    assert screen.rows() == ["*** Lord has entered the realm (1/5)", "Arya: hi", "You: we sh"]
+    screen.type(b"all eat\r")
+    screen.show("Bran: eat? Proposal accepted!")
+    assert screen.rows() == ["*** Lord has entered the realm (1/5)", "Arya: hi",
+                             "You: we shall eat", "Bran: eat? Proposal accepted!", "You:"]
+    assert screen.keys.said == ["we shall eat"]
+
+
+@pytest.mark.parametrize("length", [75, 76, 80, 155, 160, 230])
+def test_a_long_typed_line_is_redrawn_whole_when_lines_arrive(length: int) -> None:
+    screen = Screen()
+    typed = ("we ride north at dawn " * 12)[:length]
+    screen.type(typed.encode())
+    screen.show("Arya: hi", "Bran: eat? Proposal accepted!", "Sansa: what now?")
+    assert screen.rows() == ["Arya: hi", "Bran: eat? Proposal accepted!",
+                             "Sansa: what now?", *wrapped("You: " + typed)]
+    x, y = screen.cursor()
+    assert (y - 3) * 80 + x == len("You: " + typed)  # the cursor at its end
+    screen.type(b"!\r")
+    assert screen.keys.said == [typed + "!"]
+    assert screen.rows() == ["Arya: hi", "Bran: eat? Proposal accepted!",
+                             "Sansa: what now?", *wrapped("You: " + typed + "!"), "You:"]
+
+
+def test_the_cursor_stays_where_it_was_in_a_wrapped_line() -> None:
+    screen = Screen()
+    typed = "x" * 150
+    screen.type(typed.encode() + LEFT * 100)  # into the first row
+    screen.show("Arya: hi")
+    assert screen.rows() == ["Arya: hi", *wrapped("You: " + typed)]
+    assert screen.cursor() == (55, 1)
+    screen.type(b"Y")
+    screen.show("Bran: ho")
+    assert screen.rows()[:2] == ["Arya: hi", "Bran: ho"]
+    assert screen.rows()[2:] == wrapped("You: " + "x" * 50 + "Y" + "x" * 100)
+    screen.type(b"\r")
+    assert screen.keys.said == ["x" * 50 + "Y" + "x" * 100]
+    assert screen.rows()[2:] == [*wrapped("You: " + "x" * 50 + "Y" + "x" * 100), "You:"]
+
+
+def test_editing_across_rows_leaves_nothing_stale() -> None:
+    screen = Screen()
+    screen.type(b"a" * 80 + b"\x7f" * 10 + LEFT * 5 + b"\x7f" * 5)
+    assert screen.rows() == wrapped("You: " + "a" * 65)
+    screen.type(UP)  # no history yet: nothing happens
+    screen.type(b"\r" + b"b" * 3 + UP)
+    assert screen.rows() == ["You: " + "a" * 65] * 2  # the line sent, and recalled
+    screen.type(DOWN)
+    assert screen.rows() == ["You: " + "a" * 65, "You: bbb"]
+
+
+def test_ctrl_u_clears_the_line_however_long() -> None:
+    screen = Screen()
+    screen.show("Arya: hi")
+    screen.type(b"garbage " * 20 + CTRL_U)
+    assert screen.rows() == ["Arya: hi", "You:"]
+    screen.type(b"we ride\r")
+    assert screen.keys.said == ["we ride"]
+
+
+def test_terminal_keeps_the_cursor_where_the_player_left_it() -> None:
+    screen = Screen()
+    screen.type(b"we eat" + LEFT * 3)
+    screen.show("Arya: hi")
+    screen.type(b"shall \r")
+    assert screen.keys.said == ["we shall eat"]
+
+
+def test_terminal_takes_characters_beyond_ascii_but_no_controls() -> None:
+    screen = Screen()
+    screen.type("Ser Jöran eats crème brûlée 🐉".encode())
+    screen.type(b"\x7f")  # backspace takes the whole dragon, not one byte
+    screen.type("\u009b\u202e!\r".encode())  # a C1 control and an override: dropped
+    assert screen.keys.said == ["Ser Jöran eats crème brûlée !"]
+    screen.type(UP + b"?\r")  # history keeps whole characters
+    assert screen.keys.said[-1] == "Ser Jöran eats crème brûlée !?"
+
+
+def test_terminal_colours_and_ctrl_keys() -> None:
+    screen = Screen(colour=True)
+    screen.show("*** Lord has entered the realm (1/5)", "*** [New Event] x 1 a or 2 b?")
+    assert b"\x1b[1;33m*** [New Event]" in screen.raw
+    screen.type(b"eat\x04")  # Ctrl-D with text typed: not the end
+    assert not screen.keys.left
+    screen.type(b"\r")
+    assert b"\x1b[1;32mYou: eat" in screen.raw
+    screen.type(b"\x03")  # Ctrl-C
+    assert screen.keys.said == ["eat"] and screen.keys.left
+
+
+def test_terminal_ctrl_d_on_an_empty_line_leaves() -> None:
+    screen = Screen()
+    screen.type(b"\x04")
+    assert screen.keys.left
+
+
+def test_the_password_is_typed_unseen_and_forgotten() -> None:
+    screen = Screen()
+    screen.type(b"hello")  # a draft, typed before the question came
+    asked = screen.terminal.ask_secret("The Lord's password (not shown): ")
+    assert asked is not None
+    given: list[str | None] = []
+    asked.addCallback(given.append)
+    screen.type(b"s3cret")
+    screen.show("*** Hail, traveller!")
+    assert screen.rows() == ["*** Hail, traveller!", "The Lord's password (not shown):"]
+    screen.type(b"\r")
+    assert given == ["s3cret"] and screen.keys.said == []
+    assert b"s3cret" not in screen.raw
+    assert screen.rows()[-1] == "You: hello"  # the draft is back
+    screen.type(CTRL_U + UP)
+    assert screen.rows()[-1] == "You:"  # not in the history
+
+
+@pytest.mark.parametrize("key", [b"\x03", b"\x04"])
+def test_giving_up_the_password(key: bytes) -> None:
+    screen = Screen()
+    asked = screen.terminal.ask_secret("Password: ")
+    assert isinstance(asked, Deferred)
+    screen.type(key)
+    assert asked.called and asked.result is None
+
+
+def test_pipe_front_end_plain_lines_and_end_of_input() -> None:
+    keys = Keys()
+    pipe = LordPipe(keys)
+    out = StringTransport()
+    pipe.makeConnection(out)
+    pipe.show("*** Lord has entered the realm (1/5)")
+    pipe.show("Arya: hi")
+    assert out.value() == b"*** Lord has entered the realm (1/5)\nArya: hi\n"
+    assert pipe.ask_secret("Password: ") is None  # pipes cannot hide it
+    pipe.dataReceived(b"we ride\r\n\n  \nsail\n")
+    assert keys.said == ["we ride", "sail"]
+    pipe.readConnectionLost()
+    assert keys.left
+    gone = pipe.close()
+    assert out.disconnecting and not gone.called  # flushing first
+    pipe.connectionLost()
+    assert gone.called
