@@ -218,13 +218,11 @@ class RealmClient(LineReceiver):
 
 
 #: The server's goodbyes that end a game well for a bot, and how to say so.
-# TODO(wire): wire.realm_ended(line) and wire.realm_gone(line), as lord_left.
 GOODBYES: tuple[tuple[Callable[[str], bool], str], ...] = (
     (wire.lord_left, "the Lord has left"),
     (wire.dismissed_you, "dismissed"),
     (wire.shutting_down, "the server has closed"),
-    (lambda line: wire.REALM_ENDED.match(line) is not None, "the realm was ended"),
-    (lambda line: wire.REALM_GONE.match(line) is not None, "the realm's server is gone"),
+    (wire.realm_over, "the realm is over"),
 )
 
 

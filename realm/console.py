@@ -58,8 +58,6 @@ COLOURS = {
 }
 #: Colours for members' chat, the Lord's own green left out.
 MEMBER_COLOURS = ("34", "35", "94", "95", "96", "33", "91", "37")
-#: Departures: the member is no longer present.
-_GONE = (wire.LEFT_WHY, wire.DISMISSED_WHY, wire.IDLE_WHY, wire.LOST_WHY)
 
 
 class Keyboard(Protocol):
@@ -116,21 +114,20 @@ class Palette:
 
     def see(self, line: str) -> None:
         """Follow who is present from a server line."""
-        # TODO(wire): wire.departed(line) -> (name, why) and wire.who(line) -> names.
         arrived = wire.entered(line)
-        departed = wire.DEPARTED.match(line)
-        who = wire.WHO.match(line)
+        departed = wire.departed(line)
+        listed = wire.who(line)
         if arrived is not None:
             if arrived != wire.LORD:
                 self.colour(arrived)
-        elif departed is not None and departed["why"] in _GONE:
-            self.present.pop(departed["name"].lower(), None)
+        elif departed is not None:
+            self.present.pop(departed.lower(), None)
         elif wire.lord_left(line):
             self.present.clear()
-        elif who is not None:
-            names = [n for n in who["names"].split(", ") if n and n != wire.LORD]
-            listed = {n.lower() for n in names}
-            for gone in [key for key in self.present if key not in listed]:
+        elif listed is not None:
+            names = [n for n in listed if n != wire.LORD]
+            here = {n.lower() for n in names}
+            for gone in [key for key in self.present if key not in here]:
                 del self.present[gone]
             for name in names:
                 self.colour(name)

@@ -29,12 +29,11 @@ from realm import wire
 from realm.client import Ending, Player
 
 #: Refusals after which a Lord who typed the password may type it again.
-RETRY = ("wrong_password", "password_unchecked")
+RETRY = ("wrong_password", "password_wait")
 NO_PASSWORD = ("The server asks for the Lord's password: give it with "
                "--password-file or REALM_PASSWORD.")
 #: What the Lord's screen does not show: the client answers it.
-# TODO(wire): wire.asks_name(line), as wire.asks_password.
-UNSHOWN = (wire.ASK_NAME, wire.ASK_PASSWORD)
+UNSHOWN = (wire.asks_name, wire.asks_password)
 
 
 class Screen(Protocol):
@@ -72,7 +71,7 @@ class LordDriver(Player):
 
     def heard(self, line: str) -> None:
         self.note(line)
-        if any(template.match(line) is not None for template in UNSHOWN):
+        if any(unshown(line) for unshown in UNSHOWN):
             return
         if self.screen is None:
             self._early.append(line)

@@ -267,6 +267,36 @@ def asks_password(line: str) -> bool:
     return ASK_PASSWORD.match(line) is not None
 
 
+def asks_name(line: str) -> bool:
+    return ASK_NAME.match(line) is not None
+
+
+#: The realm is over for this member, by the server's doing.
+_REALM_OVER = (REALM_ENDED, REALM_GONE, CUT_OFF, REALM_MOVED)
+
+
+def realm_over(line: str) -> bool:
+    """Whether the server says the realm has ended for this member (ended by
+    its keeper, its server gone, cut off, taken over)."""
+    return any(template.match(line) is not None for template in _REALM_OVER)
+
+
+#: What DEPARTED's `why` may be: the member is no longer present.
+GONE_WHYS = (LEFT_WHY, DISMISSED_WHY, IDLE_WHY)
+
+
+def departed(line: str) -> str | None:
+    """The NAME of a `*** NAME has left the realm (n/SIZE)` line (any way of going)."""
+    fields = DEPARTED.match(line)
+    return fields["name"] if fields and fields["why"] in GONE_WHYS else None
+
+
+def who(line: str) -> list[str] | None:
+    """The names a `--who` line lists, or None."""
+    fields = WHO.match(line)
+    return [n for n in fields["names"].split(", ") if n] if fields else None
+
+
 def shutting_down(line: str) -> bool:
     return SHUTTING_DOWN.match(line) is not None
 
