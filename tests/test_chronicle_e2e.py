@@ -1,0 +1,71 @@
+"""The chronicle through the installed `twistd realm`: a reign whose
+`[Reign Ended]` line was sent survives a `kill -9` right after it, and a
+restarted server shows it; a chronicle that cannot be opened stops the
+start with one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from realm_procs import WAIT, Peer, Proc, command, running
+
+from realm import wire
+
+OTHERS = ("Arya", "Bran")
+
+
+def listening(server: Proc) -> str:
+    return "tcp:127.0.0.1:" + server.expect_re(r"starting on (\d+)").group(1)
+
+
+def test_a_reign_told_as_ended_survives_kill_9(tmp_path: Path) -> None:
+    chronicle = f"sqlite:{tmp_path / 'realm.sqlite'}"
+    with running(command("twistd"), "-n", "--pidfile=", "realm",
+                 "--listen", "tcp:0:interface=127.0.0.1", "--size", "3",
+                 "--reign-length", "1", "--chronicle", chronicle, cwd=str(tmp_path)) as server:
+        endpoint = listening(server)
+        others = [Peer.connect(endpoint) for _ in OTHERS]
+        for peer, name in zip(others, OTHERS, strict=True):
+            peer.send(f"{name}@kings\n".encode())
+        lord = Peer.connect(endpoint)
+        lord.send(b"Lord@kings\n")
+        lord.expect("[New Event]")
+        lord.send(b"1\n")
+        for peer in others:
+            peer.expect("Lord: 1")
+            peer.send(b"aye\n")
+        report = lord.expect("[Realm]")
+        ended = lord.expect("[Reign Ended]")
+        os.kill(server.pid, signal.SIGKILL)  # right after the line: nothing may be lost
+        assert server.wait() == -signal.SIGKILL
+    fields = wire.REIGN_OVER.match(ended)
+    assert fields is not None and fields["events"] == "1"
+    assert wire.read_report(report) is not None
+    with running(command("twistd"), "-n", "--pidfile=", "realm",
+                 "--listen", "tcp:0:interface=127.0.0.1",
+                 "--chronicle", chronicle, cwd=str(tmp_path)) as again:
+        endpoint = listening(again)
+        reader = Peer.connect(endpoint)
+        reader.send(b"Sam@kings\n--chronicle\n")
+        reader.expect("The best reigns in the chronicle:")
+        row = wire.CHRONICLE_ROW.match(reader.line())
+        assert row is not None
+        assert (row["realm"], row["outcome"], row["events"], row["score"]) == (
+            "kings", fields["outcome"], "1", fields["score"])
+
+
+def test_a_chronicle_that_cannot_be_opened_stops_the_start(tmp_path: Path) -> None:
+    twistd = str(Path(sys.executable).with_name("twistd"))
+    where = tmp_path / "no-such-folder" / "realm.sqlite"
+    result = subprocess.run(
+        [twistd, "-n", "--pidfile=", "realm", "--listen", "tcp:0:interface=127.0.0.1",
+         "--chronicle", f"sqlite:{where}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=WAIT)
+    assert result.returncode != 0
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("realm: cannot open the chronicle sqlite:") and str(where) in line
+    assert "Traceback" not in result.stdout + result.stderr
