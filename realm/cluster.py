@@ -128,6 +128,12 @@ class Cluster:
             "send": self._on_send, "close": self._on_close, "bye": self._on_bye,
         }
 
+    def reachable(self) -> bool:
+        return bool(self.redis.up)
+
+    def relayed(self) -> int:
+        return self.relay.relayed
+
     def start(self) -> None:
         log.info("Cluster node {node} on {url}", node=self.node, url=str(self.redis.url))
         self.redis.start()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from twisted.internet.address import UNIXAddress
 from twisted.internet.interfaces import (
     IDelayedCall,
     IHandshakeListener,
@@ -105,7 +106,10 @@ class StreamLink(Protocol):
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
         self._direct = direct_writer(transport)
         if ISSLTransport.providedBy(transport):
+            self.session.kind = "tls"
             self._timer = self.clock.callLater(HANDSHAKE_TIMEOUT, self._no_handshake)
+        elif isinstance(peer, UNIXAddress):
+            self.session.kind = "unix"
         self.session.opened()
 
     def handshakeCompleted(self) -> None:

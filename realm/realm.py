@@ -34,6 +34,7 @@ from realm import wire
 from realm.names import LORD, JoinError
 from realm.records import ReignRecord
 from realm.reign import Deck, Ending, Reign
+from realm.stats import Stats
 
 log = Logger()
 
@@ -78,6 +79,7 @@ class Realm:
         on_empty: Callable[[Realm], None],
         reign_length: int = 12,
         chronicle: Recorder | None = None,
+        stats: Stats | None = None,
     ) -> None:
         self.name = name
         self.size = size
@@ -87,6 +89,7 @@ class Realm:
         self.on_empty = on_empty
         self.reign_length = reign_length
         self.chronicle = chronicle
+        self.stats = stats or Stats()
         self.members: dict[str, Member] = {}  # lower-case name -> member
         self.lord: Member | None = None
         self.started = False
@@ -296,6 +299,7 @@ class Realm:
 
     def _post_event(self) -> None:
         assert self.reign is not None
+        self.stats.events += 1
         self.event = self.reign.tell(self._others())
         self.broadcast(self.event)
 
@@ -308,6 +312,7 @@ class Realm:
         assert reign is not None
         settled = reign.settle()
         if settled.ending is None:
+            self.stats.events += 1
             self.event = reign.tell(self._others())
             return settled.report + self.event
         self.event = b""
@@ -322,6 +327,7 @@ class Realm:
             return
         self._new_reign()
         assert self.reign is not None
+        self.stats.events += 1
         self.event = self.reign.tell(self._others())
         self.broadcast(ending.line + self.event)
 
@@ -330,6 +336,7 @@ class Realm:
         game goes on."""
         reign = self.reign
         assert reign is not None
+        self.stats.reigns_ended[ending.outcome] += 1
         record = reign.record(self.name, list(self._reign_members), self._reign_started,
                               self.clock.seconds(), ending)
         if self.chronicle is None:

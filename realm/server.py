@@ -24,6 +24,7 @@ from realm.deadlines import Deadlines
 from realm.guard import Backoff
 from realm.names import JoinError
 from realm.realm import Realm, RealmError
+from realm.stats import Stats
 
 log = Logger()
 
@@ -49,7 +50,7 @@ class Settings:
 
 
 class Client(Protocol):
-    """A connection, as the server counts it."""
+    """A connection, or a member on another process."""
 
     address: str
 
@@ -59,6 +60,12 @@ class Client(Protocol):
 
 class Player(commands.Actor, Client, Protocol):
     """A connection that joins a realm."""
+
+
+class Connection(Client, Protocol):
+    """A connection of this process, as the server counts it."""
+
+    kind: str  # its transport, for the metrics: tcp, tls, unix, websocket...
 
 
 def play(member: Player, realm: Realm, raw: bytes, text: str) -> None:
@@ -111,6 +118,10 @@ class Directory(Protocol):
     def ended(self, realm: Realm) -> None: ...
     def closing(self) -> None: ...
     def closed(self) -> Deferred[Any]: ...
+    def reachable(self) -> bool: ...
+    def relayed(self) -> int: ...
+
+    rtt: float  # seconds the last heartbeat took
 
 
 class RealmServer:
@@ -131,20 +142,21 @@ class RealmServer:
         self.rng = rng or random.Random()
         self.deadlines = Deadlines(clock)
         self.realms: dict[str, Realm] = {}
-        self.sessions: set[Client] = set()
+        self.sessions: set[Connection] = set()
         self.draining = False
-        self.refusals: Counter[str] = Counter()  # refused lines by kind, for the metrics
+        self.shutting_down = False
+        self.stats = Stats()
         self._per_address: Counter[str] = Counter()
         self._started_by: dict[str, str] = {}  # realm -> the address that started it
         self._realms_of: Counter[str] = Counter()  # address -> realms it started
         # Wrong Lord passwords: per address, and for the Lord as a whole.
         self._guesses = Backoff(free=MAX_GUESSES, base=1.0, cap=300.0)
         self._lord_guesses = Backoff(free=10 * MAX_GUESSES, base=0.5, cap=60.0)
-        self._drained: Deferred[None] | None = None
+        self._empty: list[Deferred[None]] = []  # waiting for the last connection to go
         self.cluster: Directory | None = None  # set by realm.cluster with --cluster
 
     # -- connections -------------------------------------------------------
-    def admit(self, client: Client) -> Deferred[bytes | None]:
+    def admit(self, client: Connection) -> Deferred[bytes | None]:
         """Count a new connection; fires with a refusal, or None to welcome it."""
         refusal = self.connected(client)
         if refusal is not None or self.cluster is None:
@@ -156,40 +168,65 @@ class RealmServer:
                 return None
             log.warn("Refused a connection from {address}: {limit} already in the "
                      "cluster", address=client.address, limit=limit)
-            self.refusals["too_many_connections"] += 1
+            self.stats.refused["too_many_connections"] += 1
             return wire.TOO_MANY_CONNECTIONS.notice(limit=limit)
 
         return self.cluster.admit(client).addCallback(counted)
 
-    def connected(self, client: Client) -> bytes | None:
+    def connected(self, client: Connection) -> bytes | None:
         """Count a new connection here; return a refusal, or None."""
         limit = self.settings.max_per_address
         if limit and self._per_address[client.address] >= limit:
             log.warn("Refused a connection from {address}: {limit} already",
                      address=client.address, limit=limit)
-            self.refusals["too_many_connections"] += 1
+            self.stats.refused["too_many_connections"] += 1
             return wire.TOO_MANY_CONNECTIONS.notice(limit=limit)
         self._per_address[client.address] += 1
         self.sessions.add(client)
+        self.stats.connections[client.kind] += 1
+        self.stats.connections_total[client.kind] += 1
         return None
 
-    def disconnected(self, client: Client) -> None:
+    def disconnected(self, client: Connection) -> None:
         if client in self.sessions:
             self.sessions.discard(client)
+            self.stats.connections[client.kind] -= 1
             self._per_address[client.address] -= 1
             if not self._per_address[client.address]:
                 del self._per_address[client.address]
             if self.cluster is not None:
                 self.cluster.released(client)
-        if self._drained is not None and not self.sessions:
-            self._drained.callback(None)
-            self._drained = None
+        if not self.sessions and self._empty:
+            waiting, self._empty = self._empty, []
+            for d in waiting:
+                if not d.called:  # else it timed out
+                    d.callback(None)
+
+    def when_empty(self) -> Deferred[None]:
+        """Fires once no connection is left."""
+        d: Deferred[None] = Deferred()
+        if self.sessions:
+            self._empty.append(d)
+        else:
+            d.callback(None)
+        return d
+
+    def announce(self, data: bytes) -> int:
+        """Send `data` to every member of every realm run here, and to every
+        member connected here whose realm runs elsewhere; how many."""
+        n = 0
+        for realm in self.realms.values():
+            realm.broadcast(data)
+            n += len(realm.members)
+        for session in self.sessions:
+            seat = getattr(session, "seat", None)
+            if seat is not None and not isinstance(seat, LocalSeat):
+                session.send(data)
+                n += 1
+        return n
 
     def connections_by_address(self) -> dict[str, int]:
         return dict(self._per_address)
-
-    def refused(self, kind: str, n: int) -> None:
-        self.refusals[kind] += n
 
     # -- the Lord's password -------------------------------------------------
     def password_wait(self, address: str) -> float:
@@ -199,7 +236,7 @@ class RealmServer:
 
     def password_wrong(self, address: str) -> float:
         now = self.clock.seconds()
-        self.refusals["wrong_password"] += 1
+        self.stats.refused["wrong_password"] += 1
         return max(self._guesses.failed(address, now), self._lord_guesses.failed("", now))
 
     def password_right(self, address: str) -> None:
@@ -240,7 +277,7 @@ class RealmServer:
         if s.max_realms_per_address and self._realms_of[address] >= s.max_realms_per_address:
             raise JoinError(wire.ADDRESS_REALMS.notice(limit=s.max_realms_per_address))
         return Realm(key, s.size, self.clock, s.event_wait, self.rng, self._realm_empty,
-                     s.reign_length, self.chronicle)
+                     s.reign_length, self.chronicle, self.stats)
 
     def found(self, key: str, address: str) -> Realm:
         """The realm `key` run here: in play, or started now by `address`."""
@@ -279,14 +316,12 @@ class RealmServer:
         """
         n = len(self.sessions)
         log.info("Shutting down: closing {n} connection{s}", n=n, s="" if n == 1 else "s")
+        self.shutting_down = True
         self.deadlines.stop()
         if self.cluster is not None:
             self.cluster.closing()
-        drained: Deferred[None] = Deferred()
-        if not self.sessions:
-            drained.callback(None)
-        else:
-            self._drained = drained
+        drained = self.when_empty()
+        if self.sessions:
             farewell = wire.SHUTTING_DOWN.notice()
             for session in list(self.sessions):
                 session.send(farewell)

@@ -56,7 +56,8 @@ class Session:
         self.name = ""
         self.prefix = b""
         self.seat: Seat | None = None
-        self.lines = 0  # lines received, for the metrics
+        self.kind = getattr(link, "kind", "tcp")  # the transport, for the metrics
+        self._stats = server.stats
         self._clock = server.clock
         self._gate = Gate(server.settings.max_rate, self._clock.seconds())
         self._refusals = RefusalCounter()
@@ -128,7 +129,7 @@ class Session:
         if text.__class__ is Refused:
             self.refuse(text, now)  # type: ignore[arg-type]
             return
-        self.lines += 1
+        self._stats.lines_received += 1
         if self.seat is not None and self._idle:
             self.due = now + self._idle  # Deadlines looks when the old one is due
         self._handle(raw, text)  # type: ignore[arg-type]
@@ -136,12 +137,12 @@ class Session:
     def refuse(self, refused: Refused, now: float | None = None) -> None:
         """Tell the client why a line was refused; log it, a kind a minute."""
         self.send(refused.line)
+        self._stats.refused[refused.kind] += 1
         n = self._refusals.refused(refused.kind, self._clock.seconds() if now is None else now)
         if n:
             self._log_refusals(refused.kind, n)
 
     def _log_refusals(self, kind: str, n: int) -> None:
-        self.server.refused(kind, n)
         log.info("Refused {n} line(s) from {name}@{realm} ({address}): {why}",
                  n=n, why=kind.replace("_", " "), name=self.name or "-", address=self.address,
                  realm=self.seat.realm_name if self.seat else "-")

@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.python import usage
 
 from realm import logs, web
+from realm.admin import AdminFactory, Drain
 from realm.chronicle import DEFAULT_URL, ChronicleError, open_now
 from realm.chronicle import parse_url as parse_chronicle
 from realm.cluster import Cluster
@@ -96,6 +97,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
          "wins.", _number(int, 1, "--reign-length")],
         ["chronicle", None, DEFAULT_URL, "Where ended reigns are kept: sqlite:PATH, "
          "postgresql://USER@HOST[:PORT]/DB, or none."],
+        ["drain-timeout", None, 0.0, "After `drain`, end what is left after this many "
+         "seconds (0: wait for the last member).", _number(float, 0, "--drain-timeout")],
         ["cluster", None, None, "Share realms with every process started with "
          "this Redis URL: redis://HOST:PORT[/DB]."],
     ]
@@ -104,6 +107,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         super().__init__()
         self["listen"] = []
         self["web"] = []
+        self["admin"] = []
+        self["metrics"] = []
 
     def opt_listen(self, description: str) -> None:
         """A server endpoint to listen on (repeatable; default tcp:2345)."""
@@ -112,6 +117,14 @@ class Options(usage.Options, strcred.AuthOptionMixin):
     def opt_web(self, description: str) -> None:
         """Also serve the web client on this endpoint, e.g. tcp:8080."""
         self["web"].append(_endpoint("--web", description))
+
+    def opt_admin(self, description: str) -> None:
+        """The operator's console on this endpoint, e.g. unix:admin.sock:mode=600."""
+        self["admin"].append(_endpoint("--admin", description))
+
+    def opt_metrics(self, description: str) -> None:
+        """Prometheus metrics, /livez and /readyz over HTTP on this endpoint."""
+        self["metrics"].append(_endpoint("--metrics", description))
 
     def opt_auth(self, description: str) -> None:
         """Who may be Lord: memory:lord:SECRET or file:PATH (see --help-auth)."""
@@ -207,4 +220,7 @@ def makeService(config: Options) -> service.MultiService:
         site = web.site(server)
         for description in config["web"]:
             Listener(reactor, description, site, "the web client").setServiceParent(top)
+    admin = AdminFactory(server, Drain(server, reactor, config["drain-timeout"]))
+    for description in config["admin"]:
+        Listener(reactor, description, admin, "the operator's console").setServiceParent(top)
     return top

@@ -1,0 +1,146 @@
+"""The operator's console (`--admin`): every command, in memory against a
+real server on a `task.Clock`, and `drain` through a real `twistd realm`
+on a UNIX socket of mode 600."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import stat
+from pathlib import Path
+
+from realm_procs import WAIT, Peer, command, running
+from twisted.internet import task
+from twisted.internet.testing import StringTransport
+
+from realm import wire
+from realm.admin import AdminProtocol, Drain
+from realm.server import RealmServer, Settings
+from realm.testing import MemoryNet
+
+
+class Console:
+    """An operator's session in memory."""
+
+    def __init__(self, server: RealmServer, reactor: object = None) -> None:
+        self.transport = StringTransport()
+        self.proto = AdminProtocol(server, Drain(server, reactor or task.Clock()))
+        self.proto.makeConnection(self.transport)
+
+    def ask(self, line: str) -> list[str]:
+        """The answer's lines, without the closing `.`."""
+        self.proto.dataReceived(line.encode() + b"\n")
+        lines = self.transport.value().decode().split("\n")[:-1]
+        self.transport.clear()
+        assert lines[-1] == ".", lines
+        return lines[:-1]
+
+
+def setup() -> tuple[MemoryNet, Console]:
+    server = RealmServer(Settings(), task.Clock(), rng=random.Random(1))
+    return MemoryNet(server), Console(server)
+
+
+def test_realms_and_who() -> None:
+    net, console = setup()
+    lord, others = net.game()
+    net.join("sam@oldtown")
+    assert console.ask("realms") == ["oldtown 1/5", "westeros 5/5"]
+    who = console.ask("who WESTEROS")
+    assert who[-1] == "Lord 192.0.2.1 (the Lord)"
+    assert [line.split()[0] for line in who] == ["Arya", "Bran", "Cersei", "Davos", "Lord"]
+    assert console.ask("who dorne")[0].startswith("error: no realm 'dorne'")
+
+
+def test_announce_reaches_every_member() -> None:
+    net, console = setup()
+    lord, others = net.game()
+    sam = net.join("sam@oldtown")
+    sam.take()
+    assert console.ask("announce The gates close at dawn.") == ["announced to 6 members"]
+    for conn in [lord, *others, sam]:
+        assert conn.take() == ["*** [Herald] The gates close at dawn."]
+    assert console.ask("announce")[0].startswith("error:")
+    assert console.ask("announce \x1b[2J")[0].startswith("error:")
+
+
+def test_end_a_realm() -> None:
+    net, console = setup()
+    lord, others = net.game()
+    assert console.ask("end westeros") == ["ended westeros: 5 members told"]
+    net.settle()
+    for conn in [lord, *others]:
+        assert wire.REALM_ENDED.notice(realm="westeros").decode().rstrip() in conn.take()
+        assert conn.closed
+    assert net.server.realms == {}
+    assert console.ask("end westeros")[0].startswith("error: no realm")
+
+
+def test_drain_refuses_new_realms_and_keeps_the_games() -> None:
+    net, console = setup()
+    lord, others = net.game()
+    (answer,) = console.ask("drain")
+    assert answer.startswith("draining: 5 connections left")
+    late = net.join("sam@oldtown")
+    assert any(wire.refusal(line) == "draining" for line in late.take())
+    lord.say("We hold.")
+    assert "Lord: We hold." in others[0].take()
+    assert console.ask("drain")[0].startswith("draining already")
+
+
+def test_help_unknown_and_empty() -> None:
+    net, console = setup()
+    assert len(console.ask("help")) == 6
+    assert console.ask("frobnicate")[0] == "error: unknown command 'frobnicate'; try help"
+    assert console.ask("")[0].startswith("error:")
+
+
+def unix_ask(path: Path, line: str) -> list[str]:
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(WAIT)
+        s.connect(str(path))
+        s.sendall(line.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n.\n"):
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+    return data.decode().split("\n")[:-2]
+
+
+def test_drain_exits_zero_once_the_last_member_leaves(tmp_path: Path) -> None:
+    admin = tmp_path / "admin.sock"
+    with running(command("twistd"), "-n", "--pidfile=", "realm", "--chronicle", "none",
+                 "--listen", "tcp:0:interface=127.0.0.1",
+                 "--admin", f"unix:{admin}:mode=600", cwd=str(tmp_path)) as server:
+        port = server.expect_re(r"starting on (\d+)").group(1)
+        server.expect("Serving the operator's console")
+        assert stat.S_IMODE(os.stat(admin).st_mode) == 0o600
+        arya = Peer.connect(f"tcp:127.0.0.1:{port}")
+        arya.send(b"arya\n")
+        arya.expect("Arya has entered the realm")
+        assert unix_ask(admin, "drain")[0].startswith("draining: 1 connections left")
+        newcomer = Peer.connect(f"tcp:127.0.0.1:{port}")
+        newcomer.send(b"jon@north\n")
+        assert "not starting new realms" in newcomer.expect("*** Error: ")
+        newcomer.close()
+        arya.send(b"--leave\n")
+        arya.expect("Farewell, Arya.")
+        assert server.wait() == 0
+    assert "Drained" in "\n".join(server.out)
+
+
+def test_the_drain_timeout_ends_what_is_left(tmp_path: Path) -> None:
+    admin = tmp_path / "admin.sock"
+    with running(command("twistd"), "-n", "--pidfile=", "realm", "--chronicle", "none",
+                 "--listen", "tcp:0:interface=127.0.0.1", "--drain-timeout", "0.5",
+                 "--admin", f"unix:{admin}:mode=600", cwd=str(tmp_path)) as server:
+        port = server.expect_re(r"starting on (\d+)").group(1)
+        server.expect("Serving the operator's console")
+        arya = Peer.connect(f"tcp:127.0.0.1:{port}")
+        arya.send(b"arya\n")
+        arya.expect("Arya has entered the realm")
+        unix_ask(admin, "drain")
+        arya.expect("The server is shutting down. Farewell!")
+        assert server.wait() == 0
