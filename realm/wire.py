@@ -345,9 +345,25 @@ _HOLDING = re.compile(r"([A-Z][a-z]+) (\d+)(?: \(([+-]\d+)\))?\Z")
 
 def holdings(values: dict[str, int], changes: dict[str, int]) -> str:
     """`Gold 45 (-5) · Food 50 · ...`: each holding, and its change if any."""
-    return SEPARATOR.join(
-        f"{name} {value} ({changes[name]:+d})" if changes.get(name) else f"{name} {value}"
-        for name, value in values.items())
+    shown = []
+    for name, value in values.items():
+        change = changes.get(name)
+        if change:
+            shown.append(f"{name} {value} ({change:+d})")
+        else:
+            shown.append(_SHOWN[name].get(value) or f"{name} {value}")
+    return SEPARATOR.join(shown)
+
+
+class _Shown(dict[str, dict[int, str]]):
+    """`Name N` for every holding and value, made once (the hot path's)."""
+
+    def __missing__(self, name: str) -> dict[int, str]:
+        table = self[name] = {value: f"{name} {value}" for value in range(101)}
+        return table
+
+
+_SHOWN = _Shown()
 
 
 def report(text: str, values: dict[str, int], changes: dict[str, int]) -> bytes:
