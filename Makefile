@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 # A flat layout needs compat mode for twistd to see the plugin in an
-# editable install (../shared/TWISTED-NOTES.md); tests/test_packaging.py
-# checks a plain `pip install .` too.
+# editable install (Twisted's plugin scan cannot see through setuptools'
+# import hook); tests/test_packaging.py checks a plain `pip install .` too.
 LOG = $(VENV)/install.log
 # setuptools warns that compat mode is transitional: keep that in the log.
 INSTALL = $(BIN)/python -m pip install -q -e
@@ -27,7 +27,7 @@ $(STAMP): $(VENV)/.installed
 play: $(VENV)/.installed
 	$(BIN)/realm-play
 
-test: $(STAMP) lint
+test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q
 
 lint: $(STAMP)

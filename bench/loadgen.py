@@ -2,7 +2,7 @@
 """realm's own closed-loop load generator: R realms of 5 players, one process.
 
 A realm here is one Lord and 4 bots on their own TCP connections, speaking
-the contract (../shared/PROTOCOL.md).  A round: the Lord sends `q<n># ...`;
+the protocol (docs/PROTOCOL.md).  A round: the Lord sends `q<n># ...`;
 the server relays it to the 4 bots; each bot answers `a<n># ...` exactly
 once; the server relays each answer to the 4 other members; the round ends
 when the Lord holds all 4 answers, and the Lord starts the next one at once

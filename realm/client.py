@@ -1,6 +1,6 @@
 """`realm-client`'s protocol, and what its two drivers share.
 
-`RealmClient` speaks the wire protocol (../shared/PROTOCOL.md): it sends
+`RealmClient` speaks the wire protocol (docs/PROTOCOL.md): it sends
 the name line on connect, answers a password request, learns its own name
 as the server stored it from its `entered` line, and hands every line to
 its `Driver`.  It keeps no game state.  Every line is made `visible`
