@@ -1,21 +1,30 @@
 #!/usr/bin/env python3
-"""`make bench`: realm against the Python limit, in one table.
+"""`make bench`: realm against the Python limit, and against itself, in tables.
 
-For each R (realms of 5 connections) it starts a fresh `twistd -n realm`
-pinned to CPU 0, drives it from CPU 1 with bench/loadgen.py, then does the
-same with the reference server (../shared/bench/ref_asyncio_realm.py, the
-least a Python server can do for this fan-out).  Servers run interleaved,
-`--reps` times, and the table shows medians: this machine is shared and
-noisy.  Server CPU per round is the fair figure (on 2 cores the load
-generator can be the bottleneck); peak RSS is the server's VmHWM, and
-KiB/conn is (peak - idle RSS) / connections.  At R=100 the shared load
-generator (../shared/bench/loadgen.py) also drives realm and the
-reference, to show that the two generators give the same ratio.
+Every run starts its servers fresh (bench/servers.py: realm pinned to
+CPU 0, the load on CPU 1), runs them interleaved `--reps` times, and the
+tables show medians, and ratios between kinds measured in the same run:
+this machine is shared and noisy.  Server CPU per round is the fair
+figure (on 2 cores the load generator can be the bottleneck); peak RSS
+is VmHWM, KiB/conn is (peak - idle RSS) / connections.
 
-    python bench/run.py                 # R = 1, 100, 400, 2000; ~4 minutes
-    python bench/run.py --quick         # R = 1, 100, one repetition
+    table     realm and the reference (../shared/bench/ref_asyncio_realm.py)
+              at each R, by bench/loadgen.py; at R=100 also by the shared
+              load generator (../shared/bench/loadgen.py), to show the two agree
+    cluster   realm, realm --cluster, and two --cluster processes with each
+              realm's members spread over both (CPU: both and redis-server),
+              all by the shared load generator, at R=1 and R=100
+    scrape    realm, and realm scraped at /metrics every 100 ms, at R=100
+    before    realm as it was before the reign (--before REV), and now, at R=100
+
+Realm plays reigns of `--reign-length` events (3: a chronicle write every
+few rounds).
+
+    python bench/run.py                       # everything; ~10 minutes
+    python bench/run.py --quick               # the table at R = 1, 100, one repetition
+    python bench/run.py --only cluster --reps 5
     python bench/run.py --realms 400 --reps 5 --seconds 8
-    python bench/run.py --floor         # + a bare Twisted relay, no game
+    python bench/run.py --floor               # + a bare Twisted relay, no game
 """
 
 from __future__ import annotations
@@ -25,8 +34,6 @@ import json
 import os
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,88 +43,27 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-SHARED = ROOT.parent / "shared" / "bench"
+sys.path.insert(0, str(HERE))
+from servers import SHARED, Setup, pinned  # noqa: E402  (bench/ is not a package)
+
 LOADGEN = HERE / "loadgen.py"
 BOTS = 4
+#: The last commit before the reign came into the game.
+BEFORE_REIGN = "05a54c9"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def pinned(cpu: int, argv: list[str]) -> list[str]:
-    if shutil.which("taskset") and (os.cpu_count() or 1) >= 2:
-        return ["taskset", "-c", str(cpu), *argv]
-    return argv
-
-
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-class Server:
-    """One server process under test, started fresh for each measurement."""
-
-    def __init__(self, kind: str, args: argparse.Namespace, logdir: Path) -> None:
-        self.kind = kind
-        self.port = free_port()
-        if kind == "realm":
-            twistd = Path(sys.executable).parent / "twistd"
-            argv = [str(twistd) if twistd.exists() else "twistd", "-n", "--pidfile=", "realm",
-                    "--listen", f"tcp:{self.port}:interface=127.0.0.1:backlog=4096",
-                    "--max-rate", "0", "--max-per-address", "0",
-                    "--event-wait", str(args.event_wait)]
-        elif kind == "twisted floor":
-            argv = [sys.executable, str(HERE / "twisted_floor.py"), "--port", str(self.port)]
-        else:
-            argv = [sys.executable, str(SHARED / "ref_asyncio_realm.py"),
-                    "--port", str(self.port)]
-        self.log = logdir / f"{kind.replace(' ', '-')}-{self.port}.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(pinned(0, argv), stdout=out, stderr=subprocess.STDOUT,
-                                         cwd=tempfile.gettempdir())
-        self.pid = self.proc.pid  # taskset execs the server: same pid
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{kind} did not start; see {self.log}:\n"
-                                     + self.log.read_text()[-2000:]) from None
-                time.sleep(0.05)
-        time.sleep(0.3)  # let the probe connection's goodbye settle
-        self.idle_kb = rss_kb(self.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def drive(server: Server, realms: int, args: argparse.Namespace, shared: bool = False
+def drive(server: Setup, realms: int, args: argparse.Namespace, shared: bool = False
           ) -> dict[str, Any]:
-    if shared:
+    pids = ",".join(map(str, server.cpu_pids))
+    if shared or len(server.ports) > 1:
         argv = [sys.executable, str(SHARED / "loadgen.py"), "--proto", "realm",
-                "--port", str(server.port), "--realms", str(realms),
+                "--ports", ",".join(map(str, server.ports)), "--realms", str(realms),
                 "--seconds", str(args.seconds), "--warmup", str(args.warmup),
-                "--server-pid", str(server.pid)]
+                "--server-pid", pids]
     else:
-        argv = [sys.executable, str(LOADGEN), "--port", str(server.port),
+        argv = [sys.executable, str(LOADGEN), "--port", str(server.ports[0]),
                 "--realms", str(realms), "--seconds", str(args.seconds),
-                "--warmup", str(args.warmup), "--server-pid", str(server.pid)]
+                "--warmup", str(args.warmup), "--server-pid", pids]
     done = subprocess.run(pinned(1, argv), capture_output=True, text=True,
                           timeout=args.seconds + args.warmup + 180)
     try:
@@ -125,14 +71,14 @@ def drive(server: Server, realms: int, args: argparse.Namespace, shared: bool = 
     except (IndexError, ValueError):
         result = {"errors": 1, "error_samples": [done.stderr[-500:]]}
     result["idle_rss_kb"] = server.idle_kb
-    if shared:  # the shared generator's names for the same figures
+    if "setup_s" in result:  # the shared generator's name for the same figure
         result["join_s"] = result.get("setup_s")
     return result
 
 
 def measure(kind: str, realms: int, args: argparse.Namespace, logdir: Path,
             shared: bool = False) -> dict[str, Any]:
-    server = Server(kind, args, logdir)
+    server = Setup(kind, args, logdir)
     try:
         result = drive(server, realms, args, shared)
     finally:
@@ -181,7 +127,7 @@ def fmt(value: Any, digits: int) -> str:
 
 
 def table(rows: list[tuple[int, str, dict[str, Any]]]) -> str:
-    head = (f"{'R':>5} {'conns':>6}  {'server':<24}{'rounds/s':>9} {'p50 ms':>8} "
+    head = (f"{'R':>5} {'conns':>6}  {'server':<32}{'rounds/s':>9} {'p50 ms':>8} "
             f"{'p99 ms':>8} {'CPU us/round':>13} {'peak RSS MiB':>13} {'KiB/conn':>9} "
             f"{'join s':>7} {'errors':>6}")
     out = [head, "-" * len(head)]
@@ -193,7 +139,7 @@ def table(rows: list[tuple[int, str, dict[str, Any]]]) -> str:
             cells.append(f"{v:.2f}x" if label.endswith("ratio") and v is not None
                          else fmt(v, d))
         errors = "" if label.endswith("ratio") else str(row["errors"])
-        out.append(f"{realms:>5} {realms * (BOTS + 1):>6}  {label:<24}{cells[0]:>9} "
+        out.append(f"{realms:>5} {realms * (BOTS + 1):>6}  {label:<32}{cells[0]:>9} "
                    f"{cells[1]:>8} {cells[2]:>8} {cells[3]:>13} {cells[4]:>13} "
                    f"{cells[5]:>9} {cells[6]:>7} {errors:>6}")
     return "\n".join(out)
@@ -203,24 +149,49 @@ def ratio(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return {k: (a[k] / b[k] if a.get(k) and b.get(k) else None) for k in FIGURES}
 
 
+Rows = list[tuple[int, str, dict[str, Any]]]
+GROUPS = ("table", "cluster", "scrape", "before")
+
+
+def compare(kinds: list[str], realms: int, args: argparse.Namespace, logdir: Path,
+            every: list[dict[str, Any]], shared: bool = False, base: str = "") -> Rows:
+    """Rows for `kinds` at `realms`, each with its ratio to `base` (the first)."""
+    runs = interleaved(kinds, realms, args, logdir, shared)
+    every += [r for kind_runs in runs.values() for r in kind_runs]
+    base = base or kinds[0]
+    rows: Rows = []
+    summaries = {kind: summary(runs[kind]) for kind in kinds}
+    for kind in kinds:
+        label = kind + (" (shared)" if shared else "")
+        rows.append((realms, label, summaries[kind]))
+    for kind in kinds:
+        if kind != base:
+            rows.append((realms, f"{kind}/{base} ratio", ratio(summaries[kind], summaries[base])))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--realms", type=lambda s: [int(x) for x in s.split(",")],
-                   default=[1, 100, 400, 2000], help="comma-separated R values")
+                   default=[1, 100, 400, 2000], help="comma-separated R values (the table)")
     p.add_argument("--reps", type=int, default=3, help="repetitions per server and R")
     p.add_argument("--seconds", type=float, default=4.0, help="measured seconds per run")
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--event-wait", type=float, default=5.0)
-    p.add_argument("--quick", action="store_true", help="R = 1, 100; one repetition")
-    p.add_argument("--no-ref", action="store_true", help="skip the reference server")
+    p.add_argument("--reign-length", type=int, default=3)
+    p.add_argument("--only", action="append", choices=GROUPS, help="these groups only")
+    p.add_argument("--before", default=BEFORE_REIGN, metavar="REV",
+                   help="the revision 'before' measures (default: the last before the reign)")
+    p.add_argument("--quick", action="store_true", help="the table at R = 1, 100; one repetition")
     p.add_argument("--no-shared", action="store_true", help="skip the shared loadgen run")
     p.add_argument("--floor", action="store_true",
                    help="also measure bench/twisted_floor.py (Twisted alone, no game)")
     p.add_argument("--json", metavar="FILE", help="also write every run's result here")
     p.add_argument("-v", "--verbose", action="store_true", help="each run's JSON to stderr")
     args = p.parse_args(argv)
+    groups = set(args.only or GROUPS)
     if args.quick:
-        args.realms, args.reps, args.seconds = [1, 100], 1, 3.0
+        args.realms, args.reps, args.seconds, groups = [1, 100], 1, 3.0, {"table"}
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the children inherit it
@@ -228,47 +199,44 @@ def main(argv: list[str] | None = None) -> int:
     for r in too_many:
         print(f"skipping R={r}: needs {r * (BOTS + 1)} descriptors, the limit is {hard}")
     realm_counts = [r for r in args.realms if r not in too_many]
-    ref = not args.no_ref and (SHARED / "ref_asyncio_realm.py").exists()
-    if not args.no_ref and not ref:
-        print(f"no reference server at {SHARED}: measuring realm alone")
-    shared = not args.no_shared and (SHARED / "loadgen.py").exists()
+    have_shared = (SHARED / "loadgen.py").exists() and (SHARED / "ref_asyncio_realm.py").exists()
+    if not have_shared:
+        print(f"no ../shared/bench at {SHARED}: measuring realm alone")
+        groups &= {"table", "before"}
+    if "cluster" in groups and not shutil.which("redis-server"):
+        print("no redis-server: skipping the cluster group")
+        groups.discard("cluster")
     if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
         print("warning: fewer than 2 CPUs or no taskset: server and load are not pinned")
 
-    agree_at = 100 if 100 in realm_counts else realm_counts[-1]
-    rows: list[tuple[int, str, dict[str, Any]]] = []
+    rows: Rows = []
     every: list[dict[str, Any]] = []
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="realm-bench-") as tmp:
         logdir = Path(tmp)
-        for realms in realm_counts:
-            others = ["reference"] if ref else []
-            floor = ["twisted floor"] if args.floor and ref else []
-            runs = interleaved(["realm", *others, *floor], realms, args, logdir)
-            every += [r for kind_runs in runs.values() for r in kind_runs]
-            mine = summary(runs["realm"])
-            rows.append((realms, "realm", mine))
-            if ref:
-                theirs = summary(runs["reference"])
-                rows.append((realms, "reference", theirs))
-                rows.append((realms, "realm/reference ratio", ratio(mine, theirs)))
-                if floor:
-                    bare = summary(runs["twisted floor"])
-                    rows.append((realms, "twisted floor (no game)", bare))
-                    rows.append((realms, "floor/reference ratio", ratio(bare, theirs)))
-            if shared and realms == agree_at:  # the same, by the other generator
-                pairs = interleaved(["realm", *others], realms, args, logdir, shared=True)
-                every += [r for kind_runs in pairs.values() for r in kind_runs]
-                other = summary(pairs["realm"])
-                rows.append((realms, "realm (shared loadgen)", other))
-                if ref:
-                    theirs = summary(pairs["reference"])
-                    rows.append((realms, "reference (shared)", theirs))
-                    rows.append((realms, "shared: realm/ref ratio", ratio(other, theirs)))
+        if "table" in groups:
+            agree_at = 100 if 100 in realm_counts else realm_counts[-1]
+            for realms in realm_counts:
+                kinds = ["realm", *(["reference"] if have_shared else []),
+                         *(["twisted floor"] if args.floor and have_shared else [])]
+                rows += compare(kinds, realms, args, logdir, every, base="reference"
+                                if have_shared else "realm")
+                if have_shared and not args.no_shared and realms == agree_at:
+                    rows += compare(["realm", "reference"], realms, args, logdir, every,
+                                    shared=True, base="reference")
+        if "cluster" in groups:
+            for realms in (1, 100):
+                rows += compare(["realm", "realm cluster", "realm x2"], realms, args, logdir,
+                                every, shared=True)
+        if "scrape" in groups:
+            rows += compare(["realm", "realm scraped"], 100, args, logdir, every)
+        if "before" in groups:
+            rows += compare([f"realm@{args.before}", "realm"], 100, args, logdir, every)
     print()
     print(table(rows))
-    print(f"\nmedians of {args.reps}; server on CPU 0, load on CPU 1; "
-          f"--event-wait {args.event_wait:g}; {time.monotonic() - t0:.0f} s in all")
+    print(f"\nmedians of {args.reps}; servers on CPU 0, load on CPU 1; "
+          f"--event-wait {args.event_wait:g}, --reign-length {args.reign_length}; "
+          f"{time.monotonic() - t0:.0f} s in all")
     if args.json:
         Path(args.json).write_text("".join(json.dumps(r) + "\n" for r in every))
     return 1 if any(row["errors"] for _, label, row in rows if "ratio" not in label) else 0
