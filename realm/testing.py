@@ -30,17 +30,8 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from wsproto import ConnectionType, WSConnection
+from wsproto import events as wse
 from wsproto.connection import ConnectionState
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Message,
-    Ping,
-    RejectConnection,
-    Request,
-    TextMessage,
-)
 
 from realm import wire
 from realm.protocol import RealmFactory, StreamLink
@@ -268,32 +259,26 @@ def eventually(condition: Callable[[], Any], what: str,
                timeout: float = WAIT) -> defer.Deferred[None]:
     """Until `condition()` holds, checked every 10 ms (for the server's
     state, which no client hears change)."""
-    from twisted.internet import reactor
-
     d: defer.Deferred[None] = defer.Deferred()
 
     def check() -> None:
-        if condition():
-            poll.stop()
+        if condition() and not d.called:
             d.callback(None)
 
-    poll = task.LoopingCall(check)
-    poll.clock = reactor  # type: ignore[assignment]
-    poll.start(0.01)
-
     def stop(result: Any) -> Any:
-        if poll.running:
+        if poll.running:  # (not if `condition` raised)
             poll.stop()
         return result
 
+    poll = task.LoopingCall(check)
+    poll.start(0.01)  # (on the global reactor)
     return bounded(d, what, timeout).addBoth(stop)
 
 
 def connect(port: int, client: protocol.Protocol,
             rcvbuf: int | None = None) -> defer.Deferred[Any]:
-    """Connect `client` to 127.0.0.1:`port`; with `rcvbuf`, its socket's
-    receive buffer is that small from the start (set before the handshake,
-    so the window stays small)."""
+    """Connect `client` to 127.0.0.1:`port`; with `rcvbuf`, its socket's receive
+    buffer is that small from before the handshake (the window stays small)."""
     from twisted.internet import endpoints, reactor
 
     if rcvbuf is None:
@@ -364,47 +349,42 @@ class WebSocketClient(_Heard):
     def connectionMade(self) -> None:
         headers = [(b"origin", self.origin.encode())] if self.origin else []
         self.transport.write(self.ws.send(  # type: ignore[union-attr]
-            Request(host=self.host, target=self.target, extra_headers=headers)))
+            wse.Request(host=self.host, target=self.target, extra_headers=headers)))
 
     def dataReceived(self, data: bytes) -> None:
         self.ws.receive_data(data)
         for event in self.ws.events():
-            if isinstance(event, AcceptConnection):
+            if isinstance(event, wse.AcceptConnection):
                 self.accepted = True
-            elif isinstance(event, RejectConnection):
+            elif isinstance(event, wse.RejectConnection):
                 self.status = event.status_code
-            elif isinstance(event, TextMessage):
+            elif isinstance(event, wse.TextMessage):
                 self._text += event.data
                 if event.message_finished:
                     self.messages.append(self._text)
                     self._text = ""
-            elif isinstance(event, BytesMessage):
+            elif isinstance(event, wse.BytesMessage):
                 self.messages.append(bytes(event.data))
-            elif isinstance(event, CloseConnection):
+            elif isinstance(event, wse.CloseConnection):
                 self.close_code = event.code
                 if self.ws.state is not ConnectionState.CLOSED:
                     self.write(event.response())
                 if self.hang_up:
                     self.transport.loseConnection()  # type: ignore[union-attr]
-            elif event.__class__.__name__ == "Pong":
+            elif isinstance(event, wse.Pong):
                 self.pongs += 1
         _wake()
 
     def write(self, event: Any) -> None:
         self.transport.write(self.ws.send(event))  # type: ignore[union-attr]
 
-    def say(self, text: str) -> None:
-        self.write(Message(data=text))
-
-    def say_bytes(self, data: bytes) -> None:
-        self.write(Message(data=data))
-
-    def ping(self, payload: bytes = b"") -> None:
-        self.write(Ping(payload=payload))
+    def say(self, text: str | bytes) -> None:
+        """A text message, or a binary one."""
+        self.write(wse.Message(data=text))
 
     def close_tab(self) -> None:
         """What a browser does when its tab is closed: close 1001."""
-        self.write(CloseConnection(code=1001))
+        self.write(wse.CloseConnection(code=1001))
 
     def texts(self) -> list[str]:
         return [m for m in self.messages if isinstance(m, str)]

@@ -21,12 +21,16 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 import h11
+import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task
+from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IListeningPort
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 
 from realm import web
-from realm.http import HTTPFactory
+from realm.http import MAX_PENDING, HTTPFactory
 from realm.routes import Request, Response
 from realm.server import RealmServer, Settings
 from realm.testing import RawClient, WebSocketClient, connect, eventually
@@ -338,3 +342,102 @@ def test_a_body_is_refused_and_not_read(site: Served,
     [(status, headers, _)] = replies(client.data, ["GET"])
     assert status == 413 and headers["connection"] == "close"
     assert logged(events, "Refused a request body")
+
+
+# -- the channel's edges, in memory on a task.Clock -----------------------------------
+
+def memory(routes: dict[str, Any], timeout: float = 5.0) -> tuple[Any, StringTransport, Clock]:
+    clock = Clock()
+    channel = HTTPFactory(routes, clock, timeout=timeout).buildProtocol(None)
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 40000))
+    channel.makeConnection(transport)
+    return channel, transport, clock
+
+
+def later() -> tuple[defer.Deferred[Response], Callable[[Request], Any]]:
+    answer: defer.Deferred[Response] = defer.Deferred()
+    return answer, lambda request: answer
+
+
+def test_deadlines_on_a_clock() -> None:
+    """Headers not complete in time: 408; idle after an answer: closed, quietly."""
+    channel, transport, clock = memory({"/": lambda r: Response(200, b"hi")})
+    channel.dataReceived(b"GET / HTTP/1.1\r\nHost: a\r\n")
+    clock.advance(4.9)
+    channel.dataReceived(b"X-Slow: 1\r\n")  # a byte does not move the deadline
+    clock.advance(0.1)
+    assert transport.value().startswith(b"HTTP/1.1 408 ") and transport.disconnecting
+    channel, transport, clock = memory({"/": lambda r: Response(200, b"hi")})
+    channel.dataReceived(get("/"))
+    clock.advance(4.9)
+    assert not transport.disconnecting
+    clock.advance(0.1)
+    assert transport.disconnecting
+    assert [status for status, _, _ in replies(transport.value(), ["GET"])] == [200]
+
+
+def test_a_client_not_reading_is_dropped_on_a_clock(events: list[dict[str, Any]]) -> None:
+    channel, transport, clock = memory({"/": lambda r: Response(200, b"x" * 1000)})
+    channel.dataReceived(get("/"))
+    channel.pauseProducing()  # as a full transport does
+    assert transport.producerState == "paused"  # reading stopped
+    channel.dataReceived(get("/"))  # (a TLS record already read): waits
+    assert channel.requests == 1
+    clock.advance(5)
+    assert transport.disconnecting and logged(events, "read nothing of its response")
+
+
+def test_a_client_that_drains_gets_the_next_answer() -> None:
+    channel, transport, clock = memory({"/": lambda r: Response(200, b"x" * 1000)})
+    channel.dataReceived(get("/") + get("/"))
+    assert channel.requests == 2
+    channel.pauseProducing()
+    channel.dataReceived(get("/"))
+    assert channel.requests == 2
+    channel.resumeProducing()
+    assert channel.requests == 3 and transport.producerState == "producing"
+    clock.advance(4)
+    assert not transport.disconnecting
+
+
+def test_too_much_waiting_behind_a_request_is_dropped(events: list[dict[str, Any]]) -> None:
+    answer, route = later()
+    channel, transport, clock = memory({"/": route})
+    channel.dataReceived(get("/"))
+    assert transport.producerState == "paused"  # answering: nothing more is read
+    channel.dataReceived(get("/") * (MAX_PENDING // len(get("/"))))
+    assert not transport.disconnecting
+    channel.dataReceived(get("/") * 2)
+    assert transport.disconnecting and logged(events, "of requests waiting")
+
+
+def test_close_while_answering_closes_after_the_answer() -> None:
+    answer, route = later()
+    channel, transport, clock = memory({"/": route})
+    channel.dataReceived(get("/") + get("/"))
+    channel.close()  # the server is shutting down
+    assert not transport.disconnecting
+    answer.callback(Response(200, b"late"))
+    [(status, headers, body)] = replies(transport.value(), ["GET", "GET"])
+    assert (status, body, headers["connection"]) == (200, b"late", "close")
+    assert transport.disconnecting and channel.requests == 1
+
+
+def test_an_answer_after_the_client_left_is_dropped() -> None:
+    answer, route = later()
+    channel, transport, clock = memory({"/": route})
+    channel.dataReceived(get("/"))
+    channel.connectionLost(None)
+    answer.callback(Response(200, b"late"))
+    assert transport.value() == b""
+
+
+def test_http_1_0_and_routes() -> None:
+    channel, transport, clock = memory({"/": lambda r: Response(200, b"hi")})
+    channel.dataReceived(b"GET /?q=1 HTTP/1.0\r\n\r\n")
+    assert transport.value().startswith(b"HTTP/1.1 200 ") and transport.disconnecting
+    site = HTTPFactory({}, Clock())
+    site.add("/a", lambda r: Response(200))
+    for bad in ("/a", "a", "/b?c"):
+        with pytest.raises(ValueError):
+            site.add(bad, lambda r: Response(200))

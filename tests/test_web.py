@@ -251,11 +251,11 @@ def test_one_line_a_message_both_ways(rig: Rig) -> Generator[Any, Any, None]:
 def test_binary_message_is_refused_and_session_stays(rig: Rig) -> Generator[Any, Any, None]:
     client = yield rig.ws()
     yield client.line(GREETING)
-    client.say_bytes(b"Arya")
+    client.say(b"Arya")
     yield client.line(r"^\*\*\* Error: Binary messages are not accepted")
     client.say("Arya@web")
     yield client.line(r"Arya has entered the realm")
-    client.say_bytes(b"\x00\x01")
+    client.say(b"\x00\x01")
     yield client.until(lambda: len([m for m in client.texts()
                                     if m.startswith("*** Error: Binary")]) == 2,
                        "a second refusal")
