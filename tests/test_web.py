@@ -155,6 +155,20 @@ def test_the_page_is_served_at_root(rig: Rig) -> Generator[Any, Any, None]:
     assert status == 404
 
 
+@pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
+@rig_test(tls=True)
+def test_the_page_is_served_over_tls(rig: Rig) -> Generator[Any, Any, None]:
+    """`--web ssl:...`: the same page, and the connection closes cleanly."""
+    client = RawClient(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    endpoint = endpoints.wrapClientTLS(ssl.CertificateOptions(), endpoints.TCP4ClientEndpoint(
+        reactor, "127.0.0.1", rig.web_port))
+    yield bounded(endpoints.connectProtocol(endpoint, client), "a TLS connection")
+    yield client.until(lambda: client.gone, "the page and the close")
+    assert client.data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b'data-realm="join"' in client.data
+    yield eventually(lambda: not rig.server.sessions, "the count to drop")
+
+
 def test_the_page_loads_nothing_from_elsewhere() -> None:
     """No URL with a scheme or `//` host in any static file, no innerHTML."""
     from importlib import resources
