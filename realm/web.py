@@ -1,223 +1,96 @@
-"""The web client: its page at `/` and a WebSocket at `/ws`.
+"""The game's site: its page at `/`, the page's files, and `/ws`.
 
-A WebSocket member is a `Session` like a TCP one: every rule lives there.
-This module only turns messages into lines and back:
+`site(server)` is the protocol factory `--web` listens with: a
+`realm.http.HTTPFactory` whose routes are the files of `realm/static/`
+(package data, read once) and `/ws`, the WebSocket (`realm.websocket`),
+counted per address by the realm server and given its
+`--login-timeout` for a request's headers.  Every response carries the
+page's Content-Security-Policy, which allows nothing from any other
+origin and no inline script or style.
 
-    client -> server   one text message = one line, without a delimiter;
-                       a message holding CR or LF, and any binary message,
-                       is refused with `*** Error: ` (the session stays open);
-                       invalid UTF-8 closes with 1007 (wsproto does that).
-    server -> client   each CRLF line the session sends becomes one text
-                       message, without its CRLF.
+`/ws` switches to the WebSocket after two checks:
+- `Origin`: a handshake whose `Origin` is not the page's own (the `Host`
+  it was asked for) is refused with 403; one without `Origin` is not from
+  a browser and is accepted (any program can open a socket anyway).
+- the handshake itself (wsproto's checks: GET, `Upgrade: websocket`,
+  `Sec-WebSocket-Key`, version 13): refused with its status, 400 (or
+  426 for another version).
 
-The handshake is refused with HTTP 403 when its `Origin` is not the page's
-own (the `Host` it was asked for); a handshake without `Origin` is not
-from a browser and is accepted.  The page and its files are package data
-in `realm/static/`, served with a Content-Security-Policy that allows
-nothing from any other origin.
+Why `Origin` is compared with `Host`, and what DNS rebinding can do.  A
+page on `evil.example` whose name is rebound to this server's address
+makes the browser send `Host: evil.example` and `Origin:
+http://evil.example`: they agree, and the check passes.  That is
+accepted, on purpose: the check stops a foreign page from opening a
+WebSocket *as the visitor's browser*, and here that browser holds nothing
+to steal -- the page keeps no secret, no cookie, no credential (the
+Lord's password is typed, never stored), and the server trusts a
+WebSocket no more than a TCP line client.  A rebinding page can only do
+what any visitor can: join realms and chat, counted against its
+visitor's address (`--max-per-address`, `--max-rate`).  What it cannot
+do is read anything of another origin's, or act with credentials the
+visitor holds elsewhere.  Pinning the names a server answers for would
+need a configured list of host names; the project chose not to need one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import resources
 from urllib.parse import urlsplit
 
-from twisted.internet.interfaces import IPushProducer
+import h11
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.web.pages import notFound
-from twisted.web.resource import IResource, Resource
-from twisted.web.server import Request, Site
-from twisted.web.websocket import WebSocketResource, WebSocketTransport
-from wsproto.utilities import LocalProtocolError
-from zope.interface import implementer
+from wsproto import ConnectionType
+from wsproto.events import AcceptConnection, RejectConnection
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from realm import wire
-from realm.gate import Refused
-from realm.link import Backlog
+from realm.http import HTTPFactory
+from realm.routes import SECURE_HEADERS, Connection, Handler, Request, Response, Switch
 from realm.server import RealmServer
-from realm.session import Session
-
-MAX_LINE = wire.MAX_LINE
+from realm.websocket import WebSocketLink
 
 log = Logger()
-
-# Bytes a client may send towards one message before it is delivered: a
-# line is at most MAX_LINE bytes, so anything far beyond is not a line.
-# Twisted buffers a fragmented message whole; this keeps that bounded.
-MAX_MESSAGE = 16 * MAX_LINE
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; "
        "img-src 'self'; connect-src 'self'; base-uri 'none'; "
        "form-action 'none'; frame-ancestors 'none'")
-STATIC = {  # path under / -> (file in realm/static, content type)
-    b"": ("index.html", b"text/html; charset=utf-8"),
-    b"app.js": ("app.js", b"text/javascript; charset=utf-8"),
-    b"style.css": ("style.css", b"text/css; charset=utf-8"),
-    b"favicon.svg": ("favicon.svg", b"image/svg+xml"),
+#: Every response of the site: the page's policy, and the rest of http's.
+HEADERS = (("Content-Security-Policy", CSP),
+           *(h for h in SECURE_HEADERS if h[0] != "Content-Security-Policy"))
+STATIC = {  # path -> (file in realm/static, content type)
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+    "/favicon.svg": ("favicon.svg", "image/svg+xml"),
 }
 
 
-@implementer(IPushProducer)
-class WebSession:
-    """A session over a WebSocket: Twisted's `WebSocketProtocol` shape."""
-
-    transport: WebSocketTransport | None = None
-
-    def __init__(self, server: RealmServer, request: Request) -> None:
-        self.session = Session(server, self)
-        self._backlog = Backlog(server.settings.max_queue)
-        peer = request.getClientAddress()
-        self.address = self.session.address = getattr(peer, "host", None) or str(peer)
-        self._request = request
-        self._stream = request.channel.transport  # the TCP (or TLS) link
-        self._closing = False
-        self._unread = 0  # bytes received since the last whole message
-
-    # -- WebSocketProtocol ---------------------------------------------------
-    def negotiationStarted(self, transport: WebSocketTransport) -> None:
-        self.transport = transport
-        self._guard_size()
-
-    def negotiationFinished(self) -> None:
-        # The upgrade request never finishes, so the HTTP channel passes
-        # the link's pause/resume on to the request's producer: us.
-        self._request.registerProducer(self, True)
-        no_delay = getattr(self._stream, "setTcpNoDelay", None)
-        if no_delay is not None:
-            no_delay(True)
-        self.session.opened()
-
-    def textMessageReceived(self, message: str) -> None:
-        self._unread = 0
-        if self._closing:
-            return  # --leave, dismissed, dropped: read nothing more
-        if "\r" in message or "\n" in message:
-            self.session.refuse(Refused("one_line", wire.ONE_LINE.notice()))
-            return
-        self.session.line_received(message.encode("utf-8"))
-
-    def bytesMessageReceived(self, data: bytes | bytearray) -> None:
-        self._unread = 0
-        if self._closing:
-            return
-        self.session.refuse(Refused("binary", wire.BINARY.notice()))
-
-    def pongReceived(self, payload: bytes) -> None:
-        pass
-
-    def pauseProducing(self) -> None:
-        self._backlog.pause()
-
-    def resumeProducing(self) -> None:
-        self._backlog.resume()
-
-    def stopProducing(self) -> None:
-        pass
-
-    def connectionLost(self, reason: Failure) -> None:
-        self._closing = True
-        self.session.lost()
-
-    # -- Session's transport side --------------------------------------------
-    def send(self, data: bytes) -> None:
-        if self._closing or self.transport is None:
-            return
-        if self._backlog.paused and self._backlog.over(len(data), self.address):
-            self.abort()
-            return
-        for line in data.split(b"\r\n")[:-1]:
-            try:
-                self.transport.sendTextMessage(line.decode("utf-8", "replace"))
-            except LocalProtocolError:
-                # The peer has closed; connectionLost is on its way.
-                self._closing = True
-                return
-
-    def close(self) -> None:
-        self._hang_up(1000)
-
-    def abort(self) -> None:
-        self._closing = True
-        self._stream.abortConnection()  # type: ignore[union-attr]
-
-    def _hang_up(self, code: int) -> None:
-        """Send a Close frame with `code`, then close the link."""
-        if self._closing or self.transport is None:
-            return
-        self._closing = True
-        try:
-            self.transport.loseConnection(code)
-        except LocalProtocolError:  # the peer closed first
-            self._stream.loseConnection()  # type: ignore[union-attr]
-        self._release()
-
-    def _release(self) -> None:
-        """Let a closing link close.
-
-        The HTTP channel stays the link's producer after the upgrade, and
-        TLS shuts down only once its producer is gone: without this, a
-        close over `ssl:` would wait for the browser to hang up.
-        """
-        self._stream.unregisterProducer()  # type: ignore[union-attr]
-
-    # -- a bound on what a client may send towards one message ---------------
-    def _guard_size(self) -> None:
-        """Count the bytes fed to the WebSocket parser between messages.
-
-        Twisted delivers a message only once all its fragments have come,
-        buffering them without limit; a client sending one endless message
-        is closed with 1009 (message too big) instead.
-        """
-        channel = self._request.channel
-        parse = channel.dataReceived  # the WebSocket parser, since the upgrade
-
-        def received(data: bytes) -> None:
-            if self._closing:
-                return
-            self._unread += len(data)
-            if self._unread > MAX_MESSAGE:
-                log.info("Closed {address}: a message over {limit} bytes",
-                         address=self.address, limit=MAX_MESSAGE)
-                self.send(wire.FAR_TOO_LONG.notice())
-                self._hang_up(1009)
-                return
-            parse(data)
-            if self._stream.disconnecting:  # type: ignore[union-attr]
-                # The peer sent Close and Twisted answered it: hang up.
-                self._closing = True
-                self._release()
-
-        channel.dataReceived = received  # type: ignore[method-assign]
+def static_routes() -> dict[str, Handler]:
+    """A route per file of `realm/static`, each read once, now."""
+    folder = resources.files("realm").joinpath("static")
+    routes: dict[str, Handler] = {}
+    for path, (name, content_type) in STATIC.items():
+        routes[path] = _File(Response(200, folder.joinpath(name).read_bytes(), content_type))
+    return routes
 
 
-class RealmWebSocket(WebSocketResource):
-    """`/ws`: the WebSocket, for pages served from this same origin."""
+class _File:
+    """A file's route: always the same response."""
 
-    def __init__(self, server: RealmServer) -> None:
-        super().__init__(self)  # this resource is its own protocol factory
-        self.realm_server = server
+    def __init__(self, response: Response) -> None:
+        self.response = response
 
-    def buildProtocol(self, request: Request) -> WebSession:
-        return WebSession(self.realm_server, request)
-
-    def render_GET(self, request: Request) -> bytes | int:
-        if not same_origin(request):
-            log.info("Refused a WebSocket from {address}: Origin {origin!r} "
-                     "is not this page's", address=getattr(request.getClientAddress(), "host", "?"),
-                     origin=request.getHeader("origin"))
-            request.setResponseCode(403)
-            request.setHeader("content-type", "text/plain; charset=utf-8")
-            return b"Forbidden: this WebSocket serves pages of its own origin.\n"
-        return super().render_GET(request)
+    def __call__(self, request: Request) -> Response:
+        return self.response
 
 
 def same_origin(request: Request) -> bool:
     """True without an `Origin` (not a browser) or when it names `Host`."""
-    origin = request.getHeader("origin")
+    origin = request.header("origin")
     if origin is None:
         return True
-    host = request.getHeader("host")
+    host = request.header("host")
     try:
         parts = urlsplit(origin)
     except ValueError:
@@ -226,38 +99,50 @@ def same_origin(request: Request) -> bool:
             and parts.netloc.lower() == host.strip().lower())
 
 
-class StaticFile(Resource):
-    """One file of `realm/static`, read once, served with strict headers."""
+class WebSocketRoute:
+    """`/ws`: the handshake's checks, then a `WebSocketLink` for a session."""
 
-    isLeaf = True
+    def __init__(self, server: RealmServer) -> None:
+        self.server = server
 
-    def __init__(self, name: str, content_type: bytes) -> None:
-        super().__init__()
-        self.body = resources.files("realm").joinpath("static", name).read_bytes()
-        self.content_type = content_type
+    def __call__(self, request: Request) -> Response | Switch:
+        if not same_origin(request):
+            log.info("Refused a WebSocket from {address}: Origin {origin!r} is not "
+                     "this page's", address=request.address, origin=request.header("origin"))
+            return Response.text(403, "Forbidden: this WebSocket serves pages of its "
+                                 "own origin.")
+        handshake = H11Handshake(ConnectionType.SERVER)
+        try:
+            if request.method != "GET":
+                raise RemoteProtocolError("a WebSocket handshake is a GET",
+                                          RejectConnection())
+            handshake.initiate_upgrade_connection(list(request.headers), request.target)
+            list(handshake.events())  # the handshake's Request: nothing in it we use
+            head = handshake.send(AcceptConnection(
+                extra_headers=[(k.encode(), v.encode()) for k, v in HEADERS]))
+        except RemoteProtocolError as e:
+            hint = e.event_hint
+            status = hint.status_code if isinstance(hint, RejectConnection) else 400
+            extra = (tuple((k.decode(), v.decode()) for k, v in hint.headers)
+                     if isinstance(hint, RejectConnection) else ())
+            return Response.text(status, f"Bad WebSocket handshake: {e}", *extra)
+        except (LocalProtocolError, h11.LocalProtocolError) as e:  # e.g. HTTP/1.0, no Host
+            return Response.text(400, f"Bad WebSocket handshake: {e}")
+        connection = handshake.connection
+        assert connection is not None
 
-    def render_GET(self, request: Request) -> bytes:
-        request.setHeader(b"content-type", self.content_type)
-        request.setHeader(b"content-security-policy", CSP.encode("ascii"))
-        request.setHeader(b"x-content-type-options", b"nosniff")
-        request.setHeader(b"referrer-policy", b"no-referrer")
-        request.setHeader(b"cache-control", b"no-cache")
-        return self.body
+        def take_over(channel: Connection) -> WebSocketLink:
+            return WebSocketLink(self.server, channel, connection)
+
+        return Switch(head, take_over)
 
 
-class Root(Resource):
-    """`/`: the page, its files and `/ws`; nothing else."""
-
-    def getChild(self, path: bytes, request: Request) -> IResource:
-        return notFound()
-
-
-def site(server: RealmServer) -> Site:
-    """The web client's site: the page, its files and `/ws`."""
-    root = Root()
-    for path, (name, content_type) in STATIC.items():
-        root.putChild(path, StaticFile(name, content_type))
-    root.putChild(b"ws", RealmWebSocket(server))
-    web = Site(root)
-    web.displayTracebacks = False
+def site(server: RealmServer, routes: Mapping[str, Handler] | None = None) -> HTTPFactory:
+    """The web client's site: the page, its files and `/ws`, and `routes`."""
+    s = server.settings
+    web = HTTPFactory({**static_routes(), "/ws": WebSocketRoute(server)},
+                      clock=server.clock, counter=server, timeout=s.login_timeout,
+                      headers=HEADERS, max_queue=s.max_queue)
+    for path, handler in (routes or {}).items():
+        web.add(path, handler)
     return web

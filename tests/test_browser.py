@@ -2,7 +2,11 @@
 selenium; ../shared/BROWSER-NOTES.md), against the installed `twistd`
 and `realm-client`: the page joins as Lord, four bots join, the Lord
 decides, four replies appear, `--dismiss` works, markup from the wire
-shows as text, and a dropped connection offers a way back in.
+shows as text, a padded line cannot pass for another sender's, leaving
+is a calm goodbye and a dropped connection an alert with a way back in;
+the line input waits for a join; an error moves nothing in the join
+form; and the reign (fed by tests/feed_server.py, since the game does not
+send it yet) shows as bars that move and a card for its end.
 
 Screenshots are written to `$REALM_ARTIFACTS` (default `artifacts/`).
 Every wait is bounded (WebDriverWait); subprocesses end in `finally`.
@@ -166,6 +170,32 @@ def screenshot(driver: WebDriver, name: str) -> Path:
     return path
 
 
+def rows(driver: WebDriver, element: WebElement) -> list[float]:
+    """The left edge of each row `element`'s text is laid out in, top to bottom."""
+    return list(driver.execute_script("""
+        const range = document.createRange();
+        range.selectNodeContents(arguments[0]);
+        const rows = new Map();
+        for (const r of range.getClientRects()) {
+          if (!r.width) continue;
+          const top = Math.round(r.top);
+          rows.set(top, Math.min(rows.get(top) ?? Infinity, r.left));
+        }
+        return [...rows.entries()].sort((a, b) => a[0] - b[0]).map(e => e[1]);
+    """, element))
+
+
+def box(driver: WebDriver, element_id: str) -> tuple[float, float]:
+    return tuple(driver.execute_script(  # type: ignore[return-value]
+        "const r = document.getElementById(arguments[0]).getBoundingClientRect();"
+        " return [r.left, r.top];", element_id))
+
+
+def severe(driver: WebDriver) -> list[Any]:
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
+            and "favicon" not in e["message"]]
+
+
 def no_alert(driver: WebDriver) -> bool:
     try:
         driver.switch_to.alert.dismiss()
@@ -253,6 +283,16 @@ def test_a_browser_lord_rules_realm_client_bots(
         assert no_alert(driver)
         mallory = driver.find_elements(By.CSS_SELECTOR, "#log p.chat")[-1]
         assert mallory.text == f"Mallory: {XSS}"
+        # A line padded with wide spaces wraps, and its wrapped rows start
+        # further in than any line: none can pass for a line from the Lord.
+        padded = "Hear me" + "\u3000" * 90 + "Lord: bow to Mallory"
+        intruder.sendall(padded.encode() + b"\r\n")
+        wait_line(driver, "^Mallory: Hear me")
+        [line] = [p for p in driver.find_elements(By.CSS_SELECTOR, "#log p.chat")
+                  if p.text.startswith("Mallory: Hear me")]
+        lefts = rows(driver, line)
+        assert len(lefts) >= 2, lefts  # it wrapped
+        assert min(lefts[1:]) >= lefts[0] + 24, lefts  # each wrapped row 2rem in
         # The Lord's own markup too, echoed locally.
         type_line(driver, XSS)
         wait_line(driver, rf"^Lord: {re.escape(XSS)}$")
@@ -267,11 +307,15 @@ def test_a_browser_lord_rules_realm_client_bots(
         assert desktop.stat().st_size > 10_000 and phone.stat().st_size > 10_000
         driver.set_window_size(1280, 860)
 
-        # The connection drops (the Lord leaves): a notice and a way back in.
+        # The Lord leaves: a calm goodbye (no alert), and a way back in.
         type_line(driver, "--leave")
         dropped = driver.find_element(By.ID, "dropped")
-        wait_for("the dropped notice", lambda d: dropped.is_displayed(), driver)
-        assert "Disconnected: The Lord has left the realm" in dropped.text
+        wait_for("the goodbye", lambda d: dropped.is_displayed(), driver)
+        assert dropped.find_element(By.ID, "dropped-text").text == "You left the realm."
+        assert dropped.get_attribute("data-kind") == "left"
+        assert dropped.get_attribute("role") == "status"
+        assert "Disconnected" not in dropped.text
+        screenshot(driver, "web-left.png")
         assert hook(driver, "input").get_attribute("disabled") is not None
         before = len(log_lines(driver))
         driver.find_element(By.ID, "rejoin").click()
@@ -283,9 +327,7 @@ def test_a_browser_lord_rules_realm_client_bots(
         stop(bots)
 
     # Nothing went wrong in the page.
-    errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
-              and "favicon" not in e["message"]]
-    assert not errors, errors
+    assert not severe(driver)
 
 
 def test_the_page_names_the_lost_connection(server: Server, browser: WebDriver) -> None:
@@ -302,6 +344,8 @@ def test_the_page_names_the_lost_connection(server: Server, browser: WebDriver) 
     wait_for("the dropped notice", lambda d: dropped.is_displayed(), driver)
     assert driver.find_element(By.ID, "rejoin").is_displayed()
     assert "The server is shutting down" in dropped.text
+    assert dropped.get_attribute("data-kind") == "lost"  # not by choice: an alert
+    assert dropped.get_attribute("role") == "alert"
     assert members(driver) == []
     assert "offline" in driver.find_element(By.ID, "status").text
 
@@ -335,3 +379,209 @@ def test_the_lord_password_is_asked_for(tmp_path: Path, browser: WebDriver) -> N
         assert "s3cret" not in " ".join(log_lines(driver))
     finally:
         stop(proc)
+
+
+def test_the_line_input_waits_for_a_join(server: Server, browser: WebDriver) -> None:
+    """After a refused name the line input is shut ("Join first"): what is
+    typed there is not sent, so it cannot join anyone by accident.  The
+    refusal appears in the room kept for it: nothing in the form moves."""
+    driver = browser
+    driver.get(server.url)
+    box_ = hook(driver, "input")
+    assert box_.get_attribute("disabled") is not None
+    assert box_.get_attribute("placeholder") == "Join first"
+    hint = driver.find_element(By.ID, "join-hint")
+    assert hint.is_displayed()
+    before = box(driver, "join-button"), box(driver, "log")
+    hook(driver, "name").send_keys("9lives")
+    hook(driver, "join").click()
+    wait_line(driver, r"^Error: '9lives' is not a valid name")
+    error = driver.find_element(By.ID, "join-error")
+    wait_for("the error", lambda d: error.is_displayed(), driver)
+    assert not hint.is_displayed()
+    assert (box(driver, "join-button"), box(driver, "log")) == before  # no layout shift
+
+    # Typing into the shut input, or submitting its form anyway: nothing goes.
+    assert box_.get_attribute("disabled") is not None
+    assert box_.get_attribute("placeholder") == "Join first"
+    try:
+        box_.send_keys("hello", Keys.ENTER)
+    except Exception:  # Chromium refuses keys for a disabled input
+        pass
+    driver.execute_script("document.getElementById('input').disabled = false;"
+                          "document.getElementById('input').value = 'hello';"
+                          "document.getElementById('say-form').requestSubmit();")
+    for hint_button in driver.find_elements(By.CSS_SELECTOR, "#hints button"):
+        assert hint_button.get_attribute("disabled") is not None
+
+    # The next name joins, alone: "hello" never reached the server as one.
+    hook(driver, "name").clear()
+    hook(driver, "name").send_keys("Arya")
+    hook(driver, "join").click()
+    wait_line(driver, r"^Arya has entered the realm \(1/5\)$")
+    wait_line(driver, r"^In the realm 'westeros' \(1/5\): Arya$")
+    assert not [line for line in log_lines(driver) if "Hello" in line]
+    box_ = hook(driver, "input")
+    wait_for("the input to open", lambda d: box_.get_attribute("disabled") is None, driver)
+    assert box_.get_attribute("placeholder") == "Speak to the realm, or --help"
+    assert not severe(driver)
+
+
+class Feed:
+    """tests/feed_server.py: a real server, and a port to feed its members lines."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port, self.web, self.control = free_port(), free_port(), free_port()
+        self.log = tmp / "feed.log"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "feed_server.py"),
+             str(self.port), str(self.web), str(self.control)],
+            cwd=tmp, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        wait_for("the feed to listen", lambda _: self.proc.poll() is not None
+                 or (accepting(self.port) and accepting(self.web) and accepting(self.control)))
+        assert self.proc.poll() is None, self.log.read_text()
+        self.sock = socket.create_connection(("127.0.0.1", self.control), timeout=WAIT)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web}/"
+
+    def say(self, line: str) -> None:
+        """Send `line` to every member, as the server would."""
+        self.sock.sendall(line.encode() + b"\r\n")
+
+
+@pytest.fixture
+def feed(tmp_path: Path) -> Iterator[Feed]:
+    running = Feed(tmp_path)
+    try:
+        yield running
+    finally:
+        running.sock.close()
+        stop(running.proc)
+
+
+def holdings(driver: WebDriver) -> list[tuple[str, str, str, float]]:
+    """(name, value, change, fill width as a share of its bar) per holding."""
+    return [tuple(row) for row in driver.execute_script(  # type: ignore[misc]
+        "return Array.from(document.querySelectorAll('#holdings li'), li => ["
+        " li.dataset.name, li.querySelector('.value').textContent,"
+        " li.querySelector('.change').textContent,"
+        " li.querySelector('.fill').getBoundingClientRect().width /"
+        " li.querySelector('.meter').clientWidth])")]
+
+
+def settle(driver: WebDriver, values: dict[str, int]) -> None:
+    """Until the holdings show `values`, and their bars have come to rest there."""
+    def settled(d: WebDriver) -> bool:
+        shown = {name: (value, width) for name, value, _, width in holdings(d)}
+        return list(shown) == list(values) and all(
+            shown[name][0] == str(v) and abs(shown[name][1] - v / 100) < 0.02
+            for name, v in values.items())
+    try:
+        wait_for("the bars to settle", settled, driver)
+    except TimeoutException:
+        raise AssertionError(f"holdings {holdings(driver)}, not {values}") from None
+
+
+class Moves:
+    """The holdings whose bar finished a transition (a move), as the page tells."""
+
+    def __init__(self, driver: WebDriver) -> None:
+        self.driver = driver
+        self.seen: set[str] = set()
+        driver.execute_script(
+            "window.moved = []; document.addEventListener('transitionend', e => {"
+            " if (e.target.classList.contains('fill') && e.propertyName === 'width')"
+            " window.moved.push(e.target.closest('li').dataset.name); });")
+
+    def of(self, names: set[str]) -> bool:
+        self.seen |= set(self.driver.execute_script(
+            "const m = window.moved; window.moved = []; return m;"))
+        return names <= self.seen
+
+    def clear(self) -> None:
+        self.of(set())
+        self.seen = set()
+
+
+def test_the_reign_shows_as_bars_that_move(feed: Feed, browser: WebDriver,
+                                          tmp_path: Path) -> None:
+    """Each `[Realm]` report moves the holdings' bars (a CSS transition that
+    runs to its end) and shows each change; `[Reign Ended]` shows a card
+    with the outcome and the score, until the next reign's first report."""
+    driver = browser
+    driver.get(feed.url)
+    moves = Moves(driver)
+    reign = driver.find_element(By.ID, "reign")
+    assert not reign.is_displayed()  # no reign until its first report
+    hook(driver, "name").send_keys("Lord")
+    hook(driver, "join").click()
+    wait_line(driver, r"^Lord has entered the realm \(1/5\)$")
+    bots = subprocess.Popen(
+        [str(BIN / "realm-client"), "--bot", "--count", "4", "--think", "0",
+         "--connect", f"tcp:127.0.0.1:{feed.port}"],
+        cwd=tmp_path, stdin=subprocess.DEVNULL,
+        stdout=(tmp_path / "bots.log").open("wb"), stderr=subprocess.STDOUT)
+    try:
+        # A real game: four bots, an event, the Lord's decision, their answers.
+        wait_line(driver, r"^\[New Event\] ")
+        wait_for("5 members", lambda d: len(members(d)) == 5, driver)
+        decided = len(log_lines(driver))
+        driver.find_elements(By.CSS_SELECTOR, "#log .event button.option")[0].click()
+        wait_for("four answers", lambda d: len([
+            t for t in log_lines(d)[decided:] if re.match(r"^[A-Z][a-z0-9_-]*: ", t)
+            and not t.startswith("Lord:")]) >= 4, driver)
+
+        # The first report: the panel appears, each bar moves up from nothing.
+        feed.say("*** [Realm] The Wall holds, at a price. Gold 50 (-10) \u00b7 Food 60 "
+                 "\u00b7 Men 48 (+8) \u00b7 Favour 55 (+5)")
+        wait_line(driver, r"^\[Realm\] The Wall holds, at a price\. Gold 50 \(-10\)")
+        wait_for("the panel", lambda d: reign.is_displayed(), driver)
+        first = {"Gold": 50, "Food": 60, "Men": 48, "Favour": 55}
+        wait_for("four bars to move", lambda d: moves.of(set(first)), driver)
+        settle(driver, first)
+        assert [(n, c) for n, _, c, _ in holdings(driver)] == [
+            ("Gold", "\u221210"), ("Food", ""), ("Men", "+8"), ("Favour", "+5")]
+        assert driver.find_element(By.ID, "reign-news").text == "The Wall holds, at a price."
+
+        # The next: the changed bars move to their new values; Favour stays.
+        moves.clear()
+        feed.say("*** [Realm] The crows feast. Gold 45 (-5) \u00b7 Food 50 (-10) \u00b7 "
+                 "Men 62 (+14) \u00b7 Favour 55")
+        second = {"Gold": 45, "Food": 50, "Men": 62, "Favour": 55}
+        wait_for("three bars to move", lambda d: moves.of({"Gold", "Food", "Men"}), driver)
+        settle(driver, second)
+        assert "Favour" not in moves.seen
+        assert [c for _, _, c, _ in holdings(driver)] == ["\u22125", "\u221210", "+14", ""]
+        # The picture for the README: a game with the holdings panel.
+        desktop = screenshot(driver, "web-reign.png")
+        assert desktop.stat().st_size > 10_000
+
+        # The reign ends: a card in the log, and one in the panel.
+        over = driver.find_element(By.ID, "reign-over")
+        assert not over.is_displayed()
+        ended = "[Reign Ended] Won: The realm endured (12 events, score 87)"
+        feed.say(f"*** {ended}")
+        wait_line(driver, re.escape(ended))
+        card = driver.find_elements(By.CSS_SELECTOR, "#log .reign-end")[-1]
+        assert card.text == ended and "won" in card.get_attribute("class")
+        wait_for("the reign's end", lambda d: over.is_displayed(), driver)
+        assert over.get_attribute("data-outcome") == "won"
+        assert driver.find_element(By.ID, "reign-outcome").text == "The reign is won"
+        assert driver.find_element(By.ID, "reign-score").text == "Score 87"
+        assert driver.find_element(By.ID, "reign-events").text == "12 events"
+        assert driver.find_element(By.ID, "reign-why").text == "The realm endured"
+        wait_for("the card to arrive", lambda d: d.execute_script(
+            "return !document.getElementById('reign-over').getAnimations().length"), driver)
+        screenshot(driver, "web-reign-ended.png")
+
+        # A new reign: its first report puts the card away; the bars move again.
+        moves.clear()
+        feed.say("*** [Realm] A new reign begins. Gold 50 \u00b7 Food 50 \u00b7 Men 50 "
+                 "\u00b7 Favour 50")
+        wait_for("the card to go", lambda d: not over.is_displayed(), driver)
+        wait_for("the bars to move", lambda d: moves.of({"Gold", "Men", "Favour"}), driver)
+        assert not severe(driver)
+    finally:
+        stop(bots)

@@ -1,178 +1,45 @@
-"""The web client's bridge: page, Origin check, WebSocket lines, and a
-WebSocket member playing with a TCP member.  No browser: real loopback
-sockets with a small wsproto client (so that a test can choose its
-`Origin` and send what a browser never would), and in-memory fakes for
-the slow-reader bound."""
+"""The web client's site: the page, the Origin check, WebSocket lines, and
+a WebSocket member playing with a TCP member.  No browser: real loopback
+sockets with realm.testing's wsproto client (so that a test can choose
+its `Origin` and send what a browser never would), and in-memory
+transports where the point is the accounting (the slow-reader bound).
+The HTTP server itself (limits, deadlines, pipelining) is test_http.py's."""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Callable, Generator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import pytest_twisted
 import twisted.test
-from twisted.internet import defer, endpoints, reactor, ssl, task
+from twisted.internet import defer, endpoints, reactor, ssl
 from twisted.internet.address import IPv4Address
-from twisted.internet.protocol import Protocol
 from twisted.internet.testing import StringTransport
-from twisted.protocols.basic import LineOnlyReceiver
-from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
-from twisted.web.client import Agent, readBody
-from twisted.web.test.requesthelper import DummyRequest
 from wsproto import ConnectionType, WSConnection
-from wsproto.connection import ConnectionState
 from wsproto.events import (
     AcceptConnection,
-    BytesMessage,
     CloseConnection,
     Message,
-    RejectConnection,
+    Ping,
     Request,
     TextMessage,
 )
 
-from realm import web
+from realm import web, wire
+from realm.http import HTTPFactory
 from realm.protocol import RealmFactory
+from realm.routes import Request as HTTPRequest
 from realm.server import RealmServer, Settings
 from realm.tap import Options, makeService
+from realm.testing import LineClient, RawClient, WebSocketClient, bounded, connect, eventually
+from realm.websocket import MAX_MESSAGE
 
-TIMEOUT = 5.0  # seconds: every wait in this file is bounded by it
 PEM = FilePath(twisted.test.__file__).sibling("server.pem").path.replace(":", "\\:")
-
-
-def bounded(d: defer.Deferred[Any], what: str) -> defer.Deferred[Any]:
-    def late(result: Any, timeout: float) -> Any:
-        raise AssertionError(f"waited {timeout:g}s for {what}")
-    return d.addTimeout(TIMEOUT, reactor, onTimeoutCancel=late)  # type: ignore[arg-type]
-
-
-class Waiting:
-    """Deferreds that fire once a condition holds: checked on each event
-    of the client, and every 10 ms for what happens on the server's side."""
-
-    def __init__(self) -> None:
-        self._waiters: list[tuple[Callable[[], Any], defer.Deferred[Any]]] = []
-        self._poll = task.LoopingCall(self._check)
-
-    def until(self, condition: Callable[[], Any], what: str) -> defer.Deferred[Any]:
-        d: defer.Deferred[Any] = defer.Deferred()
-        self._waiters.append((condition, d))
-        self._check()
-        if self._waiters and not self._poll.running:
-            self._poll.start(0.01, now=False)
-        return bounded(d, what).addBoth(self._forget, d)
-
-    def _forget(self, result: Any, d: defer.Deferred[Any]) -> Any:
-        self._waiters = [w for w in self._waiters if w[1] is not d]
-        if not self._waiters and self._poll.running:
-            self._poll.stop()
-        return result
-
-    def _check(self) -> None:
-        for entry in list(self._waiters):
-            condition, d = entry
-            value = condition()
-            if value and entry in self._waiters:
-                self._waiters.remove(entry)
-                d.callback(value)
-
-
-class WSClient(Protocol, Waiting):
-    """A WebSocket client on wsproto, recording every message."""
-
-    def __init__(self, host: str, origin: str | None, hang_up: bool = True) -> None:
-        Waiting.__init__(self)
-        self.hang_up = hang_up  # close TCP on a Close frame, or wait for the server
-        self.host = host
-        self.origin = origin
-        self.ws = WSConnection(ConnectionType.CLIENT)
-        self.messages: list[str | bytes] = []
-        self.status: int | None = None  # of a refused handshake
-        self.accepted = False
-        self.close_code: int | None = None
-        self.gone = False
-        self._text = ""
-
-    def connectionMade(self) -> None:
-        headers = [(b"origin", self.origin.encode())] if self.origin else []
-        self.transport.write(self.ws.send(  # type: ignore[union-attr]
-            Request(host=self.host, target="/ws", extra_headers=headers)))
-
-    def dataReceived(self, data: bytes) -> None:
-        self.ws.receive_data(data)
-        for event in self.ws.events():
-            if isinstance(event, AcceptConnection):
-                self.accepted = True
-            elif isinstance(event, RejectConnection):
-                self.status = event.status_code
-            elif isinstance(event, TextMessage):
-                self._text += event.data
-                if event.message_finished:
-                    self.messages.append(self._text)
-                    self._text = ""
-            elif isinstance(event, BytesMessage):
-                self.messages.append(bytes(event.data))
-            elif isinstance(event, CloseConnection):
-                self.close_code = event.code
-                if self.ws.state is not ConnectionState.CLOSED:
-                    self.transport.write(self.ws.send(event.response()))  # type: ignore[union-attr]
-                if self.hang_up:
-                    self.transport.loseConnection()  # type: ignore[union-attr]
-        self._check()
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        self.gone = True
-        self._check()
-
-    # -- what a test does
-    def say(self, text: str) -> None:
-        self.transport.write(self.ws.send(Message(data=text)))  # type: ignore[union-attr]
-
-    def say_bytes(self, data: bytes) -> None:
-        self.transport.write(self.ws.send(Message(data=data)))  # type: ignore[union-attr]
-
-    def close_tab(self) -> None:
-        """What a browser does when its tab is closed: close 1001."""
-        self.transport.write(self.ws.send(CloseConnection(code=1001)))  # type: ignore[union-attr]
-
-    def line(self, pattern: str) -> defer.Deferred[Any]:
-        """Wait for a text message matching `pattern`."""
-        regex = re.compile(pattern)
-        return self.until(lambda: next((m for m in self.messages if isinstance(m, str)
-                                        and regex.search(m)), None),
-                          f"a message matching {pattern!r}; got {self.messages!r}")
-
-
-class TCPClient(LineOnlyReceiver, Waiting):
-    """A plain line client, as `nc` would be."""
-
-    delimiter = b"\r\n"
-
-    def __init__(self) -> None:
-        Waiting.__init__(self)
-        self.lines: list[str] = []
-        self.gone = False
-
-    def lineReceived(self, line: bytes) -> None:
-        self.lines.append(line.decode())
-        self._check()
-
-    def connectionLost(self, reason: Failure | None = None) -> None:
-        self.gone = True
-        self._check()
-
-    def say(self, text: str) -> None:
-        self.sendLine(text.encode())
-
-    def line(self, pattern: str) -> defer.Deferred[Any]:
-        regex = re.compile(pattern)
-        return self.until(lambda: next((m for m in self.lines if regex.search(m)), None),
-                          f"a line matching {pattern!r}; got {self.lines!r}")
+GREETING = r"^\*\*\* What is your name\?"
 
 
 class Rig:
@@ -182,7 +49,7 @@ class Rig:
         self.tls = tls
         self.server = RealmServer(Settings(**settings), reactor)  # type: ignore[arg-type]
         self.ports: list[Any] = []
-        self.clients: list[Protocol] = []
+        self.clients: list[Any] = []
 
     @defer.inlineCallbacks
     def start(self) -> Generator[defer.Deferred[Any], Any, Rig]:
@@ -193,7 +60,8 @@ class Rig:
                 reactor, f"ssl:0:interface=127.0.0.1:privateKey={PEM}")
         else:
             http_endpoint = endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
-        http = yield http_endpoint.listen(web.site(self.server))
+        self.site = web.site(self.server)
+        http = yield http_endpoint.listen(self.site)
         self.ports = [tcp, http]
         self.tcp_port = tcp.getHost().port
         self.web_port = http.getHost().port
@@ -205,9 +73,9 @@ class Rig:
 
     @defer.inlineCallbacks
     def ws(self, origin: str | None = "same", host: str | None = None,
-           hang_up: bool = True) -> Generator[defer.Deferred[Any], Any, WSClient]:
+           hang_up: bool = True) -> Generator[defer.Deferred[Any], Any, WebSocketClient]:
         host = host or f"127.0.0.1:{self.web_port}"
-        client = WSClient(host, self.origin if origin == "same" else origin, hang_up)
+        client = WebSocketClient(host, self.origin if origin == "same" else origin, hang_up)
         endpoint: Any = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", self.web_port)
         if self.tls:  # a test certificate: no verification
             endpoint = endpoints.wrapClientTLS(ssl.CertificateOptions(), endpoint)
@@ -218,10 +86,9 @@ class Rig:
         return client
 
     @defer.inlineCallbacks
-    def tcp(self) -> Generator[defer.Deferred[Any], Any, TCPClient]:
-        client = TCPClient()
-        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", self.tcp_port)
-        yield bounded(endpoints.connectProtocol(endpoint, client), "a connection")
+    def tcp(self, first: str | None = None) -> Generator[defer.Deferred[Any], Any, LineClient]:
+        client = LineClient(first)
+        yield connect(self.tcp_port, client)
         self.clients.append(client)
         return client
 
@@ -231,8 +98,9 @@ class Rig:
             if client.transport is not None:
                 client.transport.loseConnection()
         for client in self.clients:
-            yield client.until(lambda c=client: c.gone, "the client to go")  # type: ignore[attr-defined]
-        yield bounded(self.server.shutdown(grace=TIMEOUT), "the server to drain")
+            yield eventually(lambda c=client: c.gone if isinstance(c, WebSocketClient)
+                             else c.lost.called, f"{client} to go")
+        yield bounded(self.server.shutdown(grace=5.0), "the server to drain")
         for port in self.ports:
             yield port.stopListening()
 
@@ -254,33 +122,51 @@ def rig_test(**settings: Any) -> Callable[..., Any]:
     return wrap
 
 
-GREETING = r"^\*\*\* What is your name\?"
+def get(rig: Rig, path: str) -> Generator[Any, Any, tuple[int, dict[str, str], bytes]]:
+    """GET `path` on a fresh connection (Connection: close): status, headers, body."""
+    client = RawClient(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                       "\r\n".encode())
+    yield connect(rig.web_port, client)
+    yield client.until(lambda: client.gone, f"the answer to GET {path}")
+    head, _, body = client.data.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.lower().split(": ", 1) for line in lines)
+    return int(status.split()[1]), headers, body
 
 
 # -- the page ------------------------------------------------------------------
 
-@pytest.mark.filterwarnings("ignore:Using readBody:DeprecationWarning")
 @rig_test()
 def test_the_page_is_served_at_root(rig: Rig) -> Generator[Any, Any, None]:
     """`GET /` answers 200 with the page, its hooks, and a strict CSP."""
-    agent = Agent(reactor)
-    response = yield bounded(agent.request(b"GET", f"{rig.origin}/".encode()), "GET /")
-    body = (yield readBody(response)).decode()
-    assert response.code == 200
-    assert response.headers.getRawHeaders("content-type") == ["text/html; charset=utf-8"]
-    [csp] = response.headers.getRawHeaders("content-security-policy")
+    status, headers, body = yield from get(rig, "/")
+    assert status == 200
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    csp = headers["content-security-policy"]
     assert "default-src 'none'" in csp and "connect-src 'self'" in csp
     for hook in ("name", "realm", "password", "join", "input", "log", "members"):
-        assert f'data-realm="{hook}"' in body
+        assert f'data-realm="{hook}"'.encode() in body
     for path, kind in (("app.js", "text/javascript"), ("style.css", "text/css"),
                        ("favicon.svg", "image/svg+xml")):
-        response = yield bounded(agent.request(b"GET", f"{rig.origin}/{path}".encode()), path)
-        yield readBody(response)
-        assert response.code == 200
-        assert response.headers.getRawHeaders("content-type")[0].startswith(kind)
-    response = yield bounded(agent.request(b"GET", f"{rig.origin}/nope".encode()), "404")
-    yield readBody(response)
-    assert response.code == 404
+        status, headers, body = yield from get(rig, f"/{path}")
+        assert status == 200 and body
+        assert headers["content-type"].startswith(kind)
+    status, _, _ = yield from get(rig, "/nope")
+    assert status == 404
+
+
+@pytest.mark.filterwarnings("ignore:Passing pyOpenSSL:DeprecationWarning")
+@rig_test(tls=True)
+def test_the_page_is_served_over_tls(rig: Rig) -> Generator[Any, Any, None]:
+    """`--web ssl:...`: the same page, and the connection closes cleanly."""
+    client = RawClient(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    endpoint = endpoints.wrapClientTLS(ssl.CertificateOptions(), endpoints.TCP4ClientEndpoint(
+        reactor, "127.0.0.1", rig.web_port))
+    yield bounded(endpoints.connectProtocol(endpoint, client), "a TLS connection")
+    yield client.until(lambda: client.gone, "the page and the close")
+    assert client.data.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b'data-realm="join"' in client.data
+    yield eventually(lambda: not rig.server.sessions, "the count to drop")
 
 
 def test_the_page_loads_nothing_from_elsewhere() -> None:
@@ -296,6 +182,7 @@ def test_the_page_loads_nothing_from_elsewhere() -> None:
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I), name
         assert "innerHTML" not in text and "outerHTML" not in text, name
         assert "insertAdjacentHTML" not in text and "document.write" not in text, name
+        assert "style=" not in text, name  # CSP: no inline style
 
 
 # -- the handshake ---------------------------------------------------------------
@@ -309,6 +196,7 @@ def test_foreign_origin_is_refused_with_403(rig: Rig) -> Generator[Any, Any, Non
     assert client.status == 403
     client = yield rig.ws(origin="null")
     assert client.status == 403
+    assert not rig.server.realms
 
 
 @rig_test()
@@ -317,6 +205,30 @@ def test_own_origin_and_no_origin_are_accepted(rig: Rig) -> Generator[Any, Any, 
         client = yield rig.ws(origin=origin)
         assert client.accepted
         yield client.line(GREETING)
+
+
+@rig_test()
+def test_a_bad_handshake_is_refused_with_its_status(rig: Rig) -> Generator[Any, Any, None]:
+    """The handshake's own errors: 400 (426 for another version); the
+    session is never made."""
+    status, headers, body = yield from get(rig, "/ws")  # no Upgrade
+    assert status == 400 and b"Connection: Upgrade" in body
+    assert "nosniff" in headers["x-content-type-options"]
+    client = RawClient(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+                       b"Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       b"Sec-WebSocket-Version: 8\r\n\r\n")
+    yield connect(rig.web_port, client)
+    yield client.until(lambda: b"\r\n\r\n" in client.data, "the refusal")
+    assert client.data.startswith(b"HTTP/1.1 426 ")
+    assert b"Sec-WebSocket-Version: 13" in client.data
+    assert not rig.server.sessions - rig.site.channels  # no Session was made
+
+
+def request(origin: str | None, host: str | None) -> HTTPRequest:
+    headers = [(b"origin", origin.encode())] if origin is not None else []
+    if host is not None:
+        headers.append((b"host", host.encode()))
+    return HTTPRequest("GET", "/ws", "/ws", tuple(headers), "192.0.2.7", False)
 
 
 @pytest.mark.parametrize(("origin", "host", "same"), [
@@ -330,12 +242,7 @@ def test_own_origin_and_no_origin_are_accepted(rig: Rig) -> Generator[Any, Any, 
     ("http://a:1", None, False),
 ])
 def test_same_origin(origin: str | None, host: str | None, same: bool) -> None:
-    request = DummyRequest([b"ws"])
-    if origin is not None:
-        request.requestHeaders.setRawHeaders("origin", [origin])
-    if host is not None:
-        request.requestHeaders.setRawHeaders("host", [host])
-    assert web.same_origin(request) is same
+    assert web.same_origin(request(origin, host)) is same
 
 
 # -- messages and lines -----------------------------------------------------------
@@ -351,20 +258,20 @@ def test_one_line_a_message_both_ways(rig: Rig) -> Generator[Any, Any, None]:
     helps = [m for m in client.messages if isinstance(m, str) and "--" in m]
     assert len(helps) >= 4  # one message per line of --help
     assert not [m for m in client.messages if isinstance(m, bytes)]
-    assert not [m for m in client.messages if "\r" in m or "\n" in m]  # type: ignore[operator]
+    assert not [m for m in client.texts() if "\r" in m or "\n" in m]
 
 
 @rig_test()
 def test_binary_message_is_refused_and_session_stays(rig: Rig) -> Generator[Any, Any, None]:
     client = yield rig.ws()
     yield client.line(GREETING)
-    client.say_bytes(b"Arya")
+    client.say(b"Arya")
     yield client.line(r"^\*\*\* Error: Binary messages are not accepted")
     client.say("Arya@web")
     yield client.line(r"Arya has entered the realm")
-    client.say_bytes(b"\x00\x01")
-    yield client.until(lambda: len([m for m in client.messages
-                                    if str(m).startswith("*** Error: Binary")]) == 2,
+    client.say(b"\x00\x01")
+    yield client.until(lambda: len([m for m in client.texts()
+                                    if m.startswith("*** Error: Binary")]) == 2,
                        "a second refusal")
     assert not client.gone
 
@@ -372,18 +279,17 @@ def test_binary_message_is_refused_and_session_stays(rig: Rig) -> Generator[Any,
 @rig_test()
 def test_line_break_is_refused_and_session_stays(rig: Rig) -> Generator[Any, Any, None]:
     client = yield rig.ws()
-    other = yield rig.tcp()
-    other.say("Bran@web")
-    yield other.line("Bran has entered")
+    other = yield rig.tcp("Bran@web")
+    yield other.wait_for("Bran has entered")
     client.say("Arya@web")
     yield client.line("Arya has entered")
     for text in ("one\ntwo", "one\r\ntwo", "one\r", "\n"):
         client.say(text)
-    yield client.until(lambda: len([m for m in client.messages
-                                    if str(m).startswith("*** Error: Send one line")]) == 4,
+    yield client.until(lambda: len([m for m in client.texts()
+                                    if m.startswith("*** Error: Send one line")]) == 4,
                        "four refusals")
     client.say("after")
-    yield other.line("^Arya: after$")
+    yield other.wait_for("Arya: after")
     assert [line for line in other.lines if line.startswith("Arya:")] == ["Arya: after"]
 
 
@@ -398,6 +304,33 @@ def test_too_long_line_is_refused_and_session_stays(rig: Rig) -> Generator[Any, 
     yield client.line(r"In the realm 'web' \(1/5\): Arya")
 
 
+@rig_test(max_rate=0)
+def test_many_messages_in_one_read_all_arrive(rig: Rig) -> Generator[Any, Any, None]:
+    """17 lines of 1,000 bytes sent together (17 KB in one read, over the
+    16 KiB a message may take): each is its own message, all relayed."""
+    client = yield rig.ws()
+    other = yield rig.tcp("Bran@web")
+    yield other.wait_for("Bran has entered")
+    client.say("Arya@web")
+    yield client.line("Arya has entered")
+    lines = [f"{i:02d} " + "x" * 997 for i in range(17)]
+    client.transport.write(b"".join(client.ws.send(Message(data=line)) for line in lines))
+    yield other.wait_for(lambda line: line.startswith("Arya: 16 "))
+    assert [line for line in other.lines if line.startswith("Arya:")] == [
+        f"Arya: {line}" for line in lines]
+    assert not client.gone
+
+
+@rig_test()
+def test_a_fragmented_line_is_one_line(rig: Rig) -> Generator[Any, Any, None]:
+    client = yield rig.ws()
+    client.say("Arya@web")
+    yield client.line("Arya has entered")
+    for part, last in (("--w", False), ("h", False), ("o", True)):
+        client.transport.write(client.ws.send(Message(data=part, message_finished=last)))
+    yield client.line(r"In the realm 'web' \(1/5\): Arya")
+
+
 @rig_test()
 def test_invalid_utf8_closes_with_1007(rig: Rig) -> Generator[Any, Any, None]:
     client = yield rig.ws()
@@ -405,10 +338,10 @@ def test_invalid_utf8_closes_with_1007(rig: Rig) -> Generator[Any, Any, None]:
     mask = os.urandom(4)
     payload = b"Ary\xff"
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    client.transport.write(bytes([0x81, 0x80 | len(payload)]) + mask + masked)  # type: ignore[union-attr]
+    client.transport.write(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
     yield client.until(lambda: client.gone, "the close")
     assert client.close_code == 1007
-    yield client.until(lambda: not rig.server.sessions, "the session to end")
+    yield eventually(lambda: not rig.server.sessions, "the session to end")
 
 
 @rig_test()
@@ -416,8 +349,17 @@ def test_endless_message_closes_with_1009(rig: Rig) -> Generator[Any, Any, None]
     client = yield rig.ws()
     yield client.line(GREETING)
     for _ in range(20):  # 20 KiB and never finished
-        client.transport.write(client.ws.send(  # type: ignore[union-attr]
-            Message(data="x" * 1024, message_finished=False)))
+        client.transport.write(client.ws.send(Message(data="x" * 1024, message_finished=False)))
+    yield client.until(lambda: client.gone, "the close")
+    assert client.close_code == 1009
+    assert any(m.startswith("*** Error: That message is far too long") for m in client.texts())
+
+
+@rig_test()
+def test_one_message_over_the_bound_closes_with_1009(rig: Rig) -> Generator[Any, Any, None]:
+    client = yield rig.ws()
+    yield client.line(GREETING)
+    client.say("x" * (MAX_MESSAGE + 1))
     yield client.until(lambda: client.gone, "the close")
     assert client.close_code == 1009
 
@@ -427,20 +369,19 @@ def test_endless_message_closes_with_1009(rig: Rig) -> Generator[Any, Any, None]
 @rig_test()
 def test_websocket_and_tcp_members_chat(rig: Rig) -> Generator[Any, Any, None]:
     browser = yield rig.ws()
-    terminal = yield rig.tcp()
     browser.say("arya@westeros")
     yield browser.line(r"^\*\*\* Arya has entered the realm \(1/5\)$")
-    terminal.say("Bran@WESTEROS")
-    yield terminal.line(r"Bran has entered the realm \(2/5\)")
+    terminal = yield rig.tcp("Bran@WESTEROS")
+    yield terminal.wait_for("Bran has entered the realm (2/5)")
     yield browser.line(r"^\*\*\* Bran has entered the realm \(2/5\)$")
     browser.say("Hail, <b>Bran</b>!")
-    yield terminal.line("^Arya: Hail, <b>Bran</b>!$")
+    yield terminal.wait_for("Arya: Hail, <b>Bran</b>!")
     terminal.say("Well met, Arya.")
     yield browser.line("^Bran: Well met, Arya.$")
     browser.say("--who")
     yield browser.line(r"^\*\*\* In the realm 'westeros' \(2/5\): Arya, Bran$")
     browser.close_tab()
-    yield terminal.line(r"Arya has left the realm \(1/5\)")
+    yield terminal.wait_for("Arya has left the realm (1/5)")
     yield browser.until(lambda: browser.gone, "the tab's link to close")
 
 
@@ -452,7 +393,7 @@ def test_leave_closes_the_websocket(rig: Rig) -> Generator[Any, Any, None]:
     browser.say("--leave")
     yield browser.until(lambda: browser.gone, "the close")
     assert browser.close_code == 1000
-    assert any("Farewell" in str(m) for m in browser.messages)
+    assert any("Farewell" in m for m in browser.texts())
 
 
 def closes_the_link(tls: bool) -> Callable[[], Any]:
@@ -473,8 +414,7 @@ def closes_the_link(tls: bool) -> Callable[[], Any]:
         tab.close_tab()
         yield tab.until(lambda: tab.gone, "the server to close after the tab's close")
         assert tab.close_code == 1001  # our own, echoed
-        yield tab.until(lambda: not rig.server.sessions,
-                        "the sessions to end")
+        yield eventually(lambda: not rig.server.sessions, "the sessions to end")
     return test
 
 
@@ -485,93 +425,112 @@ test_server_closes_the_link_over_tls = pytest.mark.filterwarnings(
 
 @rig_test(max_per_address=1)
 def test_limits_apply_to_websockets(rig: Rig) -> Generator[Any, Any, None]:
+    """The upgraded connection is counted once (as its session); another
+    from the same address is refused before any handshake."""
     first = yield rig.ws()
     yield first.line(GREETING)
+    assert len(rig.server.sessions) == 1
     second = yield rig.ws()
-    yield second.line(r"^\*\*\* Error: Too many connections")
+    assert second.status == 503 and not second.accepted
     yield second.until(lambda: second.gone, "the refusal to close")
+    first.say("Arya")
+    yield first.line("Arya has entered")
 
 
-# -- the slow reader, in memory -------------------------------------------------------
+# -- what the link queues, in memory ---------------------------------------------------
 
-class FakeWebSocket:
-    """A `WebSocketTransport` recording what is sent."""
+class Browser:
+    """A WebSocket over an in-memory transport to a site's channel."""
 
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-        self.closed: int | None = None
+    def __init__(self, server: RealmServer) -> None:
+        self.site: HTTPFactory = web.site(server)
+        self.channel = self.site.buildProtocol(None)
+        self.transport = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.7", 50000))
+        self.channel.makeConnection(self.transport)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.messages: list[str] = []
+        self.close_code: int | None = None
+        self.feed(self.ws.send(Request(host="a", target="/ws")))
+        assert self.receive() and isinstance(self.events[0], AcceptConnection)
+        [self.session] = server.sessions
+        assert self.session.address == "192.0.2.7"
 
-    def sendTextMessage(self, text: str) -> None:
-        self.sent.append(text)
+    def feed(self, data: bytes) -> None:
+        self.channel.dataReceived(data)
 
-    def loseConnection(self, code: int = 1000) -> None:
-        self.closed = code
+    def say(self, text: str) -> None:
+        self.feed(self.ws.send(Message(data=text)))
 
-
-class FakeRequest:
-    """What a `WebSession` needs of its upgrade request."""
-
-    def __init__(self) -> None:
-        self.channel = SimpleNamespace(transport=StringTransport(),
-                                       dataReceived=lambda data: None)
-        # An HTTP channel is its link's producer, and stays so after the upgrade.
-        self.channel.transport.registerProducer(self.channel, True)
-        self.producers: list[tuple[Any, bool]] = []
-
-    def getClientAddress(self) -> IPv4Address:
-        return IPv4Address("TCP", "192.0.2.7", 50000)
-
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
-        self.producers.append((producer, streaming))
-
-
-def make_session(server: RealmServer) -> tuple[web.WebSession, FakeWebSocket, StringTransport]:
-    request = FakeRequest()
-    session = web.WebSession(server, request)  # type: ignore[arg-type]
-    socket = FakeWebSocket()
-    session.negotiationStarted(socket)  # type: ignore[arg-type]
-    session.negotiationFinished()
-    assert request.producers == [(session, True)]
-    assert session.address == "192.0.2.7"
-    return session, socket, request.channel.transport
+    def receive(self) -> bool:
+        """Read what the server wrote; True if anything."""
+        data = self.transport.value()
+        self.transport.clear()
+        self.ws.receive_data(data)
+        self.events = list(self.ws.events())
+        for event in self.events:
+            if isinstance(event, TextMessage):
+                self.messages.append(event.data)
+            elif isinstance(event, CloseConnection):
+                self.close_code = event.code
+        return bool(data)
 
 
-def test_a_reader_that_stalls_is_dropped(server: Callable[..., RealmServer]) -> None:
+def test_a_reader_that_stalls_is_dropped(server: Callable[..., RealmServer],
+                                         events: list[dict[str, Any]]) -> None:
     realm_server = server(max_rate=0)
-    session, socket, stream = make_session(realm_server)
-    assert socket.sent[-1].startswith("*** What is your name?")
-    session.textMessageReceived("Arya")
-    session.pauseProducing()
+    browser = Browser(realm_server)
+    browser.say("Arya")
+    browser.channel.pauseProducing()  # as a full transport does
     chunk = b"*** " + b"x" * 1000 + b"\r\n"
     for _ in range(realm_server.settings.max_queue // len(chunk) + 2):
-        session.send(chunk)
-    assert stream.disconnecting  # aborted: StringTransport marks it so
-    sent = len(socket.sent)
-    session.send(chunk)
-    assert len(socket.sent) == sent  # nothing more once dropped
+        browser.session.send(chunk)
+    assert browser.transport.disconnecting  # aborted
+    written = len(browser.transport.value())
+    browser.session.send(chunk)
+    assert len(browser.transport.value()) == written  # nothing more once dropped
+    assert any("stopped reading" in e.get("log_format", "") for e in events)
 
 
 def test_a_reader_that_catches_up_is_kept(server: Callable[..., RealmServer]) -> None:
     realm_server = server()
-    session, socket, stream = make_session(realm_server)
+    browser = Browser(realm_server)
     chunk = b"*** " + b"x" * 1000 + b"\r\n"
     for _ in range(5):
-        session.pauseProducing()
-        for _ in range(realm_server.settings.max_queue // len(chunk) - 1):
-            session.send(chunk)
-        session.resumeProducing()
-    assert not stream.disconnecting
-    assert socket.sent[-1] == chunk.decode().rstrip("\r\n")
+        browser.channel.pauseProducing()
+        for _ in range(realm_server.settings.max_queue // len(chunk) - 2):
+            browser.session.send(chunk)
+        browser.channel.resumeProducing()
+    assert not browser.transport.disconnecting
+    browser.receive()
+    assert browser.messages[-1] == chunk.decode().rstrip("\r\n")
+
+
+def test_pongs_count_toward_the_bound(server: Callable[..., RealmServer]) -> None:
+    """A client that pings and never reads: its pongs are queued like lines,
+    and past the bound it is dropped."""
+    realm_server = server(max_rate=0, max_queue=4096)
+    browser = Browser(realm_server)
+    browser.channel.pauseProducing()
+    ping = browser.ws.send(Ping(b"p" * 125))
+    for _ in range(4096 // 127):
+        browser.feed(ping)
+    assert not browser.transport.disconnecting  # 32 pongs: 4,064 bytes, just under
+    browser.feed(ping)
+    assert browser.transport.disconnecting
 
 
 def test_sends_after_close_are_dropped(server: Callable[..., RealmServer]) -> None:
-    session, socket, _ = make_session(server())
-    session.close()
-    assert socket.closed == 1000
-    session.send(b"*** late\r\n")
-    assert "*** late" not in socket.sent
-    session.textMessageReceived("Arya")  # arrives after --leave: ignored
-    assert socket.sent[-1].startswith("*** What is your name?")
+    browser = Browser(server())
+    late_name = browser.ws.send(Message(data="Arya"))  # framed before the Close
+    browser.session.close()
+    browser.receive()
+    assert browser.close_code == 1000
+    browser.session.send(b"*** late\r\n")
+    browser.feed(late_name)  # arrives after --leave: ignored
+    browser.receive()
+    assert "*** late" not in browser.messages
+    assert browser.messages[-1].startswith("*** What is your name?")
+    assert wire.entered(browser.messages[-1]) is None
 
 
 # -- options ----------------------------------------------------------------------------
@@ -582,11 +541,11 @@ def test_web_option_serves_the_site_beside_listen() -> None:
     assert config["web"] == ["tcp:0", "tcp:0"]
     top = makeService(config)
     factories = [getattr(s, "factory", None) for s in top]
-    sites = [f for f in factories if isinstance(f, web.Site)]
+    sites = [f for f in factories if isinstance(f, HTTPFactory)]
     tcp = [f for f in factories if isinstance(f, RealmFactory)]
     assert len(sites) == 2 and sites[0] is sites[1]
-    ws = sites[0].resource.children[b"ws"]
-    assert ws.realm_server is tcp[0].server  # one set of realms
+    assert sites[0].routes["/ws"].server is tcp[0].server  # type: ignore[attr-defined]
+    assert sites[0].counter is tcp[0].server  # one count per address for both
     bare = Options()
     bare.parseOptions([])
     assert bare["web"] == []  # --web is optional

@@ -3,30 +3,50 @@
 "use strict";
 
 (() => {
+  // The wire's words (realm/wire.py): tests/test_page.py runs each of these
+  // patterns on lines made with wire.py's own templates, so keep them plain,
+  // one a line. Lines are matched without their leading "*** ".
+  const NAME = String.raw`[A-Za-z][A-Za-z0-9_-]{0,19}`;
+  const WIRE = {
+    chat: new RegExp(String.raw`^(${NAME}): (.*)$`, "s"),
+    error: /^Error: /,
+    entered: new RegExp(String.raw`^(${NAME}) has entered the realm \((\d+)/(\d+)\)$`),
+    departed: new RegExp(String.raw`^(${NAME}) (.+) \((\d+)/(\d+)\)$`),
+    who: /^In the realm '([^']*)' \((\d+)\/(\d+)\): (.*)$/,
+    dismissed: new RegExp(String.raw`^You have dismissed (${NAME}), (\d+)/(\d+) left`),
+    welcome: /^Welcome to the Game of Thrones/,
+    askPassword: /^This realm's Lord must prove it/,
+    farewell: new RegExp(String.raw`^Farewell, (${NAME})\.$`),
+    parting: /Farewell|^The Lord has left the realm\./,
+    event: /^\[New Event\] /,
+    options: /^(.*?)(1 [^?]+?)( or )(2 [^?]+?)(\?\s*)$/s,
+    report: /^\[Realm\] (.*?) ([A-Z][a-z]+ \d+(?: \([+-]\d+\))?(?: \u00b7 [A-Z][a-z]+ \d+(?: \([+-]\d+\))?)*)$/s,
+    holding: /([A-Z][a-z]+) (\d+)(?: \(([+-]\d+)\))?/g,
+    reignEnded: /^\[Reign Ended\] (Won|Fallen|Abandoned): (.*) \((\d+) events, score (-?\d+)\)$/s,
+  };
+
   const $ = (id) => document.getElementById(id);
   const ui = {
     join: $("join"), joinForm: $("join-form"), name: $("name"), realm: $("realm"),
     passwordRow: $("password-row"), password: $("password"),
-    joinError: $("join-error"), joinButton: $("join-button"),
+    joinError: $("join-error"), joinHint: $("join-hint"), joinButton: $("join-button"),
     log: $("log"), members: $("members"), count: $("count"),
     sayForm: $("say-form"), input: $("input"), send: $("send"), hints: $("hints"),
     dropped: $("dropped"), droppedText: $("dropped-text"), rejoin: $("rejoin"),
     status: $("status"), where: $("where"),
+    reign: $("reign"), holdings: $("holdings"), news: $("reign-news"),
+    over: $("reign-over"), outcome: $("reign-outcome"), score: $("reign-score"),
+    events: $("reign-events"), why: $("reign-why"),
   };
-
-  const NAME = "[A-Za-z][A-Za-z0-9_-]{0,19}";
-  const CHAT = new RegExp(`^(${NAME}): (.*)$`, "s");
-  const MOVED = new RegExp(`^(${NAME}) (.+) \\((\\d+)/(\\d+)\\)$`);
-  const WHO = new RegExp(`^In the realm '([^']*)' \\((\\d+)/(\\d+)\\): (.*)$`);
-  const DISMISSED = new RegExp(`^You have dismissed (${NAME}), (\\d+)/(\\d+) left`);
-  const EVENT = "[New Event] ";
-  const OPTIONS = /^(.*?)(1 [^?]+?)( or )(2 [^?]+?)(\?\s*)$/s;
   const MAX_LOG = 5000;
   const PALETTE = 8; // member colours, see style.css .c0 … .c7
+  const SAY = ui.input.placeholder; // what the line input invites once joined
+  const OUTCOMES = { Won: "The reign is won", Fallen: "The realm has fallen",
+    Abandoned: "The reign is abandoned" };
 
   // phase: offline | naming | password | playing
   const state = {
-    ws: null, phase: "offline", me: "", realm: "", farewell: "",
+    ws: null, phase: "offline", me: "", realm: "", farewell: "", leaving: false,
     members: new Map(), // lower-case name -> shown name
     history: [], at: 0, draft: "",
   };
@@ -56,11 +76,11 @@
   };
 
   // -- the log ---------------------------------------------------------------
-  const span = (cls, text) => {
-    const s = document.createElement("span");
-    s.className = cls;
-    s.textContent = text;
-    return s;
+  const element = (tag, cls, text) => {
+    const e = document.createElement(tag);
+    e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
   };
 
   // The log follows new lines while the reader is at its end; scrolling
@@ -85,27 +105,25 @@
     if (follow) toEnd();
   };
 
+  // A line wraps with a hanging indent (style.css .line): its wrapped rows
+  // start further in than any line does, so no wrap can pass for a sender.
   const chatLine = (cls, who, text) => {
-    const el = document.createElement("p");
-    el.className = `line chat ${cls} ${colour(who)}`;
+    const el = element("p", `line chat ${cls} ${colour(who)}`);
     el.dataset.who = who;
-    el.append(span("who", `${who}:`), span("text", ` ${text}`));
+    el.append(element("span", "who", `${who}:`), element("span", "text", ` ${text}`));
     return el;
   };
 
   const eventLine = (text) => {
-    const el = document.createElement("p");
-    el.className = "line event";
-    const m = OPTIONS.exec(text);
+    const el = element("p", "line event");
+    const m = WIRE.options.exec(text);
     if (!m) {
       el.textContent = text;
       return el;
     }
     el.append(m[1]);
     [m[2], m[4]].forEach((option, i) => {
-      const b = document.createElement(isLord() ? "button" : "span");
-      b.className = "option";
-      b.textContent = option;
+      const b = element(isLord() ? "button" : "span", "option", option);
       if (isLord()) {
         b.type = "button";
         b.title = `Decide: send "${i + 1}"`;
@@ -118,50 +136,85 @@
     return el;
   };
 
+  // -- the reign: holdings that move, and its end ------------------------------
+  const holding = (name) => {
+    let li = ui.holdings.querySelector(`li[data-name="${name}"]`);
+    if (li) return li;
+    li = element("li", "holding");
+    li.dataset.name = name;
+    const bar = element("span", "meter");
+    bar.append(element("span", "fill"));
+    li.append(element("span", "name", name), element("span", "value"),
+      element("span", "change"), bar);
+    ui.holdings.append(li);
+    void bar.offsetWidth; // laid out at 0 first, so the first value moves in too
+    return li;
+  };
+
+  const reported = (text, list) => {
+    ui.reign.hidden = false;
+    ui.over.hidden = true; // a new reign's first report ends the last's card
+    ui.news.textContent = text;
+    for (const [, name, value, change] of list.matchAll(WIRE.holding)) {
+      const li = holding(name);
+      const n = Number(value);
+      li.querySelector(".value").textContent = value;
+      const delta = li.querySelector(".change");
+      delta.textContent = change ? change.replace("-", "\u2212") : "";
+      delta.dataset.way = change ? (change.startsWith("-") ? "down" : "up") : "";
+      li.dataset.level = n <= 20 ? "low" : n >= 80 ? "high" : "";
+      // CSSOM, not markup: the strict CSP allows it, and the bar's width
+      // moves with a CSS transition.
+      li.querySelector(".fill").style.width = `${Math.max(0, Math.min(100, n))}%`;
+    }
+  };
+
+  const reignEnded = (m) => {
+    const [, outcome, why, events, score] = m;
+    ui.reign.hidden = false;
+    ui.over.hidden = false;
+    ui.over.dataset.outcome = outcome.toLowerCase();
+    ui.outcome.textContent = OUTCOMES[outcome];
+    ui.score.textContent = `Score ${score}`;
+    ui.events.textContent = `${events} events`;
+    ui.why.textContent = why;
+  };
+
   // One received line: one child of the log, its text the line (system
   // lines without their leading "*** ").
   const received = (line) => {
     let el;
     if (line.startsWith("*** ")) {
       const text = line.slice(4);
-      if (text.startsWith("Error: ")) {
-        el = document.createElement("p");
-        el.className = "line error";
-        el.textContent = text;
-        if (/Farewell/.test(text)) state.farewell = text; // e.g. timed out
+      let m;
+      if (WIRE.error.test(text)) {
+        el = element("p", "line error", text);
+        if (WIRE.parting.test(text)) state.farewell = text; // e.g. timed out
         joinRefused(text);
-      } else if (text.startsWith(EVENT)) {
+      } else if (WIRE.event.test(text)) {
         el = eventLine(text);
+      } else if ((m = WIRE.report.exec(text))) {
+        el = element("p", "line report", text);
+        reported(m[1], m[2]);
+      } else if ((m = WIRE.reignEnded.exec(text))) {
+        el = element("p", `line reign-end ${m[1].toLowerCase()}`, text);
+        reignEnded(m);
       } else {
-        el = document.createElement("p");
-        el.className = "line system";
-        if (/^Welcome to the /.test(text)) el.classList.add("banner");
-        el.textContent = text;
+        el = element("p", "line system", text);
+        if (WIRE.welcome.test(text)) el.classList.add("banner");
         notice(text);
       }
     } else {
-      const m = CHAT.exec(line);
-      if (m) {
-        el = chatLine("other", m[1], m[2]);
-      } else {
-        el = document.createElement("p");
-        el.className = "line system";
-        el.textContent = line;
-      }
+      const m = WIRE.chat.exec(line);
+      el = m ? chatLine("other", m[1], m[2]) : element("p", "line system", line);
     }
     append(el);
   };
 
   // What the player sent, echoed locally: the server does not echo chat.
   const echo = (line) => {
-    let el;
-    if (line.startsWith("--")) {
-      el = document.createElement("p");
-      el.className = "line command";
-      el.textContent = line;
-    } else {
-      el = chatLine("own", state.me, line);
-    }
+    const el = line.startsWith("--") ? element("p", "line command", line)
+      : chatLine("own", state.me, line);
     el.dataset.own = "true";
     append(el);
   };
@@ -169,9 +222,7 @@
   // -- members -----------------------------------------------------------------
   const renderMembers = () => {
     const items = [...state.members.values()].map((name) => {
-      const li = document.createElement("li");
-      li.className = colour(name);
-      li.textContent = name;
+      const li = element("li", colour(name), name);
       if (name === state.me) li.classList.add("me");
       if (isLord() && name !== state.me) {
         li.title = `--dismiss ${name}`;
@@ -188,7 +239,7 @@
   };
 
   const notice = (text) => {
-    let m = WHO.exec(text);
+    let m = WIRE.who.exec(text);
     if (m) {
       state.realm = m[1];
       ui.where.textContent = `realm '${m[1]}'`;
@@ -196,31 +247,22 @@
       state.members = new Map(m[4].split(", ").filter(Boolean)
         .map((n) => [n.toLowerCase(), n]));
       renderMembers();
-      return;
-    }
-    m = DISMISSED.exec(text);
-    if (m) {
+    } else if ((m = WIRE.dismissed.exec(text))) {
       state.members.delete(m[1].toLowerCase());
       setCount(m[2], m[3]);
       renderMembers();
-      return;
-    }
-    m = MOVED.exec(text);
-    if (m) {
-      const [, name, what, n, size] = m;
-      if (what === "has entered the realm") {
-        state.members.set(name.toLowerCase(), name);
-        if (state.phase !== "playing" && name === state.me) joined();
-      } else {
-        state.members.delete(name.toLowerCase());
-      }
-      setCount(n, size);
+    } else if ((m = WIRE.entered.exec(text))) {
+      state.members.set(m[1].toLowerCase(), m[1]);
+      if (state.phase !== "playing" && m[1] === state.me) joined();
+      setCount(m[2], m[3]);
       renderMembers();
-      return;
-    }
-    if (/The Lord has left the realm|Farewell/.test(text)) {
+    } else if ((m = WIRE.departed.exec(text))) {
+      state.members.delete(m[1].toLowerCase());
+      setCount(m[3], m[4]);
+      renderMembers();
+    } else if (WIRE.parting.test(text)) {
       state.farewell = text; // the server says why before it closes
-    } else if (state.phase === "naming" && /password/i.test(text)) {
+    } else if (state.phase === "naming" && WIRE.askPassword.test(text)) {
       askPassword();
     }
   };
@@ -234,17 +276,28 @@
   const setPhase = (phase) => {
     state.phase = phase;
     document.body.dataset.phase = phase;
-    const open = phase !== "offline";
-    ui.input.disabled = !open;
-    ui.send.disabled = !open;
-    ui.join.hidden = phase === "playing";
+    // Lines are said once in a realm: before that, what is typed in the line
+    // input would be taken for a name.
+    const playing = phase === "playing";
+    ui.input.disabled = !playing;
+    ui.send.disabled = !playing;
+    ui.input.placeholder = playing ? SAY : "Join first";
+    for (const b of ui.hints.querySelectorAll("button")) b.disabled = !playing;
+    ui.join.hidden = playing;
     ui.joinButton.textContent = phase === "password" ? "Send password" : "Join";
     showPassword();
   };
 
+  const showJoinError = (text) => {
+    // The note keeps its height whatever it says (style.css .form-note).
+    ui.joinError.textContent = text;
+    ui.joinError.hidden = !text;
+    ui.joinHint.hidden = Boolean(text);
+  };
+
   const joined = () => {
     setPhase("playing");
-    ui.joinError.hidden = true;
+    showJoinError("");
     ui.password.value = "";
     setStatus("online", `${state.me}`);
     document.body.classList.toggle("is-lord", state.me === "Lord");
@@ -265,8 +318,7 @@
   const joinRefused = (text) => {
     if (state.phase !== "naming" && state.phase !== "password") return;
     setPhase("naming");
-    ui.joinError.textContent = text.replace(/^Error: /, "");
-    ui.joinError.hidden = false;
+    showJoinError(text.replace(WIRE.error, ""));
     ui.name.focus();
   };
 
@@ -284,6 +336,7 @@
     const ws = new WebSocket(url);
     state.ws = ws;
     state.farewell = "";
+    state.leaving = false;
     setStatus("connecting", "connecting…");
     ui.dropped.hidden = true;
     ws.addEventListener("open", () => {
@@ -307,8 +360,11 @@
     setPhase("offline");
     setStatus("offline", "offline");
     document.body.classList.remove("is-lord");
+    // Leaving by choice is a goodbye; anything else is news to be told.
+    const left = state.leaving;
     let text;
-    if (state.farewell) text = `Disconnected: ${state.farewell}`;
+    if (left) text = "You left the realm.";
+    else if (state.farewell) text = `Disconnected: ${state.farewell}`;
     else if (was === "offline") text = "Could not reach the realm's server.";
     else if (e.code === 1000) text = "The server closed the connection.";
     else {
@@ -319,6 +375,8 @@
     renderMembers();
     ui.count.textContent = "";
     ui.droppedText.textContent = text;
+    ui.dropped.dataset.kind = left ? "left" : "lost";
+    ui.dropped.setAttribute("role", left ? "status" : "alert");
     ui.dropped.hidden = false;
     ui.join.hidden = true; // "Join again" is the way back in
     ui.rejoin.focus();
@@ -326,10 +384,10 @@
 
   // -- what the player does ----------------------------------------------------------
   const say = (line) => {
-    if (!line) return;
+    if (!line || state.phase !== "playing") return;
     if (!send(line)) return;
-    if (state.phase === "password") return; // never echo nor keep a password
-    if (state.phase === "playing") echo(line);
+    if (line.trim() === "--leave") state.leaving = true;
+    echo(line);
     if (state.history[state.history.length - 1] !== line) state.history.push(line);
     if (state.history.length > 200) state.history.shift();
     state.at = state.history.length;
@@ -338,12 +396,11 @@
   ui.joinForm.addEventListener("submit", (e) => {
     e.preventDefault();
     if (!ui.name.value.trim()) {
-      ui.joinError.textContent = "Give a name first.";
-      ui.joinError.hidden = false;
+      showJoinError("Give a name first.");
       ui.name.focus();
       return;
     }
-    ui.joinError.hidden = true;
+    showJoinError("");
     state.me = stored(ui.name.value.trim());
     if (state.phase === "password") {
       send(ui.password.value);
@@ -361,7 +418,7 @@
   ui.sayForm.addEventListener("submit", (e) => {
     e.preventDefault();
     const line = ui.input.value;
-    if (!line.trim()) return;
+    if (!line.trim() || state.phase !== "playing") return;
     say(line);
     ui.input.value = "";
   });
@@ -383,7 +440,7 @@
 
   ui.hints.addEventListener("click", (e) => {
     const b = e.target.closest("button[data-line]");
-    if (!b) return;
+    if (!b || state.phase !== "playing") return;
     ui.input.value = b.dataset.line;
     ui.input.focus();
   });
