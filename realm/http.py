@@ -65,6 +65,7 @@ class Channel(Protocol):
     """One HTTP connection: its requests one at a time, then maybe a switch."""
 
     address = "?"
+    kind = "http"  # for the metrics: an HTTP connection, not (yet) a WebSocket
 
     def __init__(self, site: Site) -> None:
         self.clock = site.clock

@@ -118,9 +118,10 @@ Handler = Callable[[Request], Answer | Deferred[Answer]]
 
 
 class Counted(Protocol):
-    """A connection as a `Counter` sees it (`realm.server.Client`'s shape)."""
+    """A connection as a `Counter` sees it (`realm.server.Connection`'s shape)."""
 
     address: str
+    kind: str  # its transport, for the metrics
 
     def send(self, data: bytes) -> None:
         """A line for a line client (a server's goodbye)."""

@@ -58,6 +58,8 @@ OPEN = ConnectionState.OPEN
 class WebSocketLink:
     """One browser's WebSocket: frames to lines, lines to frames."""
 
+    kind = "websocket"  # for the metrics
+
     def __init__(self, server: RealmServer, channel: Channel, ws: Connection) -> None:
         self.channel = channel  # the HTTP connection it was switched from
         self.address = channel.address

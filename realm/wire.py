@@ -3,7 +3,7 @@
 One home for the protocol's English.  The server formats its lines from
 the templates here; `realm-client`, the bots and the tests recognise them
 with the same templates, so a wording changed here changes both sides.
-`tests/test_wire.py` checks that the web page's patterns (realm/static/
+`tests/test_page.py` checks that the web page's patterns (realm/static/
 app.js) agree with these.
 
 A `Line` is a named template: `ENTERED.notice(name="Arya", n=2, size=5)`

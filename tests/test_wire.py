@@ -1,7 +1,7 @@
 """The wire's words: every template formats a line that reads back as
 itself, refusals are told apart by their template, and the reign's lines
 round-trip.  (The web page's patterns are checked against these in
-tests/test_web.py.)"""
+tests/test_page.py.)"""
 
 from __future__ import annotations
 
