@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
 
+from realm.routes import Handler, Request, Response
+
 if TYPE_CHECKING:
     from realm.server import RealmServer
 
@@ -121,6 +123,21 @@ class Metrics:
         add.gauge("process_start_time_seconds", "When the process started, since the epoch.",
                   [((), self.started)])
         return "".join(out).encode("utf-8")
+
+
+    def routes(self) -> dict[str, Handler]:
+        """`/metrics`, `/livez` and `/readyz`, for a `realm.http.HTTPFactory`."""
+        return {"/metrics": self._metrics, "/livez": self._live, "/readyz": self._ready}
+
+    def _metrics(self, request: Request) -> Response:
+        return Response(200, self.render(), "text/plain; version=0.0.4; charset=utf-8")
+
+    def _live(self, request: Request) -> Response:
+        return Response.text(200, "live")
+
+    def _ready(self, request: Request) -> Response:
+        ready, why = self.ready()
+        return Response.text(200 if ready else 503, why)
 
 
 Labels = tuple[tuple[str, str], ...]

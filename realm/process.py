@@ -20,6 +20,7 @@ from typing import Any
 
 from twisted.application import service
 from twisted.internet import endpoints
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -51,11 +52,12 @@ class Listener(service.Service):
     """Listen on one endpoint while running."""
 
     def __init__(self, reactor: Any, description: str, factory: IProtocolFactory,
-                 what: str) -> None:
+                 what: str, linger: Callable[[], Deferred[Any]] | None = None) -> None:
         self.reactor = reactor
         self.description = description
         self.factory = factory
         self.what = what
+        self.linger = linger  # stop listening only once this has fired
         self.port: IListeningPort | None = None
 
     def privilegedStartService(self) -> None:
@@ -86,7 +88,11 @@ class Listener(service.Service):
     def stopService(self) -> Any:
         super().stopService()
         port, self.port = self.port, None
-        return port.stopListening() if port is not None else None
+        if port is None:
+            return None
+        if self.linger is None:
+            return port.stopListening()
+        return self.linger().addBoth(lambda _: port.stopListening())
 
 
 class Signals(service.Service):
@@ -106,6 +112,7 @@ class Signals(service.Service):
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGHUP, self._hang_up)
+        log.info("Running: SIGTERM or SIGINT stops gracefully, SIGHUP reopens the log")
 
     def _stop(self, signum: int, frame: object) -> None:
         log.info("Received {signal}: shutting down", signal=signal.Signals(signum).name)

@@ -13,11 +13,13 @@ from twisted.internet import endpoints, reactor
 from twisted.internet.defer import Deferred
 from twisted.python import usage
 
-from realm import logs, web
+from realm import annals, logs, web
 from realm.admin import AdminFactory, Drain
 from realm.chronicle import DEFAULT_URL, ChronicleError, open_now
 from realm.chronicle import parse_url as parse_chronicle
 from realm.cluster import Cluster
+from realm.http import HTTPFactory
+from realm.metrics import Metrics
 from realm.names import JoinError, check
 from realm.process import Listener, Signals, StartupFailure, raise_open_files_limit
 from realm.protocol import RealmFactory
@@ -185,16 +187,47 @@ class Clustered(service.Service):
         self.cluster.start()
 
 
+class Measured(service.Service):
+    """The metrics' reactor-lag probe, while the service runs."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def startService(self) -> None:
+        super().startService()
+        self.metrics.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.metrics.stop()
+
+
 class Shutdown(service.Service):
     """On stop (SIGTERM), say goodbye to every session before exiting."""
 
     def __init__(self, server: RealmServer) -> None:
         self.server = server
+        self.finished: Deferred[None] | None = None
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
         chronicle = self.server.chronicle
-        return self.server.shutdown().addCallback(lambda _: chronicle.close())
+        self.finished = self.server.shutdown().addCallback(lambda _: chronicle.close())
+        return self.finished
+
+    def done(self) -> Deferred[None]:
+        """Fires once the shutdown is over (the metrics say so until then)."""
+        finished: Deferred[None] = Deferred()
+        if self.finished is None:
+            finished.callback(None)
+            return finished
+
+        def over(result: object) -> object:
+            finished.callback(None)
+            return result
+
+        self.finished.addBoth(over)
+        return finished
 
 
 def makeService(config: Options) -> service.MultiService:
@@ -209,15 +242,24 @@ def makeService(config: Options) -> service.MultiService:
     if os.name == "posix":
         raise_open_files_limit()
     Signals(reactor, top.reopen_log).setServiceParent(top)
+    shutdown = Shutdown(server)
+    if config["metrics"]:  # first: it stops last, once the shutdown is over
+        metrics = Metrics(server, reactor)
+        Measured(metrics).setServiceParent(top)
+        scraped = HTTPFactory(metrics.routes(), clock=reactor,  # type: ignore[arg-type]
+                              timeout=config["login-timeout"])
+        for description in config["metrics"]:
+            Listener(reactor, description, scraped, "metrics",
+                     linger=shutdown.done).setServiceParent(top)
     if config["cluster"] is not None:
         server.cluster = cluster = Cluster(server, reactor, config["cluster"])
         Clustered(cluster).setServiceParent(top)
-    Shutdown(server).setServiceParent(top)
+    shutdown.setServiceParent(top)
     factory = RealmFactory(server)
     for description in config["listen"]:
         Listener(reactor, description, factory, "realm").setServiceParent(top)
     if config["web"]:
-        site = web.site(server)
+        site = web.site(server, annals.routes(chronicle))
         for description in config["web"]:
             Listener(reactor, description, site, "the web client").setServiceParent(top)
     admin = AdminFactory(server, Drain(server, reactor, config["drain-timeout"]))

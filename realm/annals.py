@@ -1,0 +1,142 @@
+"""The chronicle on the web port: `/chronicle` and `/chronicle.json`.
+
+- `GET /chronicle`: an HTML page of the best reigns (by score) and the
+  latest, each with a chart of its holdings over its events.  The chart
+  is SVG drawn here, inline in the page: no script, nothing from another
+  origin, so the page's strict Content-Security-Policy holds.  Every
+  text from the chronicle is escaped.
+- `GET /chronicle.json`: `{"reigns": [...]}`, newest first (at most
+  `?limit=N`, 50 by default, 1000 at most; one realm with `?realm=NAME`),
+  each reign as `realm.chronicle.as_json` gives it.
+
+A chronicle that cannot be read answers 503, saying so.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from realm.chronicle import MAX_LIMIT, as_json
+from realm.realm import Recorder
+from realm.records import ReignRecord
+from realm.routes import Request, Response
+from realm.scenes import HOLDINGS
+
+log = Logger()
+
+HTML = "text/html; charset=utf-8"
+JSON = "application/json"
+SHOWN = 8  # reigns in each list of the page
+#: Each holding's colour in the charts (SVG presentation attributes).
+COLOURS = {"Gold": "#e8bb55", "Food": "#9be28a", "Men": "#7fb3ff", "Favour": "#e58fd6"}
+WIDTH, HEIGHT, PAD = 320, 110, 6
+
+
+def routes(chronicle: Recorder) -> dict[str, Any]:
+    """The routes to add to the web site."""
+    return {"/chronicle": lambda request: page(chronicle),
+            "/chronicle.json": lambda request: as_json_route(chronicle, request)}
+
+
+def page(chronicle: Recorder) -> Deferred[Response]:
+    read = gatherResults([chronicle.best(SHOWN), chronicle.latest(None, SHOWN)],
+                         consumeErrors=True)
+
+    def render(found: list[list[ReignRecord]]) -> Response:
+        best, latest = found
+        body = "".join([
+            _HEAD, "<h1>The chronicle of realm</h1>",
+            "<p class='lead'>Every reign that has ended: the best, and the latest. "
+            "Each chart shows the realm's holdings after each event.</p>",
+            _legend(), "<h2>The best reigns</h2>", _reigns(best),
+            "<h2>The latest reigns</h2>", _reigns(latest),
+            "<p class='foot'><a href='/'>Back to the game</a> · "
+            "<a href='/chronicle.json'>as JSON</a></p></main></body></html>"])
+        return Response(200, body.encode("utf-8"), HTML)
+
+    return read.addCallbacks(render, _unreadable)
+
+
+def as_json_route(chronicle: Recorder, request: Request) -> Deferred[Response] | Response:
+    query = parse_qs(urlsplit(request.target).query)
+    try:
+        limit = int(query.get("limit", ["50"])[0])
+        if not 1 <= limit <= MAX_LIMIT:
+            raise ValueError
+    except ValueError:
+        return Response.text(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    realm = (query.get("realm", [""])[0] or None)
+    read = chronicle.latest(realm.lower() if realm else None, limit)
+
+    def render(reigns: list[ReignRecord]) -> Response:
+        body = json.dumps({"reigns": [as_json(r) for r in reigns]}, ensure_ascii=False)
+        return Response(200, body.encode("utf-8"), JSON)
+
+    return read.addCallbacks(render, _unreadable)
+
+
+def _unreadable(failure: Failure) -> Response:
+    log.warn("The chronicle could not be read for the web: {why}",
+             why=failure.getErrorMessage())
+    return Response.text(503, "The chronicle cannot be read just now; try again later.")
+
+
+_HEAD = ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+         "<title>The chronicle — realm</title><link rel='stylesheet' href='/style.css'>"
+         "</head><body class='chronicle'><main class='annals'>")
+
+
+def _legend() -> str:
+    keys = "".join(f"<span><svg width='12' height='12' aria-hidden='true'><rect width='12' "
+                   f"height='12' fill='{COLOURS[name]}'/></svg> {name}</span>"
+                   for name in HOLDINGS)
+    return f"<p class='legend'>{keys}</p>"
+
+
+def _reigns(reigns: list[ReignRecord]) -> str:
+    if not reigns:
+        return "<p class='empty'>No reign has ended yet.</p>"
+    return "<ol class='reigns'>" + "".join(_reign(r) for r in reigns) + "</ol>"
+
+
+def _reign(reign: ReignRecord) -> str:
+    row = as_json(reign)
+    members = ", ".join(html.escape(m) for m in reign.members)
+    return (f"<li class='reign' data-realm='reign' data-outcome='{html.escape(reign.outcome)}'>"
+            f"<h3>{html.escape(reign.realm)} <span class='outcome'>"
+            f"{html.escape(reign.outcome)}</span> <span class='score'>score {reign.score}"
+            f"</span></h3><p class='facts'>{len(reign.events)} events · ended "
+            f"{html.escape(row['ended'])} · {members}</p>{chart(reign)}</li>")
+
+
+def chart(reign: ReignRecord) -> str:
+    """An SVG line chart of the reign's holdings, one point an event."""
+    events = reign.events
+    title = f"Holdings of {reign.realm} over {len(events)} events"
+    if not events:
+        return f"<p class='empty'>{html.escape(title)}: none seen through.</p>"
+    n = len(events)
+    step = (WIDTH - 2 * PAD) / max(n - 1, 1)
+
+    def y(value: int) -> float:
+        return PAD + (HEIGHT - 2 * PAD) * (1 - value / 100)
+
+    lines = []
+    for name in HOLDINGS:
+        points = " ".join(f"{PAD + i * step:.1f},{y(e.holdings.get(name, 0)):.1f}"
+                          for i, e in enumerate(events))
+        lines.append(f"<polyline points='{points}' fill='none' stroke='{COLOURS[name]}' "
+                     f"stroke-width='2'><title>{name}</title></polyline>")
+    frame = (f"<rect x='0' y='0' width='{WIDTH}' height='{HEIGHT}' fill='#15120d' "
+             f"stroke='#3a2f14'/>")
+    return (f"<svg class='chart' data-realm='chart' viewBox='0 0 {WIDTH} {HEIGHT}' "
+            f"width='{WIDTH}' height='{HEIGHT}' role='img' aria-label='{html.escape(title)}'>"
+            f"{frame}{''.join(lines)}</svg>")

@@ -1,0 +1,118 @@
+"""`/chronicle` and `/chronicle.json`: the routes against an in-memory
+chronicle, and the whole way through a real `twistd realm --web` whose
+reigns were written to a real SQLite file."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest_twisted
+from realm_procs import WAIT, Peer, command, running
+
+from realm import annals, wire
+from realm.records import EventRecord, ReignRecord
+from realm.routes import Request, Response
+from realm.testing import FakeChronicle
+
+
+def reign(realm: str, score: int, ended: float, outcome: str = "won",
+          members: tuple[str, ...] = ("Lord", "Arya")) -> ReignRecord:
+    events = tuple(EventRecord(f"event {i}", "1", {"Gold": 40 + i, "Food": 50 - i,
+                                                     "Men": 60, "Favour": 30 + 2 * i})
+                   for i in range(4))
+    return ReignRecord(realm, members, events, outcome, score, ended - 60, ended)
+
+
+def get(path: str) -> Request:
+    return Request("GET", path, path.partition("?")[0], (), "192.0.2.1", False)
+
+
+async def answer(handler: Any, path: str) -> Response:
+    result = handler(get(path))
+    return await result if hasattr(result, "addCallback") else result  # type: ignore[no-any-return]
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_page_shows_best_and_latest_each_with_its_chart() -> None:
+    chronicle = FakeChronicle()
+    for r in [reign("north", 300, 1000.0), reign("south", 900, 2000.0, "fallen"),
+              reign("north", 500, 3000.0, members=("Lord", "<b>Bran</b>"))]:
+        chronicle.record(r)
+    response = await answer(annals.routes(chronicle)["/chronicle"], "/chronicle")
+    assert response.status == 200 and response.content_type.startswith("text/html")
+    page = response.body.decode()
+    best, latest = page.split("<h2>The latest reigns</h2>")
+    assert [m.group(1) for m in re.finditer(r"score (\d+)", best)] == ["900", "500", "300"]
+    assert [m.group(1) for m in re.finditer(r"score (\d+)", latest)] == ["500", "900", "300"]
+    assert page.count("data-realm='chart'") == 6
+    assert page.count("<polyline") == 6 * 4  # a line for each holding
+    assert "<b>Bran</b>" not in page and "&lt;b&gt;Bran&lt;/b&gt;" in page
+    assert "<script" not in page and "style=" not in page  # the page's CSP allows neither
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_json_is_newest_first_with_the_contracts_fields() -> None:
+    chronicle = FakeChronicle()
+    for n in range(5):
+        chronicle.record(reign("north" if n % 2 else "south", n, 1000.0 + n))
+    route = annals.routes(chronicle)["/chronicle.json"]
+    body = json.loads((await answer(route, "/chronicle.json")).body)
+    assert [r["score"] for r in body["reigns"]] == [4, 3, 2, 1, 0]
+    first = body["reigns"][0]
+    assert {"realm", "outcome", "events", "score", "started", "ended", "members"} <= set(first)
+    assert first["events"] == 4 and first["ended"].endswith("Z")
+    north = json.loads((await answer(route, "/chronicle.json?realm=NORTH&limit=1")).body)
+    assert [(r["realm"], r["score"]) for r in north["reigns"]] == [("north", 3)]
+    assert (await answer(route, "/chronicle.json?limit=0")).status == 400
+    assert (await answer(route, "/chronicle.json?limit=x")).status == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_unreadable_chronicle_answers_503(observe_errors: Any) -> None:
+    class Broken(FakeChronicle):
+        def best(self, limit: int = 5) -> Any:
+            from twisted.internet.defer import fail
+            return fail(RuntimeError("the disk is gone"))
+
+    response = await answer(annals.routes(Broken())["/chronicle"], "/chronicle")
+    assert response.status == 503 and b"cannot be read" in response.body
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=WAIT) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_a_real_server_shows_its_ended_reigns(tmp_path: Path) -> None:
+    chronicle = f"sqlite:{tmp_path / 'realm.sqlite'}"
+    with running(command("twistd"), "-n", "--pidfile=", "realm", "--size", "2",
+                 "--listen", "tcp:0:interface=127.0.0.1", "--web", "tcp:0:interface=127.0.0.1",
+                 "--reign-length", "2", "--chronicle", chronicle, cwd=str(tmp_path)) as server:
+        ports = [int(server.expect_re(r"starting on (\d+)").group(1)) for _ in range(2)]
+        line, web = ports
+        lord, arya = Peer.connect(f"tcp:127.0.0.1:{line}"), Peer.connect(f"tcp:127.0.0.1:{line}")
+        arya.send(b"arya@kings\n")
+        lord.send(b"lord@kings\n")
+        for _ in range(2):
+            lord.expect("[New Event]")
+            lord.send(b"2\n")
+            arya.expect("Lord: 2")
+            arya.send(b"aye\n")
+        ended = wire.REIGN_OVER.match(lord.expect("[Reign Ended]"))
+        assert ended is not None
+        status, body = fetch(f"http://127.0.0.1:{web}/chronicle.json")
+        assert status == 200
+        (only,) = json.loads(body)["reigns"]
+        assert (only["realm"], only["events"], str(only["score"])) == (
+            "kings", 2, ended["score"])
+        assert len(only["holdings"]) == 2 and set(only["members"]) == {"Lord", "Arya"}
+        status, page = fetch(f"http://127.0.0.1:{web}/chronicle")
+        assert status == 200 and b"data-realm='chart'" in page and b"kings" in page
