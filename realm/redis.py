@@ -15,6 +15,7 @@ is lost, `on_message` for each message on the channel (bytes).
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,20 +62,30 @@ def parse_url(url: str) -> RedisURL:
 class _Commands(txredisapi.RedisProtocol):
     link: RedisLink
 
+    def prepare(self) -> Deferred[Any]:
+        """Ready for commands (the database selected): tell the link."""
+        d: Deferred[Any] = self.select(self.link.url.db) if self.link.url.db else self.ping()
+        return d.addCallback(lambda _: self.link._ready(self))
+
     def connectionLost(self, why: Failure) -> None:
+        self.link._lost(self)  # first: what the lost replies' errbacks do sees it
         super().connectionLost(why)
-        self.link._lost(self)
 
 
 class _Channel(txredisapi.SubscriberProtocol):
     link: RedisLink
 
+    def prepare(self) -> Deferred[Any]:
+        """Subscribed to this process's channel: tell the link."""
+        d: Deferred[Any] = self.subscribe(self.link.channel)
+        return d.addCallback(lambda _: self.link._ready(self))
+
     def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
         self.link.on_message(message)
 
     def connectionLost(self, why: Failure) -> None:
-        super().connectionLost(why)
         self.link._lost(self)
+        super().connectionLost(why)
 
 
 class _Factory(Factory):
@@ -109,12 +120,14 @@ class RedisLink:
         self._commands: _Commands | None = None
         self._subscribed: _Channel | None = None
         endpoint = endpoints.TCP4ClientEndpoint(reactor, url.host, url.port, timeout=timeout)
-        retry = backoffPolicy(initialDelay=0.2, factor=1.5, maxDelay=1.0)
+        # At most 1.5 s between tries: joins work again within seconds of Redis.
+        retry = backoffPolicy(initialDelay=0.2, factor=1.5, maxDelay=1.0,
+                              jitter=lambda: random.random() / 2)
         self._services = [
             ClientService(endpoint, _Factory(self, _Commands), retry,
-                          prepareConnection=self._prepare_commands, clock=reactor),
+                          prepareConnection=self._prepare, clock=reactor),
             ClientService(endpoint, _Factory(self, _Channel), retry,
-                          prepareConnection=self._prepare_channel, clock=reactor),
+                          prepareConnection=self._prepare, clock=reactor),
         ]
 
     def start(self) -> None:
@@ -128,21 +141,19 @@ class RedisLink:
         return gatherResults([s.stopService() for s in self._services], consumeErrors=True)
 
     # -- the connections' lifecycle ------------------------------------------
-    def _prepare_commands(self, proto: Any) -> Deferred[Any]:
-        d: Deferred[Any] = proto.select(self.url.db) if self.url.db else proto.ping()
+    @staticmethod
+    def _prepare(proto: Any) -> Deferred[Any]:
+        # ClientService hands over a proxy of the protocol: the protocol's
+        # own `prepare` registers the protocol itself, which is what
+        # `connectionLost` later reports as lost.
+        return proto.prepare()  # type: ignore[no-any-return]
 
-        def ready(_: object) -> None:
-            self._commands = proto
-            self._maybe_up()
-
-        return d.addCallback(ready)
-
-    def _prepare_channel(self, proto: Any) -> Deferred[Any]:
-        def ready(_: object) -> None:
+    def _ready(self, proto: _Commands | _Channel) -> None:
+        if isinstance(proto, _Channel):
             self._subscribed = proto
-            self._maybe_up()
-
-        return proto.subscribe(self.channel).addCallback(ready)
+        else:
+            self._commands = proto
+        self._maybe_up()
 
     def _maybe_up(self) -> None:
         if not self.up and self._commands is not None and self._subscribed is not None:
@@ -165,17 +176,21 @@ class RedisLink:
     # -- commands --------------------------------------------------------------
     def call(self, command: str, *args: Any) -> Deferred[Any]:
         """Run one command; fails with `Unreachable` when Redis is not up."""
-        proto = self._commands
-        if not self.up or proto is None:
-            return fail(Unreachable(f"Redis at {self.url} cannot be reached"))
-        return proto.execute_command(command, *args).addErrback(self._unreachable)
+        return self._send(lambda proto: proto.execute_command(command, *args))
 
     def script(self, source: str, keys: list[str], args: list[Any]) -> Deferred[Any]:
         """Run a Lua script (by its hash once Redis knows it)."""
+        return self._send(lambda proto: proto.eval(source, keys, args))
+
+    def _send(self, command: Callable[[Any], Deferred[Any]]) -> Deferred[Any]:
         proto = self._commands
         if not self.up or proto is None:
             return fail(Unreachable(f"Redis at {self.url} cannot be reached"))
-        return proto.eval(source, keys, args).addErrback(self._unreachable)
+        try:
+            sent = command(proto)
+        except txredisapi.ConnectionError as e:  # txredisapi raises "Not connected"
+            return fail(Unreachable(str(e)))
+        return sent.addErrback(self._unreachable)
 
     def publish(self, channel: str, payload: bytes) -> Deferred[Any]:
         return self.call("PUBLISH", channel, payload)

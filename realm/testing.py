@@ -7,12 +7,19 @@ that tests (realm's own, and anyone's driving realm) share.
   the call that asked for it.
 - `LineClient`: a raw client over real loopback sockets that keeps every
   line it receives and waits for lines with a bound.
+- `connect(port, first)`: a `LineClient` on a loopback port (from a
+  chosen loopback address if need be).
+- `join`, `refused`, `hang_up`: a player joined (its entry seen), one
+  refused (the refusal), players gone.
 - `bounded(d, what)`: `d`, failing with what it waited for if it has not
   fired within `WAIT` seconds.
+- `eventually(test, what)`: poll `test()` through the reactor until it
+  holds, failing with what it waited for after `WAIT` seconds.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -224,6 +231,10 @@ class LineClient(protocol.Protocol):
 
         return self.until(enough, repr(want))
 
+    def closed(self) -> defer.Deferred[None]:
+        """Until the server has closed this connection."""
+        return self.until(lambda: self.lost.called, "the server to close the connection")
+
     def count(self, text: str) -> int:
         return sum(text in line for line in self.lines)
 
@@ -233,6 +244,90 @@ class LineClient(protocol.Protocol):
     def say(self, *lines: str) -> None:
         assert self.transport is not None
         self.transport.write(b"".join(line.encode() + b"\n" for line in lines))
+
+
+async def connect(port: int, first: str | None = None, host: str = "127.0.0.1",
+                  source: str | None = None) -> LineClient:
+    """A `LineClient` connected to `host:port`, from the loopback address
+    `source` if given (127.0.0.2 looks like another machine's)."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+
+    client = LineClient(first)
+    endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=WAIT,
+                                  bindAddress=(source, 0) if source else None)
+    await bounded(endpoint.connect(protocol.Factory.forProtocol(lambda: client)),
+                  f"a connection to {host}:{port}")
+    return client
+
+
+async def eventually(test: Callable[[], bool], what: str | Callable[[], str],
+                     timeout: float = WAIT, every: float = 0.05) -> None:
+    """Until `test()` holds, asked every `every` seconds through the reactor
+    (for what no socket tells: a process that exits, a log line)."""
+    from twisted.internet import reactor, task
+
+    deadline = reactor.seconds() + timeout  # type: ignore[attr-defined]
+    while not test():
+        if reactor.seconds() > deadline:  # type: ignore[attr-defined]
+            said = what if isinstance(what, str) else what()
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {said}")
+        await task.deferLater(reactor, every)  # type: ignore[arg-type]
+
+
+# -- players, as the tests of several processes need them ------------------
+async def join(port: int, name: str, realm: str, source: str | None = None) -> LineClient:
+    """A player joined as `name@realm` on `port` (its entry seen, no refusal)."""
+    client = await connect(port, f"{name}@{realm}", source=source)
+    stored = name.capitalize()
+    await client.wait_for(lambda line: wire.entered(line) == stored or wire.is_error(line))
+    assert not client.errors(), f"{name}@{realm} was refused: {client.errors()}"
+    return client
+
+
+async def refused(port: int, line: str, source: str | None = None) -> tuple[LineClient, str]:
+    """A player whose first line `line` is refused: (it, the refusal)."""
+    client = await connect(port, line, source=source)
+    await client.wait_for(lambda text: wire.is_error(text) or wire.entered(text) is not None)
+    assert client.errors(), f"{line} was not refused: {client.lines[-3:]}"
+    return client, client.errors()[-1]
+
+
+async def join_soon(port: int, name: str, realm: str, timeout: float = WAIT,
+                    source: str | None = None) -> tuple[LineClient, float]:
+    """A player joined as `name@realm` on `port` once the service can place it:
+    a refusal that it cannot be reached now is tried again on the same
+    connection until `timeout`.  (The player, the seconds it took.)"""
+    from twisted.internet import reactor, task
+
+    started = reactor.seconds()  # type: ignore[attr-defined]
+    client = await connect(port, source=source)
+    stored = name.capitalize()
+
+    def answer(line: str) -> bool:
+        return wire.entered(line) == stored or wire.is_error(line)
+
+    for tries in itertools.count(1):
+        client.say(f"{name}@{realm}")
+        await client.wait_for(answer, count=tries)
+        last = [line for line in client.lines if answer(line)][-1]
+        took = reactor.seconds() - started  # type: ignore[attr-defined]
+        if not wire.is_error(last):
+            return client, took
+        assert wire.refusal(last) == "unreachable", f"{name}@{realm} was refused: {last}"
+        if took > timeout:
+            raise AssertionError(f"{name}@{realm} still refused after {timeout:g}s: {last}")
+        await task.deferLater(reactor, 0.1)  # type: ignore[arg-type]
+    raise AssertionError("unreachable")
+
+
+async def hang_up(*clients: LineClient) -> None:
+    """Close `clients` and wait until each is closed."""
+    for client in clients:
+        if not client.lost.called:
+            client.transport.loseConnection()  # type: ignore[union-attr]
+    for client in clients:
+        await client.closed()
 
 
 def _wake() -> None:
