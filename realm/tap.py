@@ -13,7 +13,7 @@ from twisted.internet import endpoints, reactor
 from twisted.internet.defer import Deferred
 from twisted.python import usage
 
-from realm import logs, web
+from realm import logs, proxied, web
 from realm.cluster import Cluster
 from realm.names import JoinError, check
 from realm.process import Listener, Signals, StartupFailure, raise_open_files_limit
@@ -186,7 +186,12 @@ def makeService(config: Options) -> service.MultiService:
     Shutdown(server).setServiceParent(top)
     factory = RealmFactory(server)
     for description in config["listen"]:
-        Listener(reactor, description, factory, "realm").setServiceParent(top)
+        behind = proxied.listening(description)
+        if behind is None:
+            Listener(reactor, description, factory, "realm").setServiceParent(top)
+        else:  # each player's address comes in a PROXY header: see realm.proxied
+            Listener(reactor, behind, proxied.HeaderFirstFactory(factory, reactor),
+                     "realm (PROXY protocol)").setServiceParent(top)
     if config["web"]:
         site = web.site(server)
         for description in config["web"]:
