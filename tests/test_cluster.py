@@ -32,9 +32,9 @@ from realm.testing import LineClient, hang_up, join, refused
 if TYPE_CHECKING:
     from services import RealmProc, RedisServer, Services
 
-pytest_plugins = ["services"]
+    Cluster = tuple[RedisServer, list[RealmProc]]
 
-Cluster = tuple[RedisServer, list[RealmProc]]
+pytest_plugins = ["services"]
 
 
 @pytest.fixture(scope="module")
