@@ -7,7 +7,7 @@ runs its workers on).
 not, every call fails at once with `Unreachable` (callers refuse what
 needs Redis and go on with the rest); a call that gets no answer within
 `timeout` seconds fails too, and the connection is cut and made again.
-Reconnection is tried every second at most, so realm is back within
+Reconnection is tried at least every 1.5 s, so realm is back within
 seconds of Redis.  `on_up` runs when both connections are ready again
 (the cluster then re-registers what Redis forgot), `on_down` when either
 is lost, `on_message` for each message on the channel (bytes).
@@ -170,7 +170,7 @@ class RedisLink:
             return
         if self.up:
             self.up = False
-            log.warn("Lost Redis at {url}; trying again every second", url=str(self.url))
+            log.warn("Lost Redis at {url}; trying again", url=str(self.url))
             self.on_down()
 
     # -- commands --------------------------------------------------------------

@@ -7,7 +7,7 @@ processes and HAProxy, each a child process on free loopback ports.
 - `RealmProc`: `twistd -n --pidfile= realm --cluster redis://...` on a
   port of its own (`tcp:0`, or `haproxy:tcp:0` behind HAProxy), ready
   once Redis is reachable from it; its output is copied to its own log
-  file; `kill()` (SIGKILL) or `terminate()` (SIGTERM).
+  file; `kill()` (SIGKILL), `terminate()` (SIGTERM), `pause()` (SIGSTOP).
 - `HAProxy`: the shipped `docs/haproxy.cfg`, unchanged, its
   `${REALM_...}` variables set in its environment: round-robin over three
   processes with the PROXY protocol.  Its listening socket is made here
@@ -201,6 +201,13 @@ class RealmProc:
         self.proc.popen.kill()
         self.proc.popen.wait(TIMEOUT)
 
+    def pause(self) -> None:
+        """SIGSTOP: the process stands still (a long GC, a stuck disk)."""
+        self.proc.popen.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.popen.send_signal(signal.SIGCONT)
+
     def terminate(self) -> None:
         """SIGTERM, once (twistd's second one would be a traceback of Twisted's)."""
         if not self._signalled and self.proc.popen.poll() is None:
@@ -215,6 +222,8 @@ class RealmProc:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not exited within `TIMEOUT`."""
+        if self.proc.popen.poll() is None:
+            self.resume()  # a paused process would not see its SIGTERM
         self.terminate()
         try:
             self.proc.popen.wait(TIMEOUT)

@@ -6,11 +6,14 @@ level (checked when the test's services stop, and where it matters, in
 the test).
 
 4. `test_a_killed_process`: within 10 s its members are gone from realms
-   run elsewhere, the members of realms it ran are told the game is over
-   and disconnected, and those realms start again on a live process.
+   run elsewhere (its Lord's realm ends as for a lost connection), the
+   members of realms it ran are told the game is over and disconnected,
+   and those realms start again on a live process.
 5. `test_redis_stopped_and_started_again`: what needs Redis is refused
    as unreachable, a realm on one process plays on, and joins work again
    within 10 s of Redis's return, without a restart.
+5b. `test_redis_restarted_while_a_realms_process_stands_still`: a realm
+   nobody has written back yet is not started afresh elsewhere.
 6. `test_a_process_stopped_with_sigterm`: its members told, its realms
    ended for everyone, its members gone from realms run elsewhere, exit 0.
 """
@@ -57,31 +60,52 @@ async def two_realms(p0: RealmProc, p1: RealmProc,
     return north, south
 
 
+def game_over(text: str, realm: str) -> bool:
+    """A `***` line that the game in `realm` is over: its owner is gone, or
+    it can no longer be reached from here."""
+    return any(t.match(text) == {"realm": realm} for t in (wire.REALM_GONE, wire.CUT_OFF))
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_killed_process(services: Services) -> None:
     redis = services.redis()
     p0, p1, p2 = services.realms(3, redis)
-    north, south = await two_realms(p0, p1, p2)
+    # north: run by p0, the process to be killed, with members elsewhere.
+    north = [await join(p0.port, "Arya", "north"), await join(p1.port, "Bran", "north"),
+             await join(p2.port, "Cersei", "north")]
+    # south: run by p1; its Lord (first among p0's members) and Eddard on p0.
+    south = [await join(p1.port, "Davos", "south"), await join(p0.port, "Lord", "south"),
+             await join(p0.port, "Eddard", "south"), await join(p2.port, "Gendry", "south")]
+    # west: run by p2, one member on p0.
+    west = [await join(p2.port, "Hodor", "west"), await join(p0.port, "Ilyn", "west"),
+            await join(p1.port, "Jon", "west")]
+    for realm, last in ((north, "Cersei"), (south, "Gendry"), (west, "Jon")):
+        for member in realm:
+            await member.wait_for(f"{last} has entered the realm ({len(realm)}/5)")
     killed = now()
     p0.kill()
     # North ran on p0: its members elsewhere are told, and disconnected.
     for member in north[1:]:
-        await member.wait_for(line(wire.REALM_GONE, realm="north"))
+        await member.wait_for(lambda text: game_over(text, "north"))
         await member.closed()
-    # Eddard was on p0: south, run by p1, lets him go as a lost connection.
-    davos, _, lord = south
-    for member in (davos, lord):
-        await member.wait_for(line(wire.DEPARTED, name="Eddard", why=wire.LEFT_WHY, n=2, size=5))
+    # South loses its Lord as to a lost connection: the game is over for all.
+    for member in (south[0], south[3]):
+        await member.wait_for(wire.lord_left)
+        await member.closed()
+    # West lets Ilyn go as a lost connection, and plays on.
+    hodor, _, jon = west
+    for member in (hodor, jon):
+        await member.wait_for(line(wire.DEPARTED, name="Ilyn", why=wire.LEFT_WHY, n=2, size=5))
     assert now() - killed <= DEAD_WITHIN
-    # South plays on; north can be started again, on a live process, at once.
-    davos.say("Still here")
-    await lord.wait_for("Davos: Still here")
+    hodor.say("Hodor")
+    await jon.wait_for("Hodor: Hodor")
+    # North can be started again, on a live process, at once.
     again = await join(p1.port, "Bran", "north")
     assert again.lines[-2:] == [line(wire.ENTERED, name="Bran", n=1, size=5),
                                 line(wire.WAITING, missing=4, among=wire.LORD_AMONG)]
     joined = await join(p2.port, "Cersei", "north")
     await again.wait_for("Cersei has entered the realm (2/5)")
-    await hang_up(again, joined, davos, lord)
+    await hang_up(again, joined, hodor, jon)
 
 
 @pytest_twisted.ensureDeferred
@@ -133,6 +157,30 @@ async def test_redis_stopped_and_started_again(services: Services) -> None:
     for proc in procs:
         assert not proc.problems(), (proc.name, proc.problems())
     await hang_up(fresh, davos, incomer, split[0], *home)
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_restarted_while_a_realms_process_stands_still(services: Services) -> None:
+    redis = services.redis()
+    p0, p1 = services.realms(2, redis)
+    home = [await join(p0.port, name, "home") for name in ("Arya", "Bran", "Lord")]
+    p0.pause()  # it cannot write its lease back when Redis returns
+    redis.stop()
+    redis.start()
+    await eventually(lambda: sum(" is reachable" in text for text in p1.out) == 2,
+                     "p1 to reach Redis again")
+    # p1 finds no lease for home: it must not start a realm of that name.
+    _, why = await refused(p1.port, "Davos@home")
+    assert why == line(wire.UNREACHABLE, realm="home"), why
+    p0.resume()
+    davos, took = await join_soon(p1.port, "Davos", "home")
+    assert took <= 10.0, took
+    for member in home:  # the realm p0 runs, not a new one
+        await member.wait_for("Davos has entered the realm (4/5)")
+    home[2].say("Welcome")
+    await davos.wait_for("Lord: Welcome")
+    assert not any(wire.REALM_MOVED.match(text) for m in home for text in m.lines)
+    await hang_up(davos, *home)
 
 
 @pytest_twisted.ensureDeferred
