@@ -3,7 +3,8 @@ subscribed to this process's own channel, each kept up by Twisted's
 `ClientService` and spoken through txredisapi's protocols (what Synapse
 runs its workers on).
 
-`RedisLink.up` says whether both connections are ready.  While it is
+`RedisLink.up` says whether both connections are ready; when either is
+lost the other is made again too.  While it is
 not, every call fails at once with `Unreachable` (callers refuse what
 needs Redis and go on with the rest); a call that gets no answer within
 `timeout` seconds fails too, and the connection is cut and made again.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import random
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,11 +61,22 @@ def parse_url(url: str) -> RedisURL:
     return RedisURL(found.group("host"), port, int(found.group("db") or 0))
 
 
+def _keep_alive(transport: Any) -> None:
+    """TCP keepalive probes after 5 s of silence: a subscriber connection is
+    silent most of the time, and a dead one would otherwise go unnoticed."""
+    transport.setTcpKeepAlive(True)
+    sock = transport.getHandle()
+    for option, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 1), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):  # Linux; elsewhere the system's defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
 class _Commands(txredisapi.RedisProtocol):
     link: RedisLink
 
     def prepare(self) -> Deferred[Any]:
         """Ready for commands (the database selected): tell the link."""
+        _keep_alive(self.transport)
         d: Deferred[Any] = self.select(self.link.url.db) if self.link.url.db else self.ping()
         return d.addCallback(lambda _: self.link._ready(self))
 
@@ -77,6 +90,7 @@ class _Channel(txredisapi.SubscriberProtocol):
 
     def prepare(self) -> Deferred[Any]:
         """Subscribed to this process's channel: tell the link."""
+        _keep_alive(self.transport)
         d: Deferred[Any] = self.subscribe(self.link.channel)
         return d.addCallback(lambda _: self.link._ready(self))
 
@@ -172,6 +186,12 @@ class RedisLink:
             self.up = False
             log.warn("Lost Redis at {url}; trying again", url=str(self.url))
             self.on_down()
+        # Its twin is made again too: both come back together, and a
+        # subscription that lived on beside a lost connection is no
+        # subscription to trust (it may be half dead).
+        for twin in (self._commands, self._subscribed):
+            if twin is not None and twin.transport is not None:
+                twin.transport.abortConnection()
 
     # -- commands --------------------------------------------------------------
     def call(self, command: str, *args: Any) -> Deferred[Any]:
