@@ -51,6 +51,15 @@ log = Logger()
 MOVED = "moved"  # the realm is not (or no longer) run where it was asked
 
 
+def _answer(join: Callable[[Any], None], arg: Any) -> str:
+    """"" if `join(arg)` let it in, else its refusal line."""
+    try:
+        join(arg)
+    except JoinError as e:
+        return e.line.decode("utf-8")
+    return ""
+
+
 class Cluster:
     """Where realms run, their leases, the relay, and the other processes."""
 
@@ -122,13 +131,7 @@ class Cluster:
 
     async def _join(self, member: Player, key: str) -> Seat:
         for _ in range(3):
-            self._placing[key] += 1
-            try:
-                owner, fence = await self._lookup(leases.PLACE, key)
-            finally:
-                self._placing[key] -= 1
-                if not self._placing[key]:
-                    del self._placing[key]
+            owner, fence = await self._lookup(leases.PLACE, key)
             if member not in self.server.sessions:  # it went while Redis answered
                 raise JoinError(wire.TRY_AGAIN.notice())
             if owner == self.node:
@@ -160,19 +163,23 @@ class Cluster:
     async def _lookup(self, script: str, key: str) -> tuple[str, str]:
         """(owner, fence) of the realm `key` (PLACE takes it if no one runs it)."""
         most = self.server.settings.max_realms
-        if script is leases.PLACE:
+        placing = script is leases.PLACE
+        if placing:
             keys, args = leases.place(key, self.node, most, self.ttl_ms)
+            self._placing[key] += 1  # the lease may be ours before we know it
         else:
             keys, args = leases.lookup(key, most)
         try:
             owner, fence = await self.redis.script(script, keys, args)
         except Unreachable:
             raise JoinError(wire.UNREACHABLE.notice(realm=key)) from None
+        finally:
+            if placing:
+                self._placing -= Counter([key])
         owner, fence = owner.decode(), fence.decode()
-        if owner == "" and fence == "full":
-            raise JoinError(wire.TOO_MANY_REALMS.notice(limit=most))
-        if owner == "" and fence == "settling":
-            raise JoinError(wire.UNREACHABLE.notice(realm=key))
+        if owner == "" and fence in ("full", "settling"):
+            raise JoinError(wire.TOO_MANY_REALMS.notice(limit=most) if fence == "full"
+                            else wire.UNREACHABLE.notice(realm=key))
         return owner, fence
 
     async def _ask(self, owner: str, op: Op, key: str) -> str:
@@ -239,13 +246,7 @@ class Cluster:
     def _on_check(self, sender: str, rid: int, key: str, name: str, address: str,
                   fence: str) -> None:
         realm = self._here(key, fence)
-        answer = MOVED
-        if realm is not None:
-            try:
-                realm.check(name)
-                answer = ""
-            except JoinError as e:
-                answer = e.line.decode("utf-8")
+        answer = MOVED if realm is None else _answer(realm.check, name)
         self.relay.send(sender, ["checked", rid, answer])
 
     def _on_join(self, sender: str, sid: int, key: str, name: str, address: str,
@@ -254,12 +255,9 @@ class Cluster:
         answer = MOVED
         if realm is not None:
             proxy = RemoteMember(self.relay, self.proxies, sender, sid, name, address, realm)
-            try:
-                realm.add(proxy)
+            answer = _answer(realm.add, proxy)
+            if not answer:
                 self.proxies[(sender, sid)] = proxy
-                answer = ""
-            except JoinError as e:
-                answer = e.line.decode("utf-8")
         # After the lines the join sent it: the member hears them first.
         self.relay.send(sender, ["joined", sid, answer])
 
