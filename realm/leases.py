@@ -78,11 +78,19 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
+#: The lease of KEYS[1], or {false} if none, or if its owner's heartbeat has
+#: lapsed: a lease may outlive its owner's heartbeat by a millisecond (Redis
+#: 7.0 reads the clock at each command of a script), and a process that saw
+#: the owner gone must then find its realms free.
+_OWNER = f"""
+local owner = redis.call('HMGET', KEYS[1], 'node', 'fence')
+if owner[1] and redis.call('EXISTS', '{PREFIX}node:' .. owner[1]) == 0 then owner = {{false}} end
+"""
+
 #: KEYS: lease, realms, fence, settle.  ARGV: realm, me, max realms (0: any),
 #: ttl ms.  -> {owner, fence}, or {"", "full"} when the service holds its
 #: limit, {"", "settling"} while Redis's leases are being written back.
-PLACE = _NOW + """
-local owner = redis.call('HMGET', KEYS[1], 'node', 'fence')
+PLACE = _NOW + _OWNER + """
 if owner[1] then return {owner[1], owner[2]} end
 if redis.call('EXISTS', KEYS[4]) == 1 then return {'', 'settling'} end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -97,8 +105,7 @@ return {ARGV[2], tostring(fence)}
 
 #: KEYS: lease, realms, settle.  ARGV: max realms (0: any).
 #: -> {owner, fence} of a realm in play, or {"", "full"|"free"|"settling"}.
-LOOKUP = _NOW + """
-local owner = redis.call('HMGET', KEYS[1], 'node', 'fence')
+LOOKUP = _NOW + _OWNER + """
 if owner[1] then return {owner[1], owner[2]} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {'', 'settling'} end
 local most = tonumber(ARGV[1])
