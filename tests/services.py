@@ -193,8 +193,9 @@ class RealmProc:
         return any(text in line for line in self.out)
 
     def problems(self) -> list[str]:
-        """Its tracebacks and error-level lines."""
-        return [line for line in self.out if any(p in line for p in PROBLEMS)]
+        """The tracebacks and error-level lines in its log file."""
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        return [line for line in text.splitlines() if any(p in line for p in PROBLEMS)]
 
     def kill(self) -> None:
         """SIGKILL: nothing is said to anyone."""

@@ -31,7 +31,7 @@ from realm.protocol import RealmFactory
 from realm.redis import parse_url
 from realm.server import RealmServer, Settings
 from realm.session import Session
-from realm.testing import WAIT, bounded, connect, eventually, hang_up, join
+from realm.testing import WAIT, LineClient, bounded, connect, eventually, hang_up, join
 
 if TYPE_CHECKING:
     from services import RedisServer, Services
@@ -84,16 +84,15 @@ async def stop(*started: Node) -> None:
         await node.stop()
 
 
-async def unnamed(node: Node) -> Session:
-    """The session of a new connection to `node`, greeted, named Arya."""
+async def unnamed(node: Node) -> tuple[Session, LineClient]:
+    """A new connection to `node`, greeted, and its session, named Arya."""
     before = set(node.server.sessions)
     client = await connect(node.port)
     await client.wait_for("What is your name?")
     (session,) = set(node.server.sessions) - before
     assert isinstance(session, Session)
     session.name, session.prefix = "Arya", b"Arya: "
-    session.client = client  # type: ignore[attr-defined]
-    return session
+    return session, client
 
 
 def outcome(d: Any) -> list[Any]:
@@ -106,12 +105,12 @@ def outcome(d: Any) -> list[Any]:
 async def test_a_member_gone_while_redis_places_it_is_not_seated(services: Services) -> None:
     (a,) = await nodes(services.redis(), 1)
     try:
-        session = await unnamed(a)
+        session, client = await unnamed(a)
         commands = a.connection("commands")
         commands.pauseProducing()  # Redis's answer to PLACE waits unread
         result = outcome(a.server.join(session, "ghost"))
         await eventually(lambda: "ghost" in a.cluster._placing, "PLACE to be sent")
-        await hang_up(session.client)  # type: ignore[attr-defined]
+        await hang_up(client)
         await eventually(lambda: session not in a.server.sessions, "the session to go")
         commands.resumeProducing()
         await eventually(lambda: bool(result), "the join's outcome")
@@ -126,12 +125,12 @@ async def test_a_member_gone_while_the_owner_seats_it_leaves_again(services: Ser
     a, b = await nodes(services.redis(), 2)
     try:
         bran = await join(a.port, "Bran", "north")
-        session = await unnamed(b)
+        session, client = await unnamed(b)
         channel = b.connection("channel")
         channel.pauseProducing()  # the owner's "joined" waits unread at b
         result = outcome(b.server.join(session, "north"))
         await bran.wait_for("Arya has entered the realm (2/5)")
-        await hang_up(session.client)  # type: ignore[attr-defined]
+        await hang_up(client)
         await eventually(lambda: session not in b.server.sessions, "the session to go")
         channel.resumeProducing()
         await bran.wait_for(wire.DEPARTED.notice(name="Arya", why=wire.LEFT_WHY, n=1, size=5)
