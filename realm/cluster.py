@@ -12,11 +12,14 @@ Failures, as the contract says:
 - a process that dies stops renewing: within `ttl` its heartbeat is gone;
   the processes it shared realms with remove its members from theirs
   (as for a lost connection) and end its realms for their members; its
-  leases expire and the realms can be started again elsewhere.
+  leases expire and the realms can be started again elsewhere.  Sooner
+  if lines were on their way to it: Redis says no one heard them.
 - Redis unreachable: what needs it (a realm not running here) is refused
   with `*** Error: ` (`wire.UNREACHABLE`); realms here go on; members
   across processes are let go, since lines between them could be lost.
-  When Redis answers again this process writes back what it holds.
+  When Redis answers again this process writes back what it holds and
+  tells the processes it let go ("cut"), which let go of their side.
+- a process that does not answer within `ttl` is let go the same way.
 - shutting down: its realms end for everyone, its members leave theirs.
 """
 
@@ -30,13 +33,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import task
-from twisted.internet.defer import Deferred, TimeoutError, succeed
+from twisted.internet.defer import Deferred, TimeoutError
 from twisted.logger import Logger
 
 from realm import leases, wire
 from realm.names import JoinError
 from realm.redis import RedisLink, RedisURL, Unreachable
-from realm.relay import Op, Relay, decode
+from realm.relay import Op, Relay, RemoteMember, RemoteSeat, decode
 from realm.server import LocalSeat, play
 
 if TYPE_CHECKING:
@@ -48,77 +51,38 @@ log = Logger()
 MOVED = "moved"  # the realm is not (or no longer) run where it was asked
 
 
-class RemoteMember:
-    """At the realm's owner: a member connected to another process."""
-
-    __slots__ = ("cluster", "home", "sid", "name", "prefix", "address", "realm")
-
-    def __init__(self, cluster: Cluster, home: str, sid: int, name: str, address: str,
-                 realm: Realm) -> None:
-        self.cluster = cluster
-        self.home = home
-        self.sid = sid
-        self.name = name
-        self.prefix = name.encode("ascii") + b": "
-        self.address = address
-        self.realm = realm
-
-    def send(self, data: bytes) -> None:
-        self.cluster.relay.deliver(self.home, self.sid, data)
-
-    def close(self) -> None:
-        if self.cluster.proxies.pop((self.home, self.sid), None) is not None:
-            self.cluster.relay.send(self.home, ["close", self.sid])
-
-    def leave(self) -> None:
-        self.send(wire.FAREWELL.notice(name=self.name))
-        self.realm.remove(self)
-        self.close()
-
-
-class RemoteSeat:
-    """Here: a member's seat in a realm another process runs."""
-
-    __slots__ = ("cluster", "owner", "sid", "realm_name", "open")
-
-    def __init__(self, cluster: Cluster, owner: str, sid: int, realm_name: str) -> None:
-        self.cluster = cluster
-        self.owner = owner
-        self.sid = sid
-        self.realm_name = realm_name
-        self.open = True
-
-    def line(self, raw: bytes, text: str) -> None:
-        self.cluster.relay.send(self.owner, ["line", self.sid, text])
-
-    def gone(self, why: str) -> None:
-        if self.open:
-            self.open = False
-            self.cluster.seated.pop(self.sid, None)
-            self.cluster.relay.send(self.owner, ["gone", self.sid, why])
+def _answer(join: Callable[[Any], None], arg: Any) -> str:
+    """"" if `join(arg)` let it in, else its refusal line."""
+    try:
+        join(arg)
+    except JoinError as e:
+        return e.line.decode("utf-8")
+    return ""
 
 
 class Cluster:
     """Where realms run, their leases, the relay, and the other processes."""
 
     def __init__(self, server: RealmServer, reactor: Any, url: RedisURL,
-                 ttl: float = 5.0, beat: float = 1.0, ask: float = 3.0) -> None:
+                 ttl: float = 5.0, beat: float = 1.0) -> None:
         self.server = server
         self.clock = reactor
         self.node = secrets.token_hex(6)
+        self.ttl = ttl
         self.ttl_ms = int(ttl * 1000)
-        self.ask_timeout = ask
         self.redis = RedisLink(reactor, url, leases.channel(self.node), self._received,
                                self._up, self._down)
-        self.relay = Relay(reactor, self.node, self.redis.publish)
+        self.relay = Relay(reactor, self.node, self.redis.publish, self._unheard)
+        self.addresses = leases.Addresses(server, self.redis, self.node, self.ttl_ms, reactor)
         self.fences: dict[str, str] = {}  # realm run here -> its fencing number
         self.proxies: dict[tuple[str, int], RemoteMember] = {}
         self.seated: dict[int, tuple[Player, RemoteSeat | None]] = {}
         self.rtt = 0.0  # seconds the last heartbeat took, for the metrics
         self._asking: dict[int, tuple[str, Deferred[str]]] = {}
         self._ids = itertools.count(1)
-        self._counted: set[Client] = set()
-        self._forget: Counter[str] = Counter()
+        self._placing: Counter[str] = Counter()  # realms this process may be taking
+        self._cut: set[str] = set()  # processes to tell, once Redis is back, they were let go
+        self._known = False  # this process has reached Redis before
         self._beat = task.LoopingCall(self._heartbeat)
         self._beat.clock = reactor
         self._beat_every = beat
@@ -126,6 +90,7 @@ class Cluster:
             "check": self._on_check, "join": self._on_join, "line": self._on_line,
             "gone": self._on_gone, "checked": self._on_answer, "joined": self._on_answer,
             "send": self._on_send, "close": self._on_close, "bye": self._on_bye,
+            "cut": self._on_cut,
         }
 
     def reachable(self) -> bool:
@@ -139,34 +104,12 @@ class Cluster:
         self.redis.start()
         self._beat.start(self._beat_every, now=False)
 
-    # -- connections per address, across the service ---------------------------
+    # -- connections per address, across the service (realm.leases.Addresses) --
     def admit(self, client: Client) -> Deferred[bool]:
-        limit = self.server.settings.max_per_address
-        if not limit or not self.redis.up:
-            return succeed(True)  # counted here only; written back when Redis is
-        d = self.redis.script(leases.ADMIT, [leases.NODES, leases.addrs(self.node)], [
-            client.address, limit, self.ttl_ms, self.node, leases.PREFIX + "addrs:"])
-
-        def counted(answer: int) -> bool:
-            if answer:
-                self._counted.add(client)
-            return bool(answer)
-
-        return d.addCallback(counted).addErrback(lambda _: True)
+        return self.addresses.admit(client)
 
     def released(self, client: Client) -> None:
-        if client in self._counted:
-            self._counted.discard(client)
-            if not self._forget:
-                self.clock.callLater(0, self._forget_now)
-            self._forget[client.address] += 1
-
-    def _forget_now(self) -> None:
-        gone, self._forget = self._forget, Counter()
-        if gone and self.redis.up:
-            args = [x for address, n in gone.items() for x in (address, n)]
-            self.redis.script(leases.FORGET, [leases.addrs(self.node)], args).addErrback(
-                lambda _: None)  # lost with Redis: written back whole when it returns
+        self.addresses.released(client)
 
     # -- where a realm runs ---------------------------------------------------------
     def check(self, key: str, name: str, address: str) -> Deferred[None]:
@@ -195,6 +138,8 @@ class Cluster:
     async def _join(self, member: Player, key: str) -> Seat:
         for _ in range(3):
             owner, fence = await self._lookup(leases.PLACE, key)
+            if member not in self.server.sessions:  # it went while Redis answered
+                raise JoinError(wire.TRY_AGAIN.notice())
             if owner == self.node:
                 realm = self.server.found(key, member.address)
                 realm.add(member)
@@ -209,8 +154,11 @@ class Cluster:
                 self.seated.pop(sid, None)
                 self.relay.send(owner, ["gone", sid, wire.LEFT_WHY])  # if it came late
                 raise
+            if answer == "" and member not in self.server.sessions:
+                answer = wire.TRY_AGAIN.notice().decode()  # it went while the owner seated it
+                self.relay.send(owner, ["gone", sid, wire.LEFT_WHY])
             if answer == "":
-                seat = RemoteSeat(self, owner, sid, key)
+                seat = RemoteSeat(self.relay, self.seated, owner, sid, key)
                 self.seated[sid] = (member, seat)
                 return seat
             self.seated.pop(sid, None)
@@ -221,29 +169,40 @@ class Cluster:
     async def _lookup(self, script: str, key: str) -> tuple[str, str]:
         """(owner, fence) of the realm `key` (PLACE takes it if no one runs it)."""
         most = self.server.settings.max_realms
-        if script is leases.PLACE:
-            keys, args = [leases.lease(key), leases.REALMS, leases.FENCE], [
-                key, self.node, most, self.ttl_ms]
+        placing = script is leases.PLACE
+        if placing:
+            keys, args = leases.place(key, self.node, most, self.ttl_ms)
+            self._placing[key] += 1  # the lease may be ours before we know it
         else:
-            keys, args = [leases.lease(key), leases.REALMS], [most]
+            keys, args = leases.lookup(key, most)
         try:
             owner, fence = await self.redis.script(script, keys, args)
         except Unreachable:
             raise JoinError(wire.UNREACHABLE.notice(realm=key)) from None
+        finally:
+            if placing:
+                self._placing -= Counter([key])
         owner, fence = owner.decode(), fence.decode()
-        if owner == "" and fence == "full":
-            raise JoinError(wire.TOO_MANY_REALMS.notice(limit=most))
+        if owner == "" and fence in ("full", "settling"):
+            raise JoinError(wire.TOO_MANY_REALMS.notice(limit=most) if fence == "full"
+                            else wire.UNREACHABLE.notice(realm=key))
         return owner, fence
 
     async def _ask(self, owner: str, op: Op, key: str) -> str:
-        """Send `op` to the realm's owner; its answer, or JoinError."""
+        """Send `op` to the realm's owner; its answer, or JoinError.  An
+        owner that does not answer within `ttl` is let go."""
         d: Deferred[str] = Deferred()
         self._asking[op[1]] = (owner, d)
         self.relay.send(owner, op)
-        d.addTimeout(self.ask_timeout, self.clock)
+        d.addTimeout(self.ttl, self.clock)
         try:
             return await d
-        except (TimeoutError, Unreachable):
+        except TimeoutError:
+            log.warn("Process {node} did not answer in {s:g} s: letting it go",
+                     node=owner, s=self.ttl)
+            self._give_up(owner, wire.CUT_OFF)
+            raise JoinError(wire.UNREACHABLE.notice(realm=key)) from None
+        except Unreachable:
             raise JoinError(wire.UNREACHABLE.notice(realm=key)) from None
         finally:
             self._asking.pop(op[1], None)
@@ -251,9 +210,13 @@ class Cluster:
     def ended(self, realm: Realm) -> None:
         """A realm run here is over: let its lease go."""
         fence = self.fences.pop(realm.name, None)
-        if fence is not None and self.redis.up:
-            self.redis.script(leases.RELEASE, [leases.lease(realm.name), leases.REALMS],
-                              [realm.name, self.node, fence]).addErrback(lambda _: None)
+        if fence is not None:
+            self._release(realm.name, fence)
+
+    def _release(self, key: str, fence: str) -> None:
+        if self.redis.up:
+            self.redis.script(leases.RELEASE, [leases.lease(key), leases.REALMS],
+                              [key, self.node, fence]).addErrback(lambda _: None)
 
     # -- messages from other processes --------------------------------------------
     def _received(self, payload: bytes) -> None:
@@ -261,6 +224,9 @@ class Cluster:
             sender, ops = decode(payload)
         except ValueError:
             log.warn("Ignored a message on realm's channel that is not realm's")
+            return
+        if not self.redis.up:  # everything shared was let go: so is this
+            self._cut.add(sender)
             return
         for op in ops:
             handler = self._handlers.get(op[0])
@@ -273,19 +239,20 @@ class Cluster:
                 log.failure("Handling {op!r} from {node} failed", op=op[0], node=sender)
 
     def _here(self, key: str, fence: str) -> Realm | None:
+        """The realm `key` if it runs here under `fence`; else None, and a
+        lease of ours that outlived the realm is let go (before the answer:
+        the asker then finds the realm free)."""
         realm = self.server.realms.get(key)
-        return realm if realm is not None and self.fences.get(key) == fence else None
+        if realm is not None and self.fences.get(key) == fence:
+            return realm
+        if key not in self.fences and key not in self._placing:
+            self._release(key, fence)
+        return None
 
     def _on_check(self, sender: str, rid: int, key: str, name: str, address: str,
                   fence: str) -> None:
         realm = self._here(key, fence)
-        answer = MOVED
-        if realm is not None:
-            try:
-                realm.check(name)
-                answer = ""
-            except JoinError as e:
-                answer = e.line.decode("utf-8")
+        answer = MOVED if realm is None else _answer(realm.check, name)
         self.relay.send(sender, ["checked", rid, answer])
 
     def _on_join(self, sender: str, sid: int, key: str, name: str, address: str,
@@ -293,13 +260,11 @@ class Cluster:
         realm = self._here(key, fence)
         answer = MOVED
         if realm is not None:
-            proxy = RemoteMember(self, sender, sid, name, address, realm)
-            try:
-                realm.add(proxy)
+            proxy = RemoteMember(self.relay, self.proxies, sender, sid, name, address, realm)
+            answer = _answer(realm.add, proxy)
+            if not answer:
                 self.proxies[(sender, sid)] = proxy
-                answer = ""
-            except JoinError as e:
-                answer = e.line.decode("utf-8")
+        # After the lines the join sent it: the member hears them first.
         self.relay.send(sender, ["joined", sid, answer])
 
     def _on_line(self, sender: str, sid: int, text: str) -> None:
@@ -335,6 +300,9 @@ class Cluster:
     def _on_bye(self, sender: str) -> None:
         self._peer_gone(sender, wire.REALM_GONE)
 
+    def _on_cut(self, sender: str) -> None:
+        self._peer_gone(sender, wire.CUT_OFF)
+
     # -- the other processes ---------------------------------------------------------
     def peers(self) -> set[str]:
         """The processes this one shares a realm with."""
@@ -342,12 +310,22 @@ class Cluster:
         found.update(seat.owner for _, seat in self.seated.values() if seat is not None)
         return found
 
+    def _unheard(self, node: str) -> None:
+        """Lines for `node` reached no one: it is dead, or has lost Redis."""
+        self._give_up(node, wire.CUT_OFF)
+
+    def _give_up(self, node: str, why: wire.Line) -> None:
+        """Let `node` go, and tell it so (it may only be slow, or cut off)."""
+        if node in self.peers() or any(owner == node for owner, _ in self._asking.values()):
+            self._peer_gone(node, why)
+            self.relay.send(node, ["cut"])
+
     def _peer_gone(self, node: str | None, why: wire.Line) -> None:
-        """`node` is gone: its members leave realms here, its realms end for
-        the members here."""
-        for key, proxy in list(self.proxies.items()):
-            if node is None or key[0] == node:
-                del self.proxies[key]
+        """`node` (None: every other) is gone: its members leave realms here,
+        its realms end for the members here."""
+        for key in [key for key in self.proxies if node is None or key[0] == node]:
+            proxy = self.proxies.pop(key, None)
+            if proxy is not None:  # else a Lord's leaving has closed it meanwhile
                 proxy.realm.remove(proxy)
         for sid, (member, seat) in list(self.seated.items()):
             if seat is not None and (node is None or seat.owner == node):
@@ -362,47 +340,48 @@ class Cluster:
     def _heartbeat(self) -> Deferred[None] | None:
         if not self.redis.up:
             return None
-        realms = list(self.fences.items())
-        peers = sorted(self.peers())
-        keys = [leases.heart(self.node), leases.addrs(self.node), leases.NODES,
-                leases.REALMS, leases.FENCE, *(leases.lease(k) for k, _ in realms),
-                *(leases.heart(p) for p in peers)]
-        args = [self.node, self.ttl_ms, len(realms), *(k for k, _ in realms),
-                *(f for _, f in realms)]
+        keys, args = leases.renew(self.node, self.ttl_ms, self._known, self.fences,
+                                  sorted(self.peers()))
         started = time.monotonic()
+        d = self.redis.script(leases.RENEW, keys, args)
+        d.addCallback(self._renewed, started)
+        d.addErrback(self._renew_failed)
+        return d
 
-        def renewed(answer: list[list[bytes]]) -> None:
-            self.rtt = time.monotonic() - started
-            lost, dead = answer
-            for key in (k.decode() for k in lost):
-                self.fences.pop(key, None)
-                realm = self.server.realms.get(key)
-                if realm is not None:
-                    log.warn("Lost the lease of realm {realm}: another process runs it",
-                             realm=key)
-                    realm.end(wire.REALM_MOVED.notice(realm=key))
-            for heart in (h.decode() for h in dead):
-                node = heart.removeprefix(leases.heart(""))
-                log.warn("Process {node} is gone: its members leave, its realms end",
-                         node=node)
-                self._peer_gone(node, wire.REALM_GONE)
+    def _renewed(self, answer: list[list[bytes]], started: float) -> None:
+        self.rtt = time.monotonic() - started
+        lost, dead = answer
+        for key in (k.decode() for k in lost):
+            self.fences.pop(key, None)
+            realm = self.server.realms.get(key)
+            if realm is not None:
+                log.warn("Lost the lease of realm {realm}: another process runs it",
+                         realm=key)
+                realm.end(wire.REALM_MOVED.notice(realm=key))
+        for heart in (h.decode() for h in dead):
+            node = heart.removeprefix(leases.heart(""))
+            log.warn("Process {node} is gone: its members leave, its realms end", node=node)
+            self._give_up(node, wire.REALM_GONE)
 
-        return self.redis.script(leases.RENEW, keys, args).addCallbacks(
-            renewed, lambda _: None)
+    def _renew_failed(self, failure: Any) -> None:
+        if not failure.check(Unreachable):  # Redis went: on_down says so
+            log.failure("The heartbeat failed", failure)
 
     def _up(self) -> None:
-        """Redis is back: write back what it may have forgotten."""
-        counts = self.server.connections_by_address()
-        args: list[Any] = [self.ttl_ms, *(x for a, n in counts.items() for x in (a, n))]
-        self.redis.script(leases.RECOUNT, [leases.addrs(self.node)], args).addErrback(
-            lambda _: None)
-        self._counted = set(self.server.sessions)
+        """Redis is back: write back what it may have forgotten, and tell the
+        processes let go meanwhile."""
+        self.addresses.recount()
         self._heartbeat()
+        self._known = True
+        cut, self._cut = self._cut, set()
+        for node in cut:
+            self.relay.send(node, ["cut"])
 
     def _down(self) -> None:
         """Lines between processes may be lost now: let those members go."""
+        self._cut |= self.peers()
         self._peer_gone(None, wire.CUT_OFF)
-        self._counted.clear()
+        self.addresses.down()
 
     # -- shutting down ---------------------------------------------------------------
     def closing(self) -> None:
@@ -411,7 +390,8 @@ class Cluster:
             realm.end(wire.SHUTTING_DOWN.notice())
         for peer in self.peers():
             self.relay.send(peer, ["bye"])
-        self._beat.stop()
+        if self._beat.running:
+            self._beat.stop()
 
     def closed(self) -> Deferred[Any]:
         """Every connection is gone: send what is held, then leave Redis."""

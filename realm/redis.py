@@ -3,11 +3,12 @@ subscribed to this process's own channel, each kept up by Twisted's
 `ClientService` and spoken through txredisapi's protocols (what Synapse
 runs its workers on).
 
-`RedisLink.up` says whether both connections are ready.  While it is
+`RedisLink.up` says whether both connections are ready; when either is
+lost the other is made again too.  While it is
 not, every call fails at once with `Unreachable` (callers refuse what
 needs Redis and go on with the rest); a call that gets no answer within
 `timeout` seconds fails too, and the connection is cut and made again.
-Reconnection is tried every second at most, so realm is back within
+Reconnection is tried at least every 1.5 s, so realm is back within
 seconds of Redis.  `on_up` runs when both connections are ready again
 (the cluster then re-registers what Redis forgot), `on_down` when either
 is lost, `on_message` for each message on the channel (bytes).
@@ -15,7 +16,9 @@ is lost, `on_message` for each message on the channel (bytes).
 
 from __future__ import annotations
 
+import random
 import re
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -58,23 +61,45 @@ def parse_url(url: str) -> RedisURL:
     return RedisURL(found.group("host"), port, int(found.group("db") or 0))
 
 
+def _keep_alive(transport: Any) -> None:
+    """TCP keepalive probes after 5 s of silence: a subscriber connection is
+    silent most of the time, and a dead one would otherwise go unnoticed."""
+    transport.setTcpKeepAlive(True)
+    sock = transport.getHandle()
+    for option, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 1), ("TCP_KEEPCNT", 3)):
+        if hasattr(socket, option):  # Linux; elsewhere the system's defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
 class _Commands(txredisapi.RedisProtocol):
     link: RedisLink
 
+    def prepare(self) -> Deferred[Any]:
+        """Ready for commands (the database selected): tell the link."""
+        _keep_alive(self.transport)
+        d: Deferred[Any] = self.select(self.link.url.db) if self.link.url.db else self.ping()
+        return d.addCallback(lambda _: self.link._ready(self))
+
     def connectionLost(self, why: Failure) -> None:
+        self.link._lost(self)  # first: what the lost replies' errbacks do sees it
         super().connectionLost(why)
-        self.link._lost(self)
 
 
 class _Channel(txredisapi.SubscriberProtocol):
     link: RedisLink
 
+    def prepare(self) -> Deferred[Any]:
+        """Subscribed to this process's channel: tell the link."""
+        _keep_alive(self.transport)
+        d: Deferred[Any] = self.subscribe(self.link.channel)
+        return d.addCallback(lambda _: self.link._ready(self))
+
     def messageReceived(self, pattern: Any, channel: Any, message: Any) -> None:
         self.link.on_message(message)
 
     def connectionLost(self, why: Failure) -> None:
-        super().connectionLost(why)
         self.link._lost(self)
+        super().connectionLost(why)
 
 
 class _Factory(Factory):
@@ -109,12 +134,14 @@ class RedisLink:
         self._commands: _Commands | None = None
         self._subscribed: _Channel | None = None
         endpoint = endpoints.TCP4ClientEndpoint(reactor, url.host, url.port, timeout=timeout)
-        retry = backoffPolicy(initialDelay=0.2, factor=1.5, maxDelay=1.0)
+        # At most 1.5 s between tries: joins work again within seconds of Redis.
+        retry = backoffPolicy(initialDelay=0.2, factor=1.5, maxDelay=1.0,
+                              jitter=lambda: random.random() / 2)
         self._services = [
             ClientService(endpoint, _Factory(self, _Commands), retry,
-                          prepareConnection=self._prepare_commands, clock=reactor),
+                          prepareConnection=self._prepare, clock=reactor),
             ClientService(endpoint, _Factory(self, _Channel), retry,
-                          prepareConnection=self._prepare_channel, clock=reactor),
+                          prepareConnection=self._prepare, clock=reactor),
         ]
 
     def start(self) -> None:
@@ -128,21 +155,19 @@ class RedisLink:
         return gatherResults([s.stopService() for s in self._services], consumeErrors=True)
 
     # -- the connections' lifecycle ------------------------------------------
-    def _prepare_commands(self, proto: Any) -> Deferred[Any]:
-        d: Deferred[Any] = proto.select(self.url.db) if self.url.db else proto.ping()
+    @staticmethod
+    def _prepare(proto: Any) -> Deferred[Any]:
+        # ClientService hands over a proxy of the protocol: the protocol's
+        # own `prepare` registers the protocol itself, which is what
+        # `connectionLost` later reports as lost.
+        return proto.prepare()  # type: ignore[no-any-return]
 
-        def ready(_: object) -> None:
-            self._commands = proto
-            self._maybe_up()
-
-        return d.addCallback(ready)
-
-    def _prepare_channel(self, proto: Any) -> Deferred[Any]:
-        def ready(_: object) -> None:
+    def _ready(self, proto: _Commands | _Channel) -> None:
+        if isinstance(proto, _Channel):
             self._subscribed = proto
-            self._maybe_up()
-
-        return proto.subscribe(self.channel).addCallback(ready)
+        else:
+            self._commands = proto
+        self._maybe_up()
 
     def _maybe_up(self) -> None:
         if not self.up and self._commands is not None and self._subscribed is not None:
@@ -159,23 +184,33 @@ class RedisLink:
             return
         if self.up:
             self.up = False
-            log.warn("Lost Redis at {url}; trying again every second", url=str(self.url))
+            log.warn("Lost Redis at {url}; trying again", url=str(self.url))
             self.on_down()
+        # Its twin is made again too: both come back together, and a
+        # subscription that lived on beside a lost connection is no
+        # subscription to trust (it may be half dead).
+        for twin in (self._commands, self._subscribed):
+            if twin is not None and twin.transport is not None:
+                twin.transport.abortConnection()
 
     # -- commands --------------------------------------------------------------
     def call(self, command: str, *args: Any) -> Deferred[Any]:
         """Run one command; fails with `Unreachable` when Redis is not up."""
-        proto = self._commands
-        if not self.up or proto is None:
-            return fail(Unreachable(f"Redis at {self.url} cannot be reached"))
-        return proto.execute_command(command, *args).addErrback(self._unreachable)
+        return self._send(lambda proto: proto.execute_command(command, *args))
 
     def script(self, source: str, keys: list[str], args: list[Any]) -> Deferred[Any]:
         """Run a Lua script (by its hash once Redis knows it)."""
+        return self._send(lambda proto: proto.eval(source, keys, args))
+
+    def _send(self, command: Callable[[Any], Deferred[Any]]) -> Deferred[Any]:
         proto = self._commands
         if not self.up or proto is None:
             return fail(Unreachable(f"Redis at {self.url} cannot be reached"))
-        return proto.eval(source, keys, args).addErrback(self._unreachable)
+        try:
+            sent = command(proto)
+        except txredisapi.ConnectionError as e:  # txredisapi raises "Not connected"
+            return fail(Unreachable(str(e)))
+        return sent.addErrback(self._unreachable)
 
     def publish(self, channel: str, payload: bytes) -> Deferred[Any]:
         return self.call("PUBLISH", channel, payload)

@@ -1,5 +1,6 @@
 """Lines between processes: one Redis message per destination process per
-reactor turn, whatever the number of lines.
+reactor turn, whatever the number of lines; and the two ends of a member
+whose realm runs on another process than its connection.
 
 A message is JSON: `[SENDER, [OP, ...]]`, each op a list whose first item
 names it (realm.cluster handles them):
@@ -16,23 +17,33 @@ names it (realm.cluster handles them):
       ["close", SID]                                close SID's connection
     either way
       ["bye"]                                       the sender is shutting down
+      ["cut"]                                       the sender has let go of everything
+                                                    it shared with you (it lost Redis,
+                                                    or gave up on you): do the same
 
 Lines sent to several members of one process in the same turn travel
-once: consecutive `send` ops with the same data merge.
+once: consecutive `send` ops with the same data merge.  A message that
+no process received (`PUBLISH` answers 0: the destination has no
+subscriber, it is dead or has lost Redis) is reported to `unheard`: what
+it carried is lost, so the cluster lets that process go.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from realm import leases
+from realm import leases, wire
+
+if TYPE_CHECKING:
+    from realm.realm import Realm
+    from realm.server import Player
 
 log = Logger()
 
@@ -51,10 +62,12 @@ class Relay:
     """Ops held per destination process until the reactor's turn ends."""
 
     def __init__(self, clock: IReactorTime, node: str,
-                 publish: Callable[[str, bytes], Deferred[Any]]) -> None:
+                 publish: Callable[[str, bytes], Deferred[Any]],
+                 unheard: Callable[[str], None]) -> None:
         self.clock = clock
         self.node = node
         self.publish = publish
+        self.unheard = unheard
         self.relayed = 0  # ops sent to other processes, for the metrics
         self._pending: dict[str, list[Op]] = {}
 
@@ -86,8 +99,76 @@ class Relay:
                 if op[0] == "send":
                     op[2] = op[2].decode("utf-8")
             payload = json.dumps([self.node, ops], separators=(",", ":")).encode()
-            sent.append(self.publish(leases.channel(node), payload).addErrback(self._lost))
+            d = self.publish(leases.channel(node), payload)
+            sent.append(d.addCallbacks(self._heard, self._lost, callbackArgs=(node,)))
         return DeferredList(sent)
 
+    def _heard(self, receivers: object, node: str) -> None:
+        if receivers == 0:
+            log.info("Lines for process {node} were lost: it is not listening", node=node)
+            self.unheard(node)
+
     def _lost(self, failure: Failure) -> None:
+        # Redis is gone: the cluster has let every other process go (on_down).
         log.info("Lines for another process were lost: {why}", why=failure.getErrorMessage())
+
+
+class RemoteMember:
+    """At the realm's owner: a member connected to another process.
+
+    `proxies` is the owner's (home, sid) -> RemoteMember; a member closed
+    here is forgotten there and its home told to close it.
+    """
+
+    __slots__ = ("relay", "proxies", "home", "sid", "name", "prefix", "address", "realm")
+
+    def __init__(self, relay: Relay, proxies: dict[tuple[str, int], RemoteMember], home: str,
+                 sid: int, name: str, address: str, realm: Realm) -> None:
+        self.relay = relay
+        self.proxies = proxies
+        self.home = home
+        self.sid = sid
+        self.name = name
+        self.prefix = name.encode("ascii") + b": "
+        self.address = address
+        self.realm = realm
+
+    def send(self, data: bytes) -> None:
+        self.relay.deliver(self.home, self.sid, data)
+
+    def close(self) -> None:
+        if self.proxies.pop((self.home, self.sid), None) is not None:
+            self.relay.send(self.home, ["close", self.sid])
+
+    def leave(self) -> None:
+        self.send(wire.FAREWELL.notice(name=self.name))
+        self.realm.remove(self)
+        self.close()
+
+
+class RemoteSeat:
+    """At the member's process: its seat in a realm another process runs.
+
+    `seated` is this process's sid -> (member, seat) for such members.
+    """
+
+    __slots__ = ("relay", "seated", "owner", "sid", "realm_name", "open")
+
+    def __init__(self, relay: Relay, seated: dict[int, tuple[Player, RemoteSeat | None]],
+                 owner: str, sid: int, realm_name: str) -> None:
+        self.relay = relay
+        self.seated = seated
+        self.owner = owner
+        self.sid = sid
+        self.realm_name = realm_name
+        self.open = True
+
+    def line(self, raw: bytes, text: str) -> None:
+        if self.open:
+            self.relay.send(self.owner, ["line", self.sid, text])
+
+    def gone(self, why: str) -> None:
+        if self.open:
+            self.open = False
+            self.seated.pop(self.sid, None)
+            self.relay.send(self.owner, ["gone", self.sid, why])

@@ -13,7 +13,7 @@ from twisted.internet import endpoints, reactor
 from twisted.internet.defer import Deferred
 from twisted.python import usage
 
-from realm import annals, logs, web
+from realm import annals, logs, proxied, web
 from realm.admin import AdminFactory, Drain
 from realm.chronicle import DEFAULT_URL, ChronicleError, open_now
 from realm.chronicle import parse_url as parse_chronicle
@@ -257,7 +257,12 @@ def makeService(config: Options) -> service.MultiService:
     shutdown.setServiceParent(top)
     factory = RealmFactory(server)
     for description in config["listen"]:
-        Listener(reactor, description, factory, "realm").setServiceParent(top)
+        behind = proxied.listening(description)
+        if behind is None:
+            Listener(reactor, description, factory, "realm").setServiceParent(top)
+        else:  # each player's address comes in a PROXY header: see realm.proxied
+            Listener(reactor, behind, proxied.HeaderFirstFactory(factory, reactor),
+                     "realm (PROXY protocol)").setServiceParent(top)
     if config["web"]:
         site = web.site(server, annals.routes(chronicle))
         for description in config["web"]:

@@ -7,20 +7,25 @@ that tests (realm's own, and anyone's driving realm) share.
   the call that asked for it.
 - `LineClient`: a raw client over real loopback sockets that keeps every
   line it receives and waits for lines with a bound.
-- `WebSocketClient`: the same for `--web`'s `/ws`, on wsproto, able to
-  send what a browser never would; `RawClient` for plain HTTP bytes.
-- `connect(port, client, rcvbuf=)`: a loopback connection; a small
-  receive buffer makes a client that stops reading fill up quickly.
-- `eventually(condition, what)`: until `condition()` holds (the server's
-  side of things), polled every 10 ms, with a bound.
+- `connect(port, first)`: a `LineClient` on a loopback port (from a
+  chosen loopback address if need be).
+- `join`, `refused`, `join_soon`, `hang_up`: a player joined (its entry
+  seen), one refused (the refusal), one joined once the service can
+  place it, players gone.
 - `bounded(d, what)`: `d`, failing with what it waited for if it has not
   fired within `WAIT` seconds.
+- `eventually(condition, what)`: until `condition()` holds (the server's
+  side of things, which no client hears change), polled through the
+  reactor every 10 ms, with a bound.
+
+`realm.testing_web` has the web port's clients (a WebSocket client that
+can send what a browser never would, raw HTTP bytes).
 """
 
 from __future__ import annotations
 
+import itertools
 import re
-import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -29,9 +34,6 @@ from twisted.internet.error import ConnectionDone
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
-from wsproto import ConnectionType, WSConnection
-from wsproto import events as wse
-from wsproto.connection import ConnectionState
 
 from realm import wire
 from realm.protocol import RealmFactory, StreamLink
@@ -272,6 +274,10 @@ class LineClient(protocol.Protocol):
 
         return self.until(enough, repr(want))
 
+    def closed(self) -> defer.Deferred[None]:
+        """Until the server has closed this connection."""
+        return self.until(lambda: self.lost.called, "the server to close the connection")
+
     def count(self, text: str) -> int:
         return sum(text in line for line in self.lines)
 
@@ -281,6 +287,76 @@ class LineClient(protocol.Protocol):
     def say(self, *lines: str) -> None:
         assert self.transport is not None
         self.transport.write(b"".join(line.encode() + b"\n" for line in lines))
+
+
+async def connect(port: int, first: str | None = None, host: str = "127.0.0.1",
+                  source: str | None = None) -> LineClient:
+    """A `LineClient` connected to `host:port`, from the loopback address
+    `source` if given (127.0.0.2 looks like another machine's)."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import TCP4ClientEndpoint
+
+    client = LineClient(first)
+    endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=WAIT,
+                                  bindAddress=(source, 0) if source else None)
+    await bounded(endpoint.connect(protocol.Factory.forProtocol(lambda: client)),
+                  f"a connection to {host}:{port}")
+    return client
+
+
+# -- players, as the tests of several processes need them ------------------
+async def join(port: int, name: str, realm: str, source: str | None = None) -> LineClient:
+    """A player joined as `name@realm` on `port` (its entry seen, no refusal)."""
+    client = await connect(port, f"{name}@{realm}", source=source)
+    stored = name.capitalize()
+    await client.wait_for(lambda line: wire.entered(line) == stored or wire.is_error(line))
+    assert not client.errors(), f"{name}@{realm} was refused: {client.errors()}"
+    return client
+
+
+async def refused(port: int, line: str, source: str | None = None) -> tuple[LineClient, str]:
+    """A player whose first line `line` is refused: (it, the refusal)."""
+    client = await connect(port, line, source=source)
+    await client.wait_for(lambda text: wire.is_error(text) or wire.entered(text) is not None)
+    assert client.errors(), f"{line} was not refused: {client.lines[-3:]}"
+    return client, client.errors()[-1]
+
+
+async def join_soon(port: int, name: str, realm: str, timeout: float = WAIT,
+                    source: str | None = None) -> tuple[LineClient, float]:
+    """A player joined as `name@realm` on `port` once the service can place it:
+    a refusal that it cannot be reached now is tried again on the same
+    connection until `timeout`.  (The player, the seconds it took.)"""
+    from twisted.internet import reactor, task
+
+    started = reactor.seconds()  # type: ignore[attr-defined]
+    client = await connect(port, source=source)
+    stored = name.capitalize()
+
+    def answer(line: str) -> bool:
+        return wire.entered(line) == stored or wire.is_error(line)
+
+    for tries in itertools.count(1):
+        client.say(f"{name}@{realm}")
+        await client.wait_for(answer, count=tries)
+        last = [line for line in client.lines if answer(line)][-1]
+        took = reactor.seconds() - started  # type: ignore[attr-defined]
+        if not wire.is_error(last):
+            return client, took
+        assert wire.refusal(last) == "unreachable", f"{name}@{realm} was refused: {last}"
+        if took > timeout:
+            raise AssertionError(f"{name}@{realm} still refused after {timeout:g}s: {last}")
+        await task.deferLater(reactor, 0.1)  # type: ignore[arg-type]
+    raise AssertionError("unreachable")
+
+
+async def hang_up(*clients: LineClient) -> None:
+    """Close `clients` and wait until each is closed."""
+    for client in clients:
+        if not client.lost.called:
+            client.transport.loseConnection()  # type: ignore[union-attr]
+    for client in clients:
+        await client.closed()
 
 
 def _wake() -> None:
@@ -293,10 +369,10 @@ def _wake() -> None:
             d.callback(None)
 
 
-def eventually(condition: Callable[[], Any], what: str,
-               timeout: float = WAIT) -> defer.Deferred[None]:
-    """Until `condition()` holds, checked every 10 ms (for the server's
-    state, which no client hears change)."""
+def eventually(condition: Callable[[], Any], what: str | Callable[[], str],
+               timeout: float = WAIT, every: float = 0.01) -> defer.Deferred[None]:
+    """Until `condition()` holds, checked every `every` seconds through the
+    reactor (for the server's state, which no client hears change)."""
     d: defer.Deferred[None] = defer.Deferred()
 
     def check() -> None:
@@ -309,126 +385,5 @@ def eventually(condition: Callable[[], Any], what: str,
         return result
 
     poll = task.LoopingCall(check)
-    poll.start(0.01)  # (on the global reactor)
+    poll.start(every)  # (on the global reactor)
     return bounded(d, what, timeout).addBoth(stop)
-
-
-def connect(port: int, client: protocol.Protocol,
-            rcvbuf: int | None = None) -> defer.Deferred[Any]:
-    """Connect `client` to 127.0.0.1:`port`; with `rcvbuf`, its socket's receive
-    buffer is that small from before the handshake (the window stays small)."""
-    from twisted.internet import endpoints, reactor
-
-    if rcvbuf is None:
-        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port)
-        return bounded(endpoints.connectProtocol(endpoint, client), "a connection")
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    sock.settimeout(WAIT)
-    sock.connect(("127.0.0.1", port))
-    sock.setblocking(False)
-    reactor.adoptStreamConnection(  # type: ignore[attr-defined]
-        sock.fileno(), socket.AF_INET, protocol.Factory.forProtocol(lambda: client))
-    sock.close()  # the reactor holds its own copy
-    return defer.succeed(client)
-
-
-class _Heard(protocol.Protocol):
-    """A client whose `until` is checked whenever any client hears anything."""
-
-    gone = False
-
-    def until(self, test: Callable[[], Any], what: str) -> defer.Deferred[None]:
-        d: defer.Deferred[None] = defer.Deferred()
-        if test():
-            d.callback(None)
-        else:
-            _WAITERS.append((test, d))
-        return bounded(d, what)
-
-    def connectionLost(self, reason: Failure = protocol.connectionDone) -> None:
-        self.gone = True
-        _wake()
-
-
-class RawClient(_Heard):
-    """Bytes over a real socket: what it sent is up to the test."""
-
-    def __init__(self, first: bytes = b"") -> None:
-        self.first = first
-        self.data = b""
-
-    def connectionMade(self) -> None:
-        if self.first:
-            self.transport.write(self.first)  # type: ignore[union-attr]
-
-    def dataReceived(self, data: bytes) -> None:
-        self.data += data
-        _wake()
-
-
-class WebSocketClient(_Heard):
-    """A WebSocket client on wsproto, keeping every message it receives.
-
-    `origin` None sends no `Origin`; `hang_up` closes the TCP connection on
-    a Close frame (else the server must)."""
-
-    def __init__(self, host: str, origin: str | None, hang_up: bool = True,
-                 target: str = "/ws") -> None:
-        self.host, self.origin, self.hang_up, self.target = host, origin, hang_up, target
-        self.ws = WSConnection(ConnectionType.CLIENT)
-        self.messages: list[str | bytes] = []
-        self.status: int | None = None  # of a refused handshake
-        self.accepted = False
-        self.close_code: int | None = None
-        self.pongs = 0
-        self._text = ""
-
-    def connectionMade(self) -> None:
-        headers = [(b"origin", self.origin.encode())] if self.origin else []
-        self.transport.write(self.ws.send(  # type: ignore[union-attr]
-            wse.Request(host=self.host, target=self.target, extra_headers=headers)))
-
-    def dataReceived(self, data: bytes) -> None:
-        self.ws.receive_data(data)
-        for event in self.ws.events():
-            if isinstance(event, wse.AcceptConnection):
-                self.accepted = True
-            elif isinstance(event, wse.RejectConnection):
-                self.status = event.status_code
-            elif isinstance(event, wse.TextMessage):
-                self._text += event.data
-                if event.message_finished:
-                    self.messages.append(self._text)
-                    self._text = ""
-            elif isinstance(event, wse.BytesMessage):
-                self.messages.append(bytes(event.data))
-            elif isinstance(event, wse.CloseConnection):
-                self.close_code = event.code
-                if self.ws.state is not ConnectionState.CLOSED:
-                    self.write(event.response())
-                if self.hang_up:
-                    self.transport.loseConnection()  # type: ignore[union-attr]
-            elif isinstance(event, wse.Pong):
-                self.pongs += 1
-        _wake()
-
-    def write(self, event: Any) -> None:
-        self.transport.write(self.ws.send(event))  # type: ignore[union-attr]
-
-    def say(self, text: str | bytes) -> None:
-        """A text message, or a binary one."""
-        self.write(wse.Message(data=text))
-
-    def close_tab(self) -> None:
-        """What a browser does when its tab is closed: close 1001."""
-        self.write(wse.CloseConnection(code=1001))
-
-    def texts(self) -> list[str]:
-        return [m for m in self.messages if isinstance(m, str)]
-
-    def line(self, pattern: str) -> defer.Deferred[None]:
-        """Until a text message matches `pattern`."""
-        regex = re.compile(pattern)
-        return self.until(lambda: any(regex.search(m) for m in self.texts()),
-                          f"a message matching {pattern!r}; got {self.messages[-5:]!r}")

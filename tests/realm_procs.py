@@ -54,26 +54,35 @@ class Proc:
     """A child with its stdin piped and its output read line by line."""
 
     def __init__(self, *argv: str, env: dict[str, str] | None = None,
-                 new_session: bool = False, cwd: str | None = None) -> None:
+                 new_session: bool = False, cwd: str | None = None,
+                 log: Path | None = None, pass_fds: tuple[int, ...] = ()) -> None:
+        """`cwd`: where it runs; `log`: a file that gets a copy of stdout and
+        stderr as they come; `pass_fds`: descriptors the child inherits (a
+        listening socket)."""
         self.argv = argv
         environ = dict(os.environ, NO_COLOR="1", PYTHONUNBUFFERED="1")
         environ.update(env or {})
         self.popen = subprocess.Popen(
             argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            env=environ, text=True, bufsize=1, start_new_session=new_session, cwd=cwd)
+            env=environ, text=True, bufsize=1, start_new_session=new_session, cwd=cwd,
+            pass_fds=pass_fds)
         self.out: list[str] = []
         self.err: list[str] = []
+        self._log = open(log, "a", encoding="utf-8", buffering=1) if log else None
         self._lines: queue.Queue[str | None] = queue.Queue()
-        self._readers = [self._reader(self.popen.stdout, self.out, self._lines),
-                         self._reader(self.popen.stderr, self.err, None)]
+        self._readers = [self._reader(self.popen.stdout, self.out, self._lines, self._log),
+                         self._reader(self.popen.stderr, self.err, None, self._log)]
 
     @staticmethod
     def _reader(stream: IO[str] | None, seen: list[str],
-                lines: queue.Queue[str | None] | None) -> threading.Thread:
+                lines: queue.Queue[str | None] | None,
+                log: IO[str] | None) -> threading.Thread:
         def read() -> None:
             assert stream is not None
             for line in stream:
                 seen.append(line.rstrip("\r\n"))
+                if log is not None:
+                    log.write(line)
                 if lines is not None:
                     lines.put(seen[-1])
             if lines is not None:
@@ -140,9 +149,13 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait(5)
+        for reader in self._readers:
+            reader.join(5)
         for stream in (self.popen.stdout, self.popen.stderr):
             if stream is not None:
                 stream.close()
+        if self._log is not None:
+            self._log.close()
 
     def describe(self) -> str:
         return (f"$ {' '.join(self.argv)}\n--- stdout:\n" + "\n".join(self.out)

@@ -33,7 +33,8 @@ from realm import web
 from realm.http import MAX_PENDING, HTTPFactory
 from realm.routes import Request, Response
 from realm.server import RealmServer, Settings
-from realm.testing import RawClient, WebSocketClient, connect, eventually
+from realm.testing import eventually
+from realm.testing_web import RawClient, WebSocketClient, attach
 
 Reply = tuple[int, dict[str, str], bytes]
 STRICT = ("content-security-policy", "x-content-type-options", "referrer-policy")
@@ -95,7 +96,7 @@ class Served:
     def client(self, data: bytes = b"", rcvbuf: int | None = None) -> defer.Deferred[Any]:
         client = RawClient(data)
         self.clients.append(client)
-        return connect(self.number, client, rcvbuf)
+        return attach(self.number, client, rcvbuf)
 
     @defer.inlineCallbacks
     def ask(self, data: bytes, methods: list[str]) -> Generator[Any, Any, list[Reply]]:
@@ -252,7 +253,7 @@ def test_a_ping_flood_from_a_non_reader_is_dropped_at_the_bound(
     (the bytes the kernel holds come first: the flood goes on until then)."""
     client = WebSocketClient(f"127.0.0.1:{site.number}", None)
     site.clients.append(client)
-    yield connect(site.number, client, rcvbuf=4096)
+    yield attach(site.number, client, rcvbuf=4096)
     yield client.line(r"What is your name\?")
     client.transport.pauseProducing()  # it reads nothing more
     batch = b"".join(client.ws.send(ping(b"p" * 125)) for _ in range(500))  # 500 pongs
@@ -278,7 +279,7 @@ def test_pings_beyond_the_rate_are_not_answered(
         site: Served, events: list[Any]) -> Generator[Any, Any, None]:
     client = WebSocketClient(f"127.0.0.1:{site.number}", None)
     site.clients.append(client)
-    yield connect(site.number, client)
+    yield attach(site.number, client)
     yield client.line(r"What is your name\?")
     client.transport.write(b"".join(client.ws.send(ping(b"")) for _ in range(20)))
     client.say("Arya")  # after the pings: their pongs come before its answer

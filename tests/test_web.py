@@ -35,7 +35,8 @@ from realm.protocol import RealmFactory
 from realm.routes import Request as HTTPRequest
 from realm.server import RealmServer, Settings
 from realm.tap import Options, makeService
-from realm.testing import LineClient, RawClient, WebSocketClient, bounded, connect, eventually
+from realm.testing import LineClient, bounded, eventually
+from realm.testing_web import RawClient, WebSocketClient, attach
 from realm.websocket import MAX_MESSAGE
 
 PEM = FilePath(twisted.test.__file__).sibling("server.pem").path.replace(":", "\\:")
@@ -88,7 +89,7 @@ class Rig:
     @defer.inlineCallbacks
     def tcp(self, first: str | None = None) -> Generator[defer.Deferred[Any], Any, LineClient]:
         client = LineClient(first)
-        yield connect(self.tcp_port, client)
+        yield attach(self.tcp_port, client)
         self.clients.append(client)
         return client
 
@@ -126,7 +127,7 @@ def get(rig: Rig, path: str) -> Generator[Any, Any, tuple[int, dict[str, str], b
     """GET `path` on a fresh connection (Connection: close): status, headers, body."""
     client = RawClient(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                        "\r\n".encode())
-    yield connect(rig.web_port, client)
+    yield attach(rig.web_port, client)
     yield client.until(lambda: client.gone, f"the answer to GET {path}")
     head, _, body = client.data.partition(b"\r\n\r\n")
     status, *lines = head.decode("latin-1").split("\r\n")
@@ -217,7 +218,7 @@ def test_a_bad_handshake_is_refused_with_its_status(rig: Rig) -> Generator[Any, 
     client = RawClient(b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
                        b"Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                        b"Sec-WebSocket-Version: 8\r\n\r\n")
-    yield connect(rig.web_port, client)
+    yield attach(rig.web_port, client)
     yield client.until(lambda: b"\r\n\r\n" in client.data, "the refusal")
     assert client.data.startswith(b"HTTP/1.1 426 ")
     assert b"Sec-WebSocket-Version: 13" in client.data

@@ -1,0 +1,82 @@
+"""realm.proxied: a connection behind HAProxy is connected to realm only
+once its PROXY header has given the player's address (in memory, on a
+`task.Clock`; tests/test_cluster_limits.py runs the real HAProxy)."""
+
+from __future__ import annotations
+
+from twisted.internet import task
+from twisted.internet.address import IPv4Address
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.testing import StringTransportWithDisconnection
+
+from realm import proxied
+
+HEADER = b"PROXY TCP4 192.0.2.7 10.0.0.1 40001 2346\r\n"
+
+
+class Recorder(Protocol):
+    def __init__(self) -> None:
+        self.peer: object = None
+        self.data = b""
+        self.lost = False
+
+    def connectionMade(self) -> None:
+        assert self.transport is not None
+        self.peer = self.transport.getPeer()
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+    def connectionLost(self, reason: object = None) -> None:
+        self.lost = True
+
+
+def connection(clock: task.Clock) -> tuple[Recorder, proxied.HeaderFirst,
+                                           StringTransportWithDisconnection]:
+    recorder = Recorder()
+    factory = proxied.HeaderFirstFactory(Factory.forProtocol(lambda: recorder), clock)
+    wrapper = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 50000))
+    assert isinstance(wrapper, proxied.HeaderFirst)
+    transport = StringTransportWithDisconnection(
+        peerAddress=IPv4Address("TCP", "127.0.0.1", 50000))
+    transport.protocol = wrapper
+    wrapper.makeConnection(transport)
+    return recorder, wrapper, transport
+
+
+def test_connected_with_the_players_address_once_the_header_is_read() -> None:
+    clock = task.Clock()
+    recorder, wrapper, _ = connection(clock)
+    assert recorder.peer is None  # not yet: the header has not come
+    wrapper.dataReceived(HEADER[:20])
+    assert recorder.peer is None
+    wrapper.dataReceived(HEADER[20:] + b"arya@north\n")
+    assert recorder.peer == IPv4Address("TCP", "192.0.2.7", 40001)
+    assert recorder.data == b"arya@north\n"
+    wrapper.dataReceived(b"hello\n")
+    assert recorder.data == b"arya@north\nhello\n"
+    clock.advance(proxied.HEADER_TIMEOUT * 2)  # the header's deadline is gone
+    assert not recorder.lost
+
+
+def test_no_header_in_time_drops_the_connection_unseen() -> None:
+    clock = task.Clock()
+    recorder, _, transport = connection(clock)
+    clock.advance(proxied.HEADER_TIMEOUT)
+    assert not transport.connected
+    assert recorder.peer is None and not recorder.lost
+
+
+def test_not_a_proxy_header_is_closed_unseen() -> None:
+    clock = task.Clock()
+    recorder, wrapper, transport = connection(clock)
+    wrapper.dataReceived(b"Lord@north\r\n")
+    assert not transport.connected
+    assert recorder.peer is None and not recorder.lost
+    assert not clock.getDelayedCalls()  # the header's deadline went with it
+
+
+def test_listening_unwraps_haproxy_descriptions_only() -> None:
+    assert proxied.listening("haproxy:tcp:2346:interface=10.0.0.1") == (
+        "tcp:2346:interface=10.0.0.1")
+    assert proxied.listening("tcp:2345") is None
