@@ -80,3 +80,39 @@ def test_listening_unwraps_haproxy_descriptions_only() -> None:
     assert proxied.listening("haproxy:tcp:2346:interface=10.0.0.1") == (
         "tcp:2346:interface=10.0.0.1")
     assert proxied.listening("tcp:2345") is None
+
+
+def v2(command: int, family: int, block: bytes) -> bytes:
+    return proxied.V2 + bytes([0x20 | command, family]) + len(block).to_bytes(2, "big") + block
+
+
+def test_the_header_in_both_versions() -> None:
+    import ipaddress
+
+    from twisted.internet.address import IPv6Address
+
+    assert proxied.parse(HEADER + b"rest") == (IPv4Address("TCP", "192.0.2.7", 40001),
+                                                 len(HEADER))
+    six = b"PROXY TCP6 2001:db8::7 2001:db8::1 40002 2346\r\n"
+    assert proxied.parse(six) == (IPv6Address("TCP", "2001:db8::7", 40002), len(six))
+    assert proxied.parse(b"PROXY UNKNOWN\r\n") == (None, 15)
+    block = (ipaddress.IPv4Address("198.51.100.9").packed + bytes(4)
+             + (40003).to_bytes(2, "big") + (2346).to_bytes(2, "big"))
+    header = v2(1, 0x11, block)
+    assert proxied.parse(header + b"x") == (IPv4Address("TCP", "198.51.100.9", 40003),
+                                             len(header))
+    assert proxied.parse(v2(0, 0x00, b"")) == (None, 16)  # LOCAL: the balancer's own check
+    # Cut anywhere: more is needed, never a wrong answer.
+    for cut in range(1, len(header)):
+        assert proxied.parse(header[:cut]) is None
+    for cut in range(1, len(HEADER) - 1):
+        assert proxied.parse(HEADER[:cut]) is None
+
+
+def test_what_is_no_header() -> None:
+    import pytest
+
+    for data in (b"GET / HTTP/1.1\r\n", b"PROXY TCP4 x y 1 2\r\n", b"PROXY " + b"9" * 120,
+                 proxied.V2 + b"\x31\x11\x00\x00", proxied.V2 + b"\x21\x11\xff\xff"):
+        with pytest.raises(proxied.BadHeader):
+            proxied.parse(data)
