@@ -50,6 +50,8 @@ class Options(usage.Options):
         ["think", None, 1.0, "seconds a bot thinks before answering", float],
         # No default shown: twistd's usage would add "[default: 0]".
         ["port", None, None, "local port for the server (default: a free one)", int],
+        ["chronicle", None, None, "where your reigns are kept (default: sqlite: in "
+         "~/.local/share/realm, or $XDG_DATA_HOME/realm)"],
     ]
 
     def opt_version(self) -> None:
@@ -117,8 +119,11 @@ def wait_until_accepting(server: subprocess.Popen[bytes], port: int) -> bool:
 
 def stop(proc: subprocess.Popen[bytes], what: str, patience: float = 0.0) -> bool:
     """End `proc`: give it `patience` to end by itself, then SIGTERM, then
-    SIGKILL.  Whether it ended well (exit 0, by itself or on SIGTERM)."""
-    if proc.poll() is None and patience:
+    SIGKILL.  Whether it ended well: by itself with exit 0, or when asked
+    (whatever it said then: it was cut short)."""
+    if proc.poll() is not None:
+        return proc.returncode == 0  # it ended by itself before it was asked
+    if patience:
         say(f"Waiting for {what} to finish (up to {patience:g} s)...")
         try:
             proc.wait(patience)
@@ -133,7 +138,17 @@ def stop(proc: subprocess.Popen[bytes], what: str, patience: float = 0.0) -> boo
             say(f"{what} did not stop; killing it.")
             proc.kill()
             proc.wait()
+            return False
+        return True
     return proc.returncode == 0
+
+
+def chronicle() -> str:
+    """Where `make play` keeps its reigns, so the next game remembers them."""
+    data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    folder = data / "realm"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:{folder / 'realm.sqlite'}"
 
 
 def start_server(config: Options, logs: Path) -> tuple[subprocess.Popen[bytes], int] | None:
@@ -144,7 +159,8 @@ def start_server(config: Options, logs: Path) -> tuple[subprocess.Popen[bytes], 
             f"(log: {logs / 'server.log'})...")
         server = subprocess.Popen(
             [twistd(), "-n", "--pidfile=", f"--logfile={logs / 'server.log'}", "realm",
-             "--listen", f"tcp:{port}:interface=127.0.0.1", "--size", str(config["bots"] + 1)],
+             "--listen", f"tcp:{port}:interface=127.0.0.1", "--size", str(config["bots"] + 1),
+             "--chronicle", config["chronicle"]],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
             start_new_session=True)
         say(f"Server started (pid {server.pid}); waiting until it accepts connections...")
@@ -166,6 +182,10 @@ def play(config: Options) -> int:
     logs: Path | None = None
     try:
         logs = Path(tempfile.mkdtemp(prefix="realm-play-"))
+        if config["chronicle"] is None:
+            config["chronicle"] = chronicle()
+        say(f"Your reigns are kept in {config['chronicle']} (--chronicle in the game "
+            "lists the best).")
         found = start_server(config, logs)
         if found is None:
             say("The server did not start.")

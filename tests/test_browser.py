@@ -1,5 +1,5 @@
 """The web client in a real headless Chromium (Debian's, driven by
-selenium; ../shared/BROWSER-NOTES.md), against the installed `twistd`
+selenium), against the installed `twistd`
 and `realm-client`: the page joins as Lord, four bots join, the Lord
 decides, four replies appear, `--dismiss` works, markup from the wire
 shows as text, a padded line cannot pass for another sender's, leaving
@@ -30,6 +30,8 @@ from realm.play import accepting
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
+    if os.environ.get("CI") == "true":  # CI installs them (.ci/run): they must run there
+        pytest.fail("no Chromium on CI: .ci/run should have installed it", pytrace=False)
     pytest.skip("no Chromium: apt-get install chromium chromium-driver",
                 allow_module_level=True)
 
@@ -68,7 +70,7 @@ def wait_for(what: str, condition: Callable[[Any], Any], driver: Any = None,
 class Server:
     """The installed `twistd -n realm`, with --listen and --web."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *options: str) -> None:
         self.port = free_port()
         self.web = free_port()
         self.log = tmp / "twistd.log"
@@ -76,7 +78,7 @@ class Server:
             [str(BIN / "twistd"), "-n", "--pidfile=", "realm",
              "--listen", f"tcp:{self.port}:interface=127.0.0.1",
              "--web", f"tcp:{self.web}:interface=127.0.0.1",
-             "--event-wait", "30"],
+             "--event-wait", "30", *options],
             cwd=tmp, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
         wait_for("the server to listen", lambda _: self.proc.poll() is not None
                  or (accepting(self.port) and accepting(self.web)))
@@ -585,3 +587,35 @@ def test_the_reign_shows_as_bars_that_move(feed: Feed, browser: WebDriver,
         assert not severe(driver)
     finally:
         stop(bots)
+
+
+def test_the_chronicle_page_charts_a_reign(tmp_path: Path, browser: WebDriver) -> None:
+    """A reign plays to its end over raw sockets; the page draws its chart."""
+    from realm_procs import Peer
+
+    running = Server(tmp_path, "--size", "2", "--reign-length", "3")
+    try:
+        endpoint = f"tcp:127.0.0.1:{running.port}"
+        lord, arya = Peer.connect(endpoint), Peer.connect(endpoint)
+        arya.send(b"arya@storms\n")
+        lord.send(b"lord@storms\n")
+        for decision in (b"1", b"2", b"1"):
+            lord.expect("[New Event]")
+            lord.send(decision + b"\n")
+            arya.expect("Lord: ")
+            arya.send(b"aye\n")
+        lord.expect("[Reign Ended]")
+        browser.get(running.url + "chronicle")
+        wait_for("the chronicle's page", lambda d: d.find_elements(
+            By.CSS_SELECTOR, "li[data-realm=reign]"), browser)
+        (reign,) = browser.find_elements(By.CSS_SELECTOR, "h2 + ol li[data-realm=reign]")[:1]
+        assert "storms" in reign.text and "score" in reign.text
+        chart = reign.find_element(By.CSS_SELECTOR, "svg[data-realm=chart]")
+        assert chart.is_displayed() and chart.size["width"] > 200
+        lines = chart.find_elements(By.TAG_NAME, "polyline")
+        assert len(lines) == 4
+        # Each line has a point for each of the reign's three events.
+        assert all(len(line.get_attribute("points").split()) == 3 for line in lines)
+        screenshot(browser, "web-chronicle.png")
+    finally:
+        stop(running.proc)

@@ -24,9 +24,13 @@ from realm.play import Options, accepting
 
 @pytest.fixture
 def tmpdir_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """realm-play's TMPDIR for one test; nothing may be left in it."""
-    yield {"TMPDIR": str(tmp_path)}
-    assert list(tmp_path.iterdir()) == [], "realm-play left its folder behind"
+    """realm-play's TMPDIR (nothing may be left in it) and its data folder
+    (where its chronicle lives) for one test."""
+    tmp, data = tmp_path / "tmp", tmp_path / "data"
+    tmp.mkdir()
+    yield {"TMPDIR": str(tmp), "XDG_DATA_HOME": str(data)}
+    assert list(tmp.iterdir()) == [], "realm-play left its folder behind"
+    assert (data / "realm" / "realm.sqlite").exists(), "no chronicle where it said"
 
 
 
