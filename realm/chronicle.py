@@ -45,9 +45,9 @@ __all__ = ["DEFAULT_URL", "Chronicle", "ChronicleError", "ChronicleURL", "Databa
            "NoChronicle", "as_json", "open_chronicle", "open_now", "parse_url"]
 
 MAX_LIMIT = 1000  # reigns one read may ask for
-_COLUMNS = "id, realm, members, outcome, score, started, ended"
-_BEST = "score DESC, ended DESC, id DESC"
-_LATEST = "ended DESC, id DESC"
+_COLUMNS = "id, realm, members, outcome, score, events, started, ended"
+_BEST = "score DESC, id DESC"
+_LATEST = "id DESC"
 
 T = TypeVar("T")
 
@@ -247,38 +247,32 @@ def _insert_reigns(cursor: Cursor, reigns: list[ReignRecord]) -> list[int]:
     return [_insert_reign(cursor, reign) for reign in reigns]
 
 
+#: One encoder for every record (json.dumps makes one a call when given options).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def _insert_reign(cursor: Cursor, reign: ReignRecord) -> int:
-    reign_id = cursor.insert(
-        "INSERT INTO reigns (realm, members, outcome, score, started, ended)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
-        (reign.realm, json.dumps(list(reign.members)), reign.outcome, reign.score,
-         reign.started, reign.ended))
-    cursor.executemany(
-        "INSERT INTO events (reign_id, seq, event, decision, holdings) VALUES (?, ?, ?, ?, ?)",
-        [(reign_id, seq, event.event, event.decision, json.dumps(event.holdings))
-         for seq, event in enumerate(reign.events)])
-    return reign_id
+    events = [[e.event, e.decision, e.holdings] for e in reign.events]
+    return cursor.insert(
+        "INSERT INTO reigns (realm, members, outcome, score, told, events, started, ended)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (reign.realm, _ENCODE(list(reign.members)), reign.outcome, reign.score,
+         len(events), _ENCODE(events), reign.started, reign.ended))
 
 
 def _select_reigns(cursor: Cursor, realm: str | None, order: str,
                    limit: int) -> list[ReignRecord]:
-    """Two queries, whatever the limit: the reigns, then all their events."""
+    """One query: the reigns, each with its events."""
     where, params = ("WHERE realm = ?", [realm]) if realm is not None else ("", [])
     cursor.execute(f"SELECT {_COLUMNS} FROM reigns {where} ORDER BY {order} LIMIT ?",
                    [*params, limit])
-    reigns = cursor.fetchall()
-    if not reigns:
-        return []
-    events: dict[int, list[EventRecord]] = {row[0]: [] for row in reigns}
-    marks = ", ".join("?" * len(events))
-    cursor.execute("SELECT reign_id, event, decision, holdings FROM events"
-                   f" WHERE reign_id IN ({marks}) ORDER BY reign_id, seq", list(events))
-    for reign_id, event, decision, holdings in cursor.fetchall():
-        events[reign_id].append(EventRecord(event, decision, json.loads(holdings)))
     return [ReignRecord(realm=realm_, members=tuple(json.loads(members)),
-                        events=tuple(events[reign_id]), outcome=outcome, score=score,
-                        started=float(started), ended=float(ended), id=reign_id)
-            for reign_id, realm_, members, outcome, score, started, ended in reigns]
+                        events=tuple(EventRecord(event, decision, holdings)
+                                     for event, decision, holdings in json.loads(events)),
+                        outcome=outcome, score=score, started=float(started),
+                        ended=float(ended), id=reign_id)
+            for reign_id, realm_, members, outcome, score, events, started, ended
+            in cursor.fetchall()]
 
 
 def as_json(record: ReignRecord) -> dict[str, Any]:

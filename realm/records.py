@@ -7,14 +7,15 @@ reads them back.  No I/O here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 OUTCOMES = ("won", "fallen", "abandoned")
 
 
-@dataclass(frozen=True)
-class EventRecord:
+class EventRecord(NamedTuple):
     """One event of a reign: what was told, what the Lord decided, and
-    each holding once the event was over."""
+    each holding once the event was over.  (A tuple: one is made every
+    round of every realm.)"""
 
     event: str  # the event's text, as sent after `*** `
     decision: str  # the Lord's deciding line

@@ -61,8 +61,6 @@ WON_BONUS = HIGHEST * len(HOLDINGS)
 
 #: The outcomes (records.OUTCOMES) as the `[Reign Ended]` line names them.
 _TOLD_AS = {"won": "Won", "fallen": "Fallen", "abandoned": "Abandoned"}
-_HEAD = len(wire.NOTICE)
-_TAIL = len(wire.CRLF)
 
 
 class ReignError(Exception):
@@ -154,6 +152,7 @@ class Reign:
         self._scene: Scene | None = None
         self._offered: tuple[Option, Option] | None = None
         self._other = ""
+        self._text = ""  # the event in play, as its line says it after `*** `
         # The Lord's decision on it.
         self._decision = ""
         self._effect: Effect | None = None
@@ -204,8 +203,10 @@ class Reign:
         a, b = options[i], options[j]
         herald = lore.HERALDS[int(pick() * len(lore.HERALDS))].format(narrator=narrator)
         told = scene.told[int(pick() * len(scene.told))].format(other=other)
-        line = wire.event(f"{herald} {told}", a.offered, b.offered)
+        text = wire.event_text(f"{herald} {told}", a.offered, b.offered)
+        line = wire.notice(text)
         self._line, self._scene, self._offered, self._other = line, scene, (a, b), other
+        self._text = text
         self.told += 1
         return line
 
@@ -245,8 +246,7 @@ class Reign:
         says = effect.says
         said = says[int(self.rng.random() * len(says))] if len(says) > 1 else says[0]
         report = wire.report(said.format(other=self._other), holdings, changes)
-        self.events.append(EventRecord(line[_HEAD:-_TAIL].decode("utf-8"),
-                                       self._decision, dict(holdings)))
+        self.events.append(EventRecord(self._text, self._decision, dict(holdings)))
         self._line = self._scene = self._offered = self._effect = None
         ending = None
         for name in changes:

@@ -318,9 +318,14 @@ _CHAT = re.compile(rf"({NAME_RULE}): (.*)\Z", re.DOTALL)
 _OPTIONS = re.compile(r"\b1 ([A-Za-z][\w-]*) or 2 ([A-Za-z][\w-]*)\?\Z")
 
 
+def event_text(text: str, a: str, b: str) -> str:
+    """An event line offering the options `a` and `b`, after its `*** `."""
+    return f"{EVENT}{text} 1 {a} or 2 {b}?"
+
+
 def event(text: str, a: str, b: str) -> bytes:
     """An event line offering the options `a` and `b`, wire-ready."""
-    return notice(f"{EVENT}{text} 1 {a} or 2 {b}?")
+    return notice(event_text(text, a, b))
 
 
 def is_event(line: str) -> bool:

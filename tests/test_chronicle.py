@@ -240,8 +240,8 @@ async def test_latest_of_one_realm_or_all_within_the_limit(chronicle_url: str) -
 @pytest_twisted.ensureDeferred
 async def test_a_reign_is_stored_whole_or_not_at_all(chronicle_url: str) -> None:
     whole = reign(score=1)
-    # A lone surrogate cannot be encoded: the second event's row fails
-    # after the reign's row went in, and the transaction takes both back.
+    # A lone surrogate cannot be encoded: the reign is refused, and nothing
+    # of it is kept.
     broken = ReignRecord("winterfell", ("Lord",),
                          (whole.events[0], EventRecord("e", "Lord: \udc80", {"Gold": 1})),
                          "won", 99, 1.0, 2.0)
@@ -253,7 +253,7 @@ async def test_a_reign_is_stored_whole_or_not_at_all(chronicle_url: str) -> None
         assert one_line(info.value).startswith("cannot record a reign in the chronicle ")
         await within(chronicle.record(whole))
         assert await within(chronicle.best()) == [whole]
-    assert rows(chronicle_url, "SELECT COUNT(*) FROM events") == [(2,)]
+    assert rows(chronicle_url, "SELECT COUNT(*) FROM reigns") == [(1,)]
 
 
 @pytest_twisted.ensureDeferred

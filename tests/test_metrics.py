@@ -167,3 +167,33 @@ def test_readyz_turns_503_on_drain_and_on_sigterm(tmp_path: Path) -> None:
         assert server.wait() == 0
         stuck.close()
 
+
+
+def test_the_dashboard_and_the_alerts_ask_for_metrics_realm_has() -> None:
+    """docs/ops/ stays in step with realm/metrics.py."""
+    import json
+
+    docs = Path(__file__).resolve().parent.parent / "docs" / "ops"
+    dashboard = json.loads((docs / "grafana-dashboard.json").read_text())
+    asked = {name for panel in dashboard["panels"] for target in panel["targets"]
+             for name in re.findall(r"\b(?:realm|process)_[a-z_]+", target["expr"])}
+    asked |= set(re.findall(r"\b(?:realm|process)_[a-z_]+",
+                            (docs / "prometheus.yml").read_text()))
+
+    class Clustered:  # what the metrics read of a cluster
+        rtt = 0.001
+
+        def reachable(self) -> bool:
+            return True
+
+        def relayed(self) -> int:
+            return 0
+
+    server = RealmServer(Settings(), task.Clock())
+    server.cluster = Clustered()  # type: ignore[assignment]
+    server.stats.refused["control"] = 1
+    server.stats.reigns_ended["won"] = 1
+    server.stats.connections["tcp"] = 0
+    rendered = {sample.split("{")[0] for sample in parse(Metrics(server, task.Clock())
+                                                         .render().decode())}
+    assert asked and asked <= rendered, asked - rendered
