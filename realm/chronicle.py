@@ -11,9 +11,10 @@
 
 Every call returns a Deferred; the database work runs in adbapi's threads,
 so the reactor never waits on a disk or a socket. `record()` fires once
-the reign is committed (on SQLite, on disk: a `kill -9` right after loses
-nothing). A failure is a failed Deferred whose `ChronicleError` is one
-line saying what and where; nothing is logged here, the caller decides.
+the reign is committed (on SQLite, in the write-ahead log: a `kill -9` of
+the server right after loses nothing). A failure is a failed Deferred
+whose `ChronicleError` is one line saying what and where; nothing is
+logged here, the caller decides.
 """
 
 from __future__ import annotations
