@@ -46,6 +46,8 @@ __all__ = ["DEFAULT_URL", "Chronicle", "ChronicleError", "ChronicleURL", "Databa
            "NoChronicle", "as_json", "open_chronicle", "open_now", "parse_url"]
 
 MAX_LIMIT = 1000  # reigns one read may ask for
+GROUP_WAIT = 0.05  # seconds between the starts of two writes, at most
+GROUP_MOST = 500  # reigns that go at once, whatever the wait
 _COLUMNS = "id, realm, members, outcome, score, events, started, ended"
 _BEST = "score DESC, id DESC"
 _LATEST = "id DESC"
@@ -110,13 +112,19 @@ class DatabaseChronicle:
     use) the call runs once more on a fresh one: nothing was committed
     yet, so nothing is written twice.
 
-    Records are committed in groups: while one transaction is writing,
-    the reigns that end meanwhile wait and go together in the next, so a
-    busy server makes one commit (one fsync) for many reigns, and never
-    more than one write is in flight.
+    Records are committed in groups: the reigns that end while one
+    transaction is writing, or within `GROUP_WAIT` seconds of the last
+    one's start, wait and go together in the next.  An idle chronicle
+    writes at once; a busy server makes at most 1/GROUP_WAIT transactions
+    a second (each a trip to the pool's thread and back, which costs more
+    than the writing), and never has more than one write in flight.
     """
 
-    def __init__(self, pool: adbapi.ConnectionPool, engine: Engine, where: str) -> None:
+    def __init__(self, pool: adbapi.ConnectionPool, engine: Engine, where: str,
+                 clock: Any = None) -> None:
+        if clock is None:
+            from twisted.internet import reactor as clock
+        self._clock = clock
         self._pool = pool
         self.engine = engine
         self.where = where
@@ -126,6 +134,8 @@ class DatabaseChronicle:
         self._pool_closed = False
         self._waiting: list[tuple[ReignRecord, Deferred[int]]] = []
         self._writing = False
+        self._soon: Any = None  # the next write's DelayedCall
+        self._last = -GROUP_WAIT  # when the last write began
 
     def record(self, reign: ReignRecord) -> Deferred[int]:
         if self._closed:
@@ -133,13 +143,24 @@ class DatabaseChronicle:
                                        "it is closed"))
         d: Deferred[int] = Deferred()
         self._waiting.append((reign, d))
-        if not self._writing:
-            self._write()
+        self._next()
         return d
 
+    def _next(self) -> None:
+        """Write what waits now, or once GROUP_WAIT has passed since the last."""
+        if self._writing or self._soon is not None or not self._waiting:
+            return
+        wait = self._last + GROUP_WAIT - self._clock.seconds()
+        if wait <= 0 or len(self._waiting) >= GROUP_MOST:
+            self._write()
+        else:
+            self._soon = self._clock.callLater(wait, self._write)
+
     def _write(self) -> None:
+        self._soon = None
         group, self._waiting = self._waiting, []
         self._writing = True
+        self._last = self._clock.seconds()
         written = self._run(_insert_reigns, ([reign for reign, _ in group],), write=True,
                             doing="record a reign in")
 
@@ -155,8 +176,7 @@ class DatabaseChronicle:
                     alone = self._run(_insert_reigns, ([reign],), write=True,
                                       doing="record a reign in")
                     alone.addCallback(lambda ids: ids[0]).chainDeferred(d)
-            if self._waiting:
-                self._write()
+            self._next()
 
         written.addBoth(done)
 
@@ -171,6 +191,9 @@ class DatabaseChronicle:
 
     async def _close(self) -> None:
         self._closed = True
+        if self._soon is not None:  # what waits for its group goes now
+            self._soon.cancel()
+            self._write()
         if self._busy:
             waiter: Deferred[None] = Deferred()
             self._idle.append(waiter)
@@ -314,7 +337,7 @@ async def _open(url: str | ChronicleURL, reactor: Any,
     parsed, engine, steps = _engine_for(url, migrations)
     if engine is None:
         return NoChronicle()
-    chronicle = DatabaseChronicle(engine.make_pool(reactor), engine, parsed.where())
+    chronicle = DatabaseChronicle(engine.make_pool(reactor), engine, parsed.where(), reactor)
     try:
         await chronicle._run(migrate, (steps,), write=True, doing="open")
     except BaseException:
@@ -349,7 +372,7 @@ def open_now(url: str | ChronicleURL, reactor: Any = None) -> Chronicle:
         raise ChronicleError(f"cannot open the chronicle {where}: {_one_line(error)}") from error
     finally:
         connection.close()
-    return DatabaseChronicle(engine.make_pool(reactor), engine, where)
+    return DatabaseChronicle(engine.make_pool(reactor), engine, where, reactor)
 
 
 def _engine_for(url: str | ChronicleURL, migrations: Sequence[Migration] | None
