@@ -78,6 +78,14 @@ def build(rev: str) -> str:
     return str(python)
 
 
+def known(python: str, options: list[str]) -> list[str]:
+    """`options` (pairs of --name value) that realm at `python` has."""
+    shown = subprocess.run([twistd_of(python), "realm", "--help"], capture_output=True,
+                           text=True).stdout
+    pairs = zip(options[::2], options[1::2], strict=True)
+    return [x for name, value in pairs if f"{name}=" in shown for x in (name, value)]
+
+
 class Setup:
     """The processes of one server kind, started and waited for."""
 
@@ -100,7 +108,8 @@ class Setup:
                 extra = ["--metrics", f"tcp:{self.metrics}:interface=127.0.0.1"]
             self._realm(sys.executable, [*new, *extra], folder)
         elif kind.startswith("realm@"):
-            self._realm(build(kind[len("realm@"):]), options, folder)
+            python = build(kind[len("realm@"):])
+            self._realm(python, [o for o in known(python, new)], folder)
         elif kind in ("realm cluster", "realm x2"):
             url = self._redis(folder)
             for _ in range(2 if kind == "realm x2" else 1):

@@ -63,7 +63,10 @@ def parse_url(url: str) -> RedisURL:
 
 def _keep_alive(transport: Any) -> None:
     """TCP keepalive probes after 5 s of silence: a subscriber connection is
-    silent most of the time, and a dead one would otherwise go unnoticed."""
+    silent most of the time, and a dead one would otherwise go unnoticed.
+    And no Nagle: a line between two members crosses Redis twice, and must
+    not wait for an acknowledgement each time."""
+    transport.setTcpNoDelay(True)
     transport.setTcpKeepAlive(True)
     sock = transport.getHandle()
     for option, value in (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 1), ("TCP_KEEPCNT", 3)):

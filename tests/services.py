@@ -165,8 +165,11 @@ class RealmProc:
                  options: tuple[str, ...]) -> None:
         self.name = name
         self.log = folder / f"{name}.log"
+        # Its own folder: its chronicle (realm.sqlite) is kept there.
+        home = folder / name
+        home.mkdir(exist_ok=True)
         self.proc = Proc(command("twistd"), "-n", "--pidfile=", "realm", "--cluster", url,
-                         "--listen", listen, *options, log=self.log)
+                         "--listen", listen, *options, log=self.log, cwd=str(home))
         self.port = 0
         self.node = ""
         self._signalled = False
