@@ -35,7 +35,8 @@ from realm import wire
 from realm.bot import Bot, NamePool, Temper
 from realm.bots import Band
 from realm.client import LEAVE_GRACE, RealmClient, Unreachable
-from realm.console import LordPipe, LordTerminal, terminal_colour
+from realm.console import LordPipe, LordTerminal
+from realm.looks import terminal_colour
 from realm.lord import LordDriver
 
 #: How long to wait for a connection before giving up, in seconds.

@@ -2,15 +2,13 @@
 
 This module only draws; the Lord's driver is `realm.lord.LordDriver`.
 
-- `render` colours one line by its kind (system, error, event, the Lord's
-  own, each member's chat) unless colour is off (`NO_COLOR`, a pipe).
-- `Palette` gives each member present a colour of its own, in order of
-  first sight, as the web page does; a colour is shared only when more
-  members are present than there are colours.
+How lines look is `realm.looks`'s.
+
 - `LordTerminal` is the front end on a terminal (raw mode, through
   `twisted.conch.insults`): it owns the input line (`realm.editor`), with
   editing, history and Ctrl-U, shows a `You: ` prompt and prints incoming
-  lines above it.  Whenever it draws it redraws the WHOLE input, however
+  lines above it, and the realm's holdings on a row above the prompt.
+  Whenever it draws it redraws the WHOLE input (the status row too), however
   many rows it wraps over, and puts the cursor back where it was; it can
   ask for a password with the echo hidden.
 - `LordPipe` is the front end when stdin or stdout is not a terminal:
@@ -25,8 +23,7 @@ terminal.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Protocol
 
 from twisted.conch.insults.insults import TerminalProtocol
@@ -36,9 +33,9 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from realm import wire
 from realm.client import visible
 from realm.editor import LineEditor, places
+from realm.looks import COLOURS, RESET, Palette, render, status
 
 PROMPT = "You: "
 CTRL_A = b"\x01"
@@ -48,106 +45,12 @@ CTRL_E = b"\x05"
 CTRL_H = b"\x08"
 CTRL_U = b"\x15"
 
-RESET = "\x1b[0m"
-#: Colours (SGR parameters) of each kind of line.
-COLOURS = {
-    "error": "1;31",
-    "event": "1;33",
-    "system": "36",
-    "own": "1;32",
-}
-#: Colours for members' chat, the Lord's own green left out.
-MEMBER_COLOURS = ("34", "35", "94", "95", "96", "33", "91", "37")
-
-
 class Keyboard(Protocol):
     """What a front end drives: the Lord."""
 
     def say(self, text: str) -> None: ...
 
     def leave(self) -> None: ...
-
-
-def colour_wanted(environ: Mapping[str, str]) -> bool:
-    """Colour unless `NO_COLOR` is set to anything (no-color.org) or TERM is dumb."""
-    return not environ.get("NO_COLOR") and environ.get("TERM") != "dumb"
-
-
-def terminal_colour() -> bool:
-    """Whether the Lord's terminal gets colour, from the environment."""
-    return colour_wanted(os.environ)
-
-
-def kind(line: str) -> str:
-    """The kind of a server line: `error`, `event`, `system` or `chat`."""
-    if wire.is_error(line):
-        return "error"
-    if wire.is_event(line):
-        return "event"
-    if line.startswith(wire.NOTICE.rstrip()):
-        return "system"
-    return "chat"
-
-
-class Palette:
-    """Each member present its own colour, in order of first sight.
-
-    A member is present from its `entered` line (or, for those there
-    before the Lord, its first chat line or a `--who` naming it) until its
-    departure line.
-    """
-
-    def __init__(self, colours: tuple[str, ...] = MEMBER_COLOURS) -> None:
-        self.colours = colours
-        #: Each member present (lower case) and its colour, in order of arrival.
-        self.present: dict[str, str] = {}
-
-    def colour(self, name: str) -> str:
-        """`name`'s colour, given it now if it is new."""
-        key = name.lower()
-        if key not in self.present:
-            taken = set(self.present.values())
-            free = [c for c in self.colours if c not in taken]
-            self.present[key] = free[0] if free else self.colours[
-                len(self.present) % len(self.colours)]
-        return self.present[key]
-
-    def see(self, line: str) -> None:
-        """Follow who is present from a server line."""
-        arrived = wire.entered(line)
-        departed = wire.departed(line)
-        listed = wire.who(line)
-        if arrived is not None:
-            if arrived != wire.LORD:
-                self.colour(arrived)
-        elif departed is not None:
-            self.present.pop(departed.lower(), None)
-        elif wire.lord_left(line):
-            self.present.clear()
-        elif listed is not None:
-            names = [n for n in listed if n != wire.LORD]
-            here = {n.lower() for n in names}
-            for gone in [key for key in self.present if key not in here]:
-                del self.present[gone]
-            for name in names:
-                self.colour(name)
-
-
-def render(line: str, colour: bool, own: bool = False,
-           palette: Palette | None = None) -> str:
-    """`line` as the Lord sees it: coloured by kind, or as it is."""
-    if not colour:
-        return line
-    if own:
-        code = COLOURS["own"]
-    elif kind(line) == "chat":
-        said = wire.chat(line)
-        if said is None or palette is None:
-            return line
-        code = palette.colour(said[0])
-    else:
-        code = COLOURS[kind(line)]
-    return f"\x1b[{code}m{line}{RESET}"
 
 
 class LordTerminal(TerminalProtocol):
@@ -161,8 +64,11 @@ class LordTerminal(TerminalProtocol):
         self.editor = LineEditor()
         self.palette = Palette()
         self.gone: Deferred[None] = Deferred()
-        #: The row of the input the cursor is on (0: the prompt's row).
+        #: The row of the input the cursor is on (0: the first, the status's
+        #: when there is one, else the prompt's).
         self._row = 0
+        #: The realm's holdings, kept on a row of their own above the prompt.
+        self._status = ""
         self._utf8 = b""  # the first bytes of a character still being typed
         #: While a password is asked for: its answer, its prompt, the draft.
         self._secret: Deferred[str | None] | None = None
@@ -234,6 +140,7 @@ class LordTerminal(TerminalProtocol):
             return
         self.terminal.write(text.encode("utf-8"))
         row, column = self._places()[-1]
+        row += self._above()
         if column == 0 and row > self._row:
             self.terminal.write(b"\n")  # the row is full: go to the next one
         self._row = row
@@ -283,9 +190,17 @@ class LordTerminal(TerminalProtocol):
         self.terminal.eraseToDisplayEnd()
         self._row = 0
 
+    def _above(self) -> int:
+        """Rows above the prompt's: the status row, if any."""
+        return 1 if self._status else 0
+
     def _write_input(self) -> None:
-        """Draw the prompt and the line from the cursor (at a row's start),
-        then put the cursor where the editor has it."""
+        """Draw the status row, the prompt and the line from the cursor (at
+        a row's start), then put the cursor where the editor has it."""
+        if self._status:
+            status = self._status[:max(self.columns() - 1, 1)]
+            look = f"\x1b[{COLOURS['status']}m{status}{RESET}" if self.colour else status
+            self.terminal.write(look.encode("utf-8") + b"\r\n")
         prompt, shown = self._prompt()
         text = self.editor.text if shown else ""
         look = render(prompt, self.colour, own=True) if shown else prompt
@@ -301,7 +216,7 @@ class LordTerminal(TerminalProtocol):
             self.terminal.write(b"\r")
             if column:
                 self.terminal.cursorForward(column)
-        self._row = row
+        self._row = row + self._above()
 
     def _redraw(self) -> None:
         self._clear_input()
@@ -312,6 +227,7 @@ class LordTerminal(TerminalProtocol):
         """Print `line` above the input, then redraw the input whole."""
         self.palette.see(line)
         self._clear_input()
+        self._status = status(line, self._status)
         self.terminal.write(render(line, self.colour, palette=self.palette).encode() + b"\n")
         self._write_input()
 

@@ -214,8 +214,29 @@ def alive(pid: int) -> bool:
 
 
 class ScreenBuffer(TerminalBuffer):
-    """TerminalBuffer, which knows the 8 colours only, told the bright ones
-    (SGR 90-97, 100-107) as their plain ones."""
+    """TerminalBuffer as a UTF-8 terminal: it keeps printable ASCII only,
+    so here a character of several bytes takes one cell; and it knows the
+    8 colours only, so it is told the bright ones (SGR 90-97, 100-107) as
+    their plain ones."""
+
+    _pending = b""
+
+    def insertAtCursor(self, b: bytes) -> None:
+        if b < b"\x80" and not self._pending:
+            return super().insertAtCursor(b)
+        self._pending += b
+        try:
+            self._pending.decode()
+        except UnicodeDecodeError:
+            if len(self._pending) >= 4:  # not UTF-8 at all: drop it
+                self._pending = b""
+            return None
+        if self.x >= self.width:
+            self.nextLine()
+        self.lines[self.y][self.x] = (self._pending, self._currentFormattingState())
+        self._pending = b""
+        self.x += 1
+        return None
 
     def selectGraphicRendition(self, *attributes: object) -> None:
         super().selectGraphicRendition(*(
@@ -249,7 +270,7 @@ class Terminal:
 
     def rows(self) -> list[str]:
         """The screen's rows that hold something, as it shows them."""
-        text = bytes(self.buffer).decode("ascii", "replace")
+        text = bytes(self.buffer).decode("utf-8", "replace")
         return [row.rstrip() for row in text.split("\n") if row.strip()]
 
     def _read(self, left: float) -> bool:

@@ -16,16 +16,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
 
 from realm import lore
-from realm.console import (
-    MEMBER_COLOURS,
-    LordPipe,
-    LordTerminal,
-    Palette,
-    colour_wanted,
-    kind,
-    render,
-)
+from realm.console import LordPipe, LordTerminal
 from realm.editor import LineEditor, places
+from realm.looks import MEMBER_COLOURS, Palette, colour_wanted, kind, render
 
 LEFT, RIGHT, UP, DOWN = b"\x1b[D", b"\x1b[C", b"\x1b[A", b"\x1b[B"
 CTRL_U = b"\x15"
@@ -331,3 +324,39 @@ def test_pipe_front_end_plain_lines_and_end_of_input() -> None:
     assert out.disconnecting and not gone.called  # flushing first
     pipe.connectionLost()
     assert gone.called
+
+
+REPORT = ("*** [Realm] The wall holds. Gold 45 (-5) \u00b7 Food 50 \u00b7 Men 62 (+12) "
+          "\u00b7 Favour 55")
+STATUS = "The realm: Gold 45 (-5) \u00b7 Food 50 \u00b7 Men 62 (+12) \u00b7 Favour 55"
+
+
+@pytest.mark.parametrize("length", [0, 12, 76, 160])
+def test_the_holdings_stay_on_a_row_above_the_prompt(length: int) -> None:
+    screen = Screen()
+    typed = ("we ride north at dawn " * 12)[:length]
+    screen.type(typed.encode())
+    screen.show(REPORT)
+    assert screen.rows() == [REPORT, STATUS, *wrapped("You: " + typed)]
+    screen.show("Arya: hi", "Bran: eat? Proposal accepted!")
+    assert screen.rows() == [REPORT, "Arya: hi", "Bran: eat? Proposal accepted!", STATUS,
+                             *wrapped("You: " + typed)]  # one status row, no stale copy
+    screen.type(b"!\r")
+    assert screen.keys.said == [typed + "!"]
+    assert screen.rows()[-2:] == [STATUS, "You:"]
+
+
+def test_the_end_of_a_reign_shows_and_the_game_over_clears_the_row() -> None:
+    screen = Screen()
+    screen.show(REPORT, "*** [Reign Ended] Won: the realm endures (12 events, score 857)")
+    assert screen.rows()[-2:] == [
+        "The reign: Won after 12 events, score 857; a new reign begins", "You:"]
+    screen.show("*** The Lord has left the realm. The game is over.")
+    assert screen.rows()[-1] == "You:"
+    assert not any(row.startswith("The re") for row in screen.rows())
+
+
+def test_the_realms_news_and_a_reigns_end_have_their_own_colours() -> None:
+    assert kind(REPORT) == "report"
+    assert kind("*** [Reign Ended] Won: x (1 events, score 2)") == "ending"
+    assert render(REPORT, True) != render("*** Arya has entered the realm (1/5)", True)

@@ -1,0 +1,139 @@
+"""How server lines look to the Lord: colours by kind, a colour for each
+member present, and the realm's status row.  Pure: no terminal here
+(`realm.console` draws).
+
+- `render` colours one line by its kind (system, error, event, the
+  realm's news, a reign's end, the Lord's own, each member's chat) unless
+  colour is off (`NO_COLOR`, a pipe).
+- `Palette` gives each member present a colour of its own, in order of
+  first sight, as the web page does; a colour is shared only when more
+  members are present than there are colours.
+- `status` is the row kept above the Lord's prompt: the realm's holdings
+  after each event, how a reign ended.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from realm import wire
+
+RESET = "\x1b[0m"
+#: Colours (SGR parameters) of each kind of line.
+COLOURS = {
+    "error": "1;31",
+    "event": "1;33",
+    "system": "36",
+    "own": "1;32",
+    "report": "33",
+    "ending": "1;35",
+    "status": "7",  # reversed: the holdings' row above the prompt
+}
+#: Colours for members' chat, the Lord's own green left out.
+MEMBER_COLOURS = ("34", "35", "94", "95", "96", "33", "91", "37")
+
+
+def colour_wanted(environ: Mapping[str, str]) -> bool:
+    """Colour unless `NO_COLOR` is set to anything (no-color.org) or TERM is dumb."""
+    return not environ.get("NO_COLOR") and environ.get("TERM") != "dumb"
+
+
+def terminal_colour() -> bool:
+    """Whether the Lord's terminal gets colour, from the environment."""
+    return colour_wanted(os.environ)
+
+
+def kind(line: str) -> str:
+    """The kind of a server line: `error`, `event`, `report` (`[Realm]`),
+    `ending` (`[Reign Ended]`), `system` or `chat`."""
+    if wire.is_error(line):
+        return "error"
+    if wire.is_event(line):
+        return "event"
+    if line.startswith(wire.NOTICE + wire.REPORT):
+        return "report"
+    if wire.is_reign_ended(line):
+        return "ending"
+    if line.startswith(wire.NOTICE.rstrip()):
+        return "system"
+    return "chat"
+
+
+class Palette:
+    """Each member present its own colour, in order of first sight.
+
+    A member is present from its `entered` line (or, for those there
+    before the Lord, its first chat line or a `--who` naming it) until its
+    departure line.
+    """
+
+    def __init__(self, colours: tuple[str, ...] = MEMBER_COLOURS) -> None:
+        self.colours = colours
+        #: Each member present (lower case) and its colour, in order of arrival.
+        self.present: dict[str, str] = {}
+
+    def colour(self, name: str) -> str:
+        """`name`'s colour, given it now if it is new."""
+        key = name.lower()
+        if key not in self.present:
+            taken = set(self.present.values())
+            free = [c for c in self.colours if c not in taken]
+            self.present[key] = free[0] if free else self.colours[
+                len(self.present) % len(self.colours)]
+        return self.present[key]
+
+    def see(self, line: str) -> None:
+        """Follow who is present from a server line."""
+        arrived = wire.entered(line)
+        departed = wire.departed(line)
+        listed = wire.who(line)
+        if arrived is not None:
+            if arrived != wire.LORD:
+                self.colour(arrived)
+        elif departed is not None:
+            self.present.pop(departed.lower(), None)
+        elif wire.lord_left(line):
+            self.present.clear()
+        elif listed is not None:
+            names = [n for n in listed if n != wire.LORD]
+            here = {n.lower() for n in names}
+            for gone in [key for key in self.present if key not in here]:
+                del self.present[gone]
+            for name in names:
+                self.colour(name)
+
+
+def render(line: str, colour: bool, own: bool = False,
+           palette: Palette | None = None) -> str:
+    """`line` as the Lord sees it: coloured by kind, or as it is."""
+    if not colour:
+        return line
+    if own:
+        code = COLOURS["own"]
+    elif kind(line) == "chat":
+        said = wire.chat(line)
+        if said is None or palette is None:
+            return line
+        code = palette.colour(said[0])
+    else:
+        code = COLOURS[kind(line)]
+    return f"\x1b[{code}m{line}{RESET}"
+
+
+def status(line: str, was: str) -> str:
+    """The status row after `line`: the realm's holdings, how its reign
+    ended, or nothing once the game is over."""
+    report = wire.read_report(line)
+    if report is not None:
+        _, found = report
+        values = {name: value for name, (value, _) in found.items()}
+        changes = {name: change for name, (_, change) in found.items()}
+        return "The realm: " + wire.holdings(values, changes)
+    ended = wire.REIGN_OVER.match(line)
+    if ended is not None:
+        return (f"The reign: {ended['outcome']} after {ended['events']} events, "
+                f"score {ended['score']}; a new reign begins")
+    if wire.lord_left(line) or wire.realm_over(line) or wire.shutting_down(line):
+        return ""
+    return was
