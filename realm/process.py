@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import resource
 import signal
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -34,10 +35,21 @@ _BACKLOG_KINDS = ("tcp", "tcp6", "ssl", "unix", "haproxy")
 
 
 class StartupFailure(SystemExit):
-    """The server cannot start: one line for the operator, exit status 1."""
+    """The server cannot start: one line for the operator, exit status 1.
+
+    The line goes to the process's own stderr (twistd has put a logger in
+    `sys.stderr`'s place by now, which would bury it in the log as an
+    error with a timestamp) and to the log as an error: a critical event
+    before logging has begun would be written to stderr a second time.
+    """
 
     def __init__(self, line: str) -> None:
-        super().__init__(f"realm: {line}")
+        super().__init__(1)
+        self.line = f"realm: {line}"
+        log.error("{line}", line=self.line)
+        stderr = sys.__stderr__ or sys.stderr
+        stderr.write(self.line + "\n")
+        stderr.flush()
 
 
 def with_backlog(description: str) -> str:
@@ -77,7 +89,10 @@ class Listener(service.Service):
 
     def _listening(self, port: IListeningPort) -> None:
         self.port = port
-        log.info("Serving {what} on {endpoint}", what=self.what, endpoint=self.description)
+        address = port.getHost()
+        log.info("Serving {what} on {endpoint} (at {address})", what=self.what,
+                 endpoint=self.description, address=_where(address),
+                 port=getattr(address, "port", None))
 
     def _failed_later(self, failure: Failure) -> None:
         log.critical("Cannot listen on {endpoint} for {what}: {reason}; stopping",
@@ -93,6 +108,13 @@ class Listener(service.Service):
         if self.linger is None:
             return port.stopListening()
         return self.linger().addBoth(lambda _: port.stopListening())
+
+
+def _where(address: Any) -> str:
+    """`host:port` for an IP address, the path for a UNIX socket."""
+    if hasattr(address, "port"):
+        return f"{address.host}:{address.port}"
+    return str(getattr(address, "name", address))
 
 
 class Signals(service.Service):

@@ -1,0 +1,151 @@
+"""The server as a process, as an operator meets it: start-up failures in
+one line, the signals (SIGTERM and SIGINT exit 0; SIGHUP reopens the log
+and keeps every game), `--version`, the open-files limit, JSON logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from realm_procs import WAIT, Peer, command, running
+
+from realm.process import BACKLOG, with_backlog
+from realm.testing import eventually
+
+TWISTD = str(Path(sys.executable).with_name("twistd"))
+
+
+def start(tmp_path: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TWISTD, "-n", "--pidfile=", "realm", "--chronicle", "none",
+                           *options], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=WAIT)
+
+
+def one_line_failure(result: subprocess.CompletedProcess[str], *says: str) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout + result.stderr
+    (line,) = result.stderr.splitlines()
+    for said in says:
+        assert said in line, line
+    return line
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = start(tmp_path, "--listen", f"tcp:{port}:interface=127.0.0.1")
+    one_line_failure(result, "realm: cannot listen on", f"tcp:{port}", "in use")
+
+
+def test_a_key_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    result = start(tmp_path, "--listen", "ssl:0:privateKey=missing.pem")
+    one_line_failure(result, "realm: --listen ssl:0:privateKey=missing.pem", "cannot read")
+
+
+def test_a_certificate_that_is_not_one_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    result = start(tmp_path, "--listen", "ssl:0:privateKey=junk.pem")
+    one_line_failure(result, "realm: --listen ssl:0:privateKey=junk.pem")
+
+
+def test_a_password_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
+    result = start(tmp_path, "--auth", "file:no-such-lords.txt")
+    one_line_failure(result, "realm: --auth file:no-such-lords.txt",
+                     "cannot read the password file")
+
+
+def test_version_is_realms(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    result = start(tmp_path, "--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"realm {version('realm')} (Twisted ")
+
+
+def test_the_help_reads_cleanly(tmp_path: Path) -> None:
+    result = start(tmp_path, "--help")
+    assert "  " * 4 + "(" not in result.stdout  # no gap mid-sentence from a docstring
+    assert "--listen=" in result.stdout and "repeatable" in result.stdout
+
+
+def test_backlog_is_larger_unless_chosen() -> None:
+    assert with_backlog("tcp:2345") == f"tcp:2345:backlog={BACKLOG}"
+    assert with_backlog("ssl:2346:privateKey=k.pem") == (
+        f"ssl:2346:privateKey=k.pem:backlog={BACKLOG}")
+    assert with_backlog("tcp:2345:backlog=10") == "tcp:2345:backlog=10"
+    assert with_backlog("systemd:domain=INET:index=0") == "systemd:domain=INET:index=0"
+
+
+def serve(tmp_path: Path, *options: str) -> running:  # type: ignore[valid-type]
+    return running(command("twistd"), "-n", "--pidfile=", "realm", "--chronicle", "none",
+                   "--listen", "tcp:0:interface=127.0.0.1", *options, cwd=str(tmp_path))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_say_farewell_and_exit_0(tmp_path: Path, signum: int) -> None:
+    with serve(tmp_path) as server:
+        port = server.expect_re(r"RealmFactory starting on (\d+)").group(1)
+        server.expect("Running: SIGTERM")
+        assert any("Open-files limit:" in line for line in server.out)
+        arya = Peer.connect(f"tcp:127.0.0.1:{port}")
+        arya.send(b"arya\n")
+        arya.expect("Arya has entered")
+        os.kill(server.pid, signum)
+        arya.expect("The server is shutting down. Farewell!")
+        assert server.wait() == 0
+
+
+def events_in(log: Path) -> list[dict[str, Any]]:
+    """The events of a JSON log (each is RS, JSON, LF), but one half written."""
+    events = []
+    for record in log.read_text().split("\x1e") if log.exists() else []:
+        try:
+            events.append(json.loads(record))
+        except ValueError:
+            continue  # empty, or still being written
+    return events
+
+
+def port_in(log: Path) -> int:
+    """The game's port, once the JSON log says it (0 until then)."""
+    for event in events_in(log):
+        if event.get("what") == "realm" and event.get("port"):
+            return int(event["port"])
+    return 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_sighup_reopens_the_log_and_keeps_the_game(tmp_path: Path) -> None:
+    log = tmp_path / "realm.log"
+    with running(command("twistd"), "-n", "--pidfile=", "-l", str(log), "realm",
+                 "--chronicle", "none", "--listen", "tcp:0:interface=127.0.0.1",
+                 "--log-format", "json", cwd=str(tmp_path)) as server:
+        await eventually(lambda: port_in(log), "the game's port in the log")
+        port = port_in(log)
+        arya, bran = Peer.connect(f"tcp:127.0.0.1:{port}"), Peer.connect(f"tcp:127.0.0.1:{port}")
+        arya.send(b"arya\n")
+        bran.send(b"bran\n")
+        arya.expect("Bran has entered")
+        log.rename(tmp_path / "realm.log.1")  # what logrotate does, then HUP
+        os.kill(server.pid, signal.SIGHUP)
+        arya.send(b"still here\n")
+        assert bran.expect("Arya: ") == "Arya: still here"
+        await eventually(lambda: log.exists() and "reopened the log" in log.read_text(),
+                         "the new log file")
+        os.kill(server.pid, signal.SIGTERM)
+        assert server.wait() == 0
+    reopened = events_in(log)
+    assert any("reopened the log" in e.get("log_format", "") for e in reopened)
+    assert any("Shutting down" in e.get("log_format", "") for e in reopened)
+    old = events_in(tmp_path / "realm.log.1")
+    assert any("joined realm" in e.get("log_format", "") for e in old)
