@@ -38,6 +38,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from realm import lore, wire
 from realm.decisions import choice, named_action, read
@@ -78,10 +79,9 @@ class Ending:
     line: bytes
 
 
-@dataclass(frozen=True)
-class Settled:
+class Settled(NamedTuple):
     """An event that is over: the `*** [Realm] ` line, and the ending if
-    the reign ended with it."""
+    the reign ended with it.  (A tuple: one is made every round.)"""
 
     report: bytes
     ending: Ending | None
@@ -202,7 +202,9 @@ class Reign:
         i, j = _two(pick, len(options))
         a, b = options[i], options[j]
         herald = lore.HERALDS[int(pick() * len(lore.HERALDS))].format(narrator=narrator)
-        told = scene.told[int(pick() * len(scene.told))].format(other=other)
+        told = scene.told[int(pick() * len(scene.told))]
+        if "{" in told:
+            told = told.format(other=other)
         text = wire.event_text(f"{herald} {told}", a.offered, b.offered)
         line = wire.notice(text)
         self._line, self._scene, self._offered, self._other = line, scene, (a, b), other
@@ -245,7 +247,9 @@ class Reign:
                 changes[name] = now - was
         says = effect.says
         said = says[int(self.rng.random() * len(says))] if len(says) > 1 else says[0]
-        report = wire.report(said.format(other=self._other), holdings, changes)
+        if "{" in said:
+            said = said.format(other=self._other)
+        report = wire.report(said, holdings, changes)
         self.events.append(EventRecord(self._text, self._decision, dict(holdings)))
         self._line = self._scene = self._offered = self._effect = None
         ending = None

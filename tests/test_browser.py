@@ -256,7 +256,10 @@ def test_a_browser_lord_rules_realm_client_bots(
                     if re.match(r"^[A-Z][a-z0-9_-]*: ", t) and not t.startswith("Lord:")}
             return said if said >= set(team) else None
         wait_for("four replies", replies, driver)
-        screenshot(driver, "web-desktop.png")
+        # What the decision did, and the holdings' bars: the README's picture.
+        wait_line(driver, r"^\[Realm\] .+ Favour \d+", after=decided)
+        wait_line(driver, r"^\[New Event\] ", after=decided)
+        screenshot(driver, "web-game.png")
 
         # The Lord types a chat line and walks the history.
         type_line(driver, "Hold the Wall!")
