@@ -9,12 +9,10 @@
   cluster of processes shares; it needs `realm[postgresql]` (psycopg 3);
 - `none`: no chronicle; records are dropped, reads are empty.
 
-Every call returns a Deferred; the database work runs in adbapi's threads,
-so the reactor never waits on a disk or a socket. `record()` fires once
-the reign is committed (on SQLite, in the write-ahead log: a `kill -9` of
-the server right after loses nothing). A failure is a failed Deferred
-whose `ChronicleError` is one line saying what and where; nothing is
-logged here, the caller decides.
+Every call returns a Deferred, the work done in adbapi's threads.
+`record()` fires once the reign is committed (on SQLite, in the WAL: a
+`kill -9` right after loses nothing); a failure is a `ChronicleError` of
+one line saying what and where, which the caller logs.
 """
 
 from __future__ import annotations
@@ -83,8 +81,7 @@ class NoChronicle:
     where = "none"
 
     def record(self, reign: ReignRecord) -> Deferred[int]:
-        """Drop `reign`; fire with 0 (no id)."""
-        return succeed(0)
+        return succeed(0)  # dropped: no id
 
     def best(self, limit: int = 5) -> Deferred[list[ReignRecord]]:
         return succeed([])
@@ -97,8 +94,8 @@ class NoChronicle:
 
 
 class _Failed:
-    """An exception from a pool thread, carried back as a result, so that
-    adbapi never rolls back (and logs) on our behalf."""
+    """An exception from a pool thread, carried back as a result (adbapi
+    would roll back and log it on our behalf)."""
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
@@ -108,16 +105,14 @@ class DatabaseChronicle:
     """A chronicle in SQLite or PostgreSQL, through an adbapi pool.
 
     Each call is one transaction in one of the pool's threads. On a
-    connection found dead (a PostgreSQL that restarted since its last
-    use) the call runs once more on a fresh one: nothing was committed
-    yet, so nothing is written twice.
+    connection found dead (a PostgreSQL restarted since) the call runs
+    once more on a fresh one: nothing was committed, nothing is doubled.
 
     Records are committed in groups: the reigns that end while one
-    transaction is writing, or within `GROUP_WAIT` seconds of the last
-    one's start, wait and go together in the next.  An idle chronicle
-    writes at once; a busy server makes at most 1/GROUP_WAIT transactions
-    a second (each a trip to the pool's thread and back, which costs more
-    than the writing), and never has more than one write in flight.
+    transaction writes, or within `GROUP_WAIT` seconds of its start, go
+    together in the next.  An idle chronicle writes at once; a busy one
+    makes at most 1/GROUP_WAIT transactions a second (a trip to the
+    pool's thread costs more than the writing), one at a time.
     """
 
     def __init__(self, pool: adbapi.ConnectionPool, engine: Engine, where: str,
@@ -400,5 +395,5 @@ def _engine_for(url: str | ChronicleURL, migrations: Sequence[Migration] | None
     return parsed, engine, steps
 
 
-def _one_line(error: BaseException) -> str:
+def _one_line(error: BaseException) -> str:  # a database's message, on one line
     return " ".join(str(error).split()) or type(error).__name__

@@ -9,17 +9,16 @@ reactor turn.  A realm whose members are all here costs no Redis traffic
 per line: it is a plain local realm with a lease renewed once a second.
 
 Failures, as the contract says:
-- a process that dies stops renewing: within `ttl` its heartbeat is gone;
-  the processes it shared realms with remove its members from theirs
-  (as for a lost connection) and end its realms for their members; its
-  leases expire and the realms can be started again elsewhere.  Sooner
-  if lines were on their way to it: Redis says no one heard them.
-- Redis unreachable: what needs it (a realm not running here) is refused
-  with `*** Error: ` (`wire.UNREACHABLE`); realms here go on; members
-  across processes are let go, since lines between them could be lost.
-  When Redis answers again this process writes back what it holds and
-  tells the processes it let go ("cut"), which let go of their side.
-- a process that does not answer within `ttl` is let go the same way.
+- a process that dies (or does not answer) stops renewing: within `ttl`
+  its heartbeat is gone; the processes it shared realms with remove its
+  members from theirs and end its realms for their members; its leases
+  expire and the realms can start again elsewhere.  Sooner if lines were
+  on their way to it: Redis says no one heard them.
+- Redis unreachable: a realm not running here is refused
+  (`wire.UNREACHABLE`); realms here go on; members across processes are
+  let go, since lines between them could be lost.  When Redis answers,
+  this process writes back what it holds and tells those it let go
+  ("cut"), which let go of their side.
 - shutting down: its realms end for everyone, its members leave theirs.
 """
 
@@ -51,8 +50,7 @@ log = Logger()
 MOVED = "moved"  # the realm is not (or no longer) run where it was asked
 
 
-def _answer(join: Callable[[Any], None], arg: Any) -> str:
-    """"" if `join(arg)` let it in, else its refusal line."""
+def _answer(join: Callable[[Any], None], arg: Any) -> str:  # "" or the refusal
     try:
         join(arg)
     except JoinError as e:
@@ -189,8 +187,7 @@ class Cluster:
         return owner, fence
 
     async def _ask(self, owner: str, op: Op, key: str) -> str:
-        """Send `op` to the realm's owner; its answer, or JoinError.  An
-        owner that does not answer within `ttl` is let go."""
+        """`op`'s answer from the realm's owner (let go if silent for `ttl`)."""
         d: Deferred[str] = Deferred()
         self._asking[op[1]] = (owner, d)
         self.relay.send(owner, op)
@@ -300,7 +297,7 @@ class Cluster:
     def _on_bye(self, sender: str) -> None:
         self._peer_gone(sender, wire.REALM_GONE)
 
-    def _on_cut(self, sender: str) -> None:
+    def _on_cut(self, sender: str) -> None:  # it let go of us: so do we
         self._peer_gone(sender, wire.CUT_OFF)
 
     # -- the other processes ---------------------------------------------------------
@@ -321,8 +318,7 @@ class Cluster:
             self.relay.send(node, ["cut"])
 
     def _peer_gone(self, node: str | None, why: wire.Line) -> None:
-        """`node` (None: every other) is gone: its members leave realms here,
-        its realms end for the members here."""
+        """`node` (None: all) is gone: its members and its realms go here."""
         for key in [key for key in self.proxies if node is None or key[0] == node]:
             proxy = self.proxies.pop(key, None)
             if proxy is not None:  # else a Lord's leaving has closed it meanwhile
@@ -368,8 +364,7 @@ class Cluster:
             log.failure("The heartbeat failed", failure)
 
     def _up(self) -> None:
-        """Redis is back: write back what it may have forgotten, and tell the
-        processes let go meanwhile."""
+        """Redis is back: write back what it forgot; tell those let go."""
         self.addresses.recount()
         self._heartbeat()
         self._known = True

@@ -2,9 +2,8 @@
 
 One home for the protocol's English.  The server formats its lines from
 the templates here; `realm-client`, the bots and the tests recognise them
-with the same templates, so a wording changed here changes both sides.
-`tests/test_page.py` checks that the web page's patterns (realm/static/
-app.js) agree with these.
+with the same templates, so a wording changed here changes both sides
+(and `tests/test_page.py` holds the web page's patterns to them).
 
 A `Line` is a named template: `ENTERED.notice(name="Arya", n=2, size=5)`
 gives the wire-ready bytes `*** Arya has entered the realm (2/5)\\r\\n`;
@@ -29,8 +28,7 @@ LORD = "Lord"
 #: A name or a realm: a letter, then up to 19 letters, digits, _ or -.
 MAX_NAME = 20
 NAME_RULE = rf"[A-Za-z][A-Za-z0-9_-]{{0,{MAX_NAME - 1}}}"
-#: The longest line a client may send, without its line end.
-MAX_LINE = 1024
+MAX_LINE = 1024  # the longest line a client may send, without its line end
 
 NOTICE = "*** "
 ERROR = "*** Error: "
