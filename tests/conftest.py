@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import random
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,6 +19,12 @@ from twisted.internet import task
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from realm.server import RealmServer, Settings
+
+# A suite started in the background by a script (`make test &`) inherits
+# SIGINT ignored, and so would every server and client it starts, which
+# then cannot be stopped with the Ctrl-C (SIGINT) the tests send them.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class ErrorObserver:

@@ -11,6 +11,7 @@ import random
 import re
 import signal
 import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -162,6 +163,10 @@ def test_readyz_turns_503_on_drain_and_on_sigterm(tmp_path: Path) -> None:
         # of it cannot finish, so the shutdown takes its 5 s grace, and
         # meanwhile the metrics answer.
         stuck = socket.create_connection(("127.0.0.1", tls), timeout=WAIT)
+        accepted = 'realm_connections_by_transport{transport="tls"} 1'
+        deadline = time.monotonic() + WAIT
+        while accepted not in get(web, "/metrics")[1]:  # else SIGTERM may come first
+            assert time.monotonic() < deadline, "the server never took the TLS connection"
         os.kill(server.pid, signal.SIGTERM)
         server.expect("Shutting down")
         assert get(web, "/readyz") == (503, "shutting down\n")
