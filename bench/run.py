@@ -14,8 +14,8 @@ is VmHWM, KiB/conn is (peak - idle RSS) / connections.
     cluster   realm, realm --cluster, and two --cluster processes with each
               realm's members spread over both (CPU: both and redis-server),
               all by the shared load generator, at R=1 and R=100
-    scrape    realm, and realm scraped at /metrics every 100 ms, at R=100
-    before    realm as it was before the reign (--before REV), and now, at R=100
+    scrape    realm, and realm scraped at /metrics every 100 ms, at R=100 (--at)
+    before    realm as it was before the reign (--before REV), and now, at R=100 (--at)
 
 Realm plays reigns of `--reign-length` events (3: a chronicle write every
 few rounds).
@@ -23,6 +23,7 @@ few rounds).
     python bench/run.py                       # everything; ~10 minutes
     python bench/run.py --quick               # the table at R = 1, 100, one repetition
     python bench/run.py --only cluster --reps 5
+    python bench/run.py --only before --before HEAD --at 100,2000   # this change
     python bench/run.py --realms 400 --reps 5 --seconds 8
     python bench/run.py --floor               # + a bare Twisted relay, no game
 """
@@ -183,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--before", default=BEFORE_REIGN, metavar="REV",
                    help="the revision 'before' measures (default: the last before the reign)")
     p.add_argument("--quick", action="store_true", help="the table at R = 1, 100; one repetition")
+    p.add_argument("--at", type=lambda v: [int(r) for r in v.split(",")], default=[100],
+                   metavar="R,...", help="R values of the scrape and before groups")
     p.add_argument("--no-shared", action="store_true", help="skip the shared loadgen run")
     p.add_argument("--floor", action="store_true",
                    help="also measure bench/twisted_floor.py (Twisted alone, no game)")
@@ -228,10 +231,11 @@ def main(argv: list[str] | None = None) -> int:
             for realms in (1, 100):
                 rows += compare(["realm", "realm cluster", "realm x2"], realms, args, logdir,
                                 every, shared=True)
-        if "scrape" in groups:
-            rows += compare(["realm", "realm scraped"], 100, args, logdir, every)
-        if "before" in groups:
-            rows += compare([f"realm@{args.before}", "realm"], 100, args, logdir, every)
+        for realms in args.at:
+            if "scrape" in groups:
+                rows += compare(["realm", "realm scraped"], realms, args, logdir, every)
+            if "before" in groups:
+                rows += compare([f"realm@{args.before}", "realm"], realms, args, logdir, every)
     print()
     print(table(rows))
     print(f"\nmedians of {args.reps}; servers on CPU 0, load on CPU 1; "

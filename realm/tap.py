@@ -21,7 +21,13 @@ from realm.cluster import Cluster
 from realm.http import HTTPFactory
 from realm.metrics import Metrics
 from realm.names import JoinError, check
-from realm.process import Listener, Signals, StartupFailure, raise_open_files_limit
+from realm.process import (
+    Listener,
+    Signals,
+    StartupFailure,
+    collect_less_often,
+    raise_open_files_limit,
+)
 from realm.protocol import RealmFactory
 from realm.redis import parse_url
 from realm.server import RealmServer, Settings
@@ -241,6 +247,7 @@ def makeService(config: Options) -> service.MultiService:
     top = logs.RealmService(getattr(config, "parent", None), config["log-format"])
     if os.name == "posix":
         raise_open_files_limit()
+    collect_less_often()
     Signals(reactor, top.reopen_log).setServiceParent(top)
     shutdown = Shutdown(server)
     if config["metrics"]:  # first: it stops last, once the shutdown is over

@@ -1,9 +1,10 @@
 """The server as a process, as an operator meets it: start-up failures in
 one line, the signals (SIGTERM and SIGINT exit 0; SIGHUP reopens the log
-and keeps every game), `--version`, the open-files limit, JSON logs."""
+and keeps every game), `--version`, the open-files limit, the collector, JSON logs."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -17,7 +18,8 @@ import pytest
 import pytest_twisted
 from realm_procs import WAIT, Peer, command, running
 
-from realm.process import BACKLOG, with_backlog
+from realm.process import BACKLOG, GC_YOUNG, with_backlog
+from realm.tap import Options, makeService
 from realm.testing import eventually
 
 TWISTD = str(Path(sys.executable).with_name("twistd"))
@@ -84,6 +86,19 @@ def test_backlog_is_larger_unless_chosen() -> None:
         f"ssl:2346:privateKey=k.pem:backlog={BACKLOG}")
     assert with_backlog("tcp:2345:backlog=10") == "tcp:2345:backlog=10"
     assert with_backlog("systemd:domain=INET:index=0") == "systemd:domain=INET:index=0"
+
+
+def test_the_server_collects_young_garbage_less_often() -> None:
+    """A busy server at Python's default (700) spent 14% of its CPU in the
+    collector with 10,000 connections (bench/RESULTS.md)."""
+    before = gc.get_threshold()
+    config = Options()
+    config.parseOptions(["--listen", "tcp:0", "--chronicle", "none"])
+    try:
+        makeService(config)
+        assert gc.get_threshold() == (GC_YOUNG, *before[1:])
+    finally:
+        gc.set_threshold(*before)
 
 
 def serve(tmp_path: Path, *options: str) -> running:  # type: ignore[valid-type]
