@@ -173,8 +173,8 @@ def collect_less_often() -> None:
 
     Every line allocates a few short-lived objects (bytes joined, a bound
     method, a Deferred now and then) that reference counting frees at
-    once.  At Python's 700 the collector still runs a few hundred times a
-    second; whatever lives through it (a member's held lines, a reign in
+    once.  At Python's 700 a busy server still collects about a hundred
+    times a second; whatever lives through it (a member's held lines, a reign in
     play) ages into the older generations, whose collections walk every
     object of every connection: 14% of the CPU with 10,000 connections,
     3% with 500 (bench/RESULTS.md).  At 50,000 nearly everything young is
