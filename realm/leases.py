@@ -73,7 +73,8 @@ def channel(node: str) -> str:
     return f"{PREFIX}to:{node}"
 
 
-_NOW = """
+#: A script's first lines: `now`, Redis's own clock, in ms.
+NOW = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
@@ -90,7 +91,7 @@ if owner[1] and redis.call('EXISTS', '{PREFIX}node:' .. owner[1]) == 0 then owne
 #: KEYS: lease, realms, fence, settle.  ARGV: realm, me, max realms (0: any),
 #: ttl ms.  -> {owner, fence}, or {"", "full"} when the service holds its
 #: limit, {"", "settling"} while Redis's leases are being written back.
-PLACE = _NOW + _OWNER + """
+PLACE = NOW + _OWNER + """
 if owner[1] then return {owner[1], owner[2]} end
 if redis.call('EXISTS', KEYS[4]) == 1 then return {'', 'settling'} end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -105,7 +106,7 @@ return {ARGV[2], tostring(fence)}
 
 #: KEYS: lease, realms, settle.  ARGV: max realms (0: any).
 #: -> {owner, fence} of a realm in play, or {"", "full"|"free"|"settling"}.
-LOOKUP = _NOW + _OWNER + """
+LOOKUP = NOW + _OWNER + """
 if owner[1] then return {owner[1], owner[2]} end
 if redis.call('EXISTS', KEYS[3]) == 1 then return {'', 'settling'} end
 local most = tonumber(ARGV[1])
@@ -119,7 +120,7 @@ return {'', 'free'}
 #: -> {realms lost (another owns them now), peers gone (no heartbeat)}.
 #: A lease Redis has forgotten (it restarted) is written back, and the
 #: fencing counter kept above it.
-RENEW = _NOW + """
+RENEW = NOW + """
 local me, ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 if redis.call('EXISTS', KEYS[6]) == 0 then
   redis.call('SET', KEYS[6], me)
@@ -188,7 +189,7 @@ return 1
 
 #: KEYS: nodes, my addrs.  ARGV: address, limit, ttl ms, me, addrs prefix.
 #: -> 1 and the connection counted, or 0: the address holds its limit.
-ADMIT = _NOW + """
+ADMIT = NOW + """
 local total = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
 for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')) do
   if node ~= ARGV[4] then

@@ -21,15 +21,12 @@ from twisted.logger import Logger
 from realm import commands, wire
 from realm.chronicle import Chronicle, NoChronicle
 from realm.deadlines import Deadlines
-from realm.guard import Backoff
+from realm.guesses import Guesses
 from realm.names import JoinError
 from realm.realm import Realm, RealmError
 from realm.stats import Stats
 
 log = Logger()
-
-#: Wrong passwords an address may send before it must wait.
-MAX_GUESSES = 3
 
 
 @dataclass(frozen=True)
@@ -149,9 +146,9 @@ class RealmServer:
         self._per_address: Counter[str] = Counter()
         self._started_by: dict[str, str] = {}  # realm -> the address that started it
         self._realms_of: Counter[str] = Counter()  # address -> realms it started
-        # Wrong Lord passwords: per address, and for the Lord as a whole.
-        self._guesses = Backoff(free=MAX_GUESSES, base=1.0, cap=300.0)
-        self._lord_guesses = Backoff(free=10 * MAX_GUESSES, base=0.5, cap=60.0)
+        # Wrong Lord passwords, per address and for the Lord as a whole
+        # (realm.guesses.SharedGuesses with --cluster).
+        self.guesses = Guesses(clock)
         self._empty: list[Deferred[None]] = []  # waiting for the last connection to go
         self.cluster: Directory | None = None  # set by realm.cluster with --cluster
 
@@ -227,21 +224,6 @@ class RealmServer:
 
     def connections_by_address(self) -> dict[str, int]:
         return dict(self._per_address)
-
-    # -- the Lord's password -------------------------------------------------
-    def password_wait(self, address: str) -> float:
-        """Seconds `address` must wait before its next try at the password."""
-        now = self.clock.seconds()
-        return max(self._guesses.wait(address, now), self._lord_guesses.wait("", now))
-
-    def password_wrong(self, address: str) -> float:
-        now = self.clock.seconds()
-        self.stats.refused["wrong_password"] += 1
-        return max(self._guesses.failed(address, now), self._lord_guesses.failed("", now))
-
-    def password_right(self, address: str) -> None:
-        self._guesses.succeeded(address)
-        self._lord_guesses.succeeded("")
 
     # -- realms --------------------------------------------------------------
     def check(self, key: str, name: str, address: str) -> Deferred[None]:

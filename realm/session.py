@@ -212,44 +212,52 @@ class Session:
         answer.addCallback(lambda _: self._replay())
 
     def _password(self, raw: bytes, text: str) -> None:
+        guesses = self.server.guesses
+
+        def check(wait: float) -> Deferred[Any] | None:
+            if wait:  # too many wrong ones lately: this one is not even checked
+                log.warn("Did not check a Lord's password from {address}: {wait:.0f} s "
+                         "to wait after wrong ones", address=self.address, wait=wait)
+                self._strike(wire.PASSWORD_WAIT.notice(seconds=whole_seconds(wait)))
+                return None
+            return self._check_password(raw, text)
+
+        self._wait_for(lambda: guesses.wait(self.address).addCallback(check),
+                       self._password_checked)
+
+    def _check_password(self, raw: bytes, text: str) -> Deferred[Any]:
         checker = self.server.checker
         assert checker is not None
-        wait = self.server.password_wait(self.address)
-        if wait:  # too many wrong ones lately: this one is not even checked
-            log.warn("Did not check a Lord's password from {address}: {wait:.0f} s "
-                     "to wait after wrong ones", address=self.address, wait=wait)
-            self._strike(wire.PASSWORD_WAIT.notice(seconds=whole_seconds(wait)))
-            return
+        d: Deferred[Any] = checker.requestAvatarId(UsernamePassword(b"lord", raw))
 
-        def check() -> Deferred[Any]:
-            d: Deferred[Any] = checker.requestAvatarId(UsernamePassword(b"lord", raw))
+        def as_text(failure: Failure) -> Deferred[bytes | tuple[()]]:
+            # `--auth memory:` keeps str, `--auth file:` bytes: try both.
+            failure.trap(UnauthorizedLogin)
+            return checker.requestAvatarId(
+                UsernamePassword("lord", text))  # type: ignore[arg-type]
 
-            def as_text(failure: Failure) -> Deferred[bytes | tuple[()]]:
-                # `--auth memory:` keeps str, `--auth file:` bytes: try both.
-                failure.trap(UnauthorizedLogin)
-                return checker.requestAvatarId(
-                    UsernamePassword("lord", text))  # type: ignore[arg-type]
-
-            d.addErrback(as_text)
-            d.addErrback(self._password_bad)
-            return d
-
-        self._wait_for(check, self._password_checked)
+        d.addErrback(as_text)
+        d.addErrback(self._password_bad)
+        return d
 
     def _password_checked(self, avatar_id: object) -> None:
         if avatar_id is None:
-            return  # wrong: _password_bad has said so
+            return  # not checked, or wrong: said so already
         log.info("{address} proved to be the Lord", address=self.address)
-        self.server.password_right(self.address)
+        self.server.guesses.right(self.address)
         self._join(LORD, self._realm_key)
 
-    def _password_bad(self, failure: Failure) -> None:
+    def _password_bad(self, failure: Failure) -> Deferred[None]:
         failure.trap(UnauthorizedLogin)
-        wait = self.server.password_wrong(self.address)
-        log.warn("Wrong Lord password from {address} ({n} of {limit} on this "
-                 "connection; {wait:.0f} s to wait)", address=self.address,
-                 n=self._failures + 1, limit=MAX_PASSWORD_FAILURES, wait=wait)
-        self._strike(wire.WRONG_PASSWORD.notice())
+        self._stats.refused["wrong_password"] += 1
+
+        def counted(wait: float) -> None:
+            log.warn("Wrong Lord password from {address} ({n} of {limit} on this "
+                     "connection; {wait:.0f} s to wait)", address=self.address,
+                     n=self._failures + 1, limit=MAX_PASSWORD_FAILURES, wait=wait)
+            self._strike(wire.WRONG_PASSWORD.notice())
+
+        return self.server.guesses.wrong(self.address).addCallback(counted)
 
     def _strike(self, refusal: bytes) -> None:
         """A password refused: back to naming, or out at the third."""

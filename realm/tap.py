@@ -18,6 +18,7 @@ from realm.admin import AdminFactory, Drain
 from realm.chronicle import DEFAULT_URL, ChronicleError, open_now
 from realm.chronicle import parse_url as parse_chronicle
 from realm.cluster import Cluster
+from realm.guesses import SharedGuesses
 from realm.http import HTTPFactory
 from realm.metrics import Metrics
 from realm.names import JoinError, check
@@ -260,6 +261,7 @@ def makeService(config: Options) -> service.MultiService:
                      linger=shutdown.done).setServiceParent(top)
     if config["cluster"] is not None:
         server.cluster = cluster = Cluster(server, reactor, config["cluster"])
+        server.guesses = SharedGuesses(reactor, cluster.redis)
         Clustered(cluster).setServiceParent(top)
     shutdown.setServiceParent(top)
     factory = RealmFactory(server)

@@ -7,7 +7,12 @@ be counted apart from everyone else's.
 7. `test_limits_count_every_process`: `--max-per-address` counts an
    address's connections on every process; `--max-realms` the realms of
    the whole service.
-8. `test_a_game_through_haproxy`: three processes behind the shipped
+8. `test_wrong_passwords_count_on_every_process`: an address that has
+   guessed wrong on one process waits on the others too;
+   `test_the_shared_count_keeps_the_same_rule` (Redis's script waits as
+   `realm.guard.Backoff` does), and with Redis gone each process's own
+   count still holds (`test_without_redis_a_process_counts_alone`).
+9. `test_a_game_through_haproxy`: three processes behind the shipped
    `docs/haproxy.cfg` (round robin, PROXY protocol): a whole game through
    its one port, its members on different processes, and the
    per-address limit counting the players' own addresses.
@@ -18,9 +23,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
 
-from realm import leases, wire
-from realm.testing import LineClient, connect, eventually, hang_up, join, join_soon, refused
+from realm import guesses, leases, wire
+from realm.guard import Backoff
+from realm.testing import (
+    LineClient,
+    connect,
+    eventually,
+    hang_up,
+    join,
+    join_soon,
+    refused,
+)
 
 if TYPE_CHECKING:
     from services import RealmProc, RedisServer, Services
@@ -87,6 +103,79 @@ async def test_limits_count_every_process(services: Services) -> None:
     await two.closed()
     three, _ = await join_soon(p2.port, "Davos", "three", source="127.0.0.7")
     await hang_up(one, cersei, three)
+
+
+async def lord_with(port: int, password: str, source: str, realm: str = "winterfell") -> str:
+    """Claim the Lord of `realm` with `password` on `port`: "entered", or the
+    line that refused it."""
+    client = await connect(port, f"Lord@{realm}", source=source)
+    await client.wait_for(wire.asks_password)
+    client.say(password)
+    await client.wait_for(lambda line: wire.is_error(line) or wire.entered(line) is not None)
+    await hang_up(client)
+    errors = client.errors()
+    return errors[-1] if errors else "entered"
+
+
+def kind(answer: str) -> str | None:
+    return wire.refusal(answer) if answer != "entered" else answer
+
+
+@pytest_twisted.ensureDeferred
+async def test_wrong_passwords_count_on_every_process(services: Services) -> None:
+    redis = services.redis()
+    p0, p1 = services.realms(2, redis, "--auth", "memory:lord:Dragonglass-7")
+    # Two wrong on one process, the third on the other: now the address waits...
+    answers = [await lord_with(p.port, "guess", "127.0.0.2") for p in (p0, p0, p1)]
+    assert [kind(a) for a in answers] == ["wrong_password"] * 3, answers
+    # ...wherever it tries next, even with the right password, which is not checked.
+    unchecked = "Did not check a Lord's password from 127.0.0.2"
+    for proc in (p0, p1):
+        answer = await lord_with(proc.port, "Dragonglass-7", "127.0.0.2")
+        assert answer == wire.PASSWORD_WAIT.notice(seconds=1).decode().rstrip(), answer
+        await eventually(lambda proc=proc: proc.logged(unchecked),
+                         f"{proc.name} to log the password it did not check")
+    # Another address is not held up by it.
+    assert kind(await lord_with(p0.port, "guess", "127.0.0.3")) == "wrong_password"
+    # The wait told is over: the right password is checked, and clears the
+    # address everywhere (one more wrong guess is only a wrong guess).
+    await deferLater(reactor, 1.0)
+    assert await lord_with(p1.port, "Dragonglass-7", "127.0.0.2") == "entered"
+    assert kind(await lord_with(p0.port, "guess", "127.0.0.2")) == "wrong_password"
+
+
+def test_the_shared_count_keeps_the_same_rule(services: Services) -> None:
+    redis = services.redis()
+    address, account = guesses.key("127.0.0.2"), guesses.key(guesses.ACCOUNT)
+    rules = (guesses.ADDRESS_RULE, guesses.ACCOUNT_RULE)
+    args = [x for rule in rules for x in guesses.in_ms(rule)]
+    here = [Backoff(*rule) for rule in rules]
+    for _ in range(40):  # past both caps
+        shared = redis.command("EVAL", guesses.WRONG, 2, address, account, *args)
+        assert shared == 1000 * max(b.failed("127.0.0.2", 0.0) for b in here)
+        ttl = redis.command("PTTL", address)
+        assert shared + 299_000 < ttl <= shared + 300_000  # the wait, then the cap
+    assert shared == 300_000  # the address's cap
+    assert redis.command("EVAL", guesses.WAIT, 2, address, account) > 299_000
+    assert redis.command("EVAL", guesses.WAIT, 2, guesses.key("127.0.0.3"), account) > 59_000
+
+
+@pytest_twisted.ensureDeferred
+async def test_without_redis_a_process_counts_alone(services: Services) -> None:
+    redis = services.redis()
+    procs = services.realms(2, redis, "--auth", "memory:lord:Dragonglass-7")
+    p0, p1 = procs
+    # A realm on each process, whose Lord can be claimed there without Redis.
+    held = [await join(p0.port, "Arya", "north"), await join(p1.port, "Bran", "south")]
+    redis.stop()
+    await eventually(lambda: all(p.logged("Lost Redis") for p in procs),
+                     "every process to see Redis gone")
+    answers = [await lord_with(p0.port, "guess", "127.0.0.2", "north") for _ in range(3)]
+    assert [kind(a) for a in answers] == ["wrong_password"] * 3, answers
+    assert kind(await lord_with(p0.port, "guess", "127.0.0.2", "north")) == "password_wait"
+    # p1 has not seen them: its own count is all it has.
+    assert kind(await lord_with(p1.port, "guess", "127.0.0.2", "south")) == "wrong_password"
+    await hang_up(*held)
 
 
 @pytest_twisted.ensureDeferred

@@ -1,0 +1,135 @@
+"""Wrong Lord passwords: how long an address, and the Lord's account as a
+whole, must wait before its next password is even checked.
+
+The rule (realm.guard.Backoff): an address may send `MAX_GUESSES` wrong
+passwords freely, then waits 1 s, 2, 4 ... up to 5 minutes before each
+next one is checked; the Lord's account as a whole the same after ten
+times as many from anywhere, up to a minute.  A right password clears
+both.
+
+`Guesses` counts in this process.  With `--cluster`, `SharedGuesses`
+counts in Redis too, by Redis's clock, so that an address guessing on
+every process of the service waits as if there were one; when Redis
+cannot be reached the process's own count still holds (what it saw
+itself).  Keys:
+
+    realm:guess:ADDRESS   hash {n, until}: the address's wrong passwords,
+                          and when (ms) its wait ends; expires once the
+                          wait is long past (`cap` after it ends)
+    realm:guess:          the same for the Lord's account as a whole
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred, succeed
+
+from realm.guard import Backoff
+from realm.leases import NOW, PREFIX
+
+if TYPE_CHECKING:
+    from twisted.internet.interfaces import IReactorTime
+
+    from realm.redis import RedisLink
+
+#: Wrong passwords an address may send before it must wait.
+MAX_GUESSES = 3
+#: (free failures, first wait, longest wait): per address, and for the account.
+ADDRESS_RULE = (MAX_GUESSES, 1.0, 300.0)
+ACCOUNT_RULE = (10 * MAX_GUESSES, 0.5, 60.0)
+ACCOUNT = ""  # the key of the Lord's account as a whole
+
+
+def key(address: str) -> str:
+    return f"{PREFIX}guess:{address}"
+
+
+class Guesses:
+    """Wrong passwords counted in this process."""
+
+    def __init__(self, clock: IReactorTime) -> None:
+        self.clock = clock
+        self._address = Backoff(*ADDRESS_RULE)
+        self._account = Backoff(*ACCOUNT_RULE)
+
+    def wait(self, address: str) -> Deferred[float]:
+        """Seconds `address` must wait before its next password is checked."""
+        return succeed(self._wait_here(address))
+
+    def wrong(self, address: str) -> Deferred[float]:
+        """Count a wrong password from `address`; how long it must now wait."""
+        return succeed(self._wrong_here(address))
+
+    def right(self, address: str) -> None:
+        self._address.succeeded(address)
+        self._account.succeeded(ACCOUNT)
+
+    def _wait_here(self, address: str) -> float:
+        now = self.clock.seconds()
+        return max(self._address.wait(address, now), self._account.wait(ACCOUNT, now))
+
+    def _wrong_here(self, address: str) -> float:
+        now = self.clock.seconds()
+        return max(self._address.failed(address, now), self._account.failed(ACCOUNT, now))
+
+
+# KEYS: the address's key, the account's; answers the longer wait, in ms.
+WAIT = NOW + """
+local wait = 0
+for _, k in ipairs(KEYS) do
+  local ends = tonumber(redis.call('HGET', k, 'until') or 0)
+  wait = math.max(wait, ends - now)
+end
+return wait
+"""
+
+# KEYS as WAIT; ARGV: free, base ms, cap ms for the address, then for the
+# account.  Counts one failure in each; answers the longer wait, in ms.
+WRONG = NOW + """
+local wait = 0
+for i, k in ipairs(KEYS) do
+  local free, base, cap = tonumber(ARGV[3*i-2]), tonumber(ARGV[3*i-1]), tonumber(ARGV[3*i])
+  local n = redis.call('HINCRBY', k, 'n', 1)
+  local this = 0
+  if n >= free then this = math.min(cap, base * 2 ^ (n - free)) end
+  this = math.floor(this)
+  redis.call('HSET', k, 'until', now + this)
+  redis.call('PEXPIRE', k, this + cap)
+  wait = math.max(wait, this)
+end
+return wait
+"""
+
+
+def in_ms(rule: tuple[int, float, float]) -> list[Any]:
+    """A rule as `WRONG` takes it: free failures, first and longest wait in ms."""
+    free, base, cap = rule
+    return [free, int(base * 1000), int(cap * 1000)]
+
+
+class SharedGuesses(Guesses):
+    """Wrong passwords counted in Redis for every process, and here."""
+
+    def __init__(self, clock: IReactorTime, redis: RedisLink) -> None:
+        super().__init__(clock)
+        self.redis = redis
+
+    def wait(self, address: str) -> Deferred[float]:
+        here = self._wait_here(address)
+        return self._longer(here, self.redis.script(WAIT, [key(address), key(ACCOUNT)], []))
+
+    def wrong(self, address: str) -> Deferred[float]:
+        here = self._wrong_here(address)
+        return self._longer(here, self.redis.script(
+            WRONG, [key(address), key(ACCOUNT)], [*in_ms(ADDRESS_RULE), *in_ms(ACCOUNT_RULE)]))
+
+    def right(self, address: str) -> None:
+        super().right(address)
+        self.redis.call("DEL", key(address), key(ACCOUNT)).addErrback(lambda _: None)
+
+    @staticmethod
+    def _longer(here: float, shared: Deferred[Any]) -> Deferred[float]:
+        """The longer of this process's wait and the service's, in seconds;
+        this process's alone when Redis cannot answer."""
+        return shared.addCallbacks(lambda ms: max(here, int(ms) / 1000), lambda _: here)
