@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
@@ -257,7 +258,7 @@ def makeService(config: Options) -> service.MultiService:
         scraped = HTTPFactory(metrics.routes(), clock=reactor,  # type: ignore[arg-type]
                               timeout=config["login-timeout"])
         for description in config["metrics"]:
-            Listener(reactor, description, scraped, "metrics",
+            listener(reactor, description, scraped, "metrics",
                      linger=shutdown.done).setServiceParent(top)
     if config["cluster"] is not None:
         server.cluster = cluster = Cluster(server, reactor, config["cluster"])
@@ -266,17 +267,24 @@ def makeService(config: Options) -> service.MultiService:
     shutdown.setServiceParent(top)
     factory = RealmFactory(server)
     for description in config["listen"]:
-        behind = proxied.listening(description)
-        if behind is None:
-            Listener(reactor, description, factory, "realm").setServiceParent(top)
-        else:  # each player's address comes in a PROXY header: see realm.proxied
-            Listener(reactor, behind, proxied.HeaderFirstFactory(factory, reactor),
-                     "realm (PROXY protocol)").setServiceParent(top)
+        listener(reactor, description, factory, "realm").setServiceParent(top)
     if config["web"]:
         site = web.site(server, annals.routes(chronicle))
         for description in config["web"]:
-            Listener(reactor, description, site, "the web client").setServiceParent(top)
+            listener(reactor, description, site, "the web client").setServiceParent(top)
     admin = AdminFactory(server, Drain(server, reactor, config["drain-timeout"]))
     for description in config["admin"]:
-        Listener(reactor, description, admin, "the operator's console").setServiceParent(top)
+        listener(reactor, description, admin, "the operator's console").setServiceParent(top)
     return top
+
+
+def listener(reactor: Any, description: str, factory: Any, what: str,
+             linger: Callable[[], Deferred[Any]] | None = None) -> Listener:
+    """A `Listener` on `description`.  On a `haproxy:` one each client's
+    address comes from its PROXY header, read before the client's protocol
+    is connected (realm.proxied: Twisted's own reads it after)."""
+    behind = proxied.listening(description)
+    if behind is None:
+        return Listener(reactor, description, factory, what, linger=linger)
+    return Listener(reactor, behind, proxied.HeaderFirstFactory(factory, reactor),
+                    f"{what} (PROXY protocol)", linger=linger)

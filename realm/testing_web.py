@@ -2,7 +2,7 @@
 
 - `WebSocketClient`: a WebSocket client on wsproto, able to send what a
   browser never would; `RawClient` for plain HTTP bytes.
-- `attach(port, client, rcvbuf=)`: a loopback connection; a small
+- `attach(port, client, rcvbuf=, source=)`: a loopback connection; a small
   receive buffer makes a client that stops reading fill up quickly.
 """
 
@@ -22,17 +22,21 @@ from wsproto.connection import ConnectionState
 from realm.testing import _WAITERS, WAIT, _wake, bounded
 
 
-def attach(port: int, client: protocol.Protocol,
-            rcvbuf: int | None = None) -> defer.Deferred[Any]:
-    """Connect `client` to 127.0.0.1:`port`; with `rcvbuf`, its socket's receive
-    buffer is that small from before the handshake (the window stays small)."""
+def attach(port: int, client: protocol.Protocol, rcvbuf: int | None = None,
+           source: str | None = None) -> defer.Deferred[Any]:
+    """Connect `client` to 127.0.0.1:`port`, from the loopback address
+    `source` if given; with `rcvbuf`, its socket's receive buffer is that
+    small from before the handshake (the window stays small)."""
     from twisted.internet import endpoints, reactor
 
     if rcvbuf is None:
-        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+        endpoint = endpoints.TCP4ClientEndpoint(reactor, "127.0.0.1", port,
+                                                bindAddress=(source, 0) if source else None)
         return bounded(endpoints.connectProtocol(endpoint, client), "a connection")
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    if source:
+        sock.bind((source, 0))
     sock.settimeout(WAIT)
     sock.connect(("127.0.0.1", port))
     sock.setblocking(False)

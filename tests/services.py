@@ -25,6 +25,7 @@ Enable them with `pytest_plugins = ["services"]`: the fixtures
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -188,6 +189,15 @@ class RealmProc:
         self.proc.expect(started, TIMEOUT)
         self.port, self.node = int(found["port"]), found["node"]
 
+    def served(self, what: str) -> int:
+        """The port it logged serving `what` on ("realm", "the web client")."""
+        pattern = rf"Serving {re.escape(what)}(?: \(PROXY protocol\))? on .*:(\d+)\)$"
+        for line in self.out:
+            found = re.search(pattern, line)
+            if found:
+                return int(found.group(1))
+        return int(self.proc.expect_re(pattern, TIMEOUT).group(1))
+
     @property
     def out(self) -> list[str]:
         return self.proc.out + self.proc.err
@@ -240,9 +250,9 @@ class RealmProc:
 class HAProxy:
     """HAProxy on a free loopback port, from the shipped example config."""
 
-    def __init__(self, folder: Path, servers: list[RealmProc]) -> None:
+    def __init__(self, folder: Path, ports: list[int]) -> None:
         binary = need("haproxy")
-        assert len(servers) == 3, "docs/haproxy.cfg names three processes"
+        assert len(ports) == 3, "docs/haproxy.cfg names three processes"
         listening = socket.socket()
         listening.bind(("127.0.0.1", 0))
         listening.listen(128)
@@ -250,7 +260,7 @@ class HAProxy:
         fd = listening.fileno()
         os.set_inheritable(fd, True)
         env = {"REALM_BIND": f"fd@{fd}"}
-        env.update({f"REALM_{i}": f"127.0.0.1:{s.port}" for i, s in enumerate(servers, 1)})
+        env.update({f"REALM_{i}": f"127.0.0.1:{port}" for i, port in enumerate(ports, 1)})
         checked = subprocess.run([binary, "-c", "-q", "-f", str(HAPROXY_CONFIG)],
                                  env=dict(os.environ, **env), capture_output=True,
                                  text=True, timeout=TIMEOUT, pass_fds=(fd,))
@@ -291,8 +301,9 @@ class Services:
             proc.ready()
         return started
 
-    def haproxy(self, servers: list[RealmProc]) -> HAProxy:
-        proxy = HAProxy(self.folder, servers)
+    def haproxy(self, servers: list[RealmProc], what: str = "realm") -> HAProxy:
+        """HAProxy in front of `servers`' ports for `what` (as `served` names it)."""
+        proxy = HAProxy(self.folder, [server.served(what) for server in servers])
         self._haproxy.append(proxy)
         return proxy
 

@@ -15,7 +15,9 @@ be counted apart from everyone else's.
 9. `test_a_game_through_haproxy`: three processes behind the shipped
    `docs/haproxy.cfg` (round robin, PROXY protocol): a whole game through
    its one port, its members on different processes, and the
-   per-address limit counting the players' own addresses.
+   per-address limit counting the players' own addresses;
+   `test_the_web_port_through_haproxy`: the same for browsers, on
+   `--web haproxy:...`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from realm.testing import (
     join_soon,
     refused,
 )
+from realm.testing_web import WebSocketClient, attach
 
 if TYPE_CHECKING:
     from services import RealmProc, RedisServer, Services
@@ -223,3 +226,27 @@ async def test_a_game_through_haproxy(services: Services) -> None:
         [p.name for p in holding], [p.name for p in refusing])
     another = await greeted(proxy.port, "127.0.0.8")
     await hang_up(another, *two)
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_web_port_through_haproxy(services: Services) -> None:
+    redis = services.redis()
+    procs = services.realms(3, redis, "--web", "haproxy:tcp:0:interface=127.0.0.1")
+    proxy = services.haproxy(procs, "the web client")
+    names = ["Arya", "Bran", "Lord"]
+    browsers = []
+    for i, name in enumerate(names):  # one address a browser, none HAProxy's
+        browser = WebSocketClient(f"127.0.0.1:{proxy.port}", origin=None)
+        await attach(proxy.port, browser, source=f"127.0.0.{20 + i}")
+        await browser.line("What is your name")
+        browser.say(f"{name}@braavos")
+        browsers.append(browser)
+    for browser in browsers:
+        await browser.line(r"Lord has entered the realm \(3/5\)")
+    # Round robin put one on each process, and each saw its browser's address.
+    seen = {proc.name: connections(redis, proc) for proc in procs}
+    assert sorted(seen.values(), key=str) == [
+        {f"127.0.0.{20 + i}": 1} for i in range(3)], seen
+    browsers[-1].say("--leave")
+    for browser in browsers:
+        await browser.line("The Lord has left the realm")
