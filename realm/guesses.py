@@ -9,9 +9,9 @@ both.
 
 `Guesses` counts in this process.  With `--cluster`, `SharedGuesses`
 counts in Redis too, by Redis's clock, so that an address guessing on
-every process of the service waits as if there were one; when Redis
-cannot be reached the process's own count still holds (what it saw
-itself).  Keys:
+every process of the service waits as if there were one: while Redis
+answers its count is the one that holds; when Redis cannot be reached,
+the process's own (what it saw itself) does.  Keys:
 
     realm:guess:ADDRESS   hash {n, until}: the address's wrong passwords,
                           and when (ms) its wait ends; expires once the
@@ -117,11 +117,11 @@ class SharedGuesses(Guesses):
 
     def wait(self, address: str) -> Deferred[float]:
         here = self._wait_here(address)
-        return self._longer(here, self.redis.script(WAIT, [key(address), key(ACCOUNT)], []))
+        return self._or(here, self.redis.script(WAIT, [key(address), key(ACCOUNT)], []))
 
     def wrong(self, address: str) -> Deferred[float]:
         here = self._wrong_here(address)
-        return self._longer(here, self.redis.script(
+        return self._or(here, self.redis.script(
             WRONG, [key(address), key(ACCOUNT)], [*in_ms(ADDRESS_RULE), *in_ms(ACCOUNT_RULE)]))
 
     def right(self, address: str) -> None:
@@ -129,7 +129,7 @@ class SharedGuesses(Guesses):
         self.redis.call("DEL", key(address), key(ACCOUNT)).addErrback(lambda _: None)
 
     @staticmethod
-    def _longer(here: float, shared: Deferred[Any]) -> Deferred[float]:
-        """The longer of this process's wait and the service's, in seconds;
-        this process's alone when Redis cannot answer."""
-        return shared.addCallbacks(lambda ms: max(here, int(ms) / 1000), lambda _: here)
+    def _or(here: float, shared: Deferred[Any]) -> Deferred[float]:
+        """The service's wait, in seconds; this process's own when Redis
+        cannot answer."""
+        return shared.addCallbacks(lambda ms: int(ms) / 1000, lambda _: here)
