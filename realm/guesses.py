@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet.defer import Deferred, succeed
 
 from realm.guard import Backoff
-from realm.leases import NOW, PREFIX
+from realm.redis import NOW, PREFIX
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime

@@ -17,6 +17,7 @@ Keys (one Redis database, the `--cluster` URL's):
     realm:epoch         set once by the first heartbeat: gone, Redis has
                         lost what it held (it restarted empty)
     realm:settle        while it lives (TTL ms), no realm is placed anew
+    realm:guess:...     wrong Lord passwords (realm.guesses)
 
 A lease is taken atomically (`PLACE`) with a fencing number that only
 grows; its owner renews all of its leases in one `RENEW` a second.  An
@@ -42,13 +43,13 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, succeed
 
+from realm.redis import NOW, PREFIX, RedisLink
+
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
-    from realm.redis import RedisLink
     from realm.server import Client, RealmServer
 
-PREFIX = "realm:"
 NODES = PREFIX + "nodes"
 REALMS = PREFIX + "realms"
 FENCE = PREFIX + "fence"
@@ -73,11 +74,6 @@ def channel(node: str) -> str:
     return f"{PREFIX}to:{node}"
 
 
-#: A script's first lines: `now`, Redis's own clock, in ms.
-NOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
 
 #: The lease of KEYS[1], or {false} if none, or if its owner's heartbeat has
 #: lapsed: a lease may outlive its owner's heartbeat by a millisecond (Redis

@@ -33,6 +33,14 @@ from twisted.python.failure import Failure
 
 log = Logger()
 
+#: Every key realm keeps in Redis begins with it (realm.leases, realm.guesses).
+PREFIX = "realm:"
+#: A script's first lines: `now`, Redis's own clock, in ms.
+NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
 _URL = re.compile(r"redis://(?P<host>[^:/]+)(?::(?P<port>\d+))?(?:/(?P<db>\d+))?/?\Z")
 
 
