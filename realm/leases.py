@@ -74,7 +74,6 @@ def channel(node: str) -> str:
     return f"{PREFIX}to:{node}"
 
 
-
 #: The lease of KEYS[1], or {false} if none, or if its owner's heartbeat has
 #: lapsed: a lease may outlive its owner's heartbeat by a millisecond (Redis
 #: 7.0 reads the clock at each command of a script), and a process that saw
