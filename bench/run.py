@@ -20,7 +20,7 @@ is VmHWM, KiB/conn is (peak - idle RSS) / connections.
 Realm plays reigns of `--reign-length` events (3: a chronicle write every
 few rounds).
 
-    python bench/run.py                       # everything; ~10 minutes
+    python bench/run.py                       # everything; ~7 minutes
     python bench/run.py --quick               # the table at R = 1, 100, one repetition
     python bench/run.py --only cluster --reps 5
     python bench/run.py --only before --before HEAD --at 100,2000   # this change
