@@ -147,8 +147,8 @@ async def test_wrong_passwords_count_on_every_process(services: Services) -> Non
     # Another address is not held up by it.
     assert kind(await lord_with(p0.port, "guess", "127.0.0.3")) == "wrong_password"
     # The wait over (its end moved to now, in Redis's clock), the right
-    # password is checked, and clears the address everywhere: two more wrong
-    # guesses on the other process are only wrong guesses.
+    # password is checked, and clears the address everywhere: on the other
+    # process, three more wrong guesses are each checked again.
     redis.command("HSET", guesses.key("127.0.0.2"), "until", 0)
     assert await lord_with(p1.port, "Dragonglass-7", "127.0.0.2") == "entered"
     answers = [await lord_with(p0.port, "guess", "127.0.0.2") for _ in range(3)]
