@@ -30,6 +30,8 @@ from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from realm import proxied
+
 log = Logger()
 
 #: The listen backlog given to tcp:, ssl:, unix: and haproxy: endpoints
@@ -68,10 +70,16 @@ def with_backlog(description: str) -> str:
 
 
 class Listener(service.Service):
-    """Listen on one endpoint while running."""
+    """Listen on one endpoint while running.  On a `haproxy:` endpoint each
+    client's address comes from its PROXY header, read before the client's
+    protocol is connected (realm.proxied: Twisted's own reads it after)."""
 
     def __init__(self, reactor: Any, description: str, factory: IProtocolFactory,
                  what: str, linger: Callable[[], Deferred[Any]] | None = None) -> None:
+        behind = proxied.listening(description)
+        if behind is not None:
+            description, what = behind, f"{what} (PROXY protocol)"
+            factory = proxied.HeaderFirstFactory(factory, reactor)
         self.reactor = reactor
         self.description = description
         self.factory = factory

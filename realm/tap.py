@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
@@ -14,7 +13,7 @@ from twisted.internet import endpoints, reactor
 from twisted.internet.defer import Deferred
 from twisted.python import usage
 
-from realm import annals, logs, proxied, web
+from realm import annals, logs, web
 from realm.admin import AdminFactory, Drain
 from realm.chronicle import DEFAULT_URL, ChronicleError, open_now
 from realm.chronicle import parse_url as parse_chronicle
@@ -258,7 +257,7 @@ def makeService(config: Options) -> service.MultiService:
         scraped = HTTPFactory(metrics.routes(), clock=reactor,  # type: ignore[arg-type]
                               timeout=config["login-timeout"])
         for description in config["metrics"]:
-            listener(reactor, description, scraped, "metrics",
+            Listener(reactor, description, scraped, "metrics",
                      linger=shutdown.done).setServiceParent(top)
     if config["cluster"] is not None:
         server.cluster = cluster = Cluster(server, reactor, config["cluster"])
@@ -267,24 +266,13 @@ def makeService(config: Options) -> service.MultiService:
     shutdown.setServiceParent(top)
     factory = RealmFactory(server)
     for description in config["listen"]:
-        listener(reactor, description, factory, "realm").setServiceParent(top)
+        Listener(reactor, description, factory, "realm").setServiceParent(top)
     if config["web"]:
         site = web.site(server, annals.routes(chronicle))
         for description in config["web"]:
-            listener(reactor, description, site, "the web client").setServiceParent(top)
+            Listener(reactor, description, site, "the web client").setServiceParent(top)
     admin = AdminFactory(server, Drain(server, reactor, config["drain-timeout"]))
     for description in config["admin"]:
-        listener(reactor, description, admin, "the operator's console").setServiceParent(top)
+        Listener(reactor, description, admin, "the operator's console").setServiceParent(top)
     return top
 
-
-def listener(reactor: Any, description: str, factory: Any, what: str,
-             linger: Callable[[], Deferred[Any]] | None = None) -> Listener:
-    """A `Listener` on `description`.  On a `haproxy:` one each client's
-    address comes from its PROXY header, read before the client's protocol
-    is connected (realm.proxied: Twisted's own reads it after)."""
-    behind = proxied.listening(description)
-    if behind is None:
-        return Listener(reactor, description, factory, what, linger=linger)
-    return Listener(reactor, behind, proxied.HeaderFirstFactory(factory, reactor),
-                    f"{what} (PROXY protocol)", linger=linger)
