@@ -21,6 +21,7 @@ the process's own (what it saw itself) does.  Keys:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, succeed
@@ -116,20 +117,21 @@ class SharedGuesses(Guesses):
         self.redis = redis
 
     def wait(self, address: str) -> Deferred[float]:
-        here = self._wait_here(address)
-        return self._or(here, self.redis.script(WAIT, [key(address), key(ACCOUNT)], []))
+        shared = self.redis.script(WAIT, [key(address), key(ACCOUNT)], [])
+        return self._or(shared, lambda: self._wait_here(address))
 
     def wrong(self, address: str) -> Deferred[float]:
-        here = self._wrong_here(address)
-        return self._or(here, self.redis.script(
-            WRONG, [key(address), key(ACCOUNT)], [*in_ms(ADDRESS_RULE), *in_ms(ACCOUNT_RULE)]))
+        here = self._wrong_here(address)  # counted here whatever Redis says
+        shared = self.redis.script(
+            WRONG, [key(address), key(ACCOUNT)], [*in_ms(ADDRESS_RULE), *in_ms(ACCOUNT_RULE)])
+        return self._or(shared, lambda: here)
 
     def right(self, address: str) -> None:
         super().right(address)
         self.redis.call("DEL", key(address), key(ACCOUNT)).addErrback(lambda _: None)
 
     @staticmethod
-    def _or(here: float, shared: Deferred[Any]) -> Deferred[float]:
+    def _or(shared: Deferred[Any], here: Callable[[], float]) -> Deferred[float]:
         """The service's wait, in seconds; this process's own when Redis
         cannot answer."""
-        return shared.addCallbacks(lambda ms: int(ms) / 1000, lambda _: here)
+        return shared.addCallbacks(lambda ms: int(ms) / 1000, lambda _: here())
