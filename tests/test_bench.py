@@ -4,6 +4,7 @@ performance is measured by `make bench`, never asserted here."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import sys
@@ -44,3 +45,17 @@ def test_loadgen_plays_rounds_against_a_server() -> Generator[Any, Any, None]:
     assert result["lost_lines"] == 0
     # Every Lord line after all four answers is a decision: one event a round.
     assert 0.9 <= result["events_per_round"] <= 1.1
+
+
+def test_game_round_plays_the_benchs_round_in_process() -> None:
+    spec = importlib.util.spec_from_file_location("game_round", LOADGEN.parent / "game_round.py")
+    assert spec is not None and spec.loader is not None
+    game_round = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(game_round)
+    realm, members = game_round.seated(reign_length=3)
+    game_round.play(realm, members, 30)
+    # The first event, then one a round: every round settles one and tells the next.
+    assert realm.stats.events == 31
+    assert sum(realm.stats.reigns_ended.values()) >= 10  # 3 events at most each
+    heard = b"".join(members[1].got)
+    assert heard.count(b"*** [Realm] ") >= 1 and b"Lord: q29# " in heard
