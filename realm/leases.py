@@ -43,11 +43,12 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred, succeed
 
-from realm.redis import NOW, PREFIX, RedisLink
+from realm.redis import NOW, PREFIX
 
 if TYPE_CHECKING:
     from twisted.internet.interfaces import IReactorTime
 
+    from realm.redis import RedisLink
     from realm.server import Client, RealmServer
 
 NODES = PREFIX + "nodes"

@@ -275,4 +275,3 @@ def makeService(config: Options) -> service.MultiService:
     for description in config["admin"]:
         Listener(reactor, description, admin, "the operator's console").setServiceParent(top)
     return top
-
