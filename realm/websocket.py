@@ -6,10 +6,11 @@ to the WebSocket.  Every byte in and out passes here:
 
     client -> server   one text message = one line, without a delimiter;
                        a message holding CR or LF is refused (`wire.ONE_LINE`),
-                       a binary message too (`wire.BINARY`); the session stays;
-                       a message over MAX_MESSAGE bytes closes with 1009
-                       (counted per message, however it is framed or read);
-                       invalid UTF-8 closes with 1007 (wsproto finds it).
+                       a binary message too (`wire.BINARY`), and a message
+                       over 1024 bytes (`LINE_TOO_LONG`, as over TCP: the rest
+                       of it is read and dropped as it comes, never held);
+                       the session stays; invalid UTF-8 closes with 1007
+                       (wsproto finds it, also in what is dropped).
     server -> client   each CRLF line the session sends is one text message.
     control frames     a Ping is answered with a Pong, through the same
                        counted path as lines, at most `--max-rate` a second
@@ -38,7 +39,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError
 
 from realm import wire
-from realm.gate import Gate, Refused
+from realm.gate import LINE_TOO_LONG, Gate, Refused
 from realm.link import Backlog
 from realm.routes import Connection as Channel
 from realm.server import RealmServer
@@ -46,10 +47,7 @@ from realm.session import Session
 
 log = Logger()
 
-#: The most bytes one message may take: a line is at most 1024 bytes, so
-#: anything far beyond is not a line.
-MAX_MESSAGE = 16 * wire.MAX_LINE
-NORMAL, TOO_BIG = 1000, 1009
+NORMAL = 1000
 ONE_LINE = Refused("one_line", wire.ONE_LINE.notice())
 BINARY = Refused("binary", wire.BINARY.notice())
 OPEN = ConnectionState.OPEN
@@ -71,7 +69,8 @@ class WebSocketLink:
         self._pings = Gate(server.settings.max_rate, self.clock.seconds())
         self._pings_ignored = 0
         self._parts: list[str] = []  # a text message's fragments so far
-        self._size = 0  # bytes of the message in progress
+        self._size = 0  # bytes of the text message in progress
+        self._dropping = False  # the rest of a message refused as too long
         self._closing = False  # no line in or out any more
         self._failed = False  # a broken stream: nothing more is read
         self.session = Session(server, self)
@@ -99,22 +98,23 @@ class WebSocketLink:
                 return
 
     def _text(self, event: TextMessage) -> None:
-        if event.message_finished and not self._parts:
-            raw = event.data.encode("utf-8")  # one frame: the usual case
-            if len(raw) > MAX_MESSAGE:
-                self._too_big()
-                return
-            self._line(event.data, raw)
+        if event.message_finished and not self._parts and not self._dropping:
+            self._line(event.data, event.data.encode("utf-8"))  # one frame: the usual case
             return
-        self._size += len(event.data.encode("utf-8"))
-        if self._size > MAX_MESSAGE:
-            self._too_big()
-            return
-        self._parts.append(event.data)
+        if not self._dropping:
+            self._size += len(event.data.encode("utf-8"))
+            if self._size <= wire.MAX_LINE:
+                self._parts.append(event.data)
+            else:
+                self._parts, self._dropping = [], True
+                if not self._closing:
+                    self.session.refuse(LINE_TOO_LONG)
         if event.message_finished:
             text = "".join(self._parts)
-            self._parts, self._size = [], 0
-            self._line(text, text.encode("utf-8"))
+            dropped = self._dropping
+            self._parts, self._size, self._dropping = [], 0, False
+            if not dropped:
+                self._line(text, text.encode("utf-8"))
 
     def _line(self, text: str, raw: bytes) -> None:
         if self._closing:
@@ -122,23 +122,11 @@ class WebSocketLink:
         if "\r" in text or "\n" in text:
             self.session.refuse(ONE_LINE)
         else:
-            self.session.line_received(raw)
+            self.session.line_received(raw)  # the gate refuses one over 1024 bytes
 
     def _bytes(self, event: BytesMessage) -> None:
-        self._size += len(event.data)
-        if self._size > MAX_MESSAGE:
-            self._too_big()
-            return
-        if event.message_finished:
-            self._size = 0
-            if not self._closing:
-                self.session.refuse(BINARY)
-
-    def _too_big(self) -> None:
-        log.info("Closed {who}: a message over {limit} bytes", who=self._who(),
-                 limit=MAX_MESSAGE)
-        self.send(wire.FAR_TOO_LONG.notice())
-        self._fail(TOO_BIG, "message too big")
+        if event.message_finished and not self._closing:
+            self.session.refuse(BINARY)  # what came of it was never held
 
     def _ping(self, event: Ping) -> None:
         if self._closing or self._ws.state is not OPEN:

@@ -177,7 +177,6 @@ ONE_LINE = _refusal("one_line", "Send one line a message: a message may not hold
                     "a line break. It was not sent.")
 BINARY = _refusal("binary", "Binary messages are not accepted: send text, one line "
                   "a message.")
-FAR_TOO_LONG = _refusal("far_too_long", "That message is far too long. Farewell.")
 LOGIN_TIMEOUT = _refusal("login_timeout", "You did not give a name in time. Farewell.")
 IDLE_TIMEOUT = _refusal("idle_timeout", "You have been silent too long. Farewell.")
 

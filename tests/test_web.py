@@ -37,7 +37,6 @@ from realm.server import RealmServer, Settings
 from realm.tap import Options, makeService
 from realm.testing import LineClient, bounded, eventually
 from realm.testing_web import RawClient, WebSocketClient, attach
-from realm.websocket import MAX_MESSAGE
 
 PEM = FilePath(twisted.test.__file__).sibling("server.pem").path.replace(":", "\\:")
 GREETING = r"^\*\*\* What is your name\?"
@@ -307,8 +306,8 @@ def test_too_long_line_is_refused_and_session_stays(rig: Rig) -> Generator[Any, 
 
 @rig_test(max_rate=0)
 def test_many_messages_in_one_read_all_arrive(rig: Rig) -> Generator[Any, Any, None]:
-    """17 lines of 1,000 bytes sent together (17 KB in one read, over the
-    16 KiB a message may take): each is its own message, all relayed."""
+    """17 lines of 1,000 bytes sent together (17 KB in one read): each is
+    its own message, all relayed."""
     client = yield rig.ws()
     other = yield rig.tcp("Bran@web")
     yield other.wait_for("Bran has entered")
@@ -346,23 +345,50 @@ def test_invalid_utf8_closes_with_1007(rig: Rig) -> Generator[Any, Any, None]:
 
 
 @rig_test()
-def test_endless_message_closes_with_1009(rig: Rig) -> Generator[Any, Any, None]:
+def test_a_long_fragmented_message_is_refused_once_and_session_stays(
+        rig: Rig) -> Generator[Any, Any, None]:
+    """20 KiB in 20 fragments: one refusal, as for an over-long line over
+    TCP; what follows is read and dropped until the message ends."""
     client = yield rig.ws()
-    yield client.line(GREETING)
-    for _ in range(20):  # 20 KiB and never finished
-        client.transport.write(client.ws.send(Message(data="x" * 1024, message_finished=False)))
-    yield client.until(lambda: client.gone, "the close")
-    assert client.close_code == 1009
-    assert any(m.startswith("*** Error: That message is far too long") for m in client.texts())
+    client.say("Arya@web")
+    yield client.line("Arya has entered")
+    for i in range(20):
+        client.transport.write(client.ws.send(Message(data="x" * 1024,
+                                                      message_finished=i == 19)))
+    client.say("--who")
+    yield client.line(r"In the realm 'web' \(1/5\): Arya")
+    refusals = [m for m in client.texts() if m.startswith("*** Error: ")]
+    assert len(refusals) == 1 and refusals[0].startswith("*** Error: Line too long")
+    assert not client.gone
 
 
 @rig_test()
-def test_one_message_over_the_bound_closes_with_1009(rig: Rig) -> Generator[Any, Any, None]:
+def test_a_huge_message_is_refused_and_session_stays(rig: Rig) -> Generator[Any, Any, None]:
+    client = yield rig.ws()
+    other = yield rig.tcp("Bran@web")
+    yield other.wait_for("Bran has entered")
+    client.say("Arya@web")
+    yield client.line("Arya has entered")
+    client.say("x" * 100_000)
+    client.say("after")
+    yield other.wait_for("Arya: after")
+    assert [line for line in other.lines if line.startswith("Arya:")] == ["Arya: after"]
+    assert [m for m in client.texts() if m.startswith("*** Error: ")] == [
+        wire.LINE_TOO_LONG.notice(limit=wire.MAX_LINE).decode().rstrip()]
+
+
+@rig_test()
+def test_invalid_utf8_in_a_dropped_message_still_closes_with_1007(
+        rig: Rig) -> Generator[Any, Any, None]:
     client = yield rig.ws()
     yield client.line(GREETING)
-    client.say("x" * (MAX_MESSAGE + 1))
+    client.transport.write(client.ws.send(Message(data="x" * 2000, message_finished=False)))
+    mask = os.urandom(4)
+    payload = b"x\xff"
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    client.transport.write(bytes([0x80, 0x80 | len(payload)]) + mask + masked)  # continuation
     yield client.until(lambda: client.gone, "the close")
-    assert client.close_code == 1009
+    assert client.close_code == 1007
 
 
 # -- a WebSocket member is a member like any other ---------------------------------
