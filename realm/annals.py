@@ -37,6 +37,7 @@ SHOWN = 8  # reigns in each list of the page
 #: Each holding's colour in the charts (SVG presentation attributes).
 COLOURS = {"Gold": "#e8bb55", "Food": "#9be28a", "Men": "#7fb3ff", "Favour": "#e58fd6"}
 WIDTH, HEIGHT, PAD = 320, 110, 6
+MIN_DOT_STEP = 8  # pixels between events for each to have its dot
 
 
 def routes(chronicle: Recorder) -> dict[str, Any]:
@@ -129,12 +130,19 @@ def chart(reign: ReignRecord) -> str:
     def y(value: int) -> float:
         return PAD + (HEIGHT - 2 * PAD) * (1 - value / 100)
 
+    # A dot at each event while they stand apart (and for a reign of one
+    # event, whose line alone would have no length to draw).
+    dots = step >= MIN_DOT_STEP or n == 1
     lines = []
     for name in HOLDINGS:
-        points = " ".join(f"{PAD + i * step:.1f},{y(e.holdings.get(name, 0)):.1f}"
-                          for i, e in enumerate(events))
-        lines.append(f"<polyline points='{points}' fill='none' stroke='{COLOURS[name]}' "
+        xy = [(PAD + i * step, y(e.holdings.get(name, 0))) for i, e in enumerate(events)]
+        colour = COLOURS[name]
+        points = " ".join(f"{x:.1f},{v:.1f}" for x, v in xy)
+        lines.append(f"<polyline points='{points}' fill='none' stroke='{colour}' "
                      f"stroke-width='2'><title>{name}</title></polyline>")
+        if dots:
+            lines.extend(f"<circle cx='{x:.1f}' cy='{v:.1f}' r='2.5' fill='{colour}'/>"
+                         for x, v in xy)
     frame = (f"<rect x='0' y='0' width='{WIDTH}' height='{HEIGHT}' fill='#15120d' "
              f"stroke='#3a2f14'/>")
     return (f"<svg class='chart' data-realm='chart' viewBox='0 0 {WIDTH} {HEIGHT}' "

@@ -4,6 +4,7 @@ reigns were written to a real SQLite file."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import urllib.error
@@ -53,6 +54,19 @@ async def test_the_page_shows_best_and_latest_each_with_its_chart() -> None:
     assert page.count("<polyline") == 6 * 4  # a line for each holding
     assert "<b>Bran</b>" not in page and "&lt;b&gt;Bran&lt;/b&gt;" in page
     assert "<script" not in page and "style=" not in page  # the page's CSP allows neither
+
+
+def test_a_reign_of_one_event_has_its_dots() -> None:
+    """A line through one point has no length to draw: each holding gets
+    a dot at each event."""
+    one = ReignRecord("north", ("Lord",), (EventRecord("event", "1", {
+        "Gold": 40, "Food": 50, "Men": 60, "Favour": 30}),), "fallen", 130, 1.0, 2.0)
+    svg = annals.chart(one)
+    assert svg.count("<polyline") == 4 and svg.count("<circle") == 4
+    assert "cy='64.8'" in svg  # Gold 40: 6 + 98 x (1 - 0.40), where 40 belongs
+    four = reign("north", 1, 1.0)
+    long = dataclasses.replace(four, events=four.events * 30)
+    assert "<circle" not in annals.chart(long)  # 120 events: too close for dots
 
 
 @pytest_twisted.ensureDeferred
