@@ -53,6 +53,18 @@ from realm.routes import Answer, Request, Response, Site, Switch, Upgraded
 
 log = Logger()
 
+
+def origin_form(target: str) -> str:
+    """A request's target as a path and query: the absolute form a client
+    may send (`GET http://host/chronicle`, RFC 9112 3.2.2) loses its
+    scheme and host, which `Host` names anyway."""
+    scheme, _, rest = target.partition("://")
+    if not rest or "/" in scheme or "?" in scheme:
+        return target
+    at = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    path = rest[at:]
+    return path if path.startswith("/") else "/" + path
+
 MAX_HEAD = 16 * 1024  # a request's line and headers, in bytes (h11: 431)
 MAX_PENDING = 64 * 1024  # pipelined bytes held unparsed while one is answered
 METHODS = ("GET", "HEAD")
@@ -204,7 +216,7 @@ class Channel(Protocol):
         self._cancel_timer()
         self._busy = True
         self._head = event.method == b"HEAD"
-        target = event.target.decode("ascii", "replace")
+        target = origin_form(event.target.decode("ascii", "replace"))
         request = Request(
             method=event.method.decode("ascii", "replace"), target=target,
             path=target.split("?", 1)[0], headers=tuple(event.headers),

@@ -442,3 +442,18 @@ def test_http_1_0_and_routes() -> None:
     for bad in ("/a", "a", "/b?c"):
         with pytest.raises(ValueError):
             site.add(bad, lambda r: Response(200))
+
+
+def test_a_target_in_absolute_form_is_served() -> None:
+    """RFC 9112 3.2.2: a server must take `GET http://host/path`."""
+    seen: list[Request] = []
+
+    def route(request: Request) -> Response:
+        seen.append(request)
+        return Response(200, b"hi")
+
+    channel, transport, clock = memory({"/chronicle.json": route})
+    channel.dataReceived(b"GET http://127.0.0.1:8080/chronicle.json?realm=x HTTP/1.1\r\n"
+                         b"Host: 127.0.0.1:8080\r\n\r\n")
+    assert transport.value().startswith(b"HTTP/1.1 200 ")
+    assert [(r.path, r.target) for r in seen] == [("/chronicle.json", "/chronicle.json?realm=x")]
