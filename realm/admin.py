@@ -28,6 +28,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 
 from realm import wire
+from realm.gate import has_control
 from realm.server import RealmServer
 
 log = Logger()
@@ -118,7 +119,7 @@ class AdminProtocol(LineOnlyReceiver):
     def _announce(self, arg: str) -> list[str]:
         if not arg:
             return ["error: announce what? announce TEXT"]
-        if any(c < " " for c in arg):
+        if has_control(arg):
             return ["error: the text holds control characters"]
         n = self.server.announce(wire.HERALD_SAYS.notice(text=arg))
         return [f"announced to {n} members"]

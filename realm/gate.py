@@ -20,6 +20,13 @@ from realm import wire
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
 
+def has_control(text: str) -> bool:
+    """Whether `text` holds a character no line may carry (see above)."""
+    # isprintable() is False for every control character (and for some
+    # harmless ones): the regex decides only for those lines.
+    return not text.isprintable() and _CONTROL.search(text) is not None
+
+
 @dataclass(frozen=True)
 class Refused:
     """A refused line: `kind` for counting and logging, `line` for the client."""
@@ -53,9 +60,7 @@ class Gate:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             return NOT_UTF8
-        # isprintable() is False for every control character (and for some
-        # harmless ones): the regex decides only for those lines.
-        if not text.isprintable() and _CONTROL.search(text):
+        if has_control(text):
             return CONTROL
         if self.rate:
             tokens = self._tokens + (now - self._last) * self.rate

@@ -62,7 +62,9 @@ def test_announce_reaches_every_member() -> None:
     for conn in [lord, *others, sam]:
         assert conn.take() == ["*** [Herald] The gates close at dawn."]
     assert console.ask("announce")[0].startswith("error:")
-    assert console.ask("announce \x1b[2J")[0].startswith("error:")
+    for escape in ("\x1b[2J", "x\x7fy", "x\x9b2Jz"):  # ESC, DEL, and C1's CSI
+        assert console.ask(f"announce {escape}")[0].startswith("error:")
+    assert [conn.take() for conn in [lord, *others, sam]] == [[]] * 6
 
 
 def test_end_a_realm() -> None:
