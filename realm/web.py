@@ -11,7 +11,10 @@ origin and no inline script or style.
 `/ws` switches to the WebSocket after two checks:
 - `Origin`: a handshake whose `Origin` is not the page's own (the `Host`
   it was asked for) is refused with 403; one without `Origin` is not from
-  a browser and is accepted (any program can open a socket anyway).
+  a browser and is accepted (any program can open a socket anyway).  Its
+  scheme may be `http` or `https` whatever this server speaks: behind a
+  proxy that ends TLS, the page's own origin is `https://` while realm
+  hears plain HTTP.
 - the handshake itself (wsproto's checks: GET, `Upgrade: websocket`,
   `Sec-WebSocket-Key`, version 13): refused with its status, 400 (or
   426 for another version).
