@@ -147,16 +147,28 @@ def members(driver: WebDriver) -> list[str]:
         " e => e.textContent)"))
 
 
-def wait_line(driver: WebDriver, pattern: str, after: int = 0) -> str:
+def shown_lines(driver: WebDriver) -> list[str]:
+    """The text of each line the log shows, in order: the lines received
+    (slotted in the log's shadow tree) and, among them, what the player
+    sent, which is not a child of the log."""
+    return list(driver.execute_script(
+        "return Array.from(document.querySelector('[data-realm=log]').shadowRoot.children)"
+        ".filter(e => e.tagName !== 'LINK')"
+        ".map(e => e.tagName === 'SLOT' ? e.assignedElements()[0].textContent"
+        " : e.textContent)"))
+
+
+def wait_line(driver: WebDriver, pattern: str, after: int = 0,
+              read: Callable[[WebDriver], list[str]] = log_lines) -> str:
     regex = re.compile(pattern)
 
     def found(d: WebDriver) -> str | None:
-        return next((t for t in log_lines(d)[after:] if regex.search(t)), None)
+        return next((t for t in read(d)[after:] if regex.search(t)), None)
     try:
         return str(wait_for(f"a log line matching {pattern!r}", found, driver))
     except TimeoutException:
         raise AssertionError(f"no log line matching {pattern!r} in "
-                             f"{log_lines(driver)[after:]!r}") from None
+                             f"{read(driver)[after:]!r}") from None
 
 
 def type_line(driver: WebDriver, line: str) -> None:
@@ -246,9 +258,12 @@ def test_a_browser_lord_rules_realm_client_bots(
         # The Lord decides, by clicking the event's first option.
         options = driver.find_elements(By.CSS_SELECTOR, "#log .event button.option")
         assert [o.text for o in options[:2]][0].startswith("1 "), event
-        decided = len(log_lines(driver))
+        decided, seen = len(log_lines(driver)), len(shown_lines(driver))
         options[0].click()
-        wait_line(driver, r"^Lord: 1$", after=decided)
+        # Shown among the lines, and not a line received: the log's children
+        # are only what the server sent.
+        wait_line(driver, r"^Lord: 1$", after=seen, read=shown_lines)
+        assert "Lord: 1" not in log_lines(driver)
 
         # Four replies appear, one from each bot.
         def replies(d: WebDriver) -> set[str] | None:
@@ -263,7 +278,7 @@ def test_a_browser_lord_rules_realm_client_bots(
 
         # The Lord types a chat line and walks the history.
         type_line(driver, "Hold the Wall!")
-        wait_line(driver, r"^Lord: Hold the Wall!$")
+        wait_line(driver, r"^Lord: Hold the Wall!$", read=shown_lines)
         box = hook(driver, "input")
         box.send_keys(Keys.ARROW_UP)
         assert box.get_attribute("value") == "Hold the Wall!"
@@ -300,7 +315,7 @@ def test_a_browser_lord_rules_realm_client_bots(
         assert min(lefts[1:]) >= lefts[0] + 24, lefts  # each wrapped row 2rem in
         # The Lord's own markup too, echoed locally.
         type_line(driver, XSS)
-        wait_line(driver, rf"^Lord: {re.escape(XSS)}$")
+        wait_line(driver, rf"^Lord: {re.escape(XSS)}$", read=shown_lines)
         assert not driver.find_elements(By.CSS_SELECTOR, "img")
         assert no_alert(driver)
         wait_for("Mallory in the members", lambda d: "Mallory" in members(d), driver)

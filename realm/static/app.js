@@ -98,10 +98,29 @@
     if (follow) toEnd();
   }).observe(ui.log);
 
-  const append = (el) => {
-    const log = ui.log;
-    log.append(el);
-    while (log.childElementCount > MAX_LOG) log.firstElementChild.remove();
+  // The log's children are the lines received, and nothing else: tools
+  // read them as such. What the player sent is shown among them from the
+  // log's shadow tree, where each line received has its slot, in order.
+  const shown = ui.log.attachShadow({ mode: "open" });
+  const sheet = document.createElement("link");
+  sheet.rel = "stylesheet";
+  sheet.href = "style.css";
+  shown.append(sheet);
+  let lines = 0;
+
+  const append = (el, own = false) => {
+    if (!own) {
+      const slot = document.createElement("slot");
+      slot.name = el.slot = `line-${lines++}`;
+      ui.log.append(el);
+      el = slot;
+    }
+    shown.append(el);
+    while (shown.childElementCount > MAX_LOG + 1) { // + 1: the sheet
+      const oldest = sheet.nextElementSibling;
+      if (oldest instanceof HTMLSlotElement) oldest.assignedElements().forEach((e) => e.remove());
+      oldest.remove();
+    }
     if (follow) toEnd();
   };
 
@@ -216,7 +235,7 @@
     const el = line.startsWith("--") ? element("p", "line command", line)
       : chatLine("own", state.me, line);
     el.dataset.own = "true";
-    append(el);
+    append(el, true);
   };
 
   // -- members -----------------------------------------------------------------
