@@ -9,13 +9,16 @@ across packets), and the answers owed: realm offers no telnet option and
 refuses each one asked for (`DO x` -> `WONT x`, `WILL x` -> `DONT x`),
 once per option, so a client that speaks telnet first gets telnet back
 and a client that does not never sees a telnet byte.  `IAC IAC` is a data
-byte 255 (which then fails the UTF-8 check).  Once a client has spoken
+byte 255, and so is an `IAC` before a byte that is no command (below
+236): both bytes stay in the text, which then fails the UTF-8 check, and
+a line end after it still ends the line.  Once a client has spoken
 telnet, `CR NUL` (telnet's bare carriage return) is read as `CR`.
 """
 
 from __future__ import annotations
 
 IAC, SB, SE = 255, 250, 240
+FIRST_COMMAND = 236  # EOF (RFC 1184); every command byte is from here to 255
 WILL, WONT, DO, DONT = 251, 252, 253, 254
 _REFUSE = {WILL: DONT, DO: WONT}
 _IAC = b"\xff"
@@ -74,6 +77,9 @@ class TelnetFilter:
         if state == COMMAND:
             if byte == IAC:
                 text.append(_IAC)  # an escaped data byte 255
+                self.state = DATA
+            elif byte < FIRST_COMMAND:  # a stray 255 in the text, not a command
+                text.append(bytes((IAC, byte)))
                 self.state = DATA
             elif byte in (WILL, WONT, DO, DONT):
                 self._verb = byte

@@ -85,6 +85,22 @@ def test_iac_iac_is_a_byte_and_cr_nul_a_cr() -> None:
     assert telnet.feed(b"arya\r\x00") == (b"arya\r", b"")
 
 
+def test_a_stray_255_stays_in_its_line_and_ends_nothing() -> None:
+    """255 before a byte that is no telnet command is text (not UTF-8):
+    that line is refused, and the line end after it still ends it."""
+    assert TelnetFilter().feed(b"abc\xff\ndef\n") == (b"abc\xff\ndef\n", b"")
+    realm = net()
+    arya, bran = realm.connect(), realm.connect()
+    arya.say("arya")
+    bran.say("bran")
+    heard(arya)
+    heard(bran)
+    bran.transport.clear()
+    bran.send(b"abc\xff\ndef\n\xffes\n")
+    assert heard(arya) == ["Bran: def"]
+    assert [line[:26] for line in heard(bran)] == ["*** Error: That line is no"] * 2
+
+
 @given(st.lists(st.one_of(
     st.binary(max_size=20).filter(lambda b: b"\xff" not in b),
     st.sampled_from([PUTTY_HELLO, NAWS, bytes([IAC, 241]), bytes([IAC, SB, 24, 0, IAC, SE])]),
