@@ -47,7 +47,7 @@ class Gate:
 
     def __init__(self, rate: float, now: float) -> None:
         self.rate = rate  # lines a second; 0: no limit
-        self._burst = 2.0 * rate
+        self._burst = max(2.0 * rate, 1.0)  # below 0.5 a second, still one line
         self._tokens = self._burst
         self._last = now
         self._too_fast = Refused("too_fast", wire.TOO_FAST.notice(rate=f"{rate:g}"))

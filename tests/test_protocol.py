@@ -600,6 +600,22 @@ def test_lines_beyond_the_rate_are_refused(server: ServerFactory, clock: task.Cl
     assert bran.take() == ["Arya: later"]
 
 
+def test_a_rate_below_half_a_line_a_second_still_lets_a_line_through(
+        server: ServerFactory, clock: task.Clock) -> None:
+    """At --max-rate 0.4 the burst (2 x 0.4) is less than a line: it is one."""
+    net = Net(server(max_rate=0.4))
+    conn = net.connect()
+    conn.take()
+    clock.advance(5)
+    conn.say("arya")
+    assert not errors(conn.take())
+    conn.say("too soon")
+    assert errors(conn.take())
+    clock.advance(2.5)  # 0.4 a second: one line's worth
+    conn.say("--who")
+    assert not errors(conn.take())
+
+
 def test_connections_per_address(server: ServerFactory) -> None:
     net = Net(server(max_per_address=2))
     first, second = net.connect(), net.connect()
