@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from importlib import metadata
@@ -52,6 +53,8 @@ def _number(kind: type, low: float, what: str) -> Any:
             raise usage.UsageError(f"{what} must be a number, not {value!r}") from None
         if not number >= low:  # also refuses nan
             raise usage.UsageError(f"{what} must be at least {low:g}, not {value}")
+        if not math.isfinite(number):  # inf: off is 0
+            raise usage.UsageError(f"{what} must be a finite number, not {value}")
         return number
     return convert
 
