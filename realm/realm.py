@@ -357,6 +357,6 @@ class Realm:
     def _abandon(self) -> None:
         """The game stops here (the Lord left, the realm was ended)."""
         reign = self.reign
-        if reign is not None and reign.ending is None and not self.recording and reign.events:
+        if reign is not None and reign.ending is None and not self.recording:
             self._record(reign.abandon())
         self.reign = None

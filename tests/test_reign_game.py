@@ -129,11 +129,15 @@ def test_the_lord_leaving_abandons_the_reign() -> None:
     assert reign.outcome == "abandoned" and len(reign.events) == 1
 
 
-def test_a_reign_with_no_event_seen_through_is_not_recorded() -> None:
+def test_a_reign_left_before_its_first_decision_is_recorded_too() -> None:
+    """Every reign that ends is in the chronicle: one the Lord leaves at its
+    first event is abandoned, with no event seen through."""
     chronicle = FakeChronicle()
     net, lord, others = game(chronicle)
     lord.say("--leave")
-    assert chronicle.reigns == []
+    (reign,) = chronicle.reigns
+    assert reign.outcome == "abandoned" and reign.events == ()
+    assert "Lord" in reign.members and len(reign.members) == 5
 
 
 def test_the_chronicle_command_lists_the_best_and_this_realms_last() -> None:
