@@ -166,12 +166,23 @@ class RedisLink:
         return gatherResults([s.stopService() for s in self._services], consumeErrors=True)
 
     # -- the connections' lifecycle ------------------------------------------
-    @staticmethod
-    def _prepare(proto: Any) -> Deferred[Any]:
+    def _prepare(self, proto: Any) -> Deferred[Any]:
         # ClientService hands over a proxy of the protocol: the protocol's
         # own `prepare` registers the protocol itself, which is what
         # `connectionLost` later reports as lost.
-        return proto.prepare()  # type: ignore[no-any-return]
+        #
+        # A connection that does not get ready (a Redis that stands still
+        # answers no PING) is closed here and handed over as made: its loss
+        # then brings the next try, as any lost connection's does.  Failing
+        # would leave it open, and ClientService, waiting to retry, cannot
+        # take the later news of its loss (automat's NoTransition).
+        def not_ready(failure: Failure) -> None:
+            log.info("Redis at {url} did not answer a new connection ({why}); "
+                     "trying again", url=str(self.url), why=failure.getErrorMessage())
+            if proto.transport is not None:
+                proto.transport.abortConnection()
+
+        return proto.prepare().addErrback(not_ready)  # type: ignore[no-any-return]
 
     def _ready(self, proto: _Commands | _Channel) -> None:
         if isinstance(proto, _Channel):

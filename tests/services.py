@@ -137,6 +137,15 @@ class RedisServer:
             self.proc.stop()
             self.proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP: its connections stay open and nothing is answered."""
+        assert self.proc is not None
+        self.proc.popen.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.popen.send_signal(signal.SIGCONT)
+
     def command(self, *args: str | int) -> Any:
         """Run one command on a connection of its own; its reply."""
         with socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT) as sock:

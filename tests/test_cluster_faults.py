@@ -14,6 +14,8 @@ the test).
    within 10 s of Redis's return, without a restart.
 5b. `test_redis_restarted_while_a_realms_process_stands_still`: a realm
    nobody has written back yet is not started afresh elsewhere.
+5c. `test_redis_that_stands_still_then_answers_again`: a Redis that hangs
+   with its connections open is let go and reached again, no traceback.
 6. `test_a_process_stopped_with_sigterm`: its members told, its realms
    ended for everyone, its members gone from realms run elsewhere, exit 0.
 """
@@ -181,6 +183,31 @@ async def test_redis_restarted_while_a_realms_process_stands_still(services: Ser
     await davos.wait_for("Lord: Welcome")
     assert not any(wire.REALM_MOVED.match(text) for m in home for text in m.lines)
     await hang_up(davos, *home)
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_that_stands_still_then_answers_again(services: Services) -> None:
+    """A Redis that answers nothing but keeps its connections open (SIGSTOP):
+    the process lets it go, tries again with new connections that get no
+    answer either, and is back when it answers, with no traceback."""
+    redis = services.redis()
+    (p0,) = services.realms(1, redis)
+    arya = await join(p0.port, "Arya", "home")
+    redis.pause()
+    try:
+        await eventually(lambda: p0.logged("Lost Redis"), "p0 to let Redis go", 10)
+        await eventually(lambda: p0.logged("did not answer a new connection"),
+                         "a new connection that gets no answer", 10)
+        _, why = await refused(p0.port, "Bran@elsewhere")
+        assert why == line(wire.UNREACHABLE, realm="elsewhere"), why
+    finally:
+        redis.resume()
+    await eventually(lambda: sum(" is reachable" in text for text in p0.out) == 2,
+                     "p0 to reach Redis again", 10)
+    bran, _ = await join_soon(p0.port, "Bran", "home")
+    await arya.wait_for("Bran has entered the realm (2/5)")
+    await hang_up(arya, bran)
+    assert p0.problems() == []
 
 
 @pytest_twisted.ensureDeferred
