@@ -44,7 +44,11 @@ HELP = (
 
 
 class Drain:
-    """Taking a process out of service without ending anybody's game."""
+    """Taking a process out of service without ending anybody's game.
+
+    It is drained once no connection is left here and no realm runs here:
+    with `--cluster`, a realm run here may still have members connected
+    to other processes, and their game goes on too."""
 
     def __init__(self, server: RealmServer, reactor: Any, timeout: float = 0.0) -> None:
         self.server = server
@@ -54,23 +58,31 @@ class Drain:
     def start(self) -> str:
         server = self.server
         if server.draining:
-            return f"draining already: {len(server.sessions)} connections left"
+            return f"draining already: {self._left()}"
         server.draining = True
-        log.info("Draining: new realms are refused; {n} connections left",
-                 n=len(server.sessions))
-        server.when_empty().addCallback(self._empty)
+        log.info("Draining: new realms are refused; {left}", left=self._left())
+        server.when_drained().addCallback(self._empty)
         if self.timeout:
             self.reactor.callLater(self.timeout, self._too_long)
-        return f"draining: {len(server.sessions)} connections left; new realms are refused"
+        return f"draining: {self._left()}; new realms are refused"
+
+    def _left(self) -> str:
+        server = self.server
+        left = f"{len(server.sessions)} connections left"
+        seated = {s.seat.realm_name for s in server.sessions
+                  if getattr(s, "seat", None) is not None}
+        elsewhere = len(server.realms.keys() - seated)
+        if elsewhere:
+            left += f", and {elsewhere} realms run here for members elsewhere"
+        return left
 
     def _empty(self, _: object) -> None:
-        log.info("Drained: the last connection is gone; stopping")
+        log.info("Drained: the last connection and realm are gone; stopping")
         self.reactor.stop()
 
     def _too_long(self) -> None:
-        if self.reactor.running and self.server.sessions:
-            log.info("The drain timeout has passed: ending {n} connections",
-                     n=len(self.server.sessions))
+        if self.reactor.running and (self.server.sessions or self.server.realms):
+            log.info("The drain timeout has passed: ending {left}", left=self._left())
             self.reactor.stop()  # the shutdown says farewell to what is left
 
 

@@ -150,6 +150,7 @@ class RealmServer:
         # (realm.guesses.SharedGuesses with --cluster).
         self.guesses = Guesses(clock)
         self._empty: list[Deferred[None]] = []  # waiting for the last connection to go
+        self._drained: list[Deferred[None]] = []  # ... and the last realm run here
         self.cluster: Directory | None = None  # set by realm.cluster with --cluster
 
     # -- connections -------------------------------------------------------
@@ -198,6 +199,7 @@ class RealmServer:
             for d in waiting:
                 if not d.called:  # else it timed out
                     d.callback(None)
+        self._maybe_drained()
 
     def when_empty(self) -> Deferred[None]:
         """Fires once no connection is left."""
@@ -207,6 +209,20 @@ class RealmServer:
         else:
             d.callback(None)
         return d
+
+    def when_drained(self) -> Deferred[None]:
+        """Fires once no connection is left and no realm runs here (with
+        `--cluster`, its members may all be connected elsewhere)."""
+        d: Deferred[None] = Deferred()
+        self._drained.append(d)
+        self._maybe_drained()
+        return d
+
+    def _maybe_drained(self) -> None:
+        if not self.sessions and not self.realms and self._drained:
+            waiting, self._drained = self._drained, []
+            for d in waiting:
+                d.callback(None)
 
     def announce(self, data: bytes) -> int:
         """Send `data` to every member of every realm run here, and to every
@@ -280,6 +296,7 @@ class RealmServer:
                 del self._realms_of[address]
             if self.cluster is not None:
                 self.cluster.ended(realm)
+            self._maybe_drained()
 
     def end(self, key: str, goodbye: bytes) -> bool:
         """End the realm `key` for everyone in it; False if there is none."""

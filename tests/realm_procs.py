@@ -204,6 +204,20 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
     return pem, roots
 
 
+def unix_ask(path: Path, line: str) -> list[str]:
+    """An operator's console's answer to `line` (its lines, without the `.`)."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(WAIT)
+        s.connect(str(path))
+        s.sendall(line.encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n.\n"):
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+    return data.decode().split("\n")[:-2]
+
+
 def alive(pid: int) -> bool:
     """Whether a process `pid` exists and has not yet been reaped or ended."""
     try:

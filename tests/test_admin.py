@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import stat
 from pathlib import Path
 
-from realm_procs import WAIT, Peer, command, running
+from realm_procs import Peer, command, running, unix_ask
 from twisted.internet import task
 from twisted.internet.testing import StringTransport
 
@@ -96,19 +95,6 @@ def test_help_unknown_and_empty() -> None:
     assert len(console.ask("help")) == 6
     assert console.ask("frobnicate")[0] == "error: unknown command 'frobnicate'; try help"
     assert console.ask("")[0].startswith("error:")
-
-
-def unix_ask(path: Path, line: str) -> list[str]:
-    with socket.socket(socket.AF_UNIX) as s:
-        s.settimeout(WAIT)
-        s.connect(str(path))
-        s.sendall(line.encode() + b"\n")
-        data = b""
-        while not data.endswith(b"\n.\n"):
-            chunk = s.recv(4096)
-            assert chunk, data
-            data += chunk
-    return data.decode().split("\n")[:-2]
 
 
 def test_drain_exits_zero_once_the_last_member_leaves(tmp_path: Path) -> None:

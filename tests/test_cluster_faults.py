@@ -16,6 +16,7 @@ the test).
    nobody has written back yet is not started afresh elsewhere.
 5c. `test_redis_that_stands_still_then_answers_again`: a Redis that hangs
    with its connections open is let go and reached again, no traceback.
+5d. `test_drain_waits_for_a_realm_whose_members_are_elsewhere`.
 6. `test_a_process_stopped_with_sigterm`: its members told, its realms
    ended for everyone, its members gone from realms run elsewhere, exit 0.
 """
@@ -29,6 +30,7 @@ from twisted.internet import reactor
 
 from realm import wire
 from realm.testing import LineClient, eventually, hang_up, join, join_soon, refused
+from realm_procs import unix_ask
 
 if TYPE_CHECKING:
     from services import RealmProc, Services
@@ -208,6 +210,33 @@ async def test_redis_that_stands_still_then_answers_again(services: Services) ->
     await arya.wait_for("Bran has entered the realm (2/5)")
     await hang_up(arya, bran)
     assert p0.problems() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_drain_waits_for_a_realm_whose_members_are_elsewhere(services: Services) -> None:
+    """A drained process exits once its last connection is gone and no realm
+    runs on it: a realm it runs for members connected elsewhere plays on."""
+    redis = services.redis()
+    admin = services.folder / "admin0.sock"
+    (p0,) = services.realms(1, redis, "--admin", f"unix:{admin}:mode=600")
+    (p1,) = services.realms(1, redis)
+    arya = await join(p0.port, "Arya", "dr")  # p0 runs `dr`
+    bran, cat = await join(p1.port, "Bran", "dr"), await join(p1.port, "Cat", "dr")
+    await arya.wait_for("Cat has entered the realm (3/5)")
+    await hang_up(arya)
+    await cat.wait_for(lambda text: text.startswith("*** Arya "))
+    (answer,) = unix_ask(admin, "drain")
+    assert answer.startswith("draining: 0 connections left, and 1 realms run here"), answer
+    bran.say("Still here")
+    await cat.wait_for("Bran: Still here")
+    assert p0.proc.popen.poll() is None
+    davos, why = await refused(p0.port, "Davos@elsewhere")
+    assert wire.DRAINING.match(why) is not None, why
+    await hang_up(davos)
+    assert p0.proc.popen.poll() is None
+    await hang_up(bran, cat)
+    assert await p0.exited() == 0
+    assert p0.logged("Drained")
 
 
 @pytest_twisted.ensureDeferred
