@@ -26,11 +26,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest_twisted
+from realm_procs import unix_ask
 from twisted.internet import reactor
 
 from realm import wire
 from realm.testing import LineClient, eventually, hang_up, join, join_soon, refused
-from realm_procs import unix_ask
 
 if TYPE_CHECKING:
     from services import RealmProc, Services
