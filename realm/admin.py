@@ -69,8 +69,8 @@ class Drain:
     def _left(self) -> str:
         server = self.server
         left = f"{len(server.sessions)} connections left"
-        seated = {s.seat.realm_name for s in server.sessions
-                  if getattr(s, "seat", None) is not None}
+        seats = (getattr(session, "seat", None) for session in server.sessions)
+        seated = {seat.realm_name for seat in seats if seat is not None}
         elsewhere = len(server.realms.keys() - seated)
         if elsewhere:
             left += f", and {elsewhere} realms run here for members elsewhere"
