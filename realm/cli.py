@@ -12,6 +12,7 @@ connection is lost or refused, or the server's certificate is not trusted,
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import sys
@@ -34,7 +35,7 @@ from twisted.python import usage
 from realm import wire
 from realm.bot import Bot, NamePool, Temper
 from realm.bots import Band
-from realm.client import LEAVE_GRACE, RealmClient, Unreachable
+from realm.client import LEAVE_GRACE, RealmClient, Unreachable, checking
 from realm.console import LordPipe, LordTerminal
 from realm.looks import terminal_colour
 from realm.lord import LordDriver
@@ -76,6 +77,13 @@ class Options(usage.Options):
         """Print realm's version and exit."""
         print_version("realm-client")
 
+    def opt_password(self, _: str) -> None:
+        """(Not taken: use --password-file or REALM_PASSWORD.)"""
+        # Without this, getopt would take `--password` as `--password-file`,
+        # and the error would print the secret.
+        raise usage.UsageError("a password is never taken on the command line, where "
+                               "others can read it: use --password-file or REALM_PASSWORD")
+
     def postOptions(self) -> None:
         if self["lord"] == self["bot"]:
             raise usage.UsageError("give exactly one of --lord and --bot")
@@ -83,8 +91,10 @@ class Options(usage.Options):
             raise usage.UsageError("the Lord is one, and is called Lord")
         if self["count"] < 1:
             raise usage.UsageError(f"--count must be at least 1, not {self['count']}")
-        if self["think"] < 0:
-            raise usage.UsageError(f"--think must not be negative, not {self['think']:g}")
+        if not 0 <= self["think"] < math.inf:  # also refuses nan
+            raise usage.UsageError(f"--think must be a number of seconds, not {self['think']:g}")
+        if self["bot"] and (self["name"] or "").strip().lower() == wire.LORD.lower():
+            raise usage.UsageError("a bot cannot be the Lord: run realm-client --lord")
         try:
             self["temper"] = Temper(self["loyalty"], self["most-loyalty"])
         except ValueError as e:
@@ -104,9 +114,14 @@ class Options(usage.Options):
 async def connect(reactor: Any, where: str, make: Callable[[], RealmClient]) -> RealmClient:
     """Connect one client to the endpoint `where`, or raise `Unreachable`."""
     try:
-        endpoint = clientFromString(reactor, where)
+        endpoint = clientFromString(reactor, checking(where))
     except (ValueError, TypeError, ImportError) as e:
         raise Unreachable(f"bad --connect {where!r}: {e}") from e
+    except OSError as e:  # a trustRoots= folder, a certificate= file it cannot read
+        e = getattr(e, "originalException", e)  # FilePath's UnlistableError wraps it
+        raise Unreachable(f"bad --connect {where!r}: cannot read "
+                          f"{getattr(e, 'filename', None) or 'a file it names'}: "
+                          f"{getattr(e, 'strerror', None) or e}") from e
     attempt = endpoint.connect(Factory.forProtocol(make))
     attempt.addTimeout(CONNECT_TIMEOUT, reactor)
     try:

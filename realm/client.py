@@ -24,7 +24,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime, timezone
+from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
@@ -57,28 +58,94 @@ def visible(text: str) -> str:
     return _CONTROL.sub(_shown, text)
 
 
-def untrusted(reason: Failure, where: str = "") -> str | None:
+def _shown_certificate(transport: object) -> Any:
+    """The certificate a TLS `transport` was shown (cryptography's), or None."""
+    get_handle = getattr(transport, "getHandle", None)
+    chain = getattr(get_handle(), "get_peer_cert_chain", None) if get_handle else None
+    try:
+        certificates = chain(as_cryptography=True) if chain is not None else None
+    except Exception:  # not a TLS connection, or an older pyOpenSSL
+        return None
+    return certificates[0] if certificates else None
+
+
+def _hosts(transport: object) -> str:
+    """The names the certificate `transport` was shown holds, for a line."""
+    from cryptography import x509
+
+    leaf = _shown_certificate(transport)
+    try:
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (AttributeError, x509.ExtensionNotFound):
+        return ""
+    held = [*names.get_values_for_type(x509.DNSName),
+            *map(str, names.get_values_for_type(x509.IPAddress))]
+    return f" (it holds {', '.join(held[:5])})" if held else ""
+
+
+def certificate_problem(transport: object) -> tuple[str, bool] | None:
+    """Why the certificate a TLS `transport` was shown did not verify, as
+    far as the certificate itself tells (OpenSSL says only "certificate
+    verify failed"): (the problem, whether trusting it would help), or
+    None when it shows none."""
+    leaf = _shown_certificate(transport)
+    if leaf is None:
+        return None
+    now = datetime.now(timezone.utc)
+    if leaf.not_valid_after_utc < now:
+        return f"it expired on {leaf.not_valid_after_utc:%Y-%m-%d}", False
+    if leaf.not_valid_before_utc > now:
+        return f"it is not valid before {leaf.not_valid_before_utc:%Y-%m-%d}", False
+    if leaf.issuer == leaf.subject:
+        return "it is self-signed, and not among the certificates trusted", True
+    return "its issuer is not among the certificates trusted", True
+
+
+def checking(where: str) -> str:
+    """`where`, with an `ssl:` endpoint made the `tls:` one that checks the
+    server's certificate and name (Twisted's `ssl:` client checks nothing
+    unless given `caCertsDir=`, and never the name): its `caCertsDir=`
+    becomes `trustRoots=`, its `certKey=` `certificate=`."""
+    head, _, rest = where.partition(":")
+    if head.strip().lower() != "ssl" or not rest:
+        return where
+    renamed = {"caCertsDir": "trustRoots", "certKey": "certificate"}
+    parts = re.split(r"(?<!\\):", rest)
+    for i, part in enumerate(parts):
+        key, equals, value = part.partition("=")
+        if equals and key in renamed:
+            parts[i] = f"{renamed[key]}={value}"
+    return "tls:" + ":".join(parts)
+
+
+def untrusted(reason: Failure, where: str = "", transport: object = None) -> str | None:
     """The line to tell when `reason` is a TLS certificate that failed to
-    verify, or None when the connection ended for another reason."""
+    verify (on `transport`, whose certificate may say why), or None when
+    the connection ended for another reason."""
     try:
         from OpenSSL.SSL import Error as TLSError
         from service_identity import VerificationError
     except ImportError:  # no TLS support installed: no TLS connection either
         return None
+    head, _, rest = checking(where).partition(":")
+    host = rest.split(":", 1)[0] or "that host"
     if reason.check(VerificationError):
-        problem = f"it is not the certificate of that host: {reason.value}"
-    elif reason.check(TLSError) and "certificate verify failed" in str(reason.value):
-        problem = "certificate verify failed"
-    else:
+        return (f"the server's certificate is not trusted (it is not a certificate for "
+                f"{visible(host)}): connect with a host name it holds"
+                f"{visible(_hosts(transport))}")
+    if not (reason.check(TLSError) and "certificate verify failed" in str(reason.value)):
         return None
-    head, _, rest = where.partition(":")
-    if "trustRoots=" in where:
-        advice = "the folder given as trustRoots= does not hold its certificate (PEM)"
+    problem, trusting_helps = (certificate_problem(transport)
+                               or ("certificate verify failed", True))
+    if not trusting_helps:
+        advice = "the server needs a certificate that is valid now"
+    elif "trustRoots=" in rest:
+        advice = "the folder given as trustRoots= does not hold it or its issuer (PEM)"
     else:
         example = (f"--connect {where}:trustRoots=FOLDER" if head == "tls" and rest
                    else "--connect tls:HOST:PORT:trustRoots=FOLDER")
         advice = f"pass trustRoots=FOLDER, a folder holding its certificate (PEM), as in {example}"
-    return f"the server's certificate is not trusted ({visible(problem)}): {advice}"
+    return f"the server's certificate is not trusted ({problem}): {advice}"
 
 
 class Unreachable(Exception):
@@ -302,7 +369,7 @@ class Player:
             if timer.active():
                 timer.cancel()
         self.timers = []
-        tls = untrusted(reason, self.where)
+        tls = untrusted(reason, self.where, self.client and self.client.transport)
         if tls is not None:
             ending = Ending(tls, failed=True)
         elif self.failure:

@@ -276,15 +276,23 @@ class LordPipe(LineReceiver):
             self.lord.say(text)
 
     def readConnectionLost(self) -> None:
+        self._last_line()
         self.lord.leave()
 
     def writeConnectionLost(self) -> None:
         """Nobody reads our output any more; keep playing until input ends."""
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        self._last_line()
         self.lord.leave()
         if not self.gone.called:
             self.gone.callback(None)
+
+    def _last_line(self) -> None:
+        """Input that ends without a line end: its last line is a line too."""
+        rest = self.clearLineBuffer()
+        if rest:
+            self.lineReceived(rest)
 
     def show(self, line: str) -> None:
         if self.transport is not None:

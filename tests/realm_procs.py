@@ -188,19 +188,44 @@ def realm_server(*options: str, listen: str = "tcp:0:interface=127.0.0.1",
         yield server, f"{scheme}:127.0.0.1:{port}"
 
 
-def make_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1, made as the
-    Makefile's `cert` does: (the server's PEM, a folder trusting it)."""
+def make_certificate(folder: Path, names: tuple[str, ...] | None = None,
+                     expired: bool = False) -> tuple[Path, Path]:
+    """A self-signed certificate, by default for localhost and 127.0.0.1 and
+    valid for a day, as the Makefile's `cert` makes: (the server's PEM, a
+    folder trusting it).  `expired`: it ended on 2020-01-02."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     folder.mkdir(parents=True, exist_ok=True)
     pem, roots = folder / "server.pem", folder / "trust"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                    "-keyout", str(pem), "-out", str(pem)],
-                   check=True, capture_output=True, timeout=WAIT)
+    names = names or ("localhost", "127.0.0.1")
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    start = (datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc) if expired
+             else datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1))
+    alt: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt.append(x509.DNSName(name))
+    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    shown = certificate.public_bytes(serialization.Encoding.PEM)
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.TraditionalOpenSSL,
+                                      serialization.NoEncryption()) + shown)
     roots.mkdir(exist_ok=True)
-    subprocess.run(["openssl", "x509", "-in", str(pem), "-out", str(roots / "realm.pem")],
-                   check=True, capture_output=True, timeout=WAIT)
+    (roots / "realm.pem").write_bytes(shown)
     return pem, roots
 
 

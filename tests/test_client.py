@@ -177,7 +177,7 @@ def test_names_for_bots() -> None:
     (["--lord", "--count", "2"], "the Lord is one"), (["--lord", "--keep"], "the Lord is one"),
     (["--bot", "--count", "0"], "--count must be at least 1, not 0"),
     (["--bot", "--loyalty", "0"], "loyalty"),
-    (["--bot", "--think", "-1"], "--think must not be negative, not -1"),
+    (["--bot", "--think", "-1"], "--think must be a number of seconds, not -1"),
     (["--lord", "--password-file", "/nonexistent"], "--password-file")])
 def test_bad_options(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=message) as e:
@@ -329,7 +329,7 @@ def test_an_untrusted_certificate_is_named_with_the_way_to_trust_it() -> None:
     assert "--connect tls:127.0.0.1:2346:trustRoots=FOLDER" in told
     assert untrusted(GONE, "tls:127.0.0.1:2346") is None
     wrong = untrusted(tls_failure(), "tls:127.0.0.1:2346:trustRoots=strangers")
-    assert wrong is not None and "trustRoots= does not hold its certificate" in wrong
+    assert wrong is not None and "trustRoots= does not hold it or its issuer" in wrong
 
 
 @pytest.mark.parametrize("typed", [[], ["hi"]])

@@ -18,7 +18,15 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from realm_procs import Proc, command, fake_server, make_certificate, realm_server, running
+from realm_procs import (
+    Peer,
+    Proc,
+    command,
+    fake_server,
+    make_certificate,
+    realm_server,
+    running,
+)
 
 from realm import lore
 from realm.bot import NamePool
@@ -74,6 +82,21 @@ def test_a_full_game(server: str) -> None:
             assert me.err == []
         assert band.wait() == 0, band.describe()
         assert sum("is gone: the Lord has left" in line for line in band.out) == 4
+
+
+def test_piped_input_that_ends_without_a_line_end_sends_its_last_line(server: str) -> None:
+    arya = Peer.connect(server)
+    arya.send(b"arya@tail\n")
+    arya.expect("Arya has entered the realm")
+    with running(*lord(server, "tail")) as me:
+        me.expect("Lord has entered the realm")
+        assert me.popen.stdin is not None
+        me.popen.stdin.write("first\nlast, with no line end")
+        me.close_stdin()
+        assert me.wait() == 0
+    assert arya.expect("Lord: ") == "Lord: first"
+    assert arya.expect("Lord: ") == "Lord: last, with no line end"
+    arya.close()
 
 
 def test_a_dismissal(server: str) -> None:
@@ -236,7 +259,8 @@ def test_an_untrusted_certificate_is_named_for_the_lord(
             me.close_stdin()
         assert me.wait() == 1
     [told] = me.err
-    assert "certificate is not trusted (certificate verify failed)" in told, told
+    assert "certificate is not trusted (it is self-signed, and not among the " \
+           "certificates trusted)" in told, told
     assert f"--connect {endpoint}:trustRoots=FOLDER" in told
     assert me.out == []
 
@@ -248,6 +272,45 @@ def test_an_untrusted_certificate_is_named_once_for_bots(
         assert band.wait() == 1
     [told] = band.err
     assert "certificate is not trusted" in told and "trustRoots=FOLDER" in told
+
+
+def test_an_ssl_endpoint_checks_the_certificate_too(tls_server: tuple[str, Path]) -> None:
+    """Twisted's `ssl:` client would check nothing: realm-client checks."""
+    endpoint, roots = tls_server
+    where = endpoint.replace("tls:", "ssl:", 1)
+    with running(*lord(where, "tls")) as me:
+        assert me.wait() == 1
+    [told] = me.err
+    assert "certificate is not trusted (it is self-signed" in told, told
+    with running(*lord(f"{where}:caCertsDir={roots}", "tls3")) as me:
+        me.expect("*** Lord has entered the realm (1/5)")
+        me.close_stdin()
+        assert me.wait() == 0
+
+
+@pytest.mark.parametrize("who", [["--lord"], ["--bot", "--count", "2"]])
+def test_a_trust_folder_that_cannot_be_read_is_one_line(tmp_path: Path, who: list[str]) -> None:
+    where = f"tls:127.0.0.1:1:trustRoots={tmp_path / 'nowhere'}"
+    with running(command("realm-client"), *who, "--connect", where) as c:
+        c.close_stdin()
+        assert c.wait() == 1
+    assert c.err == [f"realm-client: bad --connect {where!r}: cannot read "
+                     f"{tmp_path / 'nowhere'}: No such file or directory"]
+
+
+@pytest.mark.parametrize(("kind", "told"), [
+    ("expired", "(it expired on 2020-01-02): the server needs a certificate that is valid now"),
+    ("other host", "(it is not a certificate for 127.0.0.1): connect with a host name it "
+                   "holds (it holds other.example)")])
+def test_a_certificate_trusted_but_unfit_says_why(tmp_path: Path, kind: str, told: str) -> None:
+    pem, roots = make_certificate(tmp_path, expired=kind == "expired",
+                                  names=("other.example",) if kind == "other host" else None)
+    with realm_server(listen=f"ssl:0:privateKey={pem}:interface=127.0.0.1",
+                      scheme="tls") as (_, endpoint), \
+            running(*lord(f"{endpoint}:trustRoots={roots}", "unfit")) as me:
+        me.close_stdin()
+        assert me.wait() == 1
+    assert me.err == [f"realm-client: the server's certificate is not trusted {told}"]
 
 
 def test_a_trusted_certificate_lets_the_lord_in(tls_server: tuple[str, Path]) -> None:
@@ -313,8 +376,13 @@ def test_version_is_realms_own() -> None:
 
 @pytest.mark.parametrize(("argv", "told"), [
     (["--bot", "--count", "0"], "--count must be at least 1, not 0"),
-    (["--bot", "--think", "-1"], "--think must not be negative, not -1")])
+    (["--bot", "--think", "-1"], "--think must be a number of seconds, not -1"),
+    (["--bot", "--think", "nan"], "--think must be a number of seconds, not nan"),
+    (["--bot", "--name", " LORD "], "a bot cannot be the Lord: run realm-client --lord"),
+    (["--lord", "--password", "hunter2"], "a password is never taken on the command line, "
+     "where others can read it: use --password-file or REALM_PASSWORD")])
 def test_each_bad_option_its_own_message(argv: list[str], told: str) -> None:
     with running(command("realm-client"), *argv) as c:
         assert c.wait() == 2
     assert c.err[0] == f"realm-client: {told}"
+    assert "hunter2" not in "\n".join(c.err + c.out)

@@ -9,8 +9,6 @@ wait is bounded; nothing sleeps on the wall clock.
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import re
 import socket
@@ -21,11 +19,8 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from fakes import memory_checker
+from realm_procs import make_certificate
 from twisted.internet import defer, error, protocol, reactor, task
 from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint, clientFromString
 from twisted.logger import formatEvent
@@ -393,35 +388,6 @@ def test_sigterm_with_a_game_in_progress(tmp_path: Path) -> Generator[Any, Any, 
         for member in members:
             if not member.lost.called:
                 member.transport.abortConnection()  # type: ignore[union-attr]
-
-
-def make_certificate(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost and 127.0.0.1: the server's
-    PEM (key and certificate) and a folder holding it as a trust root."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    key_pem = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    folder.mkdir(exist_ok=True)
-    server_pem = folder / "server.pem"
-    server_pem.write_bytes(key_pem + cert_pem)
-    roots = folder / "roots"
-    roots.mkdir(exist_ok=True)
-    (roots / "realm.pem").write_bytes(cert_pem)
-    return server_pem, roots
 
 
 @pytest_twisted.inlineCallbacks
