@@ -20,6 +20,7 @@ ended in error): then it is kept, and the player is told where.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
@@ -33,6 +34,8 @@ from pathlib import Path
 from types import FrameType
 
 from twisted.python import usage
+
+from realm.chronicle_url import parse_url as parse_chronicle
 
 #: Seconds to wait for the server to accept connections.
 START_TIMEOUT = 20.0
@@ -62,11 +65,16 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if self["bots"] < 1:
             raise usage.UsageError(f"--bots must be at least 1, not {self['bots']}")
-        if self["think"] < 0:
-            raise usage.UsageError(f"--think must not be negative, not {self['think']:g}")
+        if not 0 <= self["think"] < math.inf:  # also refuses nan
+            raise usage.UsageError(f"--think must be a number of seconds, not {self['think']:g}")
         if self["port"] is not None and not 0 <= self["port"] < 65536:
             raise usage.UsageError(f"--port must be a port number (0 for a free one), "
                                    f"not {self['port']}")
+        if self["chronicle"] is not None:
+            try:
+                parse_chronicle(self["chronicle"])
+            except ValueError as e:
+                raise usage.UsageError(str(e)) from e
 
 
 class Stop(Exception):
@@ -74,9 +82,13 @@ class Stop(Exception):
 
 
 def say(text: str) -> None:
-    """Tell the player what is happening, on stderr."""
-    sys.stderr.write(f"realm-play: {text}\n")
-    sys.stderr.flush()
+    """Tell the player what is happening, on stderr (if anyone is there: a
+    closed terminal must not stop the tidying up)."""
+    try:
+        sys.stderr.write(f"realm-play: {text}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # the terminal is gone (EIO), or stderr closed
+        pass
 
 
 def free_port() -> int:
@@ -143,33 +155,55 @@ def stop(proc: subprocess.Popen[bytes], what: str, patience: float = 0.0) -> boo
     return proc.returncode == 0
 
 
+class CannotStart(Exception):
+    """The game cannot start; the message says why, in one line."""
+
+
 def chronicle() -> str:
     """Where `make play` keeps its reigns, so the next game remembers them."""
     data = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     folder = data / "realm"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CannotStart(f"cannot make the folder for your reigns, {folder}: "
+                          f"{e.strerror or e} (--chronicle sqlite:FILE puts them elsewhere)"
+                          ) from e
     return f"sqlite:{folder / 'realm.sqlite'}"
 
 
-def start_server(config: Options, logs: Path) -> tuple[subprocess.Popen[bytes], int] | None:
-    """Start the server on a free port (three tries); None if it never accepts."""
+def start_server(config: Options, logs: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Start the server on a free port (three tries if the port was taken
+    meanwhile); `CannotStart` with the server's own reason if it does not."""
+    asked = config["port"]
+    if asked and accepting(asked):  # it would play on whatever listens there
+        raise CannotStart(f"port {asked} is in use already; --port 0 picks a free one")
+    why = "it did not accept connections in time"
     for _ in range(3):
-        port = config["port"] or free_port()
+        port = asked or free_port()
         say(f"Starting the realm server on 127.0.0.1:{port} "
             f"(log: {logs / 'server.log'})...")
-        server = subprocess.Popen(
-            [twistd(), "-n", "--pidfile=", f"--logfile={logs / 'server.log'}", "realm",
-             "--listen", f"tcp:{port}:interface=127.0.0.1", "--size", str(config["bots"] + 1),
-             "--chronicle", config["chronicle"]],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-            start_new_session=True)
+        with open(logs / "server.out", "wb") as out:  # what it says before it logs
+            server = subprocess.Popen(
+                [twistd(), "-n", "--pidfile=", f"--logfile={logs / 'server.log'}", "realm",
+                 "--listen", f"tcp:{port}:interface=127.0.0.1",
+                 "--size", str(config["bots"] + 1), "--chronicle", config["chronicle"]],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
         say(f"Server started (pid {server.pid}); waiting until it accepts connections...")
-        if wait_until_accepting(server, port):
+        try:
+            up = wait_until_accepting(server, port)
+        except Stop:  # asked to stop meanwhile: it goes too
+            stop(server, "the server")
+            raise
+        if up:
             return server, port
         stop(server, "the server")
-        if config["port"]:
+        told = (logs / "server.out").read_text("utf-8", "replace").strip().splitlines()
+        why = told[0] if told else why
+        if asked or "in use" not in why:
             break
-    return None
+    raise CannotStart(f"the server did not start: {why}")
 
 
 def play(config: Options) -> int:
@@ -184,14 +218,9 @@ def play(config: Options) -> int:
         logs = Path(tempfile.mkdtemp(prefix="realm-play-"))
         if config["chronicle"] is None:
             config["chronicle"] = chronicle()
-        say(f"Your reigns are kept in {config['chronicle']} (--chronicle in the game "
-            "lists the best).")
-        found = start_server(config, logs)
-        if found is None:
-            say("The server did not start.")
-            worth_keeping = True
-            return 1
-        server, port = found
+        say(f"Your reigns are kept in {parse_chronicle(config['chronicle'])} (--chronicle "
+            "in the game lists the best).")
+        server, port = start_server(config, logs)
         started.append((server, "the server"))
         endpoint = f"tcp:127.0.0.1:{port}"
         with open(logs / "bots.log", "wb") as bot_log:
@@ -206,8 +235,14 @@ def play(config: Options) -> int:
         say("You are the Lord. Type a line and press Enter; --help lists the "
             "commands; Ctrl-D, Ctrl-C or --leave ends the game.")
         lord = subprocess.Popen(client("--lord", "--connect", endpoint))
+        # From here Ctrl-C is the Lord's, who leaves; the launcher then tidies up.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         code = lord.wait()
         lord = None
+    except CannotStart as e:
+        why = str(e).rstrip(".")
+        say(f"{why[:1].upper()}{why[1:]}.")
+        worth_keeping = logs is not None and any(logs.iterdir())  # the server's, if any
     except Stop:
         say("Asked to stop.")
     finally:
@@ -241,10 +276,10 @@ def main(argv: list[str] | None = None) -> None:
     except usage.UsageError as e:
         sys.stderr.write(f"realm-play: {e}\n{config}")
         raise SystemExit(2) from e
-    # Ctrl-C reaches the Lord, who leaves; the launcher waits, then tidies up.
-    signal.signal(signal.SIGINT, lambda signum, frame: None)
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGHUP, _stop)
+    # Until the Lord is at the keyboard, Ctrl-C stops the launcher (which
+    # tidies up); then it is the Lord's (see `play`).
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     raise SystemExit(play(config))
 

@@ -22,6 +22,7 @@ import pty
 import queue
 import re
 import select
+import signal
 import socket
 import struct
 import subprocess
@@ -354,12 +355,22 @@ class Terminal:
             pass
         return code
 
+    def hang_up(self, signum: int = signal.SIGHUP) -> None:
+        """The terminal window is closed: what is written to it fails (EIO),
+        and the child's process group gets `signum`."""
+        os.close(self.main)
+        self.main = -1
+        os.close(self.side)
+        self.side = -1
+        os.killpg(self.popen.pid, signum)
+
     def stop(self) -> None:
         if self.popen.poll() is None:
             self.popen.kill()
             self.popen.wait(5)
-        os.close(self.main)
-        os.close(self.side)
+        for fd in (self.main, self.side):
+            if fd >= 0:
+                os.close(fd)
 
 
 @contextmanager

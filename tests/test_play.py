@@ -17,7 +17,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from realm_procs import Proc, alive, command, running
+from realm_procs import WAIT, Proc, alive, command, running, terminal
 
 from realm.play import Options, accepting
 
@@ -90,6 +90,65 @@ def test_stopping_the_launcher_stops_everything(tmpdir_env: dict[str, str]) -> N
     assert_all_stopped(play)
 
 
+def test_a_closed_terminal_stops_everything(tmpdir_env: dict[str, str]) -> None:
+    """A terminal window closed: SIGHUP, and writing to it fails (EIO).
+    Telling what it does must not stop the launcher from doing it."""
+    with terminal(command("realm-play"), "--think", "0", env=tmpdir_env) as term:
+        term.until(b"Welcome to the Game of Thrones")
+        shown = bytes(term.raw).decode("utf-8", "replace")
+        server = int(re.search(r"Server started \(pid (\d+)\)", shown).group(1))  # type: ignore[union-attr]
+        bots = int(re.search(r"Started 4 bots \(pid (\d+)", shown).group(1))  # type: ignore[union-attr]
+        term.hang_up()
+        term.popen.wait(WAIT)
+    assert not alive(server), "the server outlived the launcher"
+    assert not alive(bots), "the bots outlived the launcher"
+
+
+def test_ctrl_c_while_starting_stops_everything(tmp_path: Path) -> None:
+    (tmp_path / "tmp").mkdir()
+    env = {"TMPDIR": str(tmp_path / "tmp"), "XDG_DATA_HOME": str(tmp_path)}
+    with terminal(command("realm-play"), "--think", "0", env=env) as term:
+        term.until(b"waiting until it accepts connections")
+        server = int(re.search(rb"Server started \(pid (\d+)\)", term.raw).group(1))  # type: ignore[union-attr]
+        os.killpg(term.popen.pid, signal.SIGINT)  # Ctrl-C: the foreground group
+        term.until(b"Everything it started has stopped. Farewell!")
+        assert term.wait() == 1
+    assert not alive(server), "the server outlived the launcher"
+    assert b"Asked to stop." in term.raw and b"bots (pid" not in term.raw
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_port_another_server_holds_is_refused(tmp_path: Path) -> None:
+    with socket.socket() as other:  # listening: realm-play would have joined it
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        (tmp_path / "tmp").mkdir()
+        with running(command("realm-play"), "--port", str(port), env={
+                "TMPDIR": str(tmp_path / "tmp"), "XDG_DATA_HOME": str(tmp_path)}) as play:
+            assert play.wait(30) == 1
+    assert any(f"Port {port} is in use already" in line for line in play.err), play.err
+    assert not any("Server started" in line for line in play.err)
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["data", "chronicle"])
+def test_a_chronicle_that_cannot_be_had_is_said_in_one_line(tmp_path: Path, where: str) -> None:
+    afile = tmp_path / "a-file"
+    afile.write_text("")
+    env = {"TMPDIR": str(tmp_path), "XDG_DATA_HOME": str(afile)}
+    argv = ["--chronicle", f"sqlite:{afile}/realm.sqlite"] if where == "chronicle" else []
+    with running(command("realm-play"), *argv, env=env) as play:
+        assert play.wait(30) == 1
+    told = "\n".join(play.err)
+    assert "Traceback" not in told
+    if where == "data":
+        assert f"Cannot make the folder for your reigns, {afile}/realm: Not a directory" in told
+    else:
+        assert f"The server did not start: realm: cannot open the chronicle sqlite:{afile}" \
+            in told, told
+
+
 def test_a_dismissed_bot_is_replaced(tmpdir_env: dict[str, str]) -> None:
     with running(command("realm-play"), "--think", "0", env=tmpdir_env) as play:
         play.expect("Welcome to the Game of Thrones")
@@ -123,7 +182,9 @@ def test_a_server_that_cannot_start_keeps_its_logs_and_says_where(tmp_path: Path
 
 @pytest.mark.parametrize(("argv", "told"), [
     (["--bots", "0"], "--bots must be at least 1, not 0"),
-    (["--think", "-1"], "--think must not be negative, not -1"),
+    (["--think", "-1"], "--think must be a number of seconds, not -1"),
+    (["--think", "nan"], "--think must be a number of seconds, not nan"),
+    (["--chronicle", "bogus://x"], "--chronicle"),
     (["--port", "70000"], "--port must be a port number")])
 def test_bad_options(argv: list[str], told: str) -> None:
     from twisted.python.usage import UsageError
