@@ -43,13 +43,18 @@ _BACKLOG_KINDS = ("tcp", "tcp6", "ssl", "unix", "haproxy")
 GC_YOUNG = 50_000
 
 
-class StartupFailure(SystemExit):
+class StartupFailure(SystemExit, Exception):
     """The server cannot start: one line for the operator, exit status 1.
 
     The line goes to the process's own stderr (twistd has put a logger in
     `sys.stderr`'s place by now, which would bury it in the log as an
     error with a timestamp) and to the log as an error: a critical event
     before logging has begun would be written to stderr a second time.
+
+    It is a `SystemExit` (`twistd -n` exits with no traceback) and an
+    `Exception`: a daemon's twistd passes an Exception's line to the
+    process that started it, which waits for that word (and would wait
+    for ever for a mere SystemExit).
     """
 
     def __init__(self, line: str) -> None:
@@ -59,6 +64,9 @@ class StartupFailure(SystemExit):
         stderr = sys.__stderr__ or sys.stderr
         stderr.write(self.line + "\n")
         stderr.flush()
+
+    def __str__(self) -> str:
+        return self.line
 
 
 def with_backlog(description: str) -> str:

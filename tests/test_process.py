@@ -49,6 +49,23 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     one_line_failure(result, "realm: cannot listen on", f"tcp:{port}", "in use")
 
 
+def test_a_daemon_that_cannot_listen_says_so_and_exits(tmp_path: Path) -> None:
+    """Without -n, twistd's first process waits for the daemon's word: a port
+    in use is told there, not waited on for ever."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [TWISTD, "--pidfile=", "--logfile", str(tmp_path / "realm.log"), "realm",
+             "--chronicle", "none", "--listen", f"tcp:{port}:interface=127.0.0.1"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=WAIT)
+    assert result.returncode == 1
+    assert "An error has occurred" in result.stderr and "cannot listen" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"realm: cannot listen on tcp:{port}" in (tmp_path / "realm.log").read_text()
+
+
 def test_a_key_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
     result = start(tmp_path, "--listen", "ssl:0:privateKey=missing.pem")
     one_line_failure(result, "realm: --listen ssl:0:privateKey=missing.pem", "cannot read")
