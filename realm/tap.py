@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from importlib import metadata
 from typing import Any
@@ -59,6 +60,23 @@ def _number(kind: type, low: float, what: str) -> Any:
     return convert
 
 
+def _encrypted_key(description: str) -> str | None:
+    """The file of an `ssl:` endpoint's private key when it is encrypted
+    (a PEM that says so), else None (and for anything it cannot read:
+    the endpoint's own parser says what is wrong with it)."""
+    fields = dict(part.partition("=")[::2] for part in re.split(r"(?<!\\):", description)
+                  if "=" in part)
+    path = fields.get("privateKey") or fields.get("certKey")
+    if not description.lower().startswith("ssl:") or not path:
+        return None
+    try:
+        with open(path.replace("\\:", ":"), "rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    return path if b"ENCRYPTED" in head else None
+
+
 def _endpoint(option: str, description: str) -> str:
     """`description` if Twisted can parse it as a server endpoint.
 
@@ -66,6 +84,11 @@ def _endpoint(option: str, description: str) -> str:
     traceback); a key or certificate that cannot be read is a start-up
     failure: one line saying what and where.
     """
+    encrypted = _encrypted_key(description)
+    if encrypted is not None:  # OpenSSL would ask for its pass phrase at the terminal
+        raise StartupFailure(f"{option} {description}: the private key in {encrypted} is "
+                             "encrypted, and a server cannot type its pass phrase: give it "
+                             f"the key decrypted (openssl pkey -in {encrypted} -out KEY)")
     try:
         endpoints.serverFromString(reactor, description)
     except OSError as e:  # ssl: a key or certificate file

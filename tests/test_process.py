@@ -77,6 +77,20 @@ def test_a_certificate_that_is_not_one_is_one_line(tmp_path: Path) -> None:
     one_line_failure(result, "realm: --listen ssl:0:privateKey=junk.pem")
 
 
+def test_an_encrypted_key_is_one_line_and_no_prompt(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"secret"))
+    (tmp_path / "locked.pem").write_bytes(key)
+    result = start(tmp_path, "--listen", "ssl:0:privateKey=locked.pem")
+    one_line_failure(result, "realm: --listen ssl:0:privateKey=locked.pem",
+                            "the private key in locked.pem is encrypted")
+    assert "pass phrase" not in result.stdout  # nothing asked for
+
+
 def test_a_password_file_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
     result = start(tmp_path, "--auth", "file:no-such-lords.txt")
     one_line_failure(result, "realm: --auth file:no-such-lords.txt",
