@@ -35,7 +35,7 @@ from zope.interface import implementer
 
 from realm.client import visible
 from realm.editor import LineEditor, places
-from realm.looks import COLOURS, RESET, Palette, render, status
+from realm.looks import COLOURS, RESET, Palette, fit, render, status
 
 PROMPT = "You: "
 CTRL_A = b"\x01"
@@ -198,7 +198,7 @@ class LordTerminal(TerminalProtocol):
         """Draw the status row, the prompt and the line from the cursor (at
         a row's start), then put the cursor where the editor has it."""
         if self._status:
-            status = self._status[:max(self.columns() - 1, 1)]
+            status = fit(self._status, self.columns())
             look = f"\x1b[{COLOURS['status']}m{status}{RESET}" if self.colour else status
             self.terminal.write(look.encode("utf-8") + b"\r\n")
         prompt, shown = self._prompt()

@@ -121,6 +121,20 @@ def render(line: str, colour: bool, own: bool = False,
     return f"\x1b[{code}m{line}{RESET}"
 
 
+#: How the status row names the realm's holdings, when there is room.
+HOLDINGS_HEAD = "The realm: "
+
+
+def fit(status: str, width: int) -> str:
+    """The status row for a terminal `width` columns wide: without its
+    head when it would not fit, then cut (never wrapped: a wrapped row is
+    not erased as one)."""
+    most = max(width - 1, 1)
+    if len(status) > most and status.startswith(HOLDINGS_HEAD):
+        status = status[len(HOLDINGS_HEAD):]
+    return status[:most]
+
+
 def status(line: str, was: str) -> str:
     """The status row after `line`: the realm's holdings, how its reign
     ended, or nothing once the game is over."""
@@ -129,7 +143,7 @@ def status(line: str, was: str) -> str:
         _, found = report
         values = {name: value for name, (value, _) in found.items()}
         changes = {name: change for name, (_, change) in found.items()}
-        return "The realm: " + wire.holdings(values, changes)
+        return HOLDINGS_HEAD + wire.holdings(values, changes)
     ended = wire.REIGN_OVER.match(line)
     if ended is not None:
         return (f"The reign: {ended['outcome']} after {ended['events']} events, "

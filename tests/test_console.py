@@ -331,6 +331,16 @@ REPORT = ("*** [Realm] The wall holds. Gold 45 (-5) \u00b7 Food 50 \u00b7 Men 62
 STATUS = "The realm: Gold 45 (-5) \u00b7 Food 50 \u00b7 Men 62 (+12) \u00b7 Favour 55"
 
 
+def test_a_narrow_terminal_keeps_every_holding_on_the_status_row() -> None:
+    screen = Screen(width=50)
+    screen.show(REPORT)
+    holdings = STATUS.removeprefix("The realm: ")
+    assert len(holdings) < 50 and holdings in screen.rows()
+    narrower = Screen(width=30)
+    narrower.show(REPORT)
+    assert holdings[:29].rstrip() in narrower.rows()  # cut, never wrapped
+
+
 @pytest.mark.parametrize("length", [0, 12, 76, 160])
 def test_the_holdings_stay_on_a_row_above_the_prompt(length: int) -> None:
     screen = Screen()
