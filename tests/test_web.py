@@ -93,6 +93,17 @@ class Rig:
         return client
 
     @defer.inlineCallbacks
+    def pair(self) -> Generator[defer.Deferred[Any], Any,
+                                tuple[WebSocketClient, LineClient]]:
+        """Arya on a WebSocket and Bran on TCP, both in the realm `web`."""
+        other = yield self.tcp("Bran@web")
+        yield other.wait_for("Bran has entered")
+        client = yield self.ws()
+        client.say("Arya@web")
+        yield client.line("Arya has entered")
+        return client, other
+
+    @defer.inlineCallbacks
     def stop(self) -> Generator[defer.Deferred[Any], Any, None]:
         for client in self.clients:
             if client.transport is not None:
@@ -278,11 +289,7 @@ def test_binary_message_is_refused_and_session_stays(rig: Rig) -> Generator[Any,
 
 @rig_test()
 def test_line_break_is_refused_and_session_stays(rig: Rig) -> Generator[Any, Any, None]:
-    client = yield rig.ws()
-    other = yield rig.tcp("Bran@web")
-    yield other.wait_for("Bran has entered")
-    client.say("Arya@web")
-    yield client.line("Arya has entered")
+    client, other = yield rig.pair()
     for text in ("one\ntwo", "one\r\ntwo", "one\r", "\n"):
         client.say(text)
     yield client.until(lambda: len([m for m in client.texts()
@@ -308,11 +315,7 @@ def test_too_long_line_is_refused_and_session_stays(rig: Rig) -> Generator[Any, 
 def test_many_messages_in_one_read_all_arrive(rig: Rig) -> Generator[Any, Any, None]:
     """17 lines of 1,000 bytes sent together (17 KB in one read): each is
     its own message, all relayed."""
-    client = yield rig.ws()
-    other = yield rig.tcp("Bran@web")
-    yield other.wait_for("Bran has entered")
-    client.say("Arya@web")
-    yield client.line("Arya has entered")
+    client, other = yield rig.pair()
     lines = [f"{i:02d} " + "x" * 997 for i in range(17)]
     client.transport.write(b"".join(client.ws.send(Message(data=line)) for line in lines))
     yield other.wait_for(lambda line: line.startswith("Arya: 16 "))
@@ -364,11 +367,7 @@ def test_a_long_fragmented_message_is_refused_once_and_session_stays(
 
 @rig_test()
 def test_a_huge_message_is_refused_and_session_stays(rig: Rig) -> Generator[Any, Any, None]:
-    client = yield rig.ws()
-    other = yield rig.tcp("Bran@web")
-    yield other.wait_for("Bran has entered")
-    client.say("Arya@web")
-    yield client.line("Arya has entered")
+    client, other = yield rig.pair()
     client.say("x" * 100_000)
     client.say("after")
     yield other.wait_for("Arya: after")
