@@ -64,7 +64,7 @@ def _shown_certificate(transport: object) -> Any:
     chain = getattr(get_handle(), "get_peer_cert_chain", None) if get_handle else None
     try:
         certificates = chain(as_cryptography=True) if chain is not None else None
-    except Exception:  # not a TLS connection, or an older pyOpenSSL
+    except TypeError:  # a pyOpenSSL older than as_cryptography=
         return None
     return certificates[0] if certificates else None
 

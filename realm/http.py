@@ -53,6 +53,12 @@ from realm.routes import Answer, Request, Response, Site, Switch, Upgraded
 
 log = Logger()
 
+MAX_HEAD = 16 * 1024  # a request's line and headers, in bytes (h11: 431)
+MAX_PENDING = 64 * 1024  # pipelined bytes held unparsed while one is answered
+METHODS = ("GET", "HEAD")
+BOTH_DONE = {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}
+REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
+
 
 def origin_form(target: str) -> str:
     """A request's target as a path and query: the absolute form a client
@@ -64,12 +70,6 @@ def origin_form(target: str) -> str:
     at = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
     path = rest[at:]
     return path if path.startswith("/") else "/" + path
-
-MAX_HEAD = 16 * 1024  # a request's line and headers, in bytes (h11: 431)
-MAX_PENDING = 64 * 1024  # pipelined bytes held unparsed while one is answered
-METHODS = ("GET", "HEAD")
-BOTH_DONE = {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}
-REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
 
 @implementer(IPushProducer, IHalfCloseableProtocol)
