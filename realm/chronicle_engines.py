@@ -18,6 +18,8 @@ from __future__ import annotations
 import abc
 import importlib
 import re
+import sqlite3
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -31,6 +33,8 @@ from twisted.enterprise import adbapi
 _MIGRATION_LOCK = 0x7265616C6D
 _MIGRATION_FILE = re.compile(r"(\d{4})_(\w+)\.sql\Z")
 _TOKEN = re.compile(r"\{(\w+)\}")
+#: Seconds a new SQLite connection waits for another to turn the file to WAL.
+WAL_WAIT = 5.0
 
 
 class SchemaError(Exception):
@@ -194,7 +198,7 @@ class SqliteEngine(Engine):
     def _on_connect(connection: Any) -> None:
         try:
             cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _into_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
@@ -213,6 +217,22 @@ class SqliteEngine(Engine):
     def insert_returning_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
         cursor.execute(sql, params)
         return int(cursor.lastrowid)
+
+
+def _into_wal(cursor: Any) -> None:
+    """`PRAGMA journal_mode=WAL`, waiting while another connection turns a
+    new file to WAL at the same moment: SQLite then answers "database is
+    locked" at once (its busy timeout does not cover this step), so several
+    processes starting on one new file would have all but one fail."""
+    deadline = time.monotonic() + WAL_WAIT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if e.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)  # in the pool's thread (or before the reactor runs)
 
 
 class PostgresEngine(Engine):
