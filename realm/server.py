@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -149,8 +150,8 @@ class RealmServer:
         # Wrong Lord passwords, per address and for the Lord as a whole
         # (realm.guesses.SharedGuesses with --cluster).
         self.guesses = Guesses(clock)
-        self._empty: list[Deferred[None]] = []  # waiting for the last connection to go
-        self._drained: list[Deferred[None]] = []  # ... and the last realm run here
+        # Waiting for what `when_empty` and `when_drained` wait for.
+        self._waiting: list[tuple[Callable[[], bool], Deferred[None]]] = []
         self.cluster: Directory | None = None  # set by realm.cluster with --cluster
 
     # -- connections -------------------------------------------------------
@@ -194,34 +195,32 @@ class RealmServer:
                 del self._per_address[client.address]
             if self.cluster is not None:
                 self.cluster.released(client)
-        if not self.sessions and self._empty:
-            waiting, self._empty = self._empty, []
-            for d in waiting:
-                if not d.called:  # else it timed out
-                    d.callback(None)
-        self._maybe_drained()
+        self._wake()
 
     def when_empty(self) -> Deferred[None]:
         """Fires once no connection is left."""
-        d: Deferred[None] = Deferred()
-        if self.sessions:
-            self._empty.append(d)
-        else:
-            d.callback(None)
-        return d
+        return self._once(lambda: not self.sessions)
 
     def when_drained(self) -> Deferred[None]:
         """Fires once no connection is left and no realm runs here (with
         `--cluster`, its members may all be connected elsewhere)."""
+        return self._once(lambda: not self.sessions and not self.realms)
+
+    def _once(self, done: Callable[[], bool]) -> Deferred[None]:
         d: Deferred[None] = Deferred()
-        self._drained.append(d)
-        self._maybe_drained()
+        self._waiting.append((done, d))
+        self._wake()
         return d
 
-    def _maybe_drained(self) -> None:
-        if not self.sessions and not self.realms and self._drained:
-            waiting, self._drained = self._drained, []
-            for d in waiting:
+    def _wake(self) -> None:
+        """Fire what waits for what is now so (a connection or realm went)."""
+        still: list[tuple[Callable[[], bool], Deferred[None]]] = []
+        ready: list[tuple[Callable[[], bool], Deferred[None]]] = []
+        for entry in self._waiting:
+            (ready if entry[0]() else still).append(entry)
+        self._waiting = still
+        for _, d in ready:
+            if not d.called:  # else it timed out
                 d.callback(None)
 
     def announce(self, data: bytes) -> int:
@@ -296,7 +295,7 @@ class RealmServer:
                 del self._realms_of[address]
             if self.cluster is not None:
                 self.cluster.ended(realm)
-            self._maybe_drained()
+            self._wake()
 
     def end(self, key: str, goodbye: bytes) -> bool:
         """End the realm `key` for everyone in it; False if there is none."""

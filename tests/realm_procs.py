@@ -355,14 +355,14 @@ class Terminal:
             pass
         return code
 
-    def hang_up(self, signum: int = signal.SIGHUP) -> None:
+    def hang_up(self) -> None:
         """The terminal window is closed: what is written to it fails (EIO),
-        and the child's process group gets `signum`."""
+        and the child's process group gets SIGHUP."""
         os.close(self.main)
         self.main = -1
         os.close(self.side)
         self.side = -1
-        os.killpg(self.popen.pid, signum)
+        os.killpg(self.popen.pid, signal.SIGHUP)
 
     def stop(self) -> None:
         if self.popen.poll() is None:
