@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
@@ -79,6 +81,36 @@ class Options(usage.Options):
 
 class Stop(Exception):
     """A signal asked the launcher to stop."""
+
+
+class Signals:
+    """SIGINT, SIGTERM and SIGHUP raise `Stop`, but not inside `held()`:
+    a child started there is one the launcher knows of (and stops) before
+    a signal can cut it short; the signal is acted on as the block ends."""
+
+    def __init__(self) -> None:
+        self.holding = False
+        self.asked = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.holding:
+            self.asked = True
+            return
+        raise Stop()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        self.holding = True
+        try:
+            yield
+        finally:
+            self.holding = False
+        if self.asked:
+            self.asked = False
+            raise Stop()
+
+
+SIGNALS = Signals()
 
 
 def say(text: str) -> None:
@@ -172,9 +204,11 @@ def chronicle() -> str:
     return f"sqlite:{folder / 'realm.sqlite'}"
 
 
-def start_server(config: Options, logs: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(config: Options, logs: Path,
+                 started: list[tuple[subprocess.Popen[bytes], str]]) -> int:
     """Start the server on a free port (three tries if the port was taken
-    meanwhile); `CannotStart` with the server's own reason if it does not."""
+    meanwhile), in `started`; its port.  `CannotStart` with the server's
+    own reason if it does not start."""
     asked = config["port"]
     if asked and accepting(asked):  # it would play on whatever listens there
         raise CannotStart(f"port {asked} is in use already; --port 0 picks a free one")
@@ -183,22 +217,19 @@ def start_server(config: Options, logs: Path) -> tuple[subprocess.Popen[bytes], 
         port = asked or free_port()
         say(f"Starting the realm server on 127.0.0.1:{port} "
             f"(log: {logs / 'server.log'})...")
-        with open(logs / "server.out", "wb") as out:  # what it says before it logs
+        with SIGNALS.held(), open(logs / "server.out", "wb") as out:  # what it says first
             server = subprocess.Popen(
                 [twistd(), "-n", "--pidfile=", f"--logfile={logs / 'server.log'}", "realm",
                  "--listen", f"tcp:{port}:interface=127.0.0.1",
                  "--size", str(config["bots"] + 1), "--chronicle", config["chronicle"]],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
+            started.append((server, "the server"))
         say(f"Server started (pid {server.pid}); waiting until it accepts connections...")
-        try:
-            up = wait_until_accepting(server, port)
-        except Stop:  # asked to stop meanwhile: it goes too
-            stop(server, "the server")
-            raise
-        if up:
-            return server, port
+        if wait_until_accepting(server, port):
+            return port
         stop(server, "the server")
+        started.remove((server, "the server"))
         told = (logs / "server.out").read_text("utf-8", "replace").strip().splitlines()
         why = told[0] if told else why
         if asked or "in use" not in why:
@@ -220,23 +251,23 @@ def play(config: Options) -> int:
             config["chronicle"] = chronicle()
         say(f"Your reigns are kept in {parse_chronicle(config['chronicle'])} (--chronicle "
             "in the game lists the best).")
-        server, port = start_server(config, logs)
-        started.append((server, "the server"))
+        port = start_server(config, logs, started)
         endpoint = f"tcp:127.0.0.1:{port}"
-        with open(logs / "bots.log", "wb") as bot_log:
+        with SIGNALS.held(), open(logs / "bots.log", "wb") as bot_log:
             bots = subprocess.Popen(
                 client("--bot", "--count", str(config["bots"]), "--keep",
                        "--connect", endpoint, "--think", str(config["think"])),
                 stdin=subprocess.DEVNULL, stdout=bot_log, stderr=subprocess.STDOUT,
                 start_new_session=True)
-        started.insert(0, (bots, "the bots"))
+            started.insert(0, (bots, "the bots"))
         say(f"Started {config['bots']} bots (pid {bots.pid}; log: {logs / 'bots.log'}); "
             "a bot that leaves is replaced.")
         say("You are the Lord. Type a line and press Enter; --help lists the "
             "commands; Ctrl-D, Ctrl-C or --leave ends the game.")
-        lord = subprocess.Popen(client("--lord", "--connect", endpoint))
-        # From here Ctrl-C is the Lord's, who leaves; the launcher then tidies up.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        with SIGNALS.held():
+            lord = subprocess.Popen(client("--lord", "--connect", endpoint))
+            # From here Ctrl-C is the Lord's, who leaves; the launcher then tidies up.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         code = lord.wait()
         lord = None
     except CannotStart as e:
@@ -264,10 +295,6 @@ def play(config: Options) -> int:
     return code
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise Stop()
-
-
 def main(argv: list[str] | None = None) -> None:
     """The `realm-play` command."""
     config = Options()
@@ -279,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     # Until the Lord is at the keyboard, Ctrl-C stops the launcher (which
     # tidies up); then it is the Lord's (see `play`).
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _stop)
+        signal.signal(signum, SIGNALS)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     raise SystemExit(play(config))
 
