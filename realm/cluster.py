@@ -12,8 +12,8 @@ Failures, as the contract says:
 - a process that dies (or does not answer) stops renewing: within `ttl`
   its heartbeat is gone; the processes it shared realms with remove its
   members from theirs and end its realms for their members; its leases
-  expire and the realms can start again elsewhere.  Sooner if lines were
-  on their way to it: Redis says no one heard them.
+  expire and the realms can start again elsewhere.  (Not sooner: its
+  realms could not start again before its leases expire.)
 - Redis unreachable: a realm not running here is refused
   (`wire.UNREACHABLE`); realms here go on; members across processes are
   let go, since lines between them could be lost.  When Redis answers,
@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import task
-from twisted.internet.defer import Deferred, TimeoutError
+from twisted.internet.defer import Deferred, TimeoutError, succeed
 from twisted.logger import Logger
 
 from realm import leases, wire
@@ -70,7 +70,7 @@ class Cluster:
         self.ttl_ms = int(ttl * 1000)
         self.redis = RedisLink(reactor, url, leases.channel(self.node), self._received,
                                self._up, self._down)
-        self.relay = Relay(reactor, self.node, self.redis.publish, self._unheard)
+        self.relay = Relay(reactor, self.node, self.redis.publish)
         self.addresses = leases.Addresses(server, self.redis, self.node, self.ttl_ms, reactor)
         self.fences: dict[str, str] = {}  # realm run here -> its fencing number
         self.proxies: dict[tuple[str, int], RemoteMember] = {}
@@ -307,10 +307,6 @@ class Cluster:
         found.update(seat.owner for _, seat in self.seated.values() if seat is not None)
         return found
 
-    def _unheard(self, node: str) -> None:
-        """Lines for `node` reached no one: it is dead, or has lost Redis."""
-        self._give_up(node, wire.CUT_OFF)
-
     def _give_up(self, node: str, why: wire.Line) -> None:
         """Let `node` go, and tell it so (it may only be slow, or cut off)."""
         if node in self.peers() or any(owner == node for owner, _ in self._asking.values()):
@@ -389,11 +385,13 @@ class Cluster:
             self._beat.stop()
 
     def closed(self) -> Deferred[Any]:
-        """Every connection is gone: send what is held, then leave Redis."""
-        d = self.relay.flush()
+        """Every connection is gone: send what is held, then leave Redis
+        (answered after what was sent before it: one connection)."""
+        self.relay.flush()
+        d: Deferred[Any] = succeed(None)
         if self.redis.up:
-            d.addCallback(lambda _: self.redis.script(
-                leases.GOODBYE, [leases.heart(self.node), leases.addrs(self.node),
-                                 leases.NODES], [self.node]))
+            d = self.redis.script(leases.GOODBYE, [leases.heart(self.node),
+                                                   leases.addrs(self.node), leases.NODES],
+                                  [self.node])
         d.addErrback(lambda _: None)
         return d.addCallback(lambda _: self.redis.stop())

@@ -22,10 +22,10 @@ names it (realm.cluster handles them):
                                                     or gave up on you): do the same
 
 Lines sent to several members of one process in the same turn travel
-once: consecutive `send` ops with the same data merge.  A message that
-no process received (`PUBLISH` answers 0: the destination has no
-subscriber, it is dead or has lost Redis) is reported to `unheard`: what
-it carried is lost, so the cluster lets that process go.
+once: consecutive `send` ops with the same data merge.  Redis does not
+answer a `PUBLISH` (realm.redis): a destination that is dead is found
+by its heartbeat lapsing (realm.cluster), one that lost Redis says so
+once back ("cut").
 """
 
 from __future__ import annotations
@@ -34,12 +34,11 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from realm import leases, wire
+from realm.redis import Unreachable
 
 if TYPE_CHECKING:
     from realm.realm import Realm
@@ -62,12 +61,10 @@ class Relay:
     """Ops held per destination process until the reactor's turn ends."""
 
     def __init__(self, clock: IReactorTime, node: str,
-                 publish: Callable[[str, bytes], Deferred[Any]],
-                 unheard: Callable[[str], None]) -> None:
+                 publish: Callable[[bytes, bytes], None]) -> None:
         self.clock = clock
         self.node = node
         self.publish = publish
-        self.unheard = unheard
         self.relayed = 0  # ops sent to other processes, for the metrics
         self._pending: dict[str, list[Op]] = {}
 
@@ -89,28 +86,20 @@ class Relay:
                 return
         self.send(node, ["send", [sid], data])
 
-    def flush(self) -> Deferred[Any]:
-        """Publish what is held; the Deferred fires once Redis has it all."""
+    def flush(self) -> None:
+        """Publish what is held (lost if Redis cannot be reached now: the
+        cluster has then let every other process go)."""
         pending, self._pending = self._pending, {}
-        sent: list[Deferred[Any]] = []
         for node, ops in pending.items():
             self.relayed += len(ops)
             for op in ops:
                 if op[0] == "send":
                     op[2] = op[2].decode("utf-8")
             payload = json.dumps([self.node, ops], separators=(",", ":")).encode()
-            d = self.publish(leases.channel(node), payload)
-            sent.append(d.addCallbacks(self._heard, self._lost, callbackArgs=(node,)))
-        return DeferredList(sent)
-
-    def _heard(self, receivers: object, node: str) -> None:
-        if receivers == 0:
-            log.info("Lines for process {node} were lost: it is not listening", node=node)
-            self.unheard(node)
-
-    def _lost(self, failure: Failure) -> None:
-        # Redis is gone: the cluster has let every other process go (on_down).
-        log.info("Lines for another process were lost: {why}", why=failure.getErrorMessage())
+            try:
+                self.publish(leases.channel(node).encode(), payload)
+            except Unreachable as e:
+                log.info("Lines for process {node} were lost: {why}", node=node, why=e)
 
 
 class RemoteMember:
