@@ -183,8 +183,14 @@ class RedisLink:
         # would leave it open, and ClientService, waiting to retry, cannot
         # take the later news of its loss (automat's NoTransition).
         def not_ready(failure: Failure) -> None:
-            log.info("Redis at {url} did not answer a new connection ({why}); "
-                     "trying again", url=str(self.url), why=failure.getErrorMessage())
+            if failure.check(txredisapi.ResponseError):  # an old Redis, or CLIENT renamed
+                log.warn("Redis at {url} refused a new connection what realm needs "
+                         "({why}): realm needs Redis 3.2 or later, with SELECT and CLIENT "
+                         "allowed; trying again", url=str(self.url),
+                         why=failure.getErrorMessage())
+            else:
+                log.info("Redis at {url} did not answer a new connection ({why}); "
+                         "trying again", url=str(self.url), why=failure.getErrorMessage())
             if proto.transport is not None:
                 proto.transport.abortConnection()
 

@@ -99,8 +99,9 @@ def _reply(f: IO[bytes]) -> Any:
 class RedisServer:
     """One `redis-server`, stopped and started again at will on one port."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *options: str) -> None:
         self.folder = folder
+        self.options = options  # more of redis-server's own
         self.port = 0
         self.proc: Proc | None = None
         self.starts = 0
@@ -116,7 +117,7 @@ class RedisServer:
             port = self.port or free_port()
             self.starts += 1
             proc = Proc(binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                        "--appendonly", "no", "--dir", str(self.folder),
+                        "--appendonly", "no", "--dir", str(self.folder), *self.options,
                         log=self.folder / f"redis-{self.starts}.log")
             try:
                 proc.expect("Ready to accept connections", TIMEOUT)
@@ -184,9 +185,10 @@ class RealmProc:
         self.node = ""
         self._signalled = False
 
-    def ready(self) -> None:
-        """Wait for its port, its cluster node's name and Redis reachable."""
-        found: dict[str, str] = {}
+    def ready(self, reachable: bool = True) -> None:
+        """Wait for its port, its cluster node's name and (if `reachable`)
+        Redis reachable."""
+        found: dict[str, str] = {} if reachable else {"up": ""}
 
         def started(line: str) -> bool:
             for key, text in (("port", " starting on "), ("node", "Cluster node "),
@@ -293,21 +295,23 @@ class Services:
         self._redis: list[RedisServer] = []
         self._haproxy: list[HAProxy] = []
 
-    def redis(self) -> RedisServer:
-        server = RedisServer(self.folder)
+    def redis(self, *options: str) -> RedisServer:
+        server = RedisServer(self.folder, *options)
         self._redis.append(server)
         server.start()
         return server
 
     def realms(self, n: int, redis: RedisServer, *options: str,
-               listen: str = "tcp:0:interface=127.0.0.1") -> list[RealmProc]:
-        """`n` realm processes on `redis`, started side by side."""
+               listen: str = "tcp:0:interface=127.0.0.1",
+               reachable: bool = True) -> list[RealmProc]:
+        """`n` realm processes on `redis`, started side by side (and
+        waited for until they reach it, if `reachable`)."""
         first = len(self.procs)
         started = [RealmProc(self.folder, f"realm{first + i}", redis.url, listen, options)
                    for i in range(n)]
         self.procs.extend(started)
         for proc in started:
-            proc.ready()
+            proc.ready(reachable)
         return started
 
     def haproxy(self, servers: list[RealmProc], what: str = "realm") -> HAProxy:

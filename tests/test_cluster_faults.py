@@ -16,7 +16,8 @@ the test).
    nobody has written back yet is not started afresh elsewhere.
 5c. `test_redis_that_stands_still_then_answers_again`: a Redis that hangs
    with its connections open is let go and reached again, no traceback.
-5d. `test_drain_waits_for_a_realm_whose_members_are_elsewhere`.
+5d. `test_a_redis_that_refuses_client_reply`: realm says what it needs.
+5e. `test_drain_waits_for_a_realm_whose_members_are_elsewhere`.
 6. `test_a_process_stopped_with_sigterm`: its members told, its realms
    ended for everyone, its members gone from realms run elsewhere, exit 0.
 """
@@ -209,6 +210,21 @@ async def test_redis_that_stands_still_then_answers_again(services: Services) ->
     bran, _ = await join_soon(p0.port, "Bran", "home")
     await arya.wait_for("Bran has entered the realm (2/5)")
     await hang_up(arya, bran)
+    assert p0.problems() == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_redis_that_refuses_client_reply(services: Services) -> None:
+    """realm publishes with `CLIENT REPLY SKIP`: a Redis that refuses it
+    (CLIENT renamed away, or older than 3.2) is named, and treated as out
+    of reach, rather than let lines vanish."""
+    redis = services.redis("--rename-command", "CLIENT", "")
+    (p0,) = services.realms(1, redis, reachable=False)
+    await eventually(lambda: p0.logged("realm needs Redis 3.2 or later, with SELECT and "
+                                       "CLIENT allowed"), "p0 to say what it needs")
+    _, why = await refused(p0.port, "Bran@elsewhere")
+    assert why == line(wire.UNREACHABLE, realm="elsewhere"), why
+    assert not p0.logged(" is reachable")
     assert p0.problems() == []
 
 
