@@ -252,7 +252,7 @@ async def test_drain_waits_for_a_realm_whose_members_are_elsewhere(services: Ser
     assert p0.proc.popen.poll() is None
     await hang_up(bran, cat)
     assert await p0.exited() == 0
-    assert p0.logged("Drained")
+    await eventually(lambda: p0.logged("Drained"), "its last lines to be read")
 
 
 @pytest_twisted.ensureDeferred

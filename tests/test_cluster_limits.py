@@ -230,8 +230,11 @@ async def test_a_game_through_haproxy(services: Services) -> None:
     two = [await greeted(proxy.port, "127.0.0.9") for _ in range(2)]
     why = await turned_away(proxy.port, "127.0.0.9")
     assert wire.refusal(why) == "too_many_connections", why
+    # The refusal reached the player; its log line may reach us a little later.
+    refused = "Refused a connection from 127.0.0.9"
+    await eventually(lambda: any(p.logged(refused) for p in procs), "the refusal's log line")
     holding = [p for p in procs if connections(redis, p).get("127.0.0.9")]
-    refusing = [p for p in procs if p.logged("Refused a connection from 127.0.0.9")]
+    refusing = [p for p in procs if p.logged(refused)]
     assert len(holding) == 2 and len(refusing) == 1 and refusing[0] not in holding, (
         [p.name for p in holding], [p.name for p in refusing])
     another = await greeted(proxy.port, "127.0.0.8")
