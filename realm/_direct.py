@@ -6,7 +6,9 @@ the queue is flushed: two `epoll_ctl` calls and a callback per flush, a
 large part of a busy server's CPU (bench/RESULTS.md).  When nothing is
 queued for a connection, `direct_writer`'s function sends straight to the
 socket (`getHandle()`, public) as asyncio would, and queues with
-`write()` only what the kernel did not take.
+`write()` only what the kernel did not take.  Players' lines go so
+(realm.protocol), and the messages between cluster processes
+(realm.redis).
 
 Whether anything is queued is not public API: it is read from
 `FileDescriptor.dataBuffer` and `_tempDataLen`.  At import this module
