@@ -13,7 +13,8 @@ is VmHWM, KiB/conn is (peak - idle RSS) / connections.
               load generator (../shared/bench/loadgen.py), to show the two agree
     cluster   realm, realm --cluster, and two --cluster processes with each
               realm's members spread over both (CPU: both and redis-server),
-              all by the shared load generator, at R=1 and R=100
+              all by the shared load generator, at R=1 and R=100 (and the
+              two processes at --cluster-before REV)
     scrape    realm, and realm scraped at /metrics every 100 ms, at R=100 (--at)
     before    realm as it was before the reign (--before REV), and now, at R=100 (--at)
 
@@ -24,6 +25,7 @@ few rounds).
     python bench/run.py --quick               # the table at R = 1, 100, one repetition
     python bench/run.py --only cluster --reps 5
     python bench/run.py --only before --before HEAD --at 100,2000   # this change
+    python bench/run.py --only cluster --cluster-before HEAD        # this change, clustered
     python bench/run.py --realms 400 --reps 5 --seconds 8
     python bench/run.py --floor               # + a bare Twisted relay, no game
 """
@@ -183,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", action="append", choices=GROUPS, help="these groups only")
     p.add_argument("--before", default=BEFORE_REIGN, metavar="REV",
                    help="the revision 'before' measures (default: the last before the reign)")
+    p.add_argument("--cluster-before", metavar="REV",
+                   help="the cluster group also runs realm x2 as it was at REV")
     p.add_argument("--quick", action="store_true", help="the table at R = 1, 100; one repetition")
     p.add_argument("--at", type=lambda v: [int(r) for r in v.split(",")], default=[100],
                    metavar="R,...", help="R values of the scrape and before groups")
@@ -228,9 +232,15 @@ def main(argv: list[str] | None = None) -> int:
                     rows += compare(["realm", "reference"], realms, args, logdir, every,
                                     shared=True, base="reference")
         if "cluster" in groups:
+            old = [f"realm x2@{args.cluster_before}"] if args.cluster_before else []
             for realms in (1, 100):
-                rows += compare(["realm", "realm cluster", "realm x2"], realms, args, logdir,
-                                every, shared=True)
+                here = compare(["realm", "realm cluster", "realm x2", *old], realms, args,
+                               logdir, every, shared=True)
+                found = {label: row for _, label, row in here}
+                for kind in old:
+                    here.append((realms, f"realm x2/{kind} ratio",
+                                 ratio(found["realm x2 (shared)"], found[f"{kind} (shared)"])))
+                rows += here
         for realms in args.at:
             if "scrape" in groups:
                 rows += compare(["realm", "realm scraped"], realms, args, logdir, every)

@@ -11,7 +11,8 @@ for the load generator, and the pids whose CPU counts.  Kinds:
     realm x2         two `twistd realm --cluster` and their redis-server;
                      each realm's members spread over both (CPU: all three)
     realm scraped    realm with --metrics, scraped every 100 ms from CPU 1
-    realm@REV        realm as it was at git revision REV (its own venv)
+    KIND@REV         a realm kind as it was at git revision REV (its own venv):
+                     realm@05a54c9, realm x2@a517cb0
 
 Servers run on CPU 0, the load on CPU 1.
 """
@@ -101,19 +102,20 @@ class Setup:
                    str(args.event_wait)]
         new = [*options, "--max-realms-per-address", "0", "--reign-length",
                str(args.reign_length), "--chronicle", f"sqlite:{folder / 'realm.sqlite'}"]
-        if kind in ("realm", "realm scraped"):
+        base, _, rev = kind.partition("@")  # "KIND@REV": realm as it was at REV
+        python = build(rev) if rev else sys.executable
+        if rev:
+            new = known(python, new)
+        if base in ("realm", "realm scraped"):
             extra = []
-            if kind == "realm scraped":
+            if base == "realm scraped":
                 self.metrics = free_port()
                 extra = ["--metrics", f"tcp:{self.metrics}:interface=127.0.0.1"]
-            self._realm(sys.executable, [*new, *extra], folder)
-        elif kind.startswith("realm@"):
-            python = build(kind[len("realm@"):])
-            self._realm(python, [o for o in known(python, new)], folder)
-        elif kind in ("realm cluster", "realm x2"):
+            self._realm(python, [*new, *extra], folder)
+        elif base in ("realm cluster", "realm x2"):
             url = self._redis(folder)
-            for _ in range(2 if kind == "realm x2" else 1):
-                self._realm(sys.executable, [*new, "--cluster", url], folder)
+            for _ in range(2 if base == "realm x2" else 1):
+                self._realm(python, [*new, "--cluster", url], folder)
         elif kind == "twisted floor":
             self._start([sys.executable, str(HERE / "twisted_floor.py"), "--port", "{port}"])
         else:

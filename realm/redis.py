@@ -190,7 +190,7 @@ class RedisLink:
         # take the later news of its loss (automat's NoTransition).
         def not_ready(failure: Failure) -> None:
             if failure.check(txredisapi.ResponseError):  # an old Redis, or CLIENT renamed
-                log.warn("Redis at {url} refused a new connection what realm needs "
+                log.warn("Redis at {url} refused what realm asks of a new connection "
                          "({why}): realm needs Redis 3.2 or later, with SELECT and CLIENT "
                          "allowed; trying again", url=str(self.url),
                          why=failure.getErrorMessage())
@@ -257,7 +257,7 @@ class RedisLink:
         when Redis is not up.
 
         An answer would wake this process once more for each message, only
-        to be read and dropped: that was a quarter of the cost of a line
+        to be read and dropped: about a fifth of the cost of a line
         between two processes.  Commands on one connection run in order,
         so whatever is asked after this is answered after it is published.
         """
