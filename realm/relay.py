@@ -1,6 +1,6 @@
-"""Lines between processes: one Redis message per destination process per
-reactor turn, whatever the number of lines; and the two ends of a member
-whose realm runs on another process than its connection.
+"""Lines between processes: at most one Redis message per destination
+process per reactor turn, whatever the number of lines; and the two ends
+of a member whose realm runs on another process than its connection.
 
 A message is JSON: `[SENDER, [OP, ...]]`, each op a list whose first item
 names it (realm.cluster handles them):
@@ -58,7 +58,11 @@ def decode(payload: bytes) -> tuple[str, list[Op]]:
 
 
 class Relay:
-    """Ops held per destination process until the reactor's turn ends."""
+    """Ops held per destination process until the reactor has looked at
+    its sockets once more: lines that come a moment apart (the answers of
+    one round) leave in one message.  At R=1 over two processes that is
+    4.2 messages a round instead of 5.9, each a Redis wake-up and a
+    receiver's saved (bench/RESULTS.md)."""
 
     def __init__(self, clock: IReactorTime, node: str,
                  publish: Callable[[bytes, bytes], None]) -> None:
@@ -71,8 +75,8 @@ class Relay:
     def send(self, node: str, op: Op) -> None:
         pending = self._pending.get(node)
         if pending is None:
-            if not self._pending:
-                self.clock.callLater(0, self.flush)
+            if not self._pending:  # after this turn's calls, the next poll, then flush
+                self.clock.callLater(0, self.clock.callLater, 0, self.flush)
             pending = self._pending[node] = []
         pending.append(op)
 

@@ -5,11 +5,14 @@ cluster tests (test_cluster*.py) carry them through a real Redis."""
 from __future__ import annotations
 
 import pytest
+import pytest_twisted
+from twisted.internet import reactor
 from twisted.internet.task import Clock
 
 from realm import leases
 from realm.redis import RedisLink, RedisURL, Unreachable
 from realm.relay import Relay, decode
+from realm.testing import eventually
 
 
 class Published:
@@ -48,6 +51,19 @@ def test_one_message_per_process_per_turn() -> None:
     assert r.relayed == 3
     clock.advance(1)
     assert len(published.messages) == 2  # nothing more was held
+
+
+@pytest_twisted.ensureDeferred
+async def test_what_the_next_turn_brings_joins_the_message() -> None:
+    """On the real reactor: an op sent in the turn after the first (a
+    second answer read a moment later) leaves in the same message."""
+    published = Published()
+    r = Relay(reactor, "me", published)  # type: ignore[arg-type]
+    r.send("b", ["line", 1, "first"])
+    reactor.callLater(0, r.send, "b", ["line", 2, "second"])  # type: ignore[attr-defined]
+    await eventually(lambda: published.messages, "the message")
+    assert [decode(payload)[1] for _, payload in published.messages] == [
+        [["line", 1, "first"], ["line", 2, "second"]]]
 
 
 def test_lines_for_an_unreachable_redis_are_dropped_not_kept() -> None:
