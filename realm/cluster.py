@@ -1,24 +1,21 @@
 """Many processes, one service: this process's part in a `--cluster`.
 
 A connection is served by the process it reached; the realm it joins is
-run by exactly one process, its lease holder in Redis (realm.leases).  A
-member whose realm runs elsewhere sits there as a `RemoteMember` proxy,
-and here on a `RemoteSeat`: its lines go to the owner, the owner's lines
-come back, all through realm.relay, one Redis message per process per
-reactor turn.  A realm whose members are all here costs no Redis traffic
-per line: it is a plain local realm with a lease renewed once a second.
+run by one process, its lease holder in Redis (realm.leases).  A member
+whose realm runs elsewhere sits there as a `RemoteMember` proxy, and here
+on a `RemoteSeat`; lines between them go through realm.relay.  A realm
+whose members are all here costs no Redis traffic per line.
 
 Failures, as the contract says:
 - a process that dies (or does not answer) stops renewing: within `ttl`
   its heartbeat is gone; the processes it shared realms with remove its
   members from theirs and end its realms for their members; its leases
-  expire and the realms can start again elsewhere.  (Not sooner: its
-  realms could not start again before its leases expire.)
-- Redis unreachable: a realm not running here is refused
-  (`wire.UNREACHABLE`); realms here go on; members across processes are
-  let go, since lines between them could be lost.  When Redis answers,
-  this process writes back what it holds and tells those it let go
-  ("cut"), which let go of their side.
+  expire and the realms can start again elsewhere.  Sooner if a join
+  needs it: no one listens on its channel.
+- Redis unreachable: a realm not running here is refused; realms here go
+  on; members across processes are let go (lines between them could be
+  lost).  Once back, this process writes back what it holds and tells
+  those it let go ("cut"), which let go of their side.
 - shutting down: its realms end for everyone, its members leave theirs.
 """
 
@@ -36,7 +33,7 @@ from twisted.internet.defer import Deferred, TimeoutError, succeed
 from twisted.logger import Logger
 
 from realm import leases, wire
-from realm.names import JoinError
+from realm.names import JoinError, refusal
 from realm.redis import RedisLink, RedisURL, Unreachable
 from realm.relay import Op, Relay, RemoteMember, RemoteSeat, decode
 from realm.server import LocalSeat, play
@@ -48,14 +45,6 @@ if TYPE_CHECKING:
 log = Logger()
 
 MOVED = "moved"  # the realm is not (or no longer) run where it was asked
-
-
-def _answer(join: Callable[[Any], None], arg: Any) -> str:  # "" or the refusal
-    try:
-        join(arg)
-    except JoinError as e:
-        return e.line.decode("utf-8")
-    return ""
 
 
 class Cluster:
@@ -94,7 +83,7 @@ class Cluster:
     def reachable(self) -> bool:
         return bool(self.redis.up)
 
-    def relayed(self) -> int:
+    def relayed(self) -> int:  # ops sent to other processes, for the metrics
         return self.relay.relayed
 
     def start(self) -> None:
@@ -187,11 +176,14 @@ class Cluster:
         return owner, fence
 
     async def _ask(self, owner: str, op: Op, key: str) -> str:
-        """`op`'s answer from the realm's owner (let go if silent for `ttl`)."""
+        """`op`'s answer from the realm's owner (let go if silent for `ttl`,
+        or as soon as Redis says no one listens: a player should not wait)."""
         d: Deferred[str] = Deferred()
         self._asking[op[1]] = (owner, d)
         self.relay.send(owner, op)
         d.addTimeout(self.ttl, self.clock)
+        self.redis.call("PUBSUB", "NUMSUB", leases.channel(owner)).addCallbacks(
+            self._listening, lambda _: None, callbackArgs=(owner,))
         try:
             return await d
         except TimeoutError:
@@ -203,6 +195,11 @@ class Cluster:
             raise JoinError(wire.UNREACHABLE.notice(realm=key)) from None
         finally:
             self._asking.pop(op[1], None)
+
+    def _listening(self, answer: list[Any], owner: str) -> None:
+        if answer[1] == 0:
+            log.warn("Process {node} is not listening: letting it go", node=owner)
+            self._give_up(owner, wire.CUT_OFF)
 
     def ended(self, realm: Realm) -> None:
         """A realm run here is over: let its lease go."""
@@ -249,7 +246,7 @@ class Cluster:
     def _on_check(self, sender: str, rid: int, key: str, name: str, address: str,
                   fence: str) -> None:
         realm = self._here(key, fence)
-        answer = MOVED if realm is None else _answer(realm.check, name)
+        answer = MOVED if realm is None else refusal(realm.check, name)
         self.relay.send(sender, ["checked", rid, answer])
 
     def _on_join(self, sender: str, sid: int, key: str, name: str, address: str,
@@ -258,7 +255,7 @@ class Cluster:
         answer = MOVED
         if realm is not None:
             proxy = RemoteMember(self.relay, self.proxies, sender, sid, name, address, realm)
-            answer = _answer(realm.add, proxy)
+            answer = refusal(realm.add, proxy)
             if not answer:
                 self.proxies[(sender, sid)] = proxy
         # After the lines the join sent it: the member hears them first.
@@ -390,8 +387,7 @@ class Cluster:
         self.relay.flush()
         d: Deferred[Any] = succeed(None)
         if self.redis.up:
-            d = self.redis.script(leases.GOODBYE, [leases.heart(self.node),
-                                                   leases.addrs(self.node), leases.NODES],
-                                  [self.node])
+            keys = [leases.heart(self.node), leases.addrs(self.node), leases.NODES]
+            d = self.redis.script(leases.GOODBYE, keys, [self.node])
         d.addErrback(lambda _: None)
         return d.addCallback(lambda _: self.redis.stop())

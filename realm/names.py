@@ -7,6 +7,8 @@ Pure functions; a refusal is a `JoinError` whose `line` is the wire-ready
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
 from realm import wire
 
@@ -18,6 +20,15 @@ _AS_LETTERS = str.maketrans("01345", "oleas", "_-26789")
 
 class JoinError(wire.Refusal):
     """A join was refused; `line` is the `*** Error: ` line for the client."""
+
+
+def refusal(join: Callable[[Any], None], member: Any) -> str:
+    """"" if `join(member)` passes, else its refusal line, as text (to relay)."""
+    try:
+        join(member)
+    except JoinError as e:
+        return e.line.decode("utf-8")
+    return ""
 
 
 def normalise(name: str) -> str:

@@ -9,6 +9,7 @@ the test).
    run elsewhere (its Lord's realm ends as for a lost connection), the
    members of realms it ran are told the game is over and disconnected,
    and those realms start again on a live process.
+4b. `test_a_join_that_needs_a_killed_process_is_refused_at_once`.
 5. `test_redis_stopped_and_started_again`: what needs Redis is refused
    as unreachable, a realm on one process plays on, and joins work again
    within 10 s of Redis's return, without a restart.
@@ -111,6 +112,28 @@ async def test_a_killed_process(services: Services) -> None:
     joined = await join(p2.port, "Cersei", "north")
     await again.wait_for("Cersei has entered the realm (2/5)")
     await hang_up(again, joined, hodor, jon)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_join_that_needs_a_killed_process_is_refused_at_once(services: Services) -> None:
+    """Redis does not answer a `PUBLISH`: before asking a realm's owner, a
+    process asks Redis whether the owner listens, and a player joining a
+    realm whose owner was just killed is told at once, not after `ttl`."""
+    redis = services.redis()
+    p0, p1 = services.realms(2, redis)
+    arya, bran = await join(p0.port, "Arya", "north"), await join(p1.port, "Bran", "north")
+    await arya.wait_for("Bran has entered the realm (2/5)")
+    p0.kill()
+    asked = now()
+    _, why = await refused(p1.port, "Cersei@north")
+    assert why == line(wire.UNREACHABLE, realm="north"), why
+    assert now() - asked < 4.0  # an owner's answer is waited for 5 s
+    await bran.wait_for(lambda text: game_over(text, "north"))
+    await bran.closed()
+    # Once its lease has lapsed with its heartbeat, north starts again here.
+    cersei, _ = await join_soon(p1.port, "Cersei", "north")
+    assert cersei.lines[-2] == line(wire.ENTERED, name="Cersei", n=1, size=5)
+    await hang_up(cersei)
 
 
 @pytest_twisted.ensureDeferred
