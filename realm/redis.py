@@ -262,7 +262,7 @@ class RedisLink:
         so whatever is asked after this is answered after it is published.
         """
         proto = self._commands
-        if not self.up or proto is None or proto.transport is None:
+        if not self.up or proto is None:
             raise Unreachable(f"Redis at {self.url} cannot be reached")
         proto.send(_PUBLISH % (len(channel), channel, len(payload), payload))
 

@@ -213,12 +213,12 @@ class RealmServer:
         return d
 
     def _wake(self) -> None:
-        """Fire what waits for what is now so (a connection or realm went)."""
-        still: list[tuple[Callable[[], bool], Deferred[None]]] = []
-        ready: list[tuple[Callable[[], bool], Deferred[None]]] = []
-        for entry in self._waiting:
-            (ready if entry[0]() else still).append(entry)
-        self._waiting = still
+        """Fire what waits for what is now so (a connection or realm went);
+        nothing to do, and nothing made, when no one waits (the usual case)."""
+        if not self._waiting:
+            return
+        ready = [(done, d) for done, d in self._waiting if done()]
+        self._waiting = [entry for entry in self._waiting if entry not in ready]
         for _, d in ready:
             if not d.called:  # else it timed out
                 d.callback(None)
