@@ -1,21 +1,33 @@
-"""Write straight to an idle TCP socket: the one place realm reads
-Twisted's private state.
+"""The one place realm reads Twisted's private state, for two measured
+gains on every line: writing straight to an idle socket, and handing a
+readable socket to Twisted without a log context made for it.
 
-Twisted's `write()` queues, then has the reactor watch the socket until
-the queue is flushed: two `epoll_ctl` calls and a callback per flush, a
-large part of a busy server's CPU (bench/RESULTS.md).  When nothing is
-queued for a connection, `direct_writer`'s function sends straight to the
-socket (`getHandle()`, public) as asyncio would, and queues with
-`write()` only what the kernel did not take.  Players' lines go so
-(realm.protocol), and the messages between cluster processes
-(realm.redis).
+Writing.  Twisted's `write()` queues, then has the reactor watch the
+socket until the queue is flushed: two `epoll_ctl` calls and a callback
+per flush, a large part of a busy server's CPU (bench/RESULTS.md).  When
+nothing is queued for a connection, `direct_writer`'s function sends
+straight to the socket (`getHandle()`, public) as asyncio would, and
+queues with `write()` only what the kernel did not take.  Players' lines
+go so (realm.protocol), and the messages between cluster processes
+(realm.redis).  Whether anything is queued is not public API: it is read
+from `FileDescriptor.dataBuffer` and `_tempDataLen`.  At import this
+module checks that a `FileDescriptor` has them; when a Twisted release
+renames them, `AVAILABLE` is False and `direct_writer` returns None, so
+every line goes through `write()`: slower, never wrong.
 
-Whether anything is queued is not public API: it is read from
-`FileDescriptor.dataBuffer` and `_tempDataLen`.  At import this module
-checks that a `FileDescriptor` has them; when a Twisted release renames
-them, `AVAILABLE` is False and `direct_writer` returns None, so every
-line goes through `write()`: slower, never wrong.  tests/test_direct.py
-checks both ways.
+Reading.  For each socket a poll finds ready, the epoll reactor calls
+`log.callWithLogger`, which copies a dict of the legacy log's context,
+pushes and pops it, and asks the connection for its log prefix: about
+2.6 µs an event, some 6% of a busy server's CPU (bench/RESULTS.md).  Only
+the legacy `twisted.python.log` reads that context, for the system it
+names; realm logs through `twisted.logger`, which never does.
+`plain_dispatch` gives the reactor a poll that hands each ready socket
+straight to the reactor's own `_doReadOrWrite`, which still catches and
+logs what a read or write raises (with `-` for its system) and closes
+that connection.  It does so only for the reactor class whose poll it
+copies, with the attributes it reads; any other reactor is left as it is.
+
+tests/test_direct.py checks both, each both ways.
 """
 
 from __future__ import annotations
@@ -24,6 +36,15 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import abstract, tcp
+from twisted.logger import Logger
+
+try:
+    from twisted.internet.epollreactor import EPollReactor as _EPoll
+    EPOLL: type | None = _EPoll
+except ImportError:  # not Linux: no epoll reactor to lighten
+    EPOLL = None
+
+log = Logger()
 
 
 def _has_queue_state(kind: type = abstract.FileDescriptor) -> bool:
@@ -60,3 +81,39 @@ def direct_writer(transport: Any) -> Callable[[bytes], None] | None:
         write(data)
 
     return send
+
+
+#: What `plain_dispatch` reads of an `EPollReactor`.
+_POLL_STATE = ("_poller", "_selectables", "_doReadOrWrite")
+
+
+def _known_poll(reactor: object) -> bool:
+    """Whether `reactor` polls as `plain_dispatch`'s copy does."""
+    return (EPOLL is not None and type(reactor) is EPOLL
+            and all(hasattr(reactor, name) for name in _POLL_STATE))
+
+
+def plain_dispatch(reactor: Any) -> bool:
+    """Have `reactor` hand each ready socket straight to its `_doReadOrWrite`
+    (see the module docstring); whether it now does.  Only an
+    `EPollReactor` (not a subclass) showing `_POLL_STATE` is changed."""
+    if not _known_poll(reactor):
+        return False
+
+    def poll(timeout: float | None = None) -> None:
+        """`EPollReactor.doPoll`, less `log.callWithLogger` per event."""
+        selectables, dispatch = reactor._selectables, reactor._doReadOrWrite
+        try:
+            ready = reactor._poller.poll(-1 if timeout is None else timeout, len(selectables))
+        except InterruptedError:
+            return
+        for fd, event in ready:
+            selectable = selectables.get(fd)
+            if selectable is not None:
+                try:
+                    dispatch(selectable, fd, event)
+                except Exception:  # as callWithLogger would: log, and the others go on
+                    log.failure("Dispatching an event on {selectable}", selectable=selectable)
+
+    reactor.doIteration = reactor.doPoll = poll
+    return True

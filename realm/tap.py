@@ -16,6 +16,7 @@ from twisted.internet.defer import Deferred
 from twisted.python import usage
 
 from realm import annals, logs, web
+from realm._direct import plain_dispatch
 from realm.admin import AdminFactory, Drain
 from realm.chronicle import DEFAULT_URL, ChronicleError, open_now
 from realm.chronicle import parse_url as parse_chronicle
@@ -275,6 +276,7 @@ def makeService(config: Options) -> service.MultiService:
     if os.name == "posix":
         raise_open_files_limit()
     collect_less_often()
+    plain_dispatch(reactor)
     Signals(reactor, top.reopen_log).setServiceParent(top)
     shutdown = Shutdown(server)
     if config["metrics"]:  # first: it stops last, once the shutdown is over

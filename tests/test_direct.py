@@ -1,20 +1,26 @@
 """realm._direct, the one module that reads Twisted's private state: it
 finds the attributes it reads, and without them every line goes through
-`write()` and still arrives, in order (real loopback sockets)."""
+`write()`, and every ready socket through Twisted's own poll, and still
+arrives, in order (real loopback sockets)."""
 
 from __future__ import annotations
 
 import random
+import socket
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import pytest_twisted
 from twisted.internet import abstract, reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
 
 from realm import _direct
 from realm.protocol import RealmFactory
 from realm.server import RealmServer, Settings
 from realm.testing import LineClient, bounded, connect, hang_up
+from tests.conftest import ErrorObserver
 
 
 def test_this_twisted_shows_its_queue() -> None:
@@ -36,9 +42,84 @@ def test_a_twisted_without_the_attributes_is_seen() -> None:
     assert not _direct._has_queue_state(Broken)
 
 
+def test_this_reactor_polls_as_realm_copied() -> None:
+    assert _direct._known_poll(reactor)  # if this fails, Twisted changed its epoll reactor
+
+
+def test_another_reactor_is_left_as_it_is() -> None:
+    class Mine(type(reactor)):  # type: ignore[misc]
+        pass
+
+    mine = object.__new__(Mine)  # its type is all that is looked at
+    for other in (Clock(), mine):
+        assert not _direct.plain_dispatch(other)
+        assert "doIteration" not in vars(other)
+
+
+@pytest.fixture(params=["plain", "stock"])
+def dispatch(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The test's reactor with `plain_dispatch` and without."""
+    if request.param == "plain":
+        assert _direct.plain_dispatch(reactor)
+    try:
+        yield request.param
+    finally:
+        vars(reactor).pop("doIteration", None)  # Twisted's own, from the class again
+        vars(reactor).pop("doPoll", None)
+
+
+class Reader(abstract.FileDescriptor):
+    """One end of a socket pair; `fails`: its read and its close both raise."""
+
+    def __init__(self, fails: bool) -> None:
+        super().__init__(reactor)
+        self.sock, self.peer = socket.socketpair()
+        self.sock.setblocking(False)
+        self.fails = fails
+        self.got: Deferred[bytes] = Deferred()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def doRead(self) -> None:
+        data = self.sock.recv(100)
+        if self.fails:
+            raise ValueError("a read went wrong")
+        self.got.callback(data)
+
+    def connectionLost(self, reason: Any) -> None:
+        if self.fails:
+            raise RuntimeError("a close went wrong too")
+
+    def done(self) -> None:
+        reactor.removeReader(self)  # type: ignore[attr-defined]
+        self.sock.close()
+        self.peer.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_what_one_socket_raises_is_logged_and_the_others_are_read(
+        dispatch: str, observe_errors: ErrorObserver) -> None:
+    bad, good = Reader(fails=True), Reader(fails=False)
+    try:
+        for reader in (bad, good):
+            reader.peer.send(b"ready")
+            reader.startReading()
+        assert await bounded(good.got, "the good socket to be read") == b"ready"
+    finally:
+        bad.done()
+        good.done()
+    logged, observe_errors.errors = observe_errors.errors, []  # expected here
+    raised = [e.get("log_failure", e.get("failure")) for e in logged]
+    assert {type(failure.value) for failure in raised} == {ValueError, RuntimeError}
+    if dispatch == "plain":  # caught where callWithLogger would have caught it
+        assert any(e.get("log_format", "").startswith("Dispatching an event on")
+                   for e in logged)
+
+
 @pytest.mark.parametrize("available", [True, False])
 @pytest_twisted.ensureDeferred
-async def test_lines_arrive_in_order_either_way(available: bool,
+async def test_lines_arrive_in_order_either_way(available: bool, dispatch: str,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_direct, "AVAILABLE", available)
     server = RealmServer(Settings(max_rate=0), reactor, rng=random.Random(1))  # type: ignore[arg-type]
