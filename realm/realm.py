@@ -104,6 +104,7 @@ class Realm:
         self._reign_members: dict[str, None] = {}  # everyone seen in the reign
         self.recording = False  # an ended reign is being written to the chronicle
         self._deadline = 0.0  # when the wait for answers is over
+        self._named: list[str] | None = None  # `_others()`, while the members stay
 
     # -- membership --------------------------------------------------------
     @property
@@ -130,6 +131,7 @@ class Realm:
         """Seat `member`, announce it and start the game once full."""
         self.check(member.name)
         self.members[member.name.lower()] = member
+        self._named = None
         if member.name == LORD:
             self.lord = member
         self._reign_members[member.name] = None
@@ -159,6 +161,7 @@ class Realm:
         if self.members.get(member.name.lower()) is not member:
             return
         del self.members[member.name.lower()]
+        self._named = None
         log.info("{name} left realm {realm}: {why}",
                  name=member.name, realm=self.name, why=why)
         if member is self.lord:
@@ -184,6 +187,7 @@ class Realm:
             told.send(goodbye)
         others = list(self.members.values())
         self.members.clear()
+        self._named = None
         self.lord = None
         for other in others:
             other.send(goodbye)
@@ -295,7 +299,10 @@ class Realm:
         self._reign_members = {m.name: None for m in self.members.values()}
 
     def _others(self) -> list[str]:
-        return [m.name for m in self.members.values() if m is not self.lord]
+        """The names of the members but the Lord (made again once they change)."""
+        if self._named is None:
+            self._named = [m.name for m in self.members.values() if m is not self.lord]
+        return self._named
 
     def _post_event(self) -> None:
         assert self.reign is not None

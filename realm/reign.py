@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from realm import lore, wire
@@ -69,9 +68,9 @@ class ReignError(Exception):
     `decide`, or anything after its end)."""
 
 
-@dataclass(frozen=True)
-class Ending:
-    """How a reign ended; `line` is the `*** [Reign Ended] ` line, wire-ready."""
+class Ending(NamedTuple):
+    """How a reign ended; `line` is the `*** [Reign Ended] ` line, wire-ready.
+    (A tuple, as `Settled`: a reign of three events ends every third round.)"""
 
     outcome: str  # one of records.OUTCOMES: "won", "fallen", "abandoned"
     events: int  # the events seen through

@@ -346,15 +346,10 @@ _HOLDING = re.compile(r"([A-Z][a-z]+) (\d+)(?: \(([+-]\d+)\))?\Z")
 
 
 def holdings(values: dict[str, int], changes: dict[str, int]) -> str:
-    """`Gold 45 (-5) · Food 50 · ...`: each holding, and its change if any."""
-    shown = []
-    for name, value in values.items():
-        change = changes.get(name)
-        if change:
-            shown.append(f"{name} {value} ({change:+d})")
-        else:
-            shown.append(_SHOWN[name].get(value) or f"{name} {value}")
-    return SEPARATOR.join(shown)
+    """`Gold 45 (-5) · Food 50 · ...`: each holding (0..100), and its change if any."""
+    return SEPARATOR.join([
+        _SHOWN[name][value] + _CHANGE[changes[name]] if name in changes else _SHOWN[name][value]
+        for name, value in values.items()])
 
 
 class _Shown(dict[str, dict[int, str]]):
@@ -366,6 +361,8 @@ class _Shown(dict[str, dict[int, str]]):
 
 
 _SHOWN = _Shown()
+#: ` (+N)` for every change a holding can see; none for 0.
+_CHANGE = {change: f" ({change:+d})" if change else "" for change in range(-100, 101)}
 
 
 def report(text: str, values: dict[str, int], changes: dict[str, int]) -> bytes:
