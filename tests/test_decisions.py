@@ -100,11 +100,31 @@ def test_any_text_reads_as_an_option_or_none(text: str) -> None:
 
 
 WORDS = st.lists(st.sampled_from([*lore.ACTIONS, *lore.ING.values(), "1", "2", "10", "the",
-                                  "dancing", "FIGHT", "-", "!", " "]), max_size=8)
+                                  "dancing", "FIGHT", "-", "!", " ", "--fight", "x-fight",
+                                  "Flee-", "-", "\u212adrink", "\u0130", "\ud800", "dr\u00efnk",
+                                  "\t"]), max_size=8)
+#: Any text, lone surrogates too (a line decoded with `surrogateescape`).
+ANY_TEXT = st.text(st.characters(exclude_categories=()), max_size=40)
 
 
-@given(st.one_of(WORDS.map(" ".join), st.text(max_size=40)),
-       st.sampled_from([OFFERED, ("burning", "fleeing"), ("dancing", "eat"), ("pay",)]))
+@pytest.mark.parametrize(("text", "read_as"), [
+    ("--fight them", (0, None)),  # a word starts at its first letter
+    ("x-fight, then FLEEING", (1, None)),  # `x-fight` is one word, and no action
+    ("\u212adrink, \u0130 say", (None, "drink")),  # `\u212a` lowers to `k`, but is no letter
+    ("we dr\u00efnk and burn", (None, "burn")),
+    ("\ud800ride now", (None, "ride")),  # a lone surrogate is no letter either
+    ("Riding-- burning", (None, "burn")),
+])
+def test_what_one_pass_makes_of_odd_words(text: str, read_as: tuple[int | None, str | None]
+                                          ) -> None:
+    index = choice(text, OFFERED)
+    assert read(text, OFFERED) == read_as == (index, None if index is not None
+                                              else named_action(text))
+
+
+@given(st.one_of(WORDS.map("".join), WORDS.map(" ".join), ANY_TEXT),
+       st.sampled_from([OFFERED, ("burning", "fleeing"), ("dancing", "eat"), ("pay",),
+                        ("Drink", "x-fight")]))
 def test_one_pass_reads_as_the_two_readers_do(text: str, options: tuple[str, ...]) -> None:
     index = choice(text, options)
     assert read(text, options) == (index, named_action(text) if index is None else None)
