@@ -18,7 +18,7 @@ every line goes through `write()`: slower, never wrong.
 Reading.  For each socket a poll finds ready, the epoll reactor calls
 `log.callWithLogger`, which copies a dict of the legacy log's context,
 pushes and pops it, and asks the connection for its log prefix: about
-2.6 µs an event, some 6% of a busy server's CPU (bench/RESULTS.md).  Only
+2.6 µs an event, 8% of a busy server's CPU at R=100 (bench/RESULTS.md).  Only
 the legacy `twisted.python.log` reads that context, for the system it
 names; realm logs through `twisted.logger`, which never does.
 `plain_dispatch` gives the reactor a poll that hands each ready socket

@@ -123,7 +123,7 @@ def test_backlog_is_larger_unless_chosen() -> None:
 
 def test_the_server_collects_less_often_and_polls_plainly() -> None:
     """A busy server at Python's default (700) spent 14% of its CPU in the
-    collector with 10,000 connections, and 6% in a log context for each
+    collector with 10,000 connections, and 8% in a log context for each
     ready socket (bench/RESULTS.md)."""
     before = gc.get_threshold()
     config = Options()
