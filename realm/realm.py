@@ -312,8 +312,9 @@ class Realm:
 
     def _event_over(self) -> bytes:
         """The decided event is over: what it did, and the next event; or,
-        when the reign ended with it, what it did (the ending follows once
-        the chronicle has it)."""
+        when the reign ended with it, what it did, and the ending and the
+        next reign's first event once the chronicle has the reign: with
+        these lines when it has it at once, else in a broadcast of their own."""
         self.waiting = None
         reign = self.reign
         assert reign is not None
@@ -323,20 +324,24 @@ class Realm:
             self.event = reign.tell(self._others())
             return settled.report + self.event
         self.event = b""
-        self._record(settled.ending).addBoth(self._recorded, settled.ending)
+        ending = settled.ending
+        recorded = self._record(ending)
+        if recorded.called:  # no database that waits: the ending follows the report
+            return settled.report + self._recorded(ending)
+        recorded.addBoth(lambda _: self.broadcast(self._recorded(ending)))
         return settled.report
 
-    def _recorded(self, result: object, ending: Ending) -> None:
-        """The ended reign is in the chronicle (or could not be): say how it
-        ended, and the next reign begins with its first event."""
+    def _recorded(self, ending: Ending) -> bytes:
+        """The ended reign is in the chronicle (or could not be): how it
+        ended, and the next reign's first event (none if the realm ended)."""
         self.recording = False
         if self.ended:
-            return
+            return b""
         self._new_reign()
         assert self.reign is not None
         self.stats.events += 1
         self.event = self.reign.tell(self._others())
-        self.broadcast(ending.line + self.event)
+        return ending.line + self.event
 
     def _record(self, ending: Ending) -> Deferred[Any]:
         """Write the ended reign to the chronicle; a failure is logged and the

@@ -12,9 +12,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
+import pytest
 from twisted.internet import task
 
 from realm import wire
+from realm.chronicle import NoChronicle
 from realm.server import RealmServer, Settings
 from realm.testing import FakeChronicle, MemoryConn, MemoryNet
 
@@ -74,6 +76,31 @@ def test_a_reign_seen_through_is_won_recorded_and_followed_by_a_new_one() -> Non
     # The new reign begins at once with its first event.
     at = seen.index(ended[0])
     assert wire.is_event(seen[at + 1])
+
+
+@pytest.mark.parametrize("chronicle", [FakeChronicle(), NoChronicle()],
+                         ids=["commits at once", "none"])
+def test_a_chronicle_that_does_not_wait_still_ends_the_reign_after_the_report(
+        chronicle: Any) -> None:
+    """With `--chronicle none` the reign's end once came before the last
+    answer and the `[Realm]` line that led to it."""
+    net, lord, others = game(chronicle, reign_length=1)
+    lord.say("1")
+    for conn in others:
+        conn.say("aye")
+    for conn in [lord, *others]:
+        seen = conn.take()
+        assert [kind(line) for line in seen][-4:] == ["answer", "report", "ended", "event"], seen
+
+
+def kind(line: str) -> str:
+    if line.startswith("*** [Realm] "):
+        return "report"
+    if wire.is_reign_ended(line):
+        return "ended"
+    if wire.is_event(line):
+        return "event"
+    return "answer" if line.endswith(": aye") else "other"
 
 
 def test_the_ending_waits_for_the_chronicle_to_commit() -> None:
