@@ -1,6 +1,7 @@
-"""The one place realm reads Twisted's private state, for two measured
-gains on every line: writing straight to an idle socket, and handing a
-readable socket to Twisted without a log context made for it.
+"""The one place realm reads Twisted's private state, for measured gains
+on every line: writing straight to an idle socket, handing a readable
+socket to Twisted without a log context made for it, and sending a
+turn's lines once the poll's events are handled, with no timer.
 
 Writing.  Twisted's `write()` queues, then has the reactor watch the
 socket until the queue is flushed: two `epoll_ctl` calls and a callback
@@ -27,7 +28,15 @@ logs what a read or write raises (with `-` for its system) and closes
 that connection.  It does so only for the reactor class whose poll it
 copies, with the attributes it reads; any other reactor is left as it is.
 
-tests/test_direct.py checks both, each both ways.
+Calling soon.  The outbox (realm.protocol) sends the lines a turn held
+once the reactor has handled the events in hand.  A `callLater(0)` does
+that at the price of a DelayedCall made, sorted into the reactor's heap
+and taken out again, every busy turn.  While the plain poll dispatches
+its events, `call_soon` instead has the poll call it right after them:
+the same moment, before the reactor's next turn; elsewhere (a timer, a
+thread's result) it is `callLater(0)`.
+
+tests/test_direct.py checks each, each both ways.
 """
 
 from __future__ import annotations
@@ -99,21 +108,52 @@ def plain_dispatch(reactor: Any) -> bool:
     `EPollReactor` (not a subclass) showing `_POLL_STATE` is changed."""
     if not _known_poll(reactor):
         return False
+    reactor.doIteration = reactor.doPoll = _PlainPoll(reactor)
+    return True
 
-    def poll(timeout: float | None = None) -> None:
-        """`EPollReactor.doPoll`, less `log.callWithLogger` per event."""
+
+class _PlainPoll:
+    """`EPollReactor.doPoll`, less `log.callWithLogger` per event; then what
+    `call_soon` asked for while the events were handled."""
+
+    def __init__(self, reactor: Any) -> None:
+        self._reactor = reactor
+        self.dispatching = False
+        self.after: list[Callable[[], None]] = []
+
+    def __call__(self, timeout: float | None = None) -> None:
+        reactor = self._reactor
         selectables, dispatch = reactor._selectables, reactor._doReadOrWrite
         try:
             ready = reactor._poller.poll(-1 if timeout is None else timeout, len(selectables))
         except InterruptedError:
             return
-        for fd, event in ready:
-            selectable = selectables.get(fd)
-            if selectable is not None:
-                try:
-                    dispatch(selectable, fd, event)
-                except Exception:  # as callWithLogger would: log, and the others go on
-                    log.failure("Dispatching an event on {selectable}", selectable=selectable)
+        self.dispatching = True
+        try:
+            for fd, event in ready:
+                selectable = selectables.get(fd)
+                if selectable is not None:
+                    try:
+                        dispatch(selectable, fd, event)
+                    except Exception:  # as callWithLogger would: log, and the others go on
+                        log.failure("Dispatching an event on {selectable}",
+                                    selectable=selectable)
+        finally:
+            self.dispatching = False
+        after, self.after = self.after, []
+        for call in after:
+            try:
+                call()
+            except Exception:  # as a DelayedCall's: log, and the others go on
+                log.failure("After a poll, calling {call}", call=call)
 
-    reactor.doIteration = reactor.doPoll = poll
-    return True
+
+def call_soon(reactor: Any, call: Callable[[], None]) -> None:
+    """Call `call` once `reactor` has handled the events in hand: right after
+    the poll it is dispatching, when it polls plainly (`plain_dispatch`),
+    else in its next turn (`callLater(0)`, a DelayedCall made and sorted)."""
+    poll = getattr(reactor, "doIteration", None)
+    if poll.__class__ is _PlainPoll and poll.dispatching:  # type: ignore[union-attr]
+        poll.after.append(call)  # type: ignore[union-attr]
+    else:
+        reactor.callLater(0, call)

@@ -39,7 +39,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from realm import wire
-from realm._direct import direct_writer
+from realm._direct import call_soon, direct_writer
 from realm.gate import LINE_TOO_LONG
 from realm.link import CLOSE_GRACE, HANDSHAKE_TIMEOUT, Backlog
 from realm.server import RealmServer
@@ -53,9 +53,8 @@ HOLD = 16  # lines held for one member before they go out anyway
 
 class Outbox:
     """Links with lines held, sent once the reactor has handled the events
-    in hand (a `callLater(0)`, no wait): under load every line a member
-    gets in one turn leaves in one send; an idle server pays one more
-    reactor turn per burst."""
+    in hand (`realm._direct.call_soon`, no wait): under load every line a
+    member gets in one turn leaves in one send."""
 
     def __init__(self, clock: IReactorTime) -> None:
         self.clock = clock
@@ -63,7 +62,7 @@ class Outbox:
 
     def hold(self, link: StreamLink) -> None:
         if not self._links:
-            self.clock.callLater(0, self.flush)
+            call_soon(self.clock, self.flush)
         self._links.append(link)
 
     def flush(self) -> None:

@@ -123,6 +123,48 @@ async def test_what_one_socket_raises_is_logged_and_the_others_are_read(
     assert len(ours) == (1 if dispatch == "plain" else 0)
 
 
+class Asking(Reader):
+    """A reader that, as it reads, asks `call_soon` for three calls (the
+    second raises), and counts the DelayedCalls that made."""
+
+    def __init__(self) -> None:
+        super().__init__(fails=False)
+        self.order: list[str] = []
+        self.timers_made = -1
+
+    def doRead(self) -> None:
+        self.sock.recv(100)
+        before = len(reactor.getDelayedCalls())  # type: ignore[attr-defined]
+        _direct.call_soon(reactor, lambda: self.order.append("soon"))
+        _direct.call_soon(reactor, lambda: 1 / 0)
+        _direct.call_soon(reactor, lambda: self.got.callback(b"done"))
+        self.timers_made = len(reactor.getDelayedCalls()) - before  # type: ignore[attr-defined]
+        self.order.append("read")
+
+
+@pytest_twisted.ensureDeferred
+async def test_call_soon_calls_once_the_events_in_hand_are_handled(
+        dispatch: str, observe_errors: ErrorObserver) -> None:
+    reader = Asking()
+    try:
+        reader.peer.send(b"ready")
+        reader.startReading()
+        await bounded(reader.got, "the calls after the read")
+    finally:
+        reader.done()
+    assert reader.order == ["read", "soon"]  # the one that raised did not stop the third
+    # Polling plainly, the poll makes them itself: no DelayedCall.
+    assert reader.timers_made == (0 if dispatch == "plain" else 3)
+    logged, observe_errors.errors = observe_errors.errors, []  # expected here
+    assert [type(e["log_failure"].value) for e in logged] == [ZeroDivisionError]
+    # Outside a poll's events (here, a test's own code), it is the next turn's.
+    before = len(reactor.getDelayedCalls())  # type: ignore[attr-defined]
+    called: Deferred[None] = Deferred()
+    _direct.call_soon(reactor, lambda: called.callback(None))
+    assert len(reactor.getDelayedCalls()) == before + 1  # type: ignore[attr-defined]
+    await bounded(called, "a call from outside the poll")
+
+
 @pytest.mark.parametrize("available", [True, False])
 @pytest_twisted.ensureDeferred
 async def test_lines_arrive_in_order_either_way(available: bool, dispatch: str,
