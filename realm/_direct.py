@@ -119,11 +119,14 @@ class _PlainPoll:
     def __init__(self, reactor: Any) -> None:
         self._reactor = reactor
         self.dispatching = False
-        self.after: list[Callable[[], None]] = []
+        self.after: list[Callable[[], None]] = []  # once this poll's events are handled
+        self.after_next: list[Callable[[], None]] = []  # once the next poll's are
 
     def __call__(self, timeout: float | None = None) -> None:
         reactor = self._reactor
         selectables, dispatch = reactor._selectables, reactor._doReadOrWrite
+        if self.after:  # calls wait for this poll: it must not wait for sockets
+            timeout = 0
         try:
             ready = reactor._poller.poll(-1 if timeout is None else timeout, len(selectables))
         except InterruptedError:
@@ -140,7 +143,7 @@ class _PlainPoll:
                                     selectable=selectable)
         finally:
             self.dispatching = False
-        after, self.after = self.after, []
+        after, self.after, self.after_next = self.after, self.after_next, []
         for call in after:
             try:
                 call()
@@ -148,12 +151,23 @@ class _PlainPoll:
                 log.failure("After a poll, calling {call}", call=call)
 
 
-def call_soon(reactor: Any, call: Callable[[], None]) -> None:
-    """Call `call` once `reactor` has handled the events in hand: right after
-    the poll it is dispatching, when it polls plainly (`plain_dispatch`),
-    else in its next turn (`callLater(0)`, a DelayedCall made and sorted)."""
+def call_soon(reactor: Any, call: Callable[[], None], look_again: bool = False) -> None:
+    """Call `call` once `reactor` has handled the events in hand, or with
+    `look_again` once it has also looked at its sockets once more (and
+    handled what it found: the relay's batching).
+
+    Polling plainly (`plain_dispatch`), the poll calls it right after its
+    events; else it is `callLater(0)` (a DelayedCall made and sorted), or
+    two of them, one inside the other."""
     poll = getattr(reactor, "doIteration", None)
-    if poll.__class__ is _PlainPoll and poll.dispatching:  # type: ignore[union-attr]
-        poll.after.append(call)  # type: ignore[union-attr]
+    if poll.__class__ is _PlainPoll:
+        if poll.dispatching:  # type: ignore[union-attr]
+            (poll.after_next if look_again else poll.after).append(call)  # type: ignore[union-attr]
+            return
+        if look_again:  # the next poll will not wait, then call
+            poll.after.append(call)  # type: ignore[union-attr]
+            return
+    if look_again:
+        reactor.callLater(0, reactor.callLater, 0, call)
     else:
         reactor.callLater(0, call)

@@ -38,6 +38,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
 from realm import leases, wire
+from realm._direct import call_soon
 from realm.redis import Unreachable
 
 if TYPE_CHECKING:
@@ -75,8 +76,8 @@ class Relay:
     def send(self, node: str, op: Op) -> None:
         pending = self._pending.get(node)
         if pending is None:
-            if not self._pending:  # after this turn's calls, the next poll, then flush
-                self.clock.callLater(0, self.clock.callLater, 0, self.flush)
+            if not self._pending:  # once the next poll's events are handled too
+                call_soon(self.clock, self.flush, look_again=True)
             pending = self._pending[node] = []
         pending.append(op)
 

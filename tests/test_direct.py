@@ -165,6 +165,37 @@ async def test_call_soon_calls_once_the_events_in_hand_are_handled(
     await bounded(called, "a call from outside the poll")
 
 
+@pytest_twisted.ensureDeferred
+async def test_call_soon_can_wait_for_one_more_look_at_the_sockets(dispatch: str) -> None:
+    """The relay's batching: what the next poll finds goes with it."""
+    order: list[str] = []
+    first, second = Reader(fails=False), Reader(fails=False)
+    flushed: Deferred[None] = Deferred()
+    timers_made = []
+
+    def read_first() -> None:
+        first.sock.recv(100)
+        order.append("first")
+        before = len(reactor.getDelayedCalls())  # type: ignore[attr-defined]
+        _direct.call_soon(reactor, lambda: flushed.callback(order.append("flushed")),
+                          look_again=True)
+        timers_made.append(len(reactor.getDelayedCalls()) - before)  # type: ignore[attr-defined]
+        second.peer.send(b"ready")  # the next poll finds it
+
+    first.doRead = read_first  # type: ignore[method-assign]
+    second.got.addCallback(lambda _: order.append("second"))
+    try:
+        second.startReading()
+        first.peer.send(b"ready")
+        first.startReading()
+        await bounded(flushed, "the call after one more look")
+    finally:
+        first.done()
+        second.done()
+    assert order == ["first", "second", "flushed"]
+    assert timers_made == [0 if dispatch == "plain" else 1]
+
+
 @pytest.mark.parametrize("available", [True, False])
 @pytest_twisted.ensureDeferred
 async def test_lines_arrive_in_order_either_way(available: bool, dispatch: str,
