@@ -34,7 +34,11 @@ that at the price of a DelayedCall made, sorted into the reactor's heap
 and taken out again, every busy turn.  While the plain poll dispatches
 its events, `call_soon` instead has the poll call it right after them:
 the same moment, before the reactor's next turn; elsewhere (a timer, a
-thread's result) it is `callLater(0)`.
+thread's result) it is `callLater(0)`.  The relay (realm.relay) waits
+for one more look at the sockets, so that a round's answers leave in one
+message: `call_soon(..., look_again=True)`, which the plain poll keeps
+for after its next poll (and that poll does not wait), instead of two
+nested `callLater(0)`s.
 
 tests/test_direct.py checks each, each both ways.
 """
