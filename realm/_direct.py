@@ -164,12 +164,12 @@ def call_soon(reactor: Any, call: Callable[[], None], look_again: bool = False) 
     events; else it is `callLater(0)` (a DelayedCall made and sorted), or
     two of them, one inside the other."""
     poll = getattr(reactor, "doIteration", None)
-    if poll.__class__ is _PlainPoll:
-        if poll.dispatching:  # type: ignore[union-attr]
-            (poll.after_next if look_again else poll.after).append(call)  # type: ignore[union-attr]
+    if isinstance(poll, _PlainPoll):
+        if poll.dispatching:
+            (poll.after_next if look_again else poll.after).append(call)
             return
         if look_again:  # the next poll will not wait, then call
-            poll.after.append(call)  # type: ignore[union-attr]
+            poll.after.append(call)
             return
     if look_again:
         reactor.callLater(0, reactor.callLater, 0, call)

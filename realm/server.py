@@ -217,10 +217,11 @@ class RealmServer:
         nothing to do, and nothing made, when no one waits (the usual case)."""
         if not self._waiting:
             return
-        ready = [(done, d) for done, d in self._waiting if done()]
-        self._waiting = [entry for entry in self._waiting if entry not in ready]
-        for _, d in ready:
-            if not d.called:  # else it timed out
+        waiting, self._waiting = self._waiting, []
+        for done, d in waiting:
+            if not done():
+                self._waiting.append((done, d))
+            elif not d.called:  # else it timed out
                 d.callback(None)
 
     def announce(self, data: bytes) -> int:
