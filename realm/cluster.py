@@ -25,7 +25,7 @@ import itertools
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet import task
@@ -35,7 +35,7 @@ from twisted.logger import Logger
 from realm import leases, wire
 from realm.names import JoinError, refusal
 from realm.redis import RedisLink, RedisURL, Unreachable
-from realm.relay import Op, Relay, RemoteMember, RemoteSeat, decode
+from realm.relay import Op, Relay, RemoteMember, RemoteSeat, Tables, decode
 from realm.server import LocalSeat, play
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class Cluster:
         self.fences: dict[str, str] = {}  # realm run here -> its fencing number
         self.proxies: dict[tuple[str, int], RemoteMember] = {}
         self.seated: dict[int, tuple[Player, RemoteSeat | None]] = {}
+        self.tables = Tables()  # the members here of each realm run elsewhere
         self.rtt = 0.0  # seconds the last heartbeat took, for the metrics
         self._asking: dict[int, tuple[str, Deferred[str]]] = {}
         self._ids = itertools.count(1)
@@ -134,6 +135,8 @@ class Cluster:
                 return LocalSeat(realm, member)
             sid = next(self._ids)
             self.seated[sid] = (member, None)  # its lines may come before the answer
+            neighbours = self.tables.of(owner, key)
+            neighbours.joining.add(sid)
             try:
                 answer = await self._ask(
                     owner, ["join", sid, key, member.name, member.address, fence], key)
@@ -141,13 +144,13 @@ class Cluster:
                 self.seated.pop(sid, None)
                 self.relay.send(owner, ["gone", sid, wire.LEFT_WHY])  # if it came late
                 raise
+            finally:
+                neighbours.joining.discard(sid)
             if answer == "" and member not in self.server.sessions:
                 answer = wire.TRY_AGAIN.notice().decode()  # it went while the owner seated it
                 self.relay.send(owner, ["gone", sid, wire.LEFT_WHY])
             if answer == "":
-                seat = RemoteSeat(self.relay, self.seated, owner, sid, key)
-                self.seated[sid] = (member, seat)
-                return seat
+                return RemoteSeat(self.relay, self.seated, member, owner, sid, key, neighbours)
             self.seated.pop(sid, None)
             if answer != MOVED:
                 raise JoinError(answer.encode("utf-8"))
@@ -261,10 +264,11 @@ class Cluster:
         # After the lines the join sent it: the member hears them first.
         self.relay.send(sender, ["joined", sid, answer])
 
-    def _on_line(self, sender: str, sid: int, text: str) -> None:
+    def _on_line(self, sender: str, sid: int, text: str, heard: Sequence[int] = ()) -> None:
         proxy = self.proxies.get((sender, sid))
-        if proxy is not None:
-            play(proxy, proxy.realm, text.encode("utf-8"), text)
+        if proxy is not None:  # not to those of its process that heard it there
+            near = [m for m in (self.proxies.get((sender, o)) for o in heard) if m is not None]
+            play(proxy, proxy.realm, text.encode("utf-8"), text, near)
 
     def _on_gone(self, sender: str, sid: int, why: str) -> None:
         proxy = self.proxies.pop((sender, sid), None)
@@ -288,7 +292,7 @@ class Cluster:
         if entry is not None:
             member, seat = entry
             if seat is not None:
-                seat.open = False
+                seat.shut()
             member.close()
 
     def _on_bye(self, sender: str) -> None:
@@ -319,7 +323,7 @@ class Cluster:
         for sid, (member, seat) in list(self.seated.items()):
             if seat is not None and (node is None or seat.owner == node):
                 del self.seated[sid]
-                seat.open = False
+                seat.shut()
                 member.send(why.notice(realm=seat.realm_name))
                 member.close()
         for owner, d in list(self._asking.values()):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, succeed
@@ -210,8 +210,9 @@ class Realm:
                 member.send(data)
 
     # -- what members do -----------------------------------------------------
-    def chat(self, member: Member, text: bytes) -> None:
-        """Relay a chat line to the others; it may decide or answer an event."""
+    def chat(self, member: Member, text: bytes, heard: Collection[Member] = ()) -> None:
+        """Relay a chat line to the others (but those who have `heard` it
+        already: realm.relay); it may decide or answer an event."""
         data = member.prefix + text + b"\r\n"
         waiting = self.waiting
         if waiting is not None and member is not self.lord:
@@ -222,10 +223,10 @@ class Realm:
                 news = self._event_over()
                 both = data + news
                 for other in self.members.values():
-                    other.send(news if other is member else both)
+                    other.send(news if other is member or other in heard else both)
                 return
         for other in self.members.values():
-            if other is not member:
+            if other is not member and other not in heard:
                 other.send(data)
         if waiting is None and member is self.lord and self.full:
             reign = self.reign

@@ -9,6 +9,9 @@ names it (realm.cluster handles them):
       ["check", RID, REALM, NAME, ADDRESS, FENCE]   may NAME join?
       ["join", SID, REALM, NAME, ADDRESS, FENCE]    seat SID as NAME
       ["line", SID, TEXT]                           a line SID typed
+      ["line", SID, TEXT, [SID, ...]]               a chat line SID typed, which
+                                                    these members (of the sender)
+                                                    have heard already
       ["gone", SID, WHY]                            SID has gone
     from the owner back
       ["checked", RID, ANSWER]                      "" (yes), a refusal line, or "moved"
@@ -22,15 +25,18 @@ names it (realm.cluster handles them):
                                                     or gave up on you): do the same
 
 Lines sent to several members of one process in the same turn travel
-once: consecutive `send` ops with the same data merge.  Redis does not
-answer a `PUBLISH` (realm.redis): a destination that is dead is found
-by its heartbeat lapsing (realm.cluster), one that lost Redis says so
-once back ("cut").
+once: consecutive `send` ops with the same data merge.  A chat line
+between two members of one process does not travel at all: their
+process hands it over (`Neighbours`), and the owner sends it only to
+the others.  Redis does not answer a `PUBLISH` (realm.redis): a
+destination that is dead is found by its heartbeat lapsing
+(realm.cluster), one that lost Redis says so once back ("cut").
 """
 
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +46,7 @@ from twisted.logger import Logger
 from realm import leases, wire
 from realm._direct import call_soon
 from realm.redis import Unreachable
+from realm.server import is_chat
 
 if TYPE_CHECKING:
     from realm.realm import Realm
@@ -140,29 +147,97 @@ class RemoteMember:
         self.close()
 
 
+class Neighbours:
+    """At a member's process: its members seated in one realm that another
+    process runs (sid -> member), and those on their way in (their join
+    asked, not answered).  Their chat lines to one another go straight
+    from one to the other here; the owner sends them only to the rest.
+
+    A line must never overtake an earlier one between the same two
+    members.  A member's lines sent while another was on its way in reach
+    that one through the owner; so, from then on, do all its lines to
+    that one (`RemoteSeat.through_owner`)."""
+
+    __slots__ = ("seats", "joining", "__weakref__")
+
+    def __init__(self) -> None:
+        self.seats: dict[int, Player] = {}
+        self.joining: set[int] = set()
+
+
+class Tables:
+    """A process's `Neighbours`, one per (owner, realm), kept while a seat
+    or a join of theirs holds them."""
+
+    def __init__(self) -> None:
+        self._all: weakref.WeakValueDictionary[tuple[str, str], Neighbours] = \
+            weakref.WeakValueDictionary()
+
+    def of(self, owner: str, realm: str) -> Neighbours:
+        neighbours = self._all.get((owner, realm))
+        if neighbours is None:
+            neighbours = self._all[(owner, realm)] = Neighbours()
+        return neighbours
+
+
 class RemoteSeat:
     """At the member's process: its seat in a realm another process runs.
 
-    `seated` is this process's sid -> (member, seat) for such members.
+    `seated` is this process's sid -> (member, seat) for such members;
+    `neighbours` the realm's members here (see `Neighbours`).
     """
 
-    __slots__ = ("relay", "seated", "owner", "sid", "realm_name", "open")
+    __slots__ = ("relay", "seated", "owner", "sid", "realm_name", "open", "neighbours",
+                 "through_owner")
 
     def __init__(self, relay: Relay, seated: dict[int, tuple[Player, RemoteSeat | None]],
-                 owner: str, sid: int, realm_name: str) -> None:
+                 member: Player, owner: str, sid: int, realm_name: str,
+                 neighbours: Neighbours) -> None:
         self.relay = relay
         self.seated = seated
         self.owner = owner
         self.sid = sid
         self.realm_name = realm_name
         self.open = True
+        self.neighbours = neighbours
+        #: Members here that hear this one through the owner (`Neighbours`).
+        self.through_owner: set[int] = set()
+        seated[sid] = (member, self)
+        neighbours.seats[sid] = member
 
     def line(self, raw: bytes, text: str) -> None:
-        if self.open:
-            self.relay.send(self.owner, ["line", self.sid, text])
+        if not self.open:
+            return
+        if is_chat(text):
+            heard = self._tell_here(raw)
+            if heard:
+                self.relay.send(self.owner, ["line", self.sid, text, heard])
+                return
+        self.relay.send(self.owner, ["line", self.sid, text])
+
+    def _tell_here(self, raw: bytes) -> list[int]:
+        """Chat `raw` to the realm's members here; the sids that heard it."""
+        neighbours = self.neighbours
+        if neighbours.joining:  # the owner may seat them before it reads this line
+            self.through_owner |= neighbours.joining
+        seats = neighbours.seats
+        if len(seats) < 2:
+            return []
+        data = seats[self.sid].prefix + raw + b"\r\n"
+        heard = []
+        for sid, member in seats.items():
+            if sid != self.sid and sid not in self.through_owner:
+                member.send(data)
+                heard.append(sid)
+        return heard
+
+    def shut(self) -> None:
+        """Nothing more goes either way through this seat."""
+        self.open = False
+        self.neighbours.seats.pop(self.sid, None)
 
     def gone(self, why: str) -> None:
         if self.open:
-            self.open = False
+            self.shut()
             self.seated.pop(self.sid, None)
             self.relay.send(self.owner, ["gone", self.sid, why])

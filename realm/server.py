@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,7 +24,7 @@ from realm.chronicle import Chronicle, NoChronicle
 from realm.deadlines import Deadlines
 from realm.guesses import Guesses
 from realm.names import JoinError
-from realm.realm import Realm, RealmError
+from realm.realm import Member, Realm, RealmError
 from realm.stats import Stats
 
 log = Logger()
@@ -66,15 +66,22 @@ class Connection(Client, Protocol):
     kind: str  # its transport, for the metrics: tcp, tls, unix, websocket...
 
 
-def play(member: Player, realm: Realm, raw: bytes, text: str) -> None:
-    """A playing line of `member`'s: a command, or chat for its realm."""
+def is_chat(text: str) -> bool:
+    """Whether a playing line is chat (not a command, not blank)."""
+    return not text.startswith("--") and bool(text.strip())
+
+
+def play(member: Player, realm: Realm, raw: bytes, text: str,
+         heard: Collection[Member] = ()) -> None:
+    """A playing line of `member`'s: a command, or chat for its realm (for
+    those of its members who have not `heard` it already)."""
     if text.startswith("--"):
         try:
             commands.run(member, realm, text)
         except RealmError as e:
             member.send(e.line)
     elif text.strip():
-        realm.chat(member, raw)
+        realm.chat(member, raw, heard)
 
 
 class LocalSeat:

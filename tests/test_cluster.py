@@ -14,6 +14,9 @@ it names; every wait is bounded.
 3. `test_many_realms_lose_and_reorder_nothing`: 20 realms over the three
    processes, numbered lines: each arrives once, in order, at every
    other member.
+4. `test_members_of_one_process_hear_each_other_there`: their chat goes
+   straight from one to the other, also while the realm's process stands
+   still, and still arrives once and in order.
 9. `test_a_realm_on_one_process_costs_redis_nothing_per_line`: Redis's
    own counters do not move with 100 chat lines of such a realm.
 """
@@ -194,6 +197,43 @@ async def test_many_realms_lose_and_reorder_nothing(cluster: Cluster) -> None:
                                           for k in range(lines)], (name, realm, other)
     finally:
         await hang_up(*(client for seated in members.values() for _, client in seated))
+
+
+@pytest_twisted.ensureDeferred
+async def test_members_of_one_process_hear_each_other_there(cluster: Cluster) -> None:
+    _, (p0, p1, _) = cluster
+    names = ["Lord", "Arya", "Bran", "Cersei"]
+    members = [await join(p0.port, "Lord", "pentos")]  # p0 runs pentos
+    members += [await join(p1.port, name, "pentos") for name in names[1:]]
+    for member in members:
+        await member.wait_for("(4/5)")
+    p0.pause()
+    try:
+        members[1].say("Valar morghulis")
+        for member in members[2:]:
+            await member.wait_for("Arya: Valar morghulis")
+    finally:
+        p0.resume()
+    lines = 20
+    for name, member in zip(names, members, strict=True):
+        member.say(*(f"{name} line {k}" for k in range(lines)))
+    for name, member in zip(names, members, strict=True):
+        due = 3 * lines + (name != "Arya")
+        await member.until(lambda m=member, due=due: len(chats(m)) >= due, f"{name}'s lines")
+    members[0].say("Done")  # after anything the realm's process sent p1 before
+    for member in members[1:]:
+        await member.wait_for("Lord: Done")
+    try:
+        for name, member in zip(names, members, strict=True):
+            heard = chats(member)
+            for other in names:
+                if other != name:
+                    assert [line for line in heard if line.startswith(f"{other}: {other} ")] == [
+                        f"{other}: {other} line {k}" for k in range(lines)], (name, other)
+            assert heard.count("Arya: Valar morghulis") == (name != "Arya"), name
+            assert len(heard) == 3 * lines + (name != "Arya") + (name != "Lord"), name
+    finally:
+        await hang_up(*members)
 
 
 @pytest_twisted.ensureDeferred

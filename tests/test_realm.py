@@ -129,6 +129,24 @@ def test_chat_is_relayed_to_the_others_stamped_with_the_name() -> None:
     assert lord.lines() == ["Arya: Lord: I am the Lord now"]
 
 
+def test_those_who_heard_a_line_already_are_not_sent_it_again() -> None:
+    """realm.relay: members of one process hear each other there first."""
+    game = Game()
+    lord, (arya, bran, cersei, davos) = game.full()
+    game.realm.chat(arya, b"Winter is coming", heard=[bran])
+    assert bran.take() == []
+    assert lord.take() == cersei.take() == davos.take() == ["Arya: Winter is coming"]
+    game.realm.chat(lord, b"1")
+    for m in (arya, bran, cersei):
+        game.realm.chat(m, b"aye")
+    for m in (lord, arya, bran, cersei, davos):
+        m.take()
+    game.realm.chat(davos, b"aye", heard=[cersei])  # the last answer
+    news = cersei.take()
+    assert [line.split("]")[0] for line in news] == ["*** [Realm", "*** [New Event"]
+    assert lord.take() == ["Davos: aye", *news]
+
+
 def test_no_event_without_a_decision() -> None:
     game = Game()
     lord, others = game.full()

@@ -1,5 +1,6 @@
 """realm.relay without Redis: what one reactor turn's ops become as
-messages, and what happens to them when Redis cannot be reached.  The
+messages, what happens to them when Redis cannot be reached, and chat
+between two members of one process whose realm runs on another.  The
 cluster tests (test_cluster*.py) carry them through a real Redis."""
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from twisted.internet.task import Clock
 
 from realm import leases
 from realm.redis import RedisLink, RedisURL, Unreachable
-from realm.relay import Relay, decode
-from realm.testing import eventually
+from realm.relay import Neighbours, Relay, RemoteSeat, Tables, decode
+from realm.server import Player
+from realm.testing import FakeMember, eventually
 
 
 class Published:
@@ -82,3 +84,73 @@ def test_publishing_while_redis_is_out_of_reach_says_so() -> None:
                      lambda message: None, lambda: None, lambda: None)
     with pytest.raises(Unreachable, match="cannot be reached"):
         link.publish(leases.channel("b").encode(), b"[]")
+
+
+def seats(r: Relay, neighbours: Neighbours, *names: str
+          ) -> tuple[list[FakeMember], list[RemoteSeat]]:
+    """Members of one process seated in realm "north", which "owner" runs."""
+    seated: dict[int, tuple[Player, RemoteSeat | None]] = {}
+    members = [FakeMember(name) for name in names]
+    return members, [RemoteSeat(r, seated, member, "owner", sid, "north", neighbours)
+                     for sid, member in enumerate(members, start=1)]
+
+
+def ops(published: Published) -> list[list[object]]:
+    return [op for _, payload in published.messages for op in decode(payload)[1]]
+
+
+def test_chat_between_members_of_one_process_goes_straight() -> None:
+    r, clock, published = relay()
+    (arya, bran, cersei), (a, b, c) = seats(r, Neighbours(), "Arya", "Bran", "Cersei")
+    a.line(b"Winter is coming", "Winter is coming")
+    assert arya.lines() == []
+    assert bran.lines() == cersei.lines() == ["Arya: Winter is coming"]  # before any message
+    b.line(b"--who", "--who")  # a command: the owner's to answer
+    c.line(b"   ", "   ")  # blank: no one hears it
+    clock.advance(0)
+    assert ops(published) == [["line", 1, "Winter is coming", [2, 3]],
+                              ["line", 2, "--who"], ["line", 3, "   "]]
+    assert bran.lines() == cersei.lines() == ["Arya: Winter is coming"]
+
+
+def test_a_shut_seat_neither_hears_nor_speaks_here() -> None:
+    r, clock, published = relay()
+    (arya, bran), (a, b) = seats(r, Neighbours(), "Arya", "Bran")
+    b.shut()  # its member closed by the owner
+    a.line(b"Hello", "Hello")
+    b.line(b"Anyone?", "Anyone?")
+    clock.advance(0)
+    assert bran.lines() == [] and arya.lines() == []
+    assert ops(published) == [["line", 1, "Hello"]]  # the owner knows Bran has gone
+
+
+def test_lines_to_a_member_on_its_way_in_keep_going_through_the_owner() -> None:
+    """Arya spoke while Bran's join was asked: the owner, which seats Bran
+    before it reads Arya's line, sends Bran that line.  Arya's next lines
+    must not overtake it: they reach Bran through the owner too."""
+    r, clock, published = relay()
+    neighbours = Neighbours()
+    (arya, cersei), (a, c) = seats(r, neighbours, "Arya", "Cersei")
+    neighbours.joining.add(7)
+    a.line(b"Who comes?", "Who comes?")
+    neighbours.joining.discard(7)  # the owner's answer: Bran is in
+    bran = FakeMember("Bran")
+    RemoteSeat(r, {}, bran, "owner", 7, "north", neighbours)
+    a.line(b"Welcome", "Welcome")
+    c.line(b"Aye", "Aye")
+    clock.advance(0)
+    assert bran.lines() == ["Cersei: Aye"]  # Cersei said nothing while Bran came
+    assert cersei.lines() == ["Arya: Who comes?", "Arya: Welcome"]
+    assert ops(published) == [["line", 1, "Who comes?", [2]], ["line", 1, "Welcome", [2]],
+                              ["line", 2, "Aye", [1, 7]]]
+
+
+def test_a_process_keeps_one_table_a_realm_while_it_is_used() -> None:
+    tables = Tables()
+    north = tables.of("owner", "north")
+    assert tables.of("owner", "north") is north
+    assert tables.of("owner", "south") is not north
+    assert tables.of("other", "north") is not north  # a realm moved: another table
+    north.joining.add(1)
+    del north
+    assert tables.of("owner", "north").joining == set()  # forgotten once unused
