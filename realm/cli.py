@@ -30,6 +30,16 @@ from twisted.internet.error import ConnectError
 from twisted.internet.protocol import Factory
 from twisted.internet.stdio import StandardIO
 from twisted.internet.task import react
+from twisted.logger import (
+    FileLogObserver,
+    FilteringLogObserver,
+    ILogFilterPredicate,
+    LogLevel,
+    LogLevelFilterPredicate,
+    PredicateResult,
+    eventAsText,
+    globalLogBeginner,
+)
 from twisted.python import usage
 
 from realm import wire
@@ -218,6 +228,26 @@ def complain(text: str) -> None:
     sys.stderr.flush()
 
 
+def _log_critical_only() -> None:
+    """Show on stderr what is logged as critical, as Twisted does until
+    logging begins; but not Twisted's traceback for a certificate that
+    names no host, which realm-client tells in one line
+    (`realm.client.NamesNoHost`)."""
+    from service_identity import CertificateError
+
+    def told(event: dict[str, Any]) -> PredicateResult:
+        failure = event.get("log_failure")
+        return PredicateResult.no if failure and failure.check(CertificateError) \
+            else PredicateResult.maybe
+
+    text = FileLogObserver(sys.stderr, lambda event: (
+        eventAsText(event, includeTimestamp=False, includeSystem=False) or "") + "\n")
+    shown = [LogLevelFilterPredicate(defaultLogLevel=LogLevel.critical),
+             cast(ILogFilterPredicate, told)]
+    globalLogBeginner.beginLoggingTo([FilteringLogObserver(text, shown)],
+                                     redirectStandardIO=False)
+
+
 def _say(text: str) -> None:
     print(text, flush=True)
 
@@ -230,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
     except usage.UsageError as e:
         sys.stderr.write(f"realm-client: {e}\n{config}")
         raise SystemExit(2) from e
+    _log_critical_only()
     if not config["lord"]:
         react(run_bots, [config])
     if not (sys.stdin.isatty() and sys.stdout.isatty()):

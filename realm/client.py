@@ -29,33 +29,17 @@ from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IHandshakeListener, IReactorTime
 from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from realm import wire
+from realm.looks import visible
 
 #: How long to wait for the server to close after `--leave`, in seconds.
 LEAVE_GRACE = 5.0
 
-# C0 controls but tab, DEL, C1 controls, and the Unicode line separators
-# and bidirectional overrides (which reorder what a terminal shows).
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def _shown(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    if code < 0x20:
-        return "^" + chr(code + 0x40)  # ESC as ^[, BEL as ^G: as `cat -v` shows them
-    if code == 0x7F:
-        return "^?"
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def visible(text: str) -> str:
-    """`text` with its control characters written out, so that a terminal
-    shows them instead of obeying them (tab is kept)."""
-    return _CONTROL.sub(_shown, text)
 
 
 def _shown_certificate(transport: object) -> Any:
@@ -69,18 +53,33 @@ def _shown_certificate(transport: object) -> Any:
     return certificates[0] if certificates else None
 
 
-def _hosts(transport: object) -> str:
-    """The names the certificate `transport` was shown holds, for a line."""
+def _names(transport: object) -> list[str] | None:
+    """The hosts the certificate `transport` was shown names (its
+    subjectAltName), or None when it was shown none or names none."""
     from cryptography import x509
 
     leaf = _shown_certificate(transport)
+    if leaf is None:
+        return None
     try:
         names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (AttributeError, x509.ExtensionNotFound):
-        return ""
-    held = [*names.get_values_for_type(x509.DNSName),
+    except x509.ExtensionNotFound:
+        return []
+    return [*names.get_values_for_type(x509.DNSName),
             *map(str, names.get_values_for_type(x509.IPAddress))]
+
+
+def _hosts(transport: object) -> str:
+    """The names the certificate `transport` was shown holds, for a line."""
+    held = _names(transport)
     return f" (it holds {', '.join(held[:5])})" if held else ""
+
+
+class NamesNoHost(Exception):
+    """The server's certificate names no host: it has no subjectAltName,
+    so no name can be checked against it (RFC 6125 leaves the common name
+    behind).  Twisted logs that and lets such a certificate through
+    unchecked when it is trusted; realm-client refuses it."""
 
 
 def certificate_problem(transport: object) -> tuple[str, bool] | None:
@@ -129,11 +128,15 @@ def untrusted(reason: Failure, where: str = "", transport: object = None) -> str
         return None
     head, _, rest = checking(where).partition(":")
     host = rest.split(":", 1)[0] or "that host"
+    failed = reason.check(TLSError) and "certificate verify failed" in str(reason.value)
+    if reason.check(NamesNoHost) or (failed and _names(transport) == []):
+        return (f"the server's certificate is not trusted (it names no host: it has no "
+                f"subjectAltName): the server needs a certificate that names {visible(host)}")
     if reason.check(VerificationError):
         return (f"the server's certificate is not trusted (it is not a certificate for "
                 f"{visible(host)}): connect with a host name it holds"
                 f"{visible(_hosts(transport))}")
-    if not (reason.check(TLSError) and "certificate verify failed" in str(reason.value)):
+    if not failed:
         return None
     problem, trusting_helps = (certificate_problem(transport)
                                or ("certificate verify failed", True))
@@ -189,6 +192,7 @@ class Driver(Protocol):
         """The connection is gone."""
 
 
+@implementer(IHandshakeListener)
 class RealmClient(LineReceiver):
     """One connection to a realm.  Phases: `joining`, then `playing`."""
 
@@ -213,6 +217,12 @@ class RealmClient(LineReceiver):
                 pass  # not a TCP socket: nothing to tune
         self.driver.connected(self)
         self._send_name()
+
+    def handshakeCompleted(self) -> None:
+        """TLS: a certificate that names no host is refused (`NamesNoHost`),
+        before the name line leaves."""
+        if _names(self.transport) == []:
+            self.transport.failVerification(Failure(NamesNoHost()))  # type: ignore[union-attr]
 
     def _send_name(self) -> None:
         self.send(f"{self.name}@{self.realm}" if self.realm else self.name)

@@ -17,7 +17,7 @@ How lines look is `realm.looks`'s.
 
 Both talk to a `Keyboard` (the Lord's driver): `say` a line, `leave` at
 the end of input or Ctrl-C.  What they show has been made visible
-(`realm.client.visible`): no server's control character reaches the
+(`realm.looks.visible`): no server's control character reaches the
 terminal.
 """
 
@@ -33,9 +33,8 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from realm.client import visible
 from realm.editor import LineEditor, places
-from realm.looks import COLOURS, RESET, Palette, fit, render, status
+from realm.looks import COLOURS, RESET, Palette, fit, render, status, visible
 
 PROMPT = "You: "
 CTRL_A = b"\x01"

@@ -10,14 +10,37 @@ member present, and the realm's status row.  Pure: no terminal here
   members are present than there are colours.
 - `status` is the row kept above the Lord's prompt: the realm's holdings
   after each event, how a reign ended.
+- `visible` writes a server's control characters out (`^[`, `^G`...), so
+  that no terminal obeys them (realm.client applies it to every line).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 
 from realm import wire
+
+# C0 controls but tab, DEL, C1 controls, and the Unicode line separators
+# and bidirectional overrides (which reorder what a terminal shows).
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code < 0x20:
+        return "^" + chr(code + 0x40)  # ESC as ^[, BEL as ^G: as `cat -v` shows them
+    if code == 0x7F:
+        return "^?"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str) -> str:
+    """`text` with its control characters written out, so that a terminal
+    shows them instead of obeying them (tab is kept)."""
+    return _CONTROL.sub(_shown, text)
+
 
 RESET = "\x1b[0m"
 #: Colours (SGR parameters) of each kind of line.

@@ -190,10 +190,12 @@ def realm_server(*options: str, listen: str = "tcp:0:interface=127.0.0.1",
 
 
 def make_certificate(folder: Path, names: tuple[str, ...] | None = None,
-                     expired: bool = False) -> tuple[Path, Path]:
+                     expired: bool = False, alt: bool = True) -> tuple[Path, Path]:
     """A self-signed certificate, by default for localhost and 127.0.0.1 and
     valid for a day, as the Makefile's `cert` makes: (the server's PEM, a
-    folder trusting it).  `expired`: it ended on 2020-01-02."""
+    folder trusting it).  `expired`: it ended on 2020-01-02; not `alt`: the
+    names are not in a subjectAltName, only the first in the common name
+    (as `openssl req -x509 -subj /CN=localhost` makes)."""
     import datetime
     import ipaddress
 
@@ -209,18 +211,19 @@ def make_certificate(folder: Path, names: tuple[str, ...] | None = None,
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
     start = (datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc) if expired
              else datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1))
-    alt: list[x509.GeneralName] = []
+    held: list[x509.GeneralName] = []
     for name in names:
         try:
-            alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+            held.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
-            alt.append(x509.DNSName(name))
-    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=1))
-                   .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-                   .sign(key, hashes.SHA256()))
+            held.append(x509.DNSName(name))
+    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(start).not_valid_after(start + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True))
+    if alt:
+        builder = builder.add_extension(x509.SubjectAlternativeName(held), critical=False)
+    certificate = builder.sign(key, hashes.SHA256())
     shown = certificate.public_bytes(serialization.Encoding.PEM)
     pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                       serialization.PrivateFormat.TraditionalOpenSSL,

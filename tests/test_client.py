@@ -22,7 +22,8 @@ from realm import lore
 from realm.bot import Bot, NamePool, Temper
 from realm.bots import Band, BotDriver, names
 from realm.cli import Options
-from realm.client import LEAVE_GRACE, Ending, RealmClient, Unreachable, untrusted, visible
+from realm.client import LEAVE_GRACE, Ending, RealmClient, Unreachable, untrusted
+from realm.looks import visible
 from realm.lord import LordDriver
 from realm.protocol import RealmFactory
 from realm.server import RealmServer, Settings

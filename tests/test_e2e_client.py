@@ -313,6 +313,28 @@ def test_a_certificate_trusted_but_unfit_says_why(tmp_path: Path, kind: str, tol
     assert me.err == [f"realm-client: the server's certificate is not trusted {told}"]
 
 
+@pytest.mark.parametrize(("trusted", "who"), [
+    (False, ["--lord"]), (True, ["--lord"]), (True, ["--bot", "--count", "2"])])
+def test_a_certificate_that_names_no_host_is_one_line(tmp_path: Path, trusted: bool,
+                                                       who: list[str]) -> None:
+    """Twisted logs a traceback for a certificate without a subjectAltName
+    and, trusted, lets it through with no name checked: realm-client
+    refuses it, in one line."""
+    pem, roots = make_certificate(tmp_path, alt=False)
+    with realm_server(listen=f"ssl:0:privateKey={pem}:interface=127.0.0.1",
+                      scheme="tls") as (_, endpoint):
+        where = endpoint.replace("127.0.0.1", "localhost")
+        where += f":trustRoots={roots}" if trusted else ""
+        with running(command("realm-client"), *who, "--connect", where,
+                     "--realm", "nameless") as me:
+            me.close_stdin()
+            assert me.wait() == 1
+    assert me.err == ["realm-client: the server's certificate is not trusted (it names no host: "
+                      "it has no subjectAltName): the server needs a certificate that names "
+                      "localhost"], me.describe()
+    assert not any("entered the realm" in line for line in me.out), me.out
+
+
 def test_a_trusted_certificate_lets_the_lord_in(tls_server: tuple[str, Path]) -> None:
     endpoint, roots = tls_server
     with running(*lord(f"{endpoint}:trustRoots={roots}", "tls2")) as me:
