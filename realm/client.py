@@ -41,7 +41,6 @@ from realm.looks import visible
 LEAVE_GRACE = 5.0
 
 
-
 def _shown_certificate(transport: object) -> Any:
     """The certificate a TLS `transport` was shown (cryptography's), or None."""
     get_handle = getattr(transport, "getHandle", None)
@@ -54,8 +53,8 @@ def _shown_certificate(transport: object) -> Any:
 
 
 def _names(transport: object) -> list[str] | None:
-    """The hosts the certificate `transport` was shown names (its
-    subjectAltName), or None when it was shown none or names none."""
+    """The hosts the certificate `transport` was shown names in its
+    subjectAltName ([] when it has none), or None when none was shown."""
     from cryptography import x509
 
     leaf = _shown_certificate(transport)
