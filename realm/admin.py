@@ -13,7 +13,9 @@ script knows where an answer ends (`nc -U`, `socat`):
                     go on; the process exits 0 once its last connection is
                     gone (or, with --drain-timeout S, ends what is left then)
 
-Anything else answers `error: ...`.  The console is for whoever can
+With `--cluster`, `who` and `end` for a realm another process runs say
+which, when members connected here sit in it.  Anything else answers
+`error: ...`.  The console is for whoever can
 open the socket: keep it private (`mode=600`, a folder only the service
 account reads).
 """
@@ -121,10 +123,17 @@ class AdminProtocol(LineOnlyReceiver):
     def _realms(self, arg: str) -> list[str]:
         return [f"{name} {realm.count}" for name, realm in sorted(self.server.realms.items())]
 
+    def _elsewhere(self, arg: str) -> list[str]:
+        cluster = self.server.cluster
+        owner = cluster.runs(arg.lower()) if cluster is not None else None
+        if owner is not None:  # its members here know where it runs
+            return [f"error: realm {arg!r} runs on process {owner}, not on this one"]
+        return [f"error: no realm {arg!r} runs on this process"]
+
     def _who(self, arg: str) -> list[str]:
         realm = self.server.realms.get(arg.lower())
         if realm is None:
-            return [f"error: no realm {arg!r} runs on this process"]
+            return self._elsewhere(arg)
         return [f"{m.name} {getattr(m, 'address', '?')}"
                 + (" (the Lord)" if m is realm.lord else "") for m in realm.members.values()]
 
@@ -139,7 +148,7 @@ class AdminProtocol(LineOnlyReceiver):
     def _end(self, arg: str) -> list[str]:
         realm = self.server.realms.get(arg.lower())
         if realm is None:
-            return [f"error: no realm {arg!r} runs on this process"]
+            return self._elsewhere(arg)
         n = len(realm.members)
         realm.end(wire.REALM_ENDED.notice(realm=realm.name))
         return [f"ended {realm.name}: {n} members told"]

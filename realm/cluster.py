@@ -87,6 +87,9 @@ class Cluster:
     def relayed(self) -> int:  # ops sent to other processes, for the metrics
         return self.relay.relayed
 
+    def runs(self, key: str) -> str | None:
+        return next((s.owner for _, s in self.seated.values() if s and s.realm_name == key), None)
+
     def start(self) -> None:
         log.info("Cluster node {node} on {url}", node=self.node, url=str(self.redis.url))
         self.redis.start()
@@ -135,8 +138,7 @@ class Cluster:
                 return LocalSeat(realm, member)
             sid = next(self._ids)
             self.seated[sid] = (member, None)  # its lines may come before the answer
-            neighbours = self.tables.of(owner, key)
-            neighbours.joining.add(sid)
+            neighbours = self.tables.joining(owner, key, sid)
             try:
                 answer = await self._ask(
                     owner, ["join", sid, key, member.name, member.address, fence], key)

@@ -179,6 +179,12 @@ class Tables:
             neighbours = self._all[(owner, realm)] = Neighbours()
         return neighbours
 
+    def joining(self, owner: str, realm: str, sid: int) -> Neighbours:
+        """The table of `realm` run by `owner`, `sid` now on its way in."""
+        neighbours = self.of(owner, realm)
+        neighbours.joining.add(sid)
+        return neighbours
+
 
 class RemoteSeat:
     """At the member's process: its seat in a realm another process runs.

@@ -279,6 +279,26 @@ async def test_drain_waits_for_a_realm_whose_members_are_elsewhere(services: Ser
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_console_says_which_process_runs_a_realm(services: Services) -> None:
+    redis = services.redis()
+    admin = services.folder / "admin1.sock"
+    (p0,) = services.realms(1, redis)
+    (p1,) = services.realms(1, redis, "--admin", f"unix:{admin}:mode=600")
+    arya = await join(p0.port, "Arya", "far")  # p0 runs `far`
+    bran = await join(p1.port, "Bran", "far")
+    await arya.wait_for("Bran has entered the realm (2/5)")
+    [started] = [text for text in p0.out if "Cluster node " in text]
+    node = started.split("Cluster node ")[1].split()[0]
+    for command in ("who far", "end FAR"):
+        assert unix_ask(admin, command) == [
+            f"error: realm {command.split()[1]!r} runs on process {node}, not on this one"]
+    assert unix_ask(admin, "who near") == ["error: no realm 'near' runs on this process"]
+    bran.say("Still here")  # `end` ended nothing
+    await arya.wait_for("Bran: Still here")
+    await hang_up(arya, bran)
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_process_stopped_with_sigterm(services: Services) -> None:
     redis = services.redis()
     p0, p1, p2 = services.realms(3, redis)
