@@ -78,7 +78,7 @@ class Cluster:
             "check": self._on_check, "join": self._on_join, "line": self._on_line,
             "gone": self._on_gone, "checked": self._on_answer, "joined": self._on_answer,
             "send": self._on_send, "close": self._on_close, "bye": self._on_bye,
-            "cut": self._on_cut,
+            "cut": self._on_cut, "near": self.tables.direct.add,
         }
 
     def reachable(self) -> bool:
@@ -152,7 +152,8 @@ class Cluster:
                 answer = wire.TRY_AGAIN.notice().decode()  # it went while the owner seated it
                 self.relay.send(owner, ["gone", sid, wire.LEFT_WHY])
             if answer == "":
-                return RemoteSeat(self.relay, self.seated, member, owner, sid, key, neighbours)
+                near = neighbours if owner in self.tables.direct else None  # else an older owner
+                return RemoteSeat(self.relay, self.seated, member, owner, sid, key, near)
             self.seated.pop(sid, None)
             if answer != MOVED:
                 raise JoinError(answer.encode("utf-8"))
@@ -238,9 +239,8 @@ class Cluster:
                 log.failure("Handling {op!r} from {node} failed", op=op[0], node=sender)
 
     def _here(self, key: str, fence: str) -> Realm | None:
-        """The realm `key` if it runs here under `fence`; else None, and a
-        lease of ours that outlived the realm is let go (before the answer:
-        the asker then finds the realm free)."""
+        """The realm `key` if it runs here under `fence`; else None, and a lease
+        of ours that outlived the realm is let go (the asker then finds it free)."""
         realm = self.server.realms.get(key)
         if realm is not None and self.fences.get(key) == fence:
             return realm
@@ -264,6 +264,7 @@ class Cluster:
             if not answer:
                 self.proxies[(sender, sid)] = proxy
         # After the lines the join sent it: the member hears them first.
+        self.relay.send(sender, ["near"])  # lines may come with who heard them (realm.relay)
         self.relay.send(sender, ["joined", sid, answer])
 
     def _on_line(self, sender: str, sid: int, text: str, heard: Sequence[int] = ()) -> None:
@@ -388,8 +389,7 @@ class Cluster:
             self._beat.stop()
 
     def closed(self) -> Deferred[Any]:
-        """Every connection is gone: send what is held, then leave Redis
-        (answered after what was sent before it: one connection)."""
+        """Every connection is gone: send what is held, then leave Redis."""
         self.relay.flush()
         d: Deferred[Any] = succeed(None)
         if self.redis.up:

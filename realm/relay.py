@@ -18,6 +18,9 @@ names it (realm.cluster handles them):
       ["joined", SID, ANSWER]                       the same
       ["send", [SID, ...], DATA]                    wire-ready lines for each SID
       ["close", SID]                                close SID's connection
+      ["near"]                                      lines may come with who heard
+                                                    them (before each "joined"; an
+                                                    older release sends none)
     either way
       ["bye"]                                       the sender is shutting down
       ["cut"]                                       the sender has let go of everything
@@ -172,6 +175,9 @@ class Tables:
     def __init__(self) -> None:
         self._all: weakref.WeakValueDictionary[tuple[str, str], Neighbours] = \
             weakref.WeakValueDictionary()
+        #: The owners that take a line with who heard it ("near"); an older
+        #: release does not, and its members here hear each other through it.
+        self.direct: set[str] = set()
 
     def of(self, owner: str, realm: str) -> Neighbours:
         neighbours = self._all.get((owner, realm))
@@ -198,7 +204,7 @@ class RemoteSeat:
 
     def __init__(self, relay: Relay, seated: dict[int, tuple[Player, RemoteSeat | None]],
                  member: Player, owner: str, sid: int, realm_name: str,
-                 neighbours: Neighbours) -> None:
+                 neighbours: Neighbours | None) -> None:
         self.relay = relay
         self.seated = seated
         self.owner = owner
@@ -209,21 +215,21 @@ class RemoteSeat:
         #: Members here that hear this one through the owner (`Neighbours`).
         self.through_owner: set[int] = set()
         seated[sid] = (member, self)
-        neighbours.seats[sid] = member
+        if neighbours is not None:
+            neighbours.seats[sid] = member
 
     def line(self, raw: bytes, text: str) -> None:
         if not self.open:
             return
-        if is_chat(text):
-            heard = self._tell_here(raw)
+        if self.neighbours is not None and is_chat(text):
+            heard = self._tell_here(self.neighbours, raw)
             if heard:
                 self.relay.send(self.owner, ["line", self.sid, text, heard])
                 return
         self.relay.send(self.owner, ["line", self.sid, text])
 
-    def _tell_here(self, raw: bytes) -> list[int]:
+    def _tell_here(self, neighbours: Neighbours, raw: bytes) -> list[int]:
         """Chat `raw` to the realm's members here; the sids that heard it."""
-        neighbours = self.neighbours
         if neighbours.joining:  # the owner may seat them before it reads this line
             self.through_owner |= neighbours.joining
         seats = neighbours.seats
@@ -240,7 +246,8 @@ class RemoteSeat:
     def shut(self) -> None:
         """Nothing more goes either way through this seat."""
         self.open = False
-        self.neighbours.seats.pop(self.sid, None)
+        if self.neighbours is not None:
+            self.neighbours.seats.pop(self.sid, None)
 
     def gone(self, why: str) -> None:
         if self.open:

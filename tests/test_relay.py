@@ -145,6 +145,20 @@ def test_lines_to_a_member_on_its_way_in_keep_going_through_the_owner() -> None:
                               ["line", 2, "Aye", [1, 7]]]
 
 
+def test_members_of_an_older_owner_hear_each_other_through_it() -> None:
+    """An owner of an older release takes no list of who heard a line (it
+    said no "near"): its members here hear each other through it, as then."""
+    r, clock, published = relay()
+    seated: dict[int, tuple[Player, RemoteSeat | None]] = {}
+    arya, bran = FakeMember("Arya"), FakeMember("Bran")
+    a = RemoteSeat(r, seated, arya, "owner", 1, "north", None)
+    RemoteSeat(r, seated, bran, "owner", 2, "north", None)
+    a.line(b"Winter is coming", "Winter is coming")
+    clock.advance(0)
+    assert bran.lines() == []
+    assert ops(published) == [["line", 1, "Winter is coming"]]
+
+
 def test_a_process_keeps_one_table_a_realm_while_it_is_used() -> None:
     tables = Tables()
     north = tables.of("owner", "north")
