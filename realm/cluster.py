@@ -389,7 +389,7 @@ class Cluster:
             self._beat.stop()
 
     def closed(self) -> Deferred[Any]:
-        """Every connection is gone: send what is held, then leave Redis."""
+        """All connections gone: send what is held, then leave Redis (one connection: in order)."""
         self.relay.flush()
         d: Deferred[Any] = succeed(None)
         if self.redis.up:
