@@ -15,9 +15,8 @@ script knows where an answer ends (`nc -U`, `socat`):
 
 With `--cluster`, `who` and `end` for a realm another process runs say
 which, when members connected here sit in it.  Anything else answers
-`error: ...`.  The console is for whoever can
-open the socket: keep it private (`mode=600`, a folder only the service
-account reads).
+`error: ...`.  The console is for whoever can open the socket: keep it
+private (`mode=600`, a folder only the service account reads).
 """
 
 from __future__ import annotations

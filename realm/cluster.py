@@ -270,7 +270,7 @@ class Cluster:
     def _on_line(self, sender: str, sid: int, text: str, heard: Sequence[int] = ()) -> None:
         proxy = self.proxies.get((sender, sid))
         if proxy is not None:  # not to those of its process that heard it there
-            near = [m for m in (self.proxies.get((sender, o)) for o in heard) if m is not None]
+            near = [self.proxies[sender, o] for o in heard if (sender, o) in self.proxies]
             play(proxy, proxy.realm, text.encode("utf-8"), text, near)
 
     def _on_gone(self, sender: str, sid: int, why: str) -> None:
