@@ -105,6 +105,8 @@ def interleaved(kinds: list[str], realms: int, args: argparse.Namespace, logdir:
     return runs
 
 
+#: `--floor`: Twisted relaying with no game, as it comes and with realm's shortcuts.
+FLOORS = ["twisted floor", "twisted direct"]
 FIGURES = ["rounds_per_s", "p50_ms", "p99_ms", "server_cpu_us_per_round",
            "peak_mib", "kib_per_conn", "join_s"]
 
@@ -192,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                    metavar="R,...", help="R values of the scrape and before groups")
     p.add_argument("--no-shared", action="store_true", help="skip the shared loadgen run")
     p.add_argument("--floor", action="store_true",
-                   help="also measure bench/twisted_floor.py (Twisted alone, no game)")
+                   help="also measure bench/twisted_floor.py (Twisted alone, no game), "
+                   "plain and with realm's shortcuts")
     p.add_argument("--json", metavar="FILE", help="also write every run's result here")
     p.add_argument("-v", "--verbose", action="store_true", help="each run's JSON to stderr")
     args = p.parse_args(argv)
@@ -225,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             agree_at = 100 if 100 in realm_counts else realm_counts[-1]
             for realms in realm_counts:
                 kinds = ["realm", *(["reference"] if have_shared else []),
-                         *(["twisted floor"] if args.floor and have_shared else [])]
+                         *(FLOORS if args.floor and have_shared else [])]
                 rows += compare(kinds, realms, args, logdir, every, base="reference"
                                 if have_shared else "realm")
                 if have_shared and not args.no_shared and realms == agree_at:

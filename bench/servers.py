@@ -7,6 +7,7 @@ for the load generator, and the pids whose CPU counts.  Kinds:
     reference        ../shared/bench/ref_asyncio_realm.py, the least a Python
                      server can do for this fan-out
     twisted floor    bench/twisted_floor.py: Twisted alone, no game
+    twisted direct   the same with realm's shortcuts past Twisted (realm._direct)
     realm cluster    one `twistd realm --cluster` and its redis-server
     realm x2         two `twistd realm --cluster` and their redis-server;
                      each realm's members spread over both (CPU: all three)
@@ -116,8 +117,10 @@ class Setup:
             url = self._redis(folder)
             for _ in range(2 if base == "realm x2" else 1):
                 self._realm(python, [*new, "--cluster", url], folder)
-        elif kind == "twisted floor":
-            self._start([sys.executable, str(HERE / "twisted_floor.py"), "--port", "{port}"])
+        elif kind in ("twisted floor", "twisted direct"):
+            direct = ["--direct"] if kind == "twisted direct" else []
+            self._start([sys.executable, str(HERE / "twisted_floor.py"), "--port", "{port}",
+                         *direct])
         else:
             self._start([sys.executable, str(SHARED / "ref_asyncio_realm.py"),
                          "--port", "{port}"])
