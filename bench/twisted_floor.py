@@ -77,8 +77,9 @@ def main() -> None:
     if args.direct:
         Member.direct = plain_dispatch(reactor)
     factory = protocol.Factory.forProtocol(Member)
-    reactor.listenTCP(args.port, factory, backlog=4096,  # type: ignore[attr-defined,arg-type]
-                      interface="127.0.0.1")
+    port = reactor.listenTCP(args.port, factory, backlog=4096,  # type: ignore[attr-defined,arg-type]
+                             interface="127.0.0.1")
+    print(f"listening on {port.getHost().port}", flush=True)  # for --port 0
     reactor.run()  # type: ignore[attr-defined]
 
 

@@ -1,24 +1,29 @@
-"""bench/loadgen.py can drive a real server: one realm, a fraction of a
-second of rounds, over loopback.  A smoke test of the tool, not a timing:
-performance is measured by `make bench`, never asserted here."""
+"""bench/loadgen.py can drive a real server, and bench/twisted_floor.py
+relays every line: a few realms, a fraction of a second of rounds, over
+loopback.  Smoke tests of the tools, not timings: performance is measured
+by `make bench`, never asserted here."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import random
+import subprocess
 import sys
 from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import pytest_twisted
+from realm_procs import running
 from twisted.internet import reactor, utils
 
 from realm.protocol import RealmFactory
 from realm.server import RealmServer, Settings
 
 LOADGEN = Path(__file__).resolve().parent.parent / "bench" / "loadgen.py"
+FLOOR = LOADGEN.parent / "twisted_floor.py"
 
 
 @pytest_twisted.inlineCallbacks
@@ -45,6 +50,20 @@ def test_loadgen_plays_rounds_against_a_server() -> Generator[Any, Any, None]:
     assert result["lost_lines"] == 0
     # Every Lord line after all four answers is a decision: one event a round.
     assert 0.9 <= result["events_per_round"] <= 1.1
+
+
+@pytest.mark.parametrize("shortcuts", [[], ["--direct"]], ids=["plain", "direct"])
+def test_the_twisted_floor_relays_every_line(shortcuts: list[str]) -> None:
+    with running(sys.executable, str(FLOOR), "--port", "0", *shortcuts) as floor:
+        port = floor.expect_re(r"listening on (\d+)").group(1)
+        done = subprocess.run(
+            [sys.executable, str(LOADGEN), "--port", port, "--realms", "3", "--seconds", "0.3",
+             "--warmup", "0.1", "--join-timeout", "10", "--drain", "5"],
+            capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr + done.stdout
+    result = json.loads(done.stdout)
+    assert (result["errors"], result["lost_lines"], result["realms_ready"]) == (0, 0, 3)
+    assert result["rounds"] > 0
 
 
 def test_game_round_plays_the_benchs_round_in_process() -> None:
