@@ -332,6 +332,7 @@ class Cluster:
         for owner, d in list(self._asking.values()):
             if (node is None or owner == node) and not d.called:
                 d.errback(Unreachable(f"{owner} is gone"))
+        self.tables.forget(node)
 
     def _heartbeat(self) -> Deferred[None] | None:
         if not self.redis.up:
@@ -351,8 +352,7 @@ class Cluster:
             self.fences.pop(key, None)
             realm = self.server.realms.get(key)
             if realm is not None:
-                log.warn("Lost the lease of realm {realm}: another process runs it",
-                         realm=key)
+                log.warn("Lost the lease of realm {realm}: another process runs it", realm=key)
                 realm.end(wire.REALM_MOVED.notice(realm=key))
         for heart in (h.decode() for h in dead):
             node = heart.removeprefix(leases.heart(""))

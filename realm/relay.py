@@ -185,6 +185,14 @@ class Tables:
             neighbours = self._all[(owner, realm)] = Neighbours()
         return neighbours
 
+    def forget(self, owner: str | None) -> None:
+        """`owner` (None: every one) is gone.  Each start of a process is a
+        new owner, which says "near" again before its first `joined`."""
+        if owner is None:
+            self.direct.clear()
+        else:
+            self.direct.discard(owner)
+
     def joining(self, owner: str, realm: str, sid: int) -> Neighbours:
         """The table of `realm` run by `owner`, `sid` now on its way in."""
         neighbours = self.of(owner, realm)

@@ -168,3 +168,14 @@ def test_a_process_keeps_one_table_a_realm_while_it_is_used() -> None:
     north.joining.add(1)
     del north
     assert tables.of("owner", "north").joining == set()  # forgotten once unused
+
+
+def test_a_process_forgets_the_owners_that_are_gone() -> None:
+    tables = Tables()
+    tables.direct.update({"a", "b", "c"})  # each said "near"
+    tables.forget("a")
+    assert tables.direct == {"b", "c"}
+    tables.forget("x")  # never heard of: nothing to forget
+    assert tables.direct == {"b", "c"}
+    tables.forget(None)  # Redis lost: every process goes
+    assert tables.direct == set()
