@@ -7,7 +7,7 @@
   text from the chronicle is escaped.
 - `GET /chronicle.json`: `{"reigns": [...]}`, newest first (at most
   `?limit=N`, 50 by default, 1000 at most; one realm with `?realm=NAME`),
-  each reign as `realm.chronicle.as_json` gives it.
+  each reign as `as_json` gives it.
 
 A chronicle that cannot be read answers 503, saying so.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import html
 import json
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,7 +24,7 @@ from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from realm.chronicle import MAX_LIMIT, as_json
+from realm.chronicle import MAX_LIMIT
 from realm.realm import Recorder
 from realm.records import ReignRecord
 from realm.routes import Request, Response
@@ -63,6 +64,27 @@ def page(chronicle: Recorder) -> Deferred[Response]:
         return Response(200, body.encode("utf-8"), HTML)
 
     return read.addCallbacks(render, _unreadable)
+
+
+def as_json(record: ReignRecord) -> dict[str, Any]:
+    """A reign for `GET /chronicle.json`: counts, ISO 8601 UTC times, and
+    each event's holdings for its chart."""
+    return {
+        "id": record.id,
+        "realm": record.realm,
+        "outcome": record.outcome,
+        "events": len(record.events),
+        "score": record.score,
+        "started": _iso(record.started),
+        "ended": _iso(record.ended),
+        "members": list(record.members),
+        "holdings": [dict(event.holdings) for event in record.events],
+    }
+
+
+def _iso(when: float) -> str:
+    moment = datetime.fromtimestamp(when, timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def as_json_route(chronicle: Recorder, request: Request) -> Deferred[Response] | Response:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 
 from twisted.enterprise import adbapi
@@ -41,7 +40,7 @@ from realm.chronicle_url import DEFAULT_URL, ChronicleURL, parse_url
 from realm.records import EventRecord, ReignRecord
 
 __all__ = ["DEFAULT_URL", "Chronicle", "ChronicleError", "ChronicleURL", "DatabaseChronicle",
-           "NoChronicle", "as_json", "open_chronicle", "open_now", "parse_url"]
+           "NoChronicle", "open_chronicle", "open_now", "parse_url"]
 
 MAX_LIMIT = 1000  # reigns one read may ask for
 GROUP_WAIT = 0.05  # seconds between the starts of two writes, at most
@@ -292,27 +291,6 @@ def _select_reigns(cursor: Cursor, realm: str | None, order: str,
                         ended=float(ended), id=reign_id)
             for reign_id, realm_, members, outcome, score, events, started, ended
             in cursor.fetchall()]
-
-
-def as_json(record: ReignRecord) -> dict[str, Any]:
-    """A reign for `GET /chronicle.json`: counts, ISO 8601 UTC times, and
-    each event's holdings for its chart."""
-    return {
-        "id": record.id,
-        "realm": record.realm,
-        "outcome": record.outcome,
-        "events": len(record.events),
-        "score": record.score,
-        "started": _iso(record.started),
-        "ended": _iso(record.ended),
-        "members": list(record.members),
-        "holdings": [dict(event.holdings) for event in record.events],
-    }
-
-
-def _iso(when: float) -> str:
-    moment = datetime.fromtimestamp(when, timezone.utc)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def open_chronicle(url: str | ChronicleURL, reactor: Any = None, *,

@@ -24,6 +24,7 @@ import pytest_twisted
 from twisted.internet import defer, protocol, reactor
 from twisted.python.failure import Failure
 
+from realm.annals import as_json
 from realm.chronicle import (
     DEFAULT_URL,
     MAX_LIMIT,
@@ -31,7 +32,6 @@ from realm.chronicle import (
     ChronicleError,
     ChronicleURL,
     NoChronicle,
-    as_json,
     open_chronicle,
     parse_url,
 )
