@@ -20,10 +20,11 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from realm import wire
 from realm.chronicle import MAX_LIMIT
 from realm.realm import Recorder
 from realm.records import ReignRecord
@@ -48,22 +49,26 @@ def routes(chronicle: Recorder) -> dict[str, Any]:
 
 
 def page(chronicle: Recorder) -> Deferred[Response]:
+    if not chronicle.keeps:
+        return succeed(_page(f"<p class='empty'>{html.escape(wire.CHRONICLE_OFF())}</p>"))
     read = gatherResults([chronicle.best(SHOWN), chronicle.latest(None, SHOWN)],
                          consumeErrors=True)
 
     def render(found: list[list[ReignRecord]]) -> Response:
         best, latest = found
-        body = "".join([
-            _HEAD, "<h1>The chronicle of realm</h1>",
-            "<p class='lead'>Every reign that has ended: the best, and the latest. "
-            "Each chart shows the realm's holdings after each event.</p>",
-            _legend(), "<h2>The best reigns</h2>", _reigns(best),
-            "<h2>The latest reigns</h2>", _reigns(latest),
-            "<p class='foot'><a href='/'>Back to the game</a> · "
-            "<a href='/chronicle.json'>as JSON</a></p></main></body></html>"])
-        return Response(200, body.encode("utf-8"), HTML)
+        return _page("<p class='lead'>Every reign that has ended: the best, and the latest. "
+                     "Each chart shows the realm's holdings after each event.</p>"
+                     + _legend() + "<h2>The best reigns</h2>" + _reigns(best)
+                     + "<h2>The latest reigns</h2>" + _reigns(latest))
 
     return read.addCallbacks(render, _unreadable)
+
+
+def _page(content: str) -> Response:
+    body = "".join([_HEAD, "<h1>The chronicle of realm</h1>", content,
+                    "<p class='foot'><a href='/'>Back to the game</a> · "
+                    "<a href='/chronicle.json'>as JSON</a></p></main></body></html>"])
+    return Response(200, body.encode("utf-8"), HTML)
 
 
 def as_json(record: ReignRecord) -> dict[str, Any]:

@@ -60,6 +60,7 @@ class Chronicle(Protocol):
     """Where the server keeps its ended reigns."""
 
     where: str  # what it is, for log lines: a URL without its password
+    keeps: bool  # False: reigns are dropped (`--chronicle none`)
 
     def record(self, reign: ReignRecord) -> Deferred[int]:
         """Store `reign`; fire with its new id once it is committed."""
@@ -78,6 +79,7 @@ class NoChronicle:
     """`--chronicle none`: keeps nothing."""
 
     where = "none"
+    keeps = False
 
     def record(self, reign: ReignRecord) -> Deferred[int]:
         return succeed(0)  # dropped: no id
@@ -113,6 +115,8 @@ class DatabaseChronicle:
     makes at most 1/GROUP_WAIT transactions a second (a trip to the
     pool's thread costs more than the writing), one at a time.
     """
+
+    keeps = True
 
     def __init__(self, pool: adbapi.ConnectionPool, engine: Engine, where: str,
                  clock: Any = None) -> None:

@@ -64,8 +64,8 @@ def _leave(actor: Actor, realm: Realm, arg: str) -> None:
 
 def _chronicle(actor: Actor, realm: Realm, arg: str) -> None:
     chronicle = realm.chronicle
-    if chronicle is None:
-        actor.send(wire.CHRONICLE_BEST.notice() + wire.CHRONICLE_NONE.notice())
+    if chronicle is None or not chronicle.keeps:
+        actor.send(wire.CHRONICLE_OFF.notice())
         return
     best, latest = chronicle.best(5), chronicle.latest(realm.name, 5)
     read = gatherResults([best, latest], consumeErrors=True)

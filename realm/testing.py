@@ -85,6 +85,8 @@ class FakeChronicle:
     """A chronicle in memory: what the realm recorded, and, with `hold`,
     commits that wait until the test says (`commit()` or `fail()`)."""
 
+    keeps = True
+
     def __init__(self, hold: bool = False) -> None:
         self.hold = hold
         self.reigns: list[ReignRecord] = []

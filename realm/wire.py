@@ -225,6 +225,8 @@ CHRONICLE_LAST = _line("chronicle_last", "The last reigns of '{realm}':")
 CHRONICLE_ROW = _line("chronicle_row", "  {realm}: {outcome}, {events} events, score {score} "
                       "({when})")
 CHRONICLE_NONE = _line("chronicle_none", "  none yet")
+CHRONICLE_OFF = _line("chronicle_off", "This server keeps no chronicle: reigns here are not "
+                      "recorded.")
 CHRONICLE_FAILED = _refusal("chronicle_failed", "The chronicle cannot be read just now; "
                             "try again later.")
 

@@ -16,6 +16,7 @@ import pytest_twisted
 from realm_procs import WAIT, Peer, command, running
 
 from realm import annals, wire
+from realm.chronicle import NoChronicle
 from realm.records import EventRecord, ReignRecord
 from realm.routes import Request, Response
 from realm.testing import FakeChronicle
@@ -84,6 +85,16 @@ async def test_the_json_is_newest_first_with_the_contracts_fields() -> None:
     assert [(r["realm"], r["score"]) for r in north["reigns"]] == [("north", 3)]
     assert (await answer(route, "/chronicle.json?limit=0")).status == 400
     assert (await answer(route, "/chronicle.json?limit=x")).status == 400
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_that_keeps_no_chronicle_says_so() -> None:
+    routes = annals.routes(NoChronicle())
+    page = (await answer(routes["/chronicle"], "/chronicle")).body.decode()
+    assert "This server keeps no chronicle: reigns here are not recorded." in page
+    assert "No reign has ended yet" not in page  # as if one might
+    body = json.loads((await answer(routes["/chronicle.json"], "/chronicle.json")).body)
+    assert body == {"reigns": []}
 
 
 @pytest_twisted.ensureDeferred

@@ -180,3 +180,13 @@ def test_the_chronicle_command_lists_the_best_and_this_realms_last() -> None:
     assert sum(row is not None for row in rows) == 4  # two best, two last
     assert "*** The last reigns of 'westeros':" in lines
     assert all(row is None or row["realm"] == "westeros" for row in rows)
+
+
+def test_the_chronicle_command_says_so_when_the_server_keeps_none() -> None:
+    """`--chronicle none`: no list that stays "none yet" forever."""
+    net, lord, others = game(NoChronicle(), reign_length=1)
+    round_of(lord, others)
+    others[0].take()
+    others[0].say("--chronicle")
+    assert others[0].take() == ["*** This server keeps no chronicle: reigns here are not "
+                                "recorded."]
