@@ -8,8 +8,6 @@ name `{other}` (another member, or someone of the court), and a herald
 below names `{narrator}` (a member other than the Lord, or a stranger).
 """
 
-GAME_NAME = "Game of Thrones"
-
 #: Names a bot may take: valid names that the server stores as written
 #: (tests/test_names.py walks the pool).
 NAMES = (
