@@ -261,6 +261,8 @@ class Session:
 
     def _strike(self, refusal: bytes) -> None:
         """A password refused: back to naming, or out at the third."""
+        if self._handle != self._waiting:  # the connection went while it was checked
+            return
         self.name = ""
         self._failures += 1
         if self._failures >= MAX_PASSWORD_FAILURES:

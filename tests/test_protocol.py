@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.credentials import IUsernamePassword
+from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
@@ -561,6 +562,28 @@ def test_lines_sent_while_the_password_is_checked_keep_their_order(
     assert arya.take() == ["*** Lord has entered the realm (2/5)",
                            "Lord: first", "Lord: second"]
     assert "(2/5)" in lord.take()[-1]
+
+
+@pytest.mark.parametrize("then", ["bran", "bran@ghosts"])
+def test_a_password_refused_after_the_client_left_seats_nothing(
+        server: ServerFactory, then: str) -> None:
+    """The lines a client sent behind a wrong password must die with it:
+    not join a realm, or start one, as a member no connection holds."""
+    checker = SlowChecker()
+    net = Net(server(checker=checker))
+    arya = net.join("arya")
+    lord = net.connect()
+    lord.say("lord", "wrong", then)
+    lord.hang_up()
+    drained = net.server.when_drained()
+    for _ in range(2):  # wrong as bytes, then as text
+        checker.asked[-1][0].errback(UnauthorizedLogin())
+    net.settle()
+    assert {key: list(realm.members) for key, realm in net.server.realms.items()} == {
+        "westeros": ["arya"]}
+    arya.say("--leave")
+    net.settle()
+    assert net.server.realms == {} and drained.called
 
 
 # -- limits ----------------------------------------------------------------------
