@@ -26,7 +26,7 @@ import random
 from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, TimeoutError, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
@@ -362,10 +362,11 @@ class Realm:
             d.addTimeout(RECORD_WAIT, self.clock)
 
         def failed(failure: Any) -> None:
+            why = (f"no answer in {RECORD_WAIT:g} s" if failure.check(TimeoutError)
+                   else failure.getErrorMessage())
             log.error("The chronicle could not record a reign of {realm} ({outcome}, "
                       "score {score}): {why}; the game goes on", realm=self.name,
-                      outcome=ending.outcome, score=ending.score,
-                      why=failure.getErrorMessage())
+                      outcome=ending.outcome, score=ending.score, why=why)
 
         return d.addErrback(failed)
 

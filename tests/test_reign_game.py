@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 from twisted.internet import task
+from twisted.logger import formatEvent
 
 from realm import wire
 from realm.chronicle import NoChronicle
+from realm.realm import RECORD_WAIT
 from realm.server import RealmServer, Settings
 from realm.testing import FakeChronicle, MemoryConn, MemoryNet
 
@@ -129,6 +131,19 @@ def test_a_chronicle_that_fails_is_logged_and_the_game_goes_on(
     assert len(logged) == 1
     observe_errors.errors.clear()  # expected: the error is the point
     assert reports(round_of(lord, others))  # the next reign plays
+
+
+def test_a_chronicle_that_never_answers_is_given_up_on(observe_errors: Any) -> None:
+    chronicle = FakeChronicle(hold=True)
+    net, lord, others = game(chronicle, reign_length=1)
+    round_of(lord, others)
+    net.server.clock.advance(RECORD_WAIT)  # type: ignore[attr-defined]
+    net.settle()
+    lines = lord.take()
+    assert wire.is_reign_ended(lines[0]) and wire.is_event(lines[1])
+    (logged,) = observe_errors.errors
+    assert formatEvent(logged).endswith(f"no answer in {RECORD_WAIT:g} s; the game goes on")
+    observe_errors.errors.clear()  # expected: the error is the point
 
 
 def test_a_confused_court_makes_the_realm_fall() -> None:
