@@ -26,7 +26,7 @@ from twisted.conch.insults.insults import ServerProtocol
 from twisted.internet.defer import Deferred
 from twisted.internet.defer import TimeoutError as DeferredTimeout
 from twisted.internet.endpoints import clientFromString
-from twisted.internet.error import ConnectError
+from twisted.internet.error import ConnectError, ConnectingCancelledError
 from twisted.internet.protocol import Factory
 from twisted.internet.stdio import StandardIO
 from twisted.internet.task import react
@@ -136,7 +136,10 @@ async def connect(reactor: Any, where: str, make: Callable[[], RealmClient]) -> 
     attempt.addTimeout(CONNECT_TIMEOUT, reactor)
     try:
         return await attempt  # type: ignore[no-any-return]
-    except (ConnectError, OSError, DeferredTimeout) as e:
+    except (DeferredTimeout, ConnectingCancelledError) as e:  # the timeout cancelled it
+        raise Unreachable(f"cannot reach the realm at {where}: no answer in "
+                          f"{CONNECT_TIMEOUT:g} s") from e
+    except (ConnectError, OSError) as e:
         raise Unreachable(f"cannot reach the realm at {where}: {e}") from e
 
 

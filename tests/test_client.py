@@ -7,10 +7,13 @@ tests pair real clients with the real server through `twisted.test.iosim`.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
-from twisted.internet import task
+import pytest_twisted
+from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
 from twisted.internet.testing import StringTransport
@@ -18,7 +21,7 @@ from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.test import iosim
 
-from realm import lore
+from realm import cli, lore
 from realm.bot import Bot, NamePool, Temper
 from realm.bots import Band, BotDriver, names
 from realm.cli import Options
@@ -703,3 +706,34 @@ def test_a_band_that_cannot_connect_fails_once(clock: task.Clock) -> None:
     finished = bots.start(3)
     assert finished.called and finished.result == failures
     assert set(failures) == {"cannot reach the realm at tcp:nowhere:1"}
+
+
+@contextmanager
+def unanswered() -> Iterator[int]:
+    """A loopback port that never answers a new connection: its listener's
+    queue is full, so the kernel drops the handshake's first packet."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        queued = [socket.socket() for _ in range(3)]
+        try:
+            for s in queued:
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", port))
+            yield port
+        finally:
+            for s in queued:
+                s.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_that_never_answers_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The contract's one line for a server that cannot be reached, also
+    when nothing answers at all (a firewall that drops): not a traceback."""
+    monkeypatch.setattr(cli, "CONNECT_TIMEOUT", 0.3)
+    with unanswered() as port:
+        where = f"tcp:127.0.0.1:{port}"
+        with pytest.raises(Unreachable) as refused:
+            await cli.connect(reactor, where, lambda: RealmClient(None, "Arya"))  # type: ignore[arg-type]
+    assert str(refused.value) == f"cannot reach the realm at {where}: no answer in 0.3 s"
