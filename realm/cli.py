@@ -45,7 +45,8 @@ from twisted.python import usage
 from realm import wire
 from realm.bot import Bot, NamePool, Temper
 from realm.bots import Band
-from realm.client import LEAVE_GRACE, RealmClient, Unreachable, checking
+from realm.certificates import checking
+from realm.client import LEAVE_GRACE, RealmClient, Unreachable
 from realm.console import LordPipe, LordTerminal
 from realm.looks import terminal_colour
 from realm.lord import LordDriver
@@ -235,7 +236,7 @@ def _log_critical_only() -> None:
     """Show on stderr what is logged as critical, as Twisted does until
     logging begins; but not Twisted's traceback for a certificate that
     names no host, which realm-client tells in one line
-    (`realm.client.NamesNoHost`)."""
+    (`realm.certificates.NamesNoHost`)."""
     from service_identity import CertificateError
 
     def told(event: dict[str, Any]) -> PredicateResult:

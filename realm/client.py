@@ -16,16 +16,15 @@ turning the connection's end into an `Ending`.  The drivers:
 - `realm.bots.BotDriver`, driven by a `realm.bot.Bot` brain, and
   `realm.bots.Band`, which runs `--count` of them.
 
-The command line that runs them is `realm.cli`.
+The command line that runs them is `realm.cli`; what they make of a TLS
+server's certificate, `realm.certificates`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.internet.error import ConnectionDone
@@ -35,119 +34,14 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from realm import wire
+from realm.certificates import NamesNoHost, names_shown, untrusted
 from realm.looks import visible
 
 #: How long to wait for the server to close after `--leave`, in seconds.
 LEAVE_GRACE = 5.0
-
-
-def _shown_certificate(transport: object) -> Any:
-    """The certificate a TLS `transport` was shown (cryptography's), or None."""
-    get_handle = getattr(transport, "getHandle", None)
-    chain = getattr(get_handle(), "get_peer_cert_chain", None) if get_handle else None
-    try:
-        certificates = chain(as_cryptography=True) if chain is not None else None
-    except TypeError:  # a pyOpenSSL older than as_cryptography=
-        return None
-    return certificates[0] if certificates else None
-
-
-def _names(transport: object) -> list[str] | None:
-    """The hosts the certificate `transport` was shown names in its
-    subjectAltName ([] when it has none), or None when none was shown."""
-    from cryptography import x509
-
-    leaf = _shown_certificate(transport)
-    if leaf is None:
-        return None
-    try:
-        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return [*names.get_values_for_type(x509.DNSName),
-            *map(str, names.get_values_for_type(x509.IPAddress))]
-
-
-def _hosts(transport: object) -> str:
-    """The names the certificate `transport` was shown holds, for a line."""
-    held = _names(transport)
-    return f" (it holds {', '.join(held[:5])})" if held else ""
-
-
-class NamesNoHost(Exception):
-    """The server's certificate names no host: it has no subjectAltName,
-    so no name can be checked against it (RFC 6125 leaves the common name
-    behind).  Twisted logs that and lets such a certificate through
-    unchecked when it is trusted; realm-client refuses it."""
-
-
-def certificate_problem(transport: object) -> tuple[str, bool] | None:
-    """Why the certificate a TLS `transport` was shown did not verify, as
-    far as the certificate itself tells (OpenSSL says only "certificate
-    verify failed"): (the problem, whether trusting it would help), or
-    None when it shows none."""
-    leaf = _shown_certificate(transport)
-    if leaf is None:
-        return None
-    now = datetime.now(timezone.utc)
-    if leaf.not_valid_after_utc < now:
-        return f"it expired on {leaf.not_valid_after_utc:%Y-%m-%d}", False
-    if leaf.not_valid_before_utc > now:
-        return f"it is not valid before {leaf.not_valid_before_utc:%Y-%m-%d}", False
-    if leaf.issuer == leaf.subject:
-        return "it is self-signed, and not among the certificates trusted", True
-    return "its issuer is not among the certificates trusted", True
-
-
-def checking(where: str) -> str:
-    """`where`, with an `ssl:` endpoint made the `tls:` one that checks the
-    server's certificate and name (Twisted's `ssl:` client checks nothing
-    unless given `caCertsDir=`, and never the name): its `caCertsDir=`
-    becomes `trustRoots=`, its `certKey=` `certificate=`."""
-    head, _, rest = where.partition(":")
-    if head.strip().lower() != "ssl" or not rest:
-        return where
-    renamed = {"caCertsDir": "trustRoots", "certKey": "certificate"}
-    parts = re.split(r"(?<!\\):", rest)
-    for i, part in enumerate(parts):
-        key, equals, value = part.partition("=")
-        if equals and key in renamed:
-            parts[i] = f"{renamed[key]}={value}"
-    return "tls:" + ":".join(parts)
-
-
-def untrusted(reason: Failure, where: str = "", transport: object = None) -> str | None:
-    """The line to tell when `reason` is a TLS certificate that failed to
-    verify (on `transport`, whose certificate may say why), or None when
-    the connection ended for another reason."""
-    try:
-        from OpenSSL.SSL import Error as TLSError
-        from service_identity import VerificationError
-    except ImportError:  # no TLS support installed: no TLS connection either
-        return None
-    head, _, rest = checking(where).partition(":")
-    host = rest.split(":", 1)[0] or "that host"
-    failed = reason.check(TLSError) and "certificate verify failed" in str(reason.value)
-    if reason.check(NamesNoHost) or (failed and _names(transport) == []):
-        return (f"the server's certificate is not trusted (it names no host: it has no "
-                f"subjectAltName): the server needs a certificate that names {visible(host)}")
-    if reason.check(VerificationError):
-        return (f"the server's certificate is not trusted (it is not a certificate for "
-                f"{visible(host)}): connect with a host name it holds"
-                f"{visible(_hosts(transport))}")
-    if not failed:
-        return None
-    problem, trusting_helps = (certificate_problem(transport)
-                               or ("certificate verify failed", True))
-    if not trusting_helps:
-        advice = "the server needs a certificate that is valid now"
-    elif "trustRoots=" in rest:
-        advice = "the folder given as trustRoots= does not hold it or its issuer (PEM)"
-    else:
-        example = (f"--connect {where}:trustRoots=FOLDER" if head == "tls" and rest
-                   else "--connect tls:HOST:PORT:trustRoots=FOLDER")
-        advice = f"pass trustRoots=FOLDER, a folder holding its certificate (PEM), as in {example}"
-    return f"the server's certificate is not trusted ({problem}): {advice}"
+#: How long a server may say nothing once connected, in seconds (realm
+#: greets at once; a server that does not is hung, or no realm).
+SILENT_WAIT = 10.0
 
 
 class Unreachable(Exception):
@@ -220,7 +114,7 @@ class RealmClient(LineReceiver):
     def handshakeCompleted(self) -> None:
         """TLS: a certificate that names no host is refused (`NamesNoHost`),
         before the name line leaves."""
-        if _names(self.transport) == []:
+        if names_shown(self.transport) == []:
             self.transport.failVerification(Failure(NamesNoHost()))  # type: ignore[union-attr]
 
     def _send_name(self) -> None:
@@ -326,11 +220,19 @@ class Player:
         self.failure = ""
         self.failure_shown = False
         self.timers: list[IDelayedCall] = []
+        self.answered = False  # the server has sent a line
         self.done: Deferred[Ending] = Deferred()
 
     def connected(self, client: RealmClient) -> None:
         self.client = client
         self.name = client.name
+        self.later(SILENT_WAIT, self._silent)
+
+    def _silent(self) -> None:
+        if not self.answered and self.client is not None:
+            self.fail(f"cannot reach the realm at {self.where}: it said nothing in "
+                      f"{SILENT_WAIT:g} s")
+            self.client.abort()
 
     def joined(self, name: str) -> None:
         self.name = name
@@ -340,6 +242,7 @@ class Player:
 
     def note(self, line: str) -> None:
         """Remember why the server may be about to close: the last line tells."""
+        self.answered = True
         for says, why in GOODBYES:
             if says(line):
                 self.ending = why

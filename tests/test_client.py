@@ -24,8 +24,9 @@ from twisted.test import iosim
 from realm import cli, lore
 from realm.bot import Bot, NamePool, Temper
 from realm.bots import Band, BotDriver, names
+from realm.certificates import untrusted
 from realm.cli import Options
-from realm.client import LEAVE_GRACE, Ending, RealmClient, Unreachable, untrusted
+from realm.client import LEAVE_GRACE, SILENT_WAIT, Ending, RealmClient, Unreachable
 from realm.looks import visible
 from realm.lord import LordDriver
 from realm.protocol import RealmFactory
@@ -476,6 +477,24 @@ def test_a_silent_server_is_cut_off_after_leaving(clock: task.Clock) -> None:
     lord.leave()
     clock.advance(LEAVE_GRACE)
     assert transport.disconnecting
+
+
+def test_a_server_that_says_nothing_is_given_up(clock: task.Clock) -> None:
+    """realm greets a connection at once: one that stays silent is hung,
+    or no realm, and the player is told instead of waiting forever."""
+    bot, client, transport = bot_client(clock)
+    clock.advance(SILENT_WAIT)
+    assert transport.disconnecting
+    client.connectionLost(GONE)
+    assert ending(bot).failed
+    assert ending(bot).why.endswith(f"it said nothing in {SILENT_WAIT:g} s")
+
+
+def test_a_server_that_greets_is_waited_for(clock: task.Clock) -> None:
+    lord, client, transport, _ = lord_client(clock)
+    feed(client, "*** Hail, traveller! This is realm, a Game of Thrones.")
+    clock.advance(SILENT_WAIT * 3)  # the join itself may take its time (a cluster)
+    assert not transport.disconnecting and not lord.done.called
 
 
 def test_lord_losing_the_connection_exits_nonzero(clock: task.Clock) -> None:
