@@ -142,6 +142,8 @@ async def connect(reactor: Any, where: str, make: Callable[[], RealmClient]) -> 
                           f"{CONNECT_TIMEOUT:g} s") from e
     except (ConnectError, OSError) as e:
         raise Unreachable(f"cannot reach the realm at {where}: {e}") from e
+    except (OverflowError, ValueError) as e:  # a port over 65535, found only now
+        raise Unreachable(f"bad --connect {where!r}: {e}") from e
 
 
 async def run_lord(reactor: Any, config: Options, go_raw: Callable[[], None] | None) -> None:
@@ -253,7 +255,11 @@ def _log_critical_only() -> None:
 
 
 def _say(text: str) -> None:
-    print(text, flush=True)
+    """A bot's news on stdout; once nobody reads it (a closed pipe), none."""
+    try:
+        print(text, flush=True)
+    except OSError:  # and nothing at exit either: stdout is /dev/null from now on
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -265,9 +271,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"realm-client: {e}\n{config}")
         raise SystemExit(2) from e
     _log_critical_only()
+    if sys.stdin is None:  # started with stdin closed: input has ended, as from /dev/null
+        sys.stdin = open(os.open(os.devnull, os.O_RDONLY), closefd=False)  # fd 0, the lowest free
     if not config["lord"]:
         react(run_bots, [config])
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+    if not (sys.stdin and sys.stdin.isatty() and sys.stdout and sys.stdout.isatty()):
         react(run_lord, [config, None])
     # A terminal: raw mode once connected, as twisted.conch.stdio.runWithProtocol
     # does, but without its closing screen reset, so the game stays readable.

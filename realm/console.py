@@ -264,6 +264,7 @@ class LordPipe(LineReceiver):
     """The Lord's keyboard and screen on pipes: plain lines both ways."""
 
     delimiter = b"\n"
+    MAX_LENGTH = 1 << 20  # longer than a line may be: the server says so, and play goes on
 
     def __init__(self, lord: Keyboard) -> None:
         self.lord = lord

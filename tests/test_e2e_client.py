@@ -8,10 +8,14 @@ socket) or a TLS server with an untrusted certificate in front of it.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
 import re
+import shlex
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -408,3 +412,52 @@ def test_each_bad_option_its_own_message(argv: list[str], told: str) -> None:
         assert c.wait() == 2
     assert c.err[0] == f"realm-client: {told}"
     assert "hunter2" not in "\n".join(c.err + c.out)
+
+
+def test_a_piped_line_too_long_is_the_servers_to_refuse(server: str) -> None:
+    """A pasted or generated line longer than any line may be: the server
+    says so, as at a terminal, and the game goes on."""
+    with running(*lord(server, "longline")) as me:
+        me.expect("*** Lord has entered the realm (1/5)")
+        me.send("x" * 20000)
+        me.expect("*** Error: Line too long; the limit is 1024 bytes. It was not sent.")
+        me.send("--who")
+        me.expect("*** In the realm 'longline' (1/5): Lord")
+        me.close_stdin()
+        assert me.wait() == 0
+
+
+@pytest.mark.parametrize("who", [["--lord"], ["--bot", "--count", "2"]])
+def test_a_port_that_cannot_be_is_one_line(who: list[str]) -> None:
+    with running(command("realm-client"), *who, "--connect", "tcp:127.0.0.1:70000") as c:
+        assert c.wait() == 1
+    assert c.err == ["realm-client: bad --connect 'tcp:127.0.0.1:70000': connect_ex(): "
+                     "port must be 0-65535."]
+
+
+def test_the_lord_with_stdin_closed_joins_and_leaves(server: str) -> None:
+    """As with input at its end: `realm-client --lord ... <&-`."""
+    done = subprocess.run([*lord(server, "nostdin")], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=30,
+                          preexec_fn=lambda: os.close(0))
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and "*** Farewell, Lord." in done.stdout
+
+
+def test_bots_whose_output_nobody_reads_still_end(server: str) -> None:
+    """`realm-client --bot ... | head -1`: once the reader is gone, a bot's
+    news goes nowhere, and the bots end with their game (no traceback)."""
+    piped = " ".join(shlex.quote(arg) for arg in bots(server, "unread", "--count", "2"))
+    with running(*lord(server, "unread")) as me, \
+            running("bash", "-c", f"set -o pipefail; {piped} | head -1",
+                    new_session=True) as band:
+        try:
+            band.expect("joined the realm")  # all that head lets through
+            me.expect("(3/5)")
+            me.close_stdin()  # the Lord leaves: the game is over for the bots
+            assert me.wait() == 0
+            assert band.wait() == 0
+        finally:  # bots that hang hold the pipes open: end them, the pipeline's group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(band.pid, signal.SIGKILL)
+    assert not [line for line in band.err if "Traceback" in line or "Error" in line], band.err
