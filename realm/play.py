@@ -249,8 +249,9 @@ def play(config: Options) -> int:
         logs = Path(tempfile.mkdtemp(prefix="realm-play-"))
         if config["chronicle"] is None:
             config["chronicle"] = chronicle()
-        say(f"Your reigns are kept in {parse_chronicle(config['chronicle'])} (--chronicle "
-            "in the game lists the best).")
+        kept = parse_chronicle(config["chronicle"])
+        say("Your reigns are not kept (--chronicle none)." if kept.scheme == "none" else
+            f"Your reigns are kept in {kept} (--chronicle in the game lists the best).")
         port = start_server(config, logs, started)
         endpoint = f"tcp:127.0.0.1:{port}"
         with SIGNALS.held(), open(logs / "bots.log", "wb") as bot_log:

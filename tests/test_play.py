@@ -201,3 +201,13 @@ def test_help_and_version() -> None:
     with running(command("realm-play"), "--version") as c:
         assert c.wait() == 0
     assert c.out == [f"realm-play (realm) {version('realm')}"]
+
+
+def test_no_chronicle_is_said_so(tmp_path: Path) -> None:
+    with socket.socket() as other:  # a port in use: realm-play stops right after saying it
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        with running(command("realm-play"), "--chronicle", "none", "--port",
+                     str(other.getsockname()[1]), env={"TMPDIR": str(tmp_path)}) as play:
+            assert play.wait(30) == 1
+    assert "realm-play: Your reigns are not kept (--chronicle none)." in play.err, play.err
