@@ -259,7 +259,9 @@ def _say(text: str) -> None:
     try:
         print(text, flush=True)
     except OSError:  # and nothing at exit either: stdout is /dev/null from now on
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -275,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdin = open(os.open(os.devnull, os.O_RDONLY), closefd=False)  # fd 0, the lowest free
     if not config["lord"]:
         react(run_bots, [config])
-    if not (sys.stdin and sys.stdin.isatty() and sys.stdout and sys.stdout.isatty()):
+    if not (sys.stdin.isatty() and sys.stdout and sys.stdout.isatty()):
         react(run_lord, [config, None])
     # A terminal: raw mode once connected, as twisted.conch.stdio.runWithProtocol
     # does, but without its closing screen reset, so the game stays readable.

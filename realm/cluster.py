@@ -78,7 +78,7 @@ class Cluster:
             "check": self._on_check, "join": self._on_join, "line": self._on_line,
             "gone": self._on_gone, "checked": self._on_answer, "joined": self._on_answer,
             "send": self._on_send, "close": self._on_close, "bye": self._on_bye,
-            "cut": self._on_cut, "near": self.tables.direct.add,
+            "cut": self._on_cut, "near": self.tables.near,
         }
 
     def reachable(self) -> bool:

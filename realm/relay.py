@@ -185,6 +185,10 @@ class Tables:
             neighbours = self._all[(owner, realm)] = Neighbours()
         return neighbours
 
+    def near(self, owner: str) -> None:
+        """`owner` said "near": it takes a line with who heard it."""
+        self.direct.add(owner)
+
     def forget(self, owner: str | None) -> None:
         """`owner` (None: every one) is gone.  Each start of a process is a
         new owner, which says "near" again before its first `joined`."""

@@ -13,6 +13,7 @@ import re
 import signal
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
@@ -118,11 +119,17 @@ def test_ctrl_c_while_starting_stops_everything(tmp_path: Path) -> None:
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
-def test_a_port_another_server_holds_is_refused(tmp_path: Path) -> None:
-    with socket.socket() as other:  # listening: realm-play would have joined it
+@contextmanager
+def held_port() -> Iterator[int]:
+    """A loopback port another program listens on, while the block runs."""
+    with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen()
-        port = other.getsockname()[1]
+        yield other.getsockname()[1]
+
+
+def test_a_port_another_server_holds_is_refused(tmp_path: Path) -> None:
+    with held_port() as port:  # listening: realm-play would have joined it
         (tmp_path / "tmp").mkdir()
         with running(command("realm-play"), "--port", str(port), env={
                 "TMPDIR": str(tmp_path / "tmp"), "XDG_DATA_HOME": str(tmp_path)}) as play:
@@ -204,10 +211,8 @@ def test_help_and_version() -> None:
 
 
 def test_no_chronicle_is_said_so(tmp_path: Path) -> None:
-    with socket.socket() as other:  # a port in use: realm-play stops right after saying it
-        other.bind(("127.0.0.1", 0))
-        other.listen()
-        with running(command("realm-play"), "--chronicle", "none", "--port",
-                     str(other.getsockname()[1]), env={"TMPDIR": str(tmp_path)}) as play:
+    with held_port() as port:  # realm-play stops right after saying it
+        with running(command("realm-play"), "--chronicle", "none", "--port", str(port),
+                     env={"TMPDIR": str(tmp_path)}) as play:
             assert play.wait(30) == 1
     assert "realm-play: Your reigns are not kept (--chronicle none)." in play.err, play.err

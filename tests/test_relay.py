@@ -172,7 +172,8 @@ def test_a_process_keeps_one_table_a_realm_while_it_is_used() -> None:
 
 def test_a_process_forgets_the_owners_that_are_gone() -> None:
     tables = Tables()
-    tables.direct.update({"a", "b", "c"})  # each said "near"
+    for owner in "abc":
+        tables.near(owner)  # each said "near"
     tables.forget("a")
     assert tables.direct == {"b", "c"}
     tables.forget("x")  # never heard of: nothing to forget
