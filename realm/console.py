@@ -33,6 +33,7 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from realm import wire
 from realm.editor import LineEditor, places
 from realm.looks import COLOURS, RESET, Palette, fit, render, status, visible
 
@@ -43,6 +44,9 @@ CTRL_D = b"\x04"
 CTRL_E = b"\x05"
 CTRL_H = b"\x08"
 CTRL_U = b"\x15"
+BELL = b"\x07"
+#: Shown when the Lord types (or pastes) past the longest line the server takes.
+FULL = f"*** Your line is full ({wire.MAX_LINE} bytes): the rest was not typed."
 
 class Keyboard(Protocol):
     """What a front end drives: the Lord."""
@@ -60,7 +64,7 @@ class LordTerminal(TerminalProtocol):
         self.lord = lord
         self.colour = colour
         self.columns = columns
-        self.editor = LineEditor()
+        self.editor = LineEditor(wire.MAX_LINE)
         self.palette = Palette()
         self.gone: Deferred[None] = Deferred()
         #: The row of the input the cursor is on (0: the first, the status's
@@ -72,7 +76,8 @@ class LordTerminal(TerminalProtocol):
         #: While a password is asked for: its answer, its prompt, the draft.
         self._secret: Deferred[str | None] | None = None
         self._secret_prompt = ""
-        self._draft = LineEditor()
+        self._draft = LineEditor(wire.MAX_LINE)
+        self._told_full = False  # FULL was shown, and the line has not changed since
 
     def connectionMade(self) -> None:
         t = self.terminal
@@ -103,6 +108,7 @@ class LordTerminal(TerminalProtocol):
     def _edit(self, change: Callable[[], bool]) -> Callable[[], None]:
         def key() -> None:
             if change():
+                self._told_full = False
                 self._redraw()
         return key
 
@@ -131,7 +137,13 @@ class LordTerminal(TerminalProtocol):
         if visible(text) != text:
             return  # a control character: not part of a line
         at_end = self.editor.at_end
-        self.editor.insert(text)
+        if not self.editor.insert(text):
+            if not self._told_full:  # once, not once for each key of a long paste
+                self._told_full = True
+                self.terminal.write(BELL)
+                self.show(FULL)
+            return
+        self._told_full = False
         if self._secret is not None:
             return  # the echo is hidden
         if not at_end:
@@ -234,7 +246,7 @@ class LordTerminal(TerminalProtocol):
         """Ask for a password in the input line, the echo hidden."""
         if self._secret is None:
             self._secret, self._secret_prompt = Deferred(), prompt
-            self._draft, self.editor = self.editor, LineEditor()
+            self._draft, self.editor = self.editor, LineEditor(wire.MAX_LINE)
             self._redraw()
         return self._secret
 

@@ -1,7 +1,9 @@
 """The line the Lord is typing at a terminal: pure state, no drawing.
 
 `LineEditor` holds the characters typed, the cursor and the history
-(↑/↓), and edits them as shells do (Ctrl-U clears the line).  `places`
+(↑/↓), and edits them as shells do (Ctrl-U clears the line).  A line
+holds at most `limit` bytes of UTF-8 (the server's limit): what would
+go past it is not typed.  `places`
 says where each character of a prompt and its line stands on a terminal
 of a given width once it wraps over several rows, so `realm.console` can
 redraw the whole input and put the cursor back where it was.
@@ -45,12 +47,20 @@ def places(start: int, chars: Sequence[str], columns: int) -> list[tuple[int, in
     return found
 
 
-class LineEditor:
-    """The characters typed, the cursor (`at`) and the history."""
+def size(text: str) -> int:
+    """How many bytes `text` takes on the wire."""
+    return len(text.encode("utf-8"))
 
-    def __init__(self) -> None:
+
+class LineEditor:
+    """The characters typed, the cursor (`at`), the history, and how many
+    bytes the line takes (`size`, at most `limit`)."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = limit
         self.chars: list[str] = []
         self.at = 0
+        self.size = 0
         self.history: list[str] = []
         #: Which history line is shown: len(history) is the line being typed.
         self.recalled = 0
@@ -64,21 +74,30 @@ class LineEditor:
     def at_end(self) -> bool:
         return self.at == len(self.chars)
 
-    def insert(self, text: str) -> None:
+    def insert(self, text: str) -> bool:
+        """Type `text` at the cursor, unless the line would grow past its limit."""
+        grown = self.size + size(text)
+        if self.limit is not None and grown > self.limit:
+            return False
         self.chars[self.at:self.at] = list(text)
         self.at += len(text)
+        self.size = grown
+        return True
+
+    def _remove(self, at: int) -> None:
+        self.size -= size(self.chars.pop(at))
 
     def backspace(self) -> bool:
         if not self.at:
             return False
         self.at -= 1
-        del self.chars[self.at]
+        self._remove(self.at)
         return True
 
     def delete(self) -> bool:
         if self.at_end:
             return False
-        del self.chars[self.at]
+        self._remove(self.at)
         return True
 
     def left(self) -> bool:
@@ -104,12 +123,13 @@ class LineEditor:
     def clear(self) -> bool:
         """Ctrl-U: the whole line goes."""
         cleared = bool(self.chars)
-        self.chars, self.at = [], 0
+        self._show("")
         return cleared
 
     def _show(self, text: str) -> None:
         self.chars = list(text)
         self.at = len(self.chars)
+        self.size = size(text)
 
     def up(self) -> bool:
         """The history line before the one shown."""
@@ -136,5 +156,6 @@ class LineEditor:
         if remember and text.strip() and (not self.history or self.history[-1] != text):
             self.history.append(text)
         self.recalled = len(self.history)
-        self.chars, self.at, self._draft = [], 0, ""
+        self._show("")
+        self._draft = ""
         return text

@@ -15,8 +15,8 @@ from twisted.conch.insults.insults import ClientProtocol, ServerProtocol
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import StringTransport
 
-from realm import lore
-from realm.console import LordPipe, LordTerminal
+from realm import lore, wire
+from realm.console import BELL, FULL, LordPipe, LordTerminal
 from realm.editor import LineEditor, places
 from realm.looks import MEMBER_COLOURS, Palette, colour_wanted, kind, render
 
@@ -242,6 +242,20 @@ def test_ctrl_u_clears_the_line_however_long() -> None:
     assert screen.rows() == ["Arya: hi", "You:"]
     screen.type(b"we ride\r")
     assert screen.keys.said == ["we ride"]
+
+
+def test_a_line_holds_what_the_server_takes_and_a_paste_past_it_says_so() -> None:
+    screen = Screen()
+    screen.type(b"x" * 100_000)  # pasted: each character a keystroke
+    assert screen.rows()[0] == FULL
+    assert screen.raw.count(BELL) == 1  # once, not once for each key
+    screen.type(b"\x7f" + "é".encode())  # a character of two bytes: no room
+    screen.type(b"\x7fy\r")
+    assert screen.keys.said == ["x" * (wire.MAX_LINE - 2) + "y"]
+    assert screen.rows()[-1] == "You:"
+    screen.type(("é" * wire.MAX_LINE).encode() + b"\r")  # counted in bytes, as the server does
+    assert screen.keys.said[1] == "é" * (wire.MAX_LINE // 2)
+    assert screen.raw.count(BELL) == 3
 
 
 def test_terminal_keeps_the_cursor_where_the_player_left_it() -> None:
