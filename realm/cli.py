@@ -170,11 +170,11 @@ async def run_lord(reactor: Any, config: Options, go_raw: Callable[[], None] | N
     if go_raw is not None:
         go_raw()
         terminal = ServerProtocol(LordTerminal, lord, terminal_colour(), _columns)
-        StandardIO(terminal, reactor=reactor)
+        StandardIO(terminal, sys.stdin.fileno(), sys.stdout.fileno(), reactor=reactor)
         screen = cast(LordTerminal, terminal.terminalProtocol)
     else:
         screen = LordPipe(lord)
-        StandardIO(screen, reactor=reactor)
+        StandardIO(screen, sys.stdin.fileno(), sys.stdout.fileno(), reactor=reactor)
     lord.attach(screen)
     try:
         ending = await lord.done
@@ -264,6 +264,17 @@ def _say(text: str) -> None:
         os.close(null)
 
 
+def _standard_streams() -> None:
+    """A standard stream closed at the start (`<&-`, `>&-`, `2>&-`) is
+    /dev/null: input has ended, output goes nowhere.  Opened before the
+    reactor starts, so none of the reactor's own files takes the stream's
+    number (the Lord's screen would then write to it)."""
+    for name, flags, mode in (("stdin", os.O_RDONLY, "r"), ("stdout", os.O_WRONLY, "w"),
+                              ("stderr", os.O_WRONLY, "w")):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.open(os.devnull, flags), mode, closefd=False))
+
+
 def main(argv: list[str] | None = None) -> None:
     """The `realm-client` command."""
     config = Options()
@@ -273,11 +284,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write(f"realm-client: {e}\n{config}")
         raise SystemExit(2) from e
     _log_critical_only()
-    if sys.stdin is None:  # started with stdin closed: input has ended, as from /dev/null
-        sys.stdin = open(os.open(os.devnull, os.O_RDONLY), closefd=False)  # fd 0, the lowest free
+    _standard_streams()
     if not config["lord"]:
         react(run_bots, [config])
-    if not (sys.stdin.isatty() and sys.stdout and sys.stdout.isatty()):
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
         react(run_lord, [config, None])
     # A terminal: raw mode once connected, as twisted.conch.stdio.runWithProtocol
     # does, but without its closing screen reset, so the game stays readable.

@@ -444,6 +444,24 @@ def test_the_lord_with_stdin_closed_joins_and_leaves(server: str) -> None:
     assert done.stderr == "" and "*** Farewell, Lord." in done.stdout
 
 
+def test_the_lord_with_stdout_closed_plays_and_leaves(server: str) -> None:
+    """`realm-client --lord ... >&-`: what it shows goes nowhere (the
+    reactor's own files must not take the number of stdout), the Lord's
+    lines still reach the realm, and the Lord leaves at the end of input."""
+    arya = Peer.connect(server)
+    try:
+        arya.send(b"Arya@nostdout\r\n")
+        arya.expect("Arya has entered the realm")
+        done = subprocess.run([*lord(server, "nostdout")], input="all hail\n",
+                              stderr=subprocess.PIPE, text=True, timeout=30,
+                              preexec_fn=lambda: os.close(1))
+        arya.expect("Lord: all hail")
+        arya.expect("The Lord has left the realm")
+    finally:
+        arya.close()
+    assert (done.returncode, done.stderr) == (0, "")
+
+
 def test_bots_whose_output_nobody_reads_still_end(server: str) -> None:
     """`realm-client --bot ... | head -1`: once the reader is gone, a bot's
     news goes nowhere, and the bots end with their game (no traceback)."""
