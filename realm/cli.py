@@ -135,15 +135,26 @@ async def connect(reactor: Any, where: str, make: Callable[[], RealmClient]) -> 
                           f"{getattr(e, 'strerror', None) or e}") from e
     attempt = endpoint.connect(Factory.forProtocol(make))
     attempt.addTimeout(CONNECT_TIMEOUT, reactor)
+    stopped: list[None] = []  # Ctrl-C or SIGTERM came first
+
+    def stop() -> None:
+        stopped.append(None)
+        attempt.cancel()
+
+    stopping = reactor.addSystemEventTrigger("before", "shutdown", stop)
     try:
         return await attempt  # type: ignore[no-any-return]
-    except (DeferredTimeout, ConnectingCancelledError) as e:  # the timeout cancelled it
+    except (DeferredTimeout, ConnectingCancelledError) as e:  # the timeout or a stop cancelled it
+        if stopped:
+            raise Unreachable(f"stopped before reaching the realm at {where}") from e
         raise Unreachable(f"cannot reach the realm at {where}: no answer in "
                           f"{CONNECT_TIMEOUT:g} s") from e
     except (ConnectError, OSError) as e:
         raise Unreachable(f"cannot reach the realm at {where}: {e}") from e
     except (OverflowError, ValueError) as e:  # a port over 65535, found only now
         raise Unreachable(f"bad --connect {where!r}: {e}") from e
+    finally:
+        reactor.removeSystemEventTrigger(stopping)
 
 
 async def run_lord(reactor: Any, config: Options, go_raw: Callable[[], None] | None) -> None:
@@ -162,7 +173,7 @@ async def run_lord(reactor: Any, config: Options, go_raw: Callable[[], None] | N
         """At shutdown (Ctrl-C, SIGTERM): leave, and show the goodbye."""
         if finished.called:
             return None
-        lord.leave()
+        lord.stop()
         return finished
 
     reactor.addSystemEventTrigger("before", "shutdown", leave_then)

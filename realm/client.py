@@ -213,6 +213,7 @@ class Player:
         self.name = ""
         self.is_joined = False
         self.leaving = False
+        self.cut = False  # we ended the connection (leaving), not the server
         #: The server's goodbye (the last line tells), or why we left.
         self.ending = ""
         #: Why the game cannot go on, in one line; `failure_shown` when it
@@ -259,17 +260,29 @@ class Player:
         if self.client is not None and self.client.connected:
             self.client.send(text)
 
-    def leave(self, why: str) -> None:
-        """Leave the realm (`--leave`) unless already on the way out."""
-        if self.leaving or self.client is None:
+    def leave(self, why: str, at_once: bool = True) -> None:
+        """Leave the realm: `--leave` once joined, then a grace before the
+        connection is cut.  Not yet joined: hang up `at_once`, or else wait
+        for the join (the Lord's lines typed before it go first)."""
+        client = self.client
+        if client is None:
             return
+        first = not self.leaving
         self.leaving = True
         self.ending = self.ending or why
-        if not self.client.connected:
+        if not client.connected:
             return
-        if self.is_joined:
-            self.send(wire.LEAVE)
-        self.timers.append(self.clock.callLater(LEAVE_GRACE, self.client.abort))
+        if at_once and not self.is_joined:
+            self._cut(client.hang_up)
+        elif first:
+            if self.is_joined:
+                self.send(wire.LEAVE)
+            self.timers.append(self.clock.callLater(LEAVE_GRACE, self._cut, client.abort))
+
+    def _cut(self, how: Callable[[], None]) -> None:
+        """We end the connection, not the server."""
+        self.cut = True
+        how()
 
     def later(self, delay: float, call: Callable[[], object]) -> None:
         """Call `call` after `delay` seconds, unless the connection goes first."""
@@ -295,6 +308,6 @@ class Player:
         if self.is_joined and (self.leaving or self.ending):
             return Ending(self.ending or "left")
         if not self.is_joined:
-            return Ending("the connection to the realm was lost before joining",
-                          failed=True)
+            return Ending("left before joining the realm" if self.cut else
+                          "the connection to the realm was lost before joining", failed=True)
         return Ending("the connection to the realm was lost", failed=True)

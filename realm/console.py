@@ -16,7 +16,7 @@ How lines look is `realm.looks`'s.
   of input through `IHalfCloseableProtocol`.
 
 Both talk to a `Keyboard` (the Lord's driver): `say` a line, `leave` at
-the end of input or Ctrl-C.  What they show has been made visible
+the end of input, `stop` at Ctrl-C.  What they show has been made visible
 (`realm.looks.visible`): no server's control character reaches the
 terminal.
 """
@@ -54,6 +54,8 @@ class Keyboard(Protocol):
     def say(self, text: str) -> None: ...
 
     def leave(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class LordTerminal(TerminalProtocol):
@@ -172,7 +174,7 @@ class LordTerminal(TerminalProtocol):
 
     def _interrupt(self) -> None:
         self._give_up_secret()
-        self.lord.leave()
+        self.lord.stop()
 
     def _end_of_input(self) -> None:
         if self.editor.chars:

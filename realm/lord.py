@@ -1,12 +1,12 @@
 """The Lord's driver: a `realm.client.RealmClient` fed by a keyboard.
 
 `LordDriver` is what the front ends of `realm.console` talk to (`say` a
-line, `leave` at the end of input or Ctrl-C), and it shows the server's
-lines on their `Screen`:
+line, `leave` at the end of input, `stop` at Ctrl-C), and it shows the
+server's lines on their `Screen`:
 
 - Lines typed before the join are held and sent after it: the name (and
   a password) must go first.  End of input before the join leaves right
-  after it.
+  after it; Ctrl-C (or SIGINT, SIGTERM) before the join hangs up at once.
 - The greeting's request for a name and the request for the password are
   not shown: the client answers them.  Without `--password-file` or
   `REALM_PASSWORD`, a screen that can (a terminal) asks for the password
@@ -125,9 +125,14 @@ class LordDriver(Player):
         else:
             self.held.append(text)
 
-    def leave(self, why: str = "left") -> None:
-        """End of input, Ctrl-C or `--leave`: say goodbye, with a grace."""
-        super().leave(why)
+    def leave(self, why: str = "left", at_once: bool = False) -> None:
+        """End of input or `--leave`: say goodbye, with a grace; before the
+        join, once joined (the lines typed so far go first)."""
+        super().leave(why, at_once)
+
+    def stop(self) -> None:
+        """Ctrl-C, SIGINT, SIGTERM: leave, and before the join hang up at once."""
+        self.leave(at_once=True)
 
     def ending_for(self, reason: Failure) -> Ending:
         ending = super().ending_for(reason)

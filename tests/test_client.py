@@ -512,6 +512,41 @@ def test_a_hang_up_before_joining_fails_even_after_input_ended(clock: task.Clock
     assert "lost before joining" in ending(lord).why
 
 
+def test_ctrl_c_before_joining_hangs_up_at_once(clock: task.Clock) -> None:
+    """The server has not answered the name yet (a slow cluster, a server
+    that only greets): Ctrl-C does not wait for it."""
+    lord, client, transport, _ = lord_client(clock)
+    lord.say("we ride at dawn")  # held for after the join: dropped
+    lord.stop()
+    assert transport.disconnecting and sent(transport) == ["Lord"]
+    client.connectionLost(GONE)
+    assert ending(lord) == Ending("Left before joining the realm.", failed=True)
+
+
+def test_input_that_ended_waits_for_the_join_then_gives_up(clock: task.Clock) -> None:
+    lord, client, transport, _ = lord_client(clock)
+    lord.leave()
+    clock.advance(LEAVE_GRACE - 0.1)
+    assert not transport.disconnecting  # the join may still come
+    lord.stop()  # a second thought: Ctrl-C
+    assert transport.disconnecting
+    client.connectionLost(GONE)
+    assert ending(lord) == Ending("Left before joining the realm.", failed=True)
+    lord, client, transport, _ = lord_client(clock)
+    lord.leave()
+    clock.advance(LEAVE_GRACE)  # the grace is over before the join came
+    client.connectionLost(GONE)
+    assert ending(lord) == Ending("Left before joining the realm.", failed=True)
+
+
+def test_a_bot_stopped_before_joining_goes_at_once(clock: task.Clock) -> None:
+    driver, client, transport = bot_client(clock)
+    driver.leave("stopped")
+    assert transport.disconnecting
+    client.connectionLost(GONE)
+    assert ending(driver) == Ending("stopped")
+
+
 def test_the_server_closing_is_not_the_lords_leaving(clock: task.Clock) -> None:
     lord, client, _, _ = lord_client(clock)
     feed(client, "*** Lord has entered the realm (1/5)",
@@ -744,6 +779,41 @@ def unanswered() -> Iterator[int]:
         finally:
             for s in queued:
                 s.close()
+
+
+class Stopping:
+    """The reactor, but its shutdown triggers kept for the test to fire (as
+    Ctrl-C or SIGTERM would)."""
+
+    def __init__(self) -> None:
+        self.triggers: dict[int, Callable[[], object]] = {}
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(reactor, name)
+
+    def addSystemEventTrigger(self, phase: str, event: str, f: Callable[[], object]) -> int:
+        assert (phase, event) == ("before", "shutdown")
+        self.triggers[len(self.triggers)] = f
+        return len(self.triggers) - 1
+
+    def removeSystemEventTrigger(self, trigger: int) -> None:
+        del self.triggers[trigger]
+
+
+@pytest_twisted.ensureDeferred
+async def test_stopping_while_connecting_is_one_line() -> None:
+    """Ctrl-C before the server answered: one line, not Twisted's failure."""
+    stopping = Stopping()
+    with unanswered() as port:
+        where = f"tcp:127.0.0.1:{port}"
+        attempt = Deferred.fromCoroutine(
+            cli.connect(stopping, where, lambda: RealmClient(None, "Arya")))  # type: ignore[arg-type]
+        (stop,) = stopping.triggers.values()
+        stop()
+        with pytest.raises(Unreachable) as stopped:
+            await attempt
+    assert str(stopped.value) == f"stopped before reaching the realm at {where}"
+    assert not stopping.triggers  # a later Ctrl-C is the game's to handle
 
 
 @pytest_twisted.ensureDeferred

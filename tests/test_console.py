@@ -30,12 +30,16 @@ class Keys:
     def __init__(self) -> None:
         self.said: list[str] = []
         self.left = 0
+        self.stopped = 0
 
     def say(self, text: str) -> None:
         self.said.append(text)
 
     def leave(self) -> None:
         self.left += 1
+
+    def stop(self) -> None:
+        self.stopped += 1
 
 
 # -- kinds and colours ----------------------------------------------------------
@@ -285,7 +289,7 @@ def test_terminal_colours_and_ctrl_keys() -> None:
     screen.type(b"\r")
     assert b"\x1b[1;32mYou: eat" in screen.raw
     screen.type(b"\x03")  # Ctrl-C
-    assert screen.keys.said == ["eat"] and screen.keys.left
+    assert screen.keys.said == ["eat"] and screen.keys.stopped and not screen.keys.left
 
 
 def test_terminal_ctrl_d_on_an_empty_line_leaves() -> None:

@@ -360,6 +360,18 @@ def test_a_hang_up_before_joining_is_told_with_stdin_at_its_end() -> None:
     assert me.out == []
 
 
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM])
+def test_stopped_before_joining_says_so(how: signal.Signals) -> None:
+    """The server has the name and has not answered yet: Ctrl-C leaves now."""
+    with fake_server() as fake, running(*lord(fake.endpoint, "slow")) as me:
+        peer = fake.accept()
+        assert peer.line() == "Lord@slow"
+        me.popen.send_signal(how)
+        assert me.wait() == 1
+        assert peer.sock.recv(100) == b""  # it hung up
+    assert me.err == ["realm-client: Left before joining the realm."]
+
+
 # -- a server's escape sequences are shown, never obeyed -------------------------------
 
 HOSTILE = (b"Arya: \x1b]52;c;aGk=\x07 \x1b]0;pwned\x07 \x1b[2J \x1b]8;;http://x\x1b\\link"
