@@ -8,6 +8,9 @@
 3. Runs `realm-client --lord` in the foreground, on this terminal.
 4. When the Lord leaves (Ctrl-D, Ctrl-C, `--leave`), stops everything it
    started: the bots, then the server; no orphans, no port left bound.
+   A Lord's client that is killed (it cannot put the terminal back) has
+   the terminal put back as it was, and the exit status says which
+   signal (128 + its number, as a shell says it).
 
 The server and the bots run in their own sessions, so a Ctrl-C at the
 terminal reaches only the Lord (who leaves the realm, ending the game);
@@ -28,12 +31,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from twisted.python import usage
 
@@ -121,6 +126,23 @@ def say(text: str) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):  # the terminal is gone (EIO), or stderr closed
         pass
+
+
+def terminal_settings() -> list[Any] | None:
+    """The terminal's settings, if stdin is one (the Lord's client sets it raw)."""
+    try:
+        return termios.tcgetattr(sys.stdin.fileno())
+    except (termios.error, OSError, ValueError, AttributeError):  # a pipe, closed, none
+        return None
+
+
+def restore(settings: list[Any] | None) -> None:
+    """Put the terminal back as it was (a Lord killed could not)."""
+    if settings is not None:
+        try:
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, settings)
+        except (termios.error, OSError):  # the terminal is gone
+            pass
 
 
 def free_port() -> int:
@@ -245,6 +267,7 @@ def play(config: Options) -> int:
     worth_keeping = False
     lord: subprocess.Popen[bytes] | None = None
     logs: Path | None = None
+    terminal = terminal_settings()
     try:
         logs = Path(tempfile.mkdtemp(prefix="realm-play-"))
         if config["chronicle"] is None:
@@ -271,6 +294,9 @@ def play(config: Options) -> int:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         code = lord.wait()
         lord = None
+        if code < 0:  # killed: it could not put the terminal back as it was
+            say(f"The Lord's client was ended by {signal.Signals(-code).name}.")
+            code = 128 - code  # as a shell says it
     except CannotStart as e:
         why = str(e).rstrip(".")
         say(f"{why[:1].upper()}{why[1:]}.")
@@ -282,6 +308,7 @@ def play(config: Options) -> int:
             signal.signal(signum, signal.SIG_IGN)
         if lord is not None:  # stopped by a signal: the Lord leaves on SIGTERM
             stop(lord, "the Lord")
+        restore(terminal)
         for proc, what in started:  # the bots first: they leave when the Lord has
             patience = BOTS_PATIENCE if what == "the bots" and not code else 0
             if not stop(proc, what, patience):

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import socket
+import termios
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
@@ -103,6 +104,22 @@ def test_a_closed_terminal_stops_everything(tmpdir_env: dict[str, str]) -> None:
         term.popen.wait(WAIT)
     assert not alive(server), "the server outlived the launcher"
     assert not alive(bots), "the bots outlived the launcher"
+
+
+def test_a_killed_lord_leaves_the_terminal_as_it_was(tmpdir_env: dict[str, str]) -> None:
+    """The Lord's client sets the terminal raw; killed, it cannot set it
+    back: the launcher does, and says how the Lord ended."""
+    with terminal(command("realm-play"), "--think", "0", env=tmpdir_env) as term:
+        term.until(b"Welcome to the Game of Thrones")
+        assert termios.tcgetattr(term.side) != term.settings  # raw, for the Lord
+        with open(f"/proc/{term.popen.pid}/task/{term.popen.pid}/children") as f:
+            children = [int(pid) for pid in f.read().split()]
+        [lord] = [pid for pid in children
+                  if b"--lord" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+        os.kill(lord, signal.SIGKILL)
+        assert term.wait() == 128 + signal.SIGKILL
+        assert termios.tcgetattr(term.side) == term.settings
+        term.until(b"The Lord's client was ended by SIGKILL.")
 
 
 def test_ctrl_c_while_starting_stops_everything(tmp_path: Path) -> None:
