@@ -181,11 +181,11 @@ async def run_lord(reactor: Any, config: Options, go_raw: Callable[[], None] | N
     if go_raw is not None:
         go_raw()
         terminal = ServerProtocol(LordTerminal, lord, terminal_colour(), _columns)
-        StandardIO(terminal, sys.stdin.fileno(), sys.stdout.fileno(), reactor=reactor)
+        StandardIO(terminal, reactor=reactor)
         screen = cast(LordTerminal, terminal.terminalProtocol)
     else:
         screen = LordPipe(lord)
-        StandardIO(screen, sys.stdin.fileno(), sys.stdout.fileno(), reactor=reactor)
+        StandardIO(screen, reactor=reactor)
     lord.attach(screen)
     try:
         ending = await lord.done
@@ -277,9 +277,10 @@ def _say(text: str) -> None:
 
 def _standard_streams() -> None:
     """A standard stream closed at the start (`<&-`, `>&-`, `2>&-`) is
-    /dev/null: input has ended, output goes nowhere.  Opened before the
-    reactor starts, so none of the reactor's own files takes the stream's
-    number (the Lord's screen would then write to it)."""
+    /dev/null: input has ended, output goes nowhere.  Opened in order
+    before the reactor starts, each takes its stream's number (the lowest
+    free), not one of the reactor's own files (the Lord's screen, on
+    descriptors 0 and 1, would then write to it)."""
     for name, flags, mode in (("stdin", os.O_RDONLY, "r"), ("stdout", os.O_WRONLY, "w"),
                               ("stderr", os.O_WRONLY, "w")):
         if getattr(sys, name) is None:
