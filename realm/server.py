@@ -40,7 +40,7 @@ class Settings:
     max_rate: float = 20.0  # lines a second per connection, bursts of 2x
     max_per_address: int = 64
     max_realms: int = 10000
-    max_realms_per_address: int = 16  # realms started by one address, in play
+    max_realms_per_address: int = 0  # realms started by one address, in play; 0: any
     login_timeout: float = 60.0
     idle_timeout: float = 900.0
     max_queue: int = 256 * 1024  # bytes queued for a reader that stalls

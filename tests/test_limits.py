@@ -100,6 +100,17 @@ def test_one_address_cannot_start_every_realm() -> None:
     assert "*** Arya has entered the realm (1/5)" in net.conns[3].take()
 
 
+def test_by_default_one_address_starts_as_many_realms_as_it_holds_connections() -> None:
+    """The contract's limits only: a load or acceptance tool on one host
+    plays in as many realms as `--max-per-address` lets it connect."""
+    net = MemoryNet(RealmServer(Settings(), task.Clock(), rng=random.Random(1)))
+    for n in range(Settings.max_per_address):
+        joined = net.join(f"arya@realm{n}", host="192.0.2.1")
+        assert "*** Arya has entered the realm (1/5)" in joined.take()
+    (refusal,) = [line for line in net.connect("192.0.2.1").take() if wire.is_error(line)]
+    assert wire.refusal(refusal) == "too_many_connections"
+
+
 def test_refusals_are_logged_once_a_minute_with_a_count(events: list[dict[str, Any]]) -> None:
     clock = task.Clock()
     net = MemoryNet(RealmServer(Settings(max_rate=0), clock))
