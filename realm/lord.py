@@ -29,7 +29,7 @@ from realm import wire
 from realm.client import Ending, Player
 
 #: Refusals after which a Lord who typed the password may type it again.
-RETRY = ("wrong_password", "password_wait")
+RETRY = ("wrong_password",)
 NO_PASSWORD = ("The server asks for the Lord's password: give it with "
                "--password-file or REALM_PASSWORD.")
 #: What the Lord's screen does not show: the client answers it.

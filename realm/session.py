@@ -6,7 +6,8 @@ every line passes) and its phase.  Each line is checked, then handed to
 the handler of its phase:
 
   naming    -- the line is `NAME` or `NAME@REALM`
-  password  -- the line is the Lord's password (only with `--auth`)
+  password  -- the line is the Lord's password (only with `--auth`); after
+               wrong ones from its address it is held, then checked
   waiting   -- an answer is awaited (the realm's, the password checker's);
                lines wait in order and are handled once it comes
   playing   -- `--command [ARG]` or chat, for the member's seat in its realm
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -66,6 +68,7 @@ class Session:
         self._failures = 0
         self._realm_key = ""
         self._idle = server.settings.idle_timeout
+        self._held_check: IDelayedCall | None = None  # a password held before its check
 
     # -- lifecycle ---------------------------------------------------------
     def opened(self) -> None:
@@ -87,6 +90,8 @@ class Session:
     def lost(self) -> None:
         self._handle = self._closed
         self.due = None
+        if self._held_check is not None and self._held_check.active():
+            self._held_check.cancel()  # nobody is there to get in
         self.server.deadlines.forget(self)
         self.server.disconnected(self)
         for kind, n in self._refusals.unlogged().items():
@@ -214,13 +219,20 @@ class Session:
     def _password(self, raw: bytes, text: str) -> None:
         guesses = self.server.guesses
 
-        def check(wait: float) -> Deferred[Any] | None:
-            if wait:  # too many wrong ones lately: this one is not even checked
-                log.warn("Did not check a Lord's password from {address}: {wait:.0f} s "
-                         "to wait after wrong ones", address=self.address, wait=wait)
-                self._strike(wire.PASSWORD_WAIT.notice(seconds=whole_seconds(wait)))
-                return None
-            return self._check_password(raw, text)
+        def check(wait: float) -> Deferred[Any]:
+            if not wait:
+                return self._check_password(raw, text)
+            # Too many wrong ones lately: this one is checked once the wait
+            # is over (a right one then gets in; guessing stays slow).
+            log.warn("Holding a Lord's password from {address} {wait:.0f} s before "
+                     "checking it, after wrong ones", address=self.address, wait=wait)
+            self.send(wire.PASSWORD_WAIT.notice(seconds=whole_seconds(wait)))
+            if self.due is not None:  # the server's wait is not the client's
+                self.due += wait
+            checked: Deferred[Any] = Deferred()
+            self._held_check = self._clock.callLater(
+                wait, lambda: self._check_password(raw, text).chainDeferred(checked))
+            return checked
 
         self._wait_for(lambda: guesses.wait(self.address).addCallback(check),
                        self._password_checked)

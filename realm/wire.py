@@ -158,9 +158,8 @@ WRONG_PASSWORD = _refusal("wrong_password", "Wrong password; you are not the Lor
                           "Send a name to try again.")
 LAST_PASSWORD = _refusal("last_password", "Wrong password, for the last time. "
                          "Farewell.")
-PASSWORD_WAIT = _refusal("password_wait", "Too many wrong passwords for the Lord; "
-                         "wait {seconds} s before trying again. Send a name to "
-                         "join as someone else.")
+PASSWORD_WAIT = _line("password_wait", "Too many wrong passwords for the Lord lately: "
+                      "yours is checked in {seconds} s.")
 TRY_AGAIN = _refusal("try_again", "That could not be done just now; try again.")
 TOO_MANY_CONNECTIONS = _refusal("too_many_connections", "Too many connections from "
                                 "your address ({limit}); close one and try again.")

@@ -15,7 +15,9 @@ from twisted.cred.checkers import InMemoryUsernamePasswordDatabaseDontUse
 from twisted.cred.error import UnauthorizedLogin
 from twisted.internet import task
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.logger import formatEvent
+from twisted.python.failure import Failure
 
 from realm.protocol import Outbox, StreamLink
 from realm.server import RealmServer
@@ -152,14 +154,35 @@ def test_failures_close_per_connection_and_back_off_per_address(
     second.send("Lord", "c")  # the address's third wrong password
     assert not first.closed and not second.closed  # two strikes each at most
     second.lines()
-    # The address must now wait; the password is not even checked.
-    second.send("Lord", SECRET)
-    (refusal,) = errors(second.lines())
-    assert "Too many wrong passwords for the Lord; wait 1 s" in refusal
-    assert any("Did not check" in formatEvent(e) for e in events)
-    clock.advance(1)
-    second.send("Lord", SECRET)
-    assert "*** Lord has entered the realm (1/5)" in second.lines()
+    # The address must now wait: its next password is held, then checked.
+    second.send("Lord", SECRET, "--who")
+    assert second.lines() == [
+        "*** This realm's Lord must prove it: send the Lord's password.",
+        "*** Too many wrong passwords for the Lord lately: yours is checked in 1 s."]
+    assert any("Holding a Lord's password" in formatEvent(e) for e in events)
+    clock.advance(0.9)
+    assert second.lines() == []
+    clock.advance(0.1)
+    lines = second.lines()  # in, and the line sent meanwhile handled after
+    assert lines[0] == "*** Lord has entered the realm (1/5)"
+    assert lines[-1].startswith("*** In the realm")
+
+
+def test_guesses_held_are_counted_and_the_wait_grows(
+        server: Any, clock: task.Clock) -> None:
+    realm_server = server(checker=memory_checker(SECRET))
+    first, second = Link(realm_server), Link(realm_server)
+    first.send("Lord", "a", "Lord", "b", "Lord", "c")  # closed at the third
+    second.send("Lord", "d", "Lord", "e")
+    assert second.lines()[-1].endswith("yours is checked in 1 s.")
+    clock.advance(1)  # "d" checked: wrong, and the wait doubles for "e"
+    lines = second.lines()
+    assert lines[0].startswith("*** Error: Wrong password")
+    assert lines[-1].endswith("yours is checked in 2 s.")
+    held = [call for call in clock.getDelayedCalls() if call.getTime() == clock.seconds() + 2]
+    assert len(held) == 1  # "e", to be checked
+    second.proto.connectionLost(Failure(ConnectionDone()))  # gone while it waits
+    assert not held[0].active()  # never checked, nothing kept for it
 
 
 def wait_of(realm_server: RealmServer, address: str) -> float:
