@@ -60,18 +60,6 @@ BOTH_DONE = {h11.CLIENT: h11.DONE, h11.SERVER: h11.DONE}
 REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
 
 
-def origin_form(target: str) -> str:
-    """A request's target as a path and query: the absolute form a client
-    may send (`GET http://host/chronicle`, RFC 9112 3.2.2) loses its
-    scheme and host, which `Host` names anyway."""
-    scheme, _, rest = target.partition("://")
-    if not rest or "/" in scheme or "?" in scheme:
-        return target
-    at = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
-    path = rest[at:]
-    return path if path.startswith("/") else "/" + path
-
-
 @implementer(IPushProducer, IHalfCloseableProtocol)
 class Channel(Protocol):
     """One HTTP connection: its requests one at a time, then maybe a switch."""
@@ -194,7 +182,8 @@ class Channel(Protocol):
                     event = self._h11.next_event()
                 except h11.RemoteProtocolError as e:
                     log.info("Bad request from {address}: {why}", address=self.address, why=e)
-                    self._error(e.error_status_hint, f"Bad request: {e}")
+                    why = str(e).split(": bytearray(", 1)[0]  # not the bytes' repr
+                    self._error(e.error_status_hint, f"Bad request: {why}")
                     return
                 if event is h11.NEED_DATA or event is h11.PAUSED:
                     if self._h11.states != BOTH_DONE:  # more of a request to come
@@ -216,11 +205,14 @@ class Channel(Protocol):
         self._cancel_timer()
         self._busy = True
         self._head = event.method == b"HEAD"
-        target = origin_form(event.target.decode("ascii", "replace"))
-        request = Request(
-            method=event.method.decode("ascii", "replace"), target=target,
-            path=target.split("?", 1)[0], headers=tuple(event.headers),
-            address=self.address, secure=ISSLTransport.providedBy(self.transport))
+        if len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers) > MAX_HEAD:
+            # h11 bounds only what is still incomplete: a whole head read at once passes.
+            log.info("Refused headers over {limit} bytes from {address}",
+                     limit=MAX_HEAD, address=self.address)
+            self._error(431, f"Bad request: its line and headers are over {MAX_HEAD} bytes.")
+            return
+        request = Request.parse(event.method, event.target, event.headers, self.address,
+                                ISSLTransport.providedBy(self.transport))
         if request.has_body:
             log.info("Refused a request body from {address}", address=self.address)
             self._error(413, "This server takes no request body.")

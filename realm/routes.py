@@ -30,6 +30,18 @@ SECURE_HEADERS: tuple[tuple[str, str], ...] = (
 )
 
 
+def origin_form(target: str) -> str:
+    """A request's target as a path and query: the absolute form a client
+    may send (`GET http://host/chronicle`, RFC 9112 3.2.2) loses its
+    scheme and host, which `Host` names anyway."""
+    scheme, _, rest = target.partition("://")
+    if not rest or "/" in scheme or "?" in scheme:
+        return target
+    at = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    path = rest[at:]
+    return path if path.startswith("/") else "/" + path
+
+
 @dataclass(frozen=True)
 class Request:
     """One request, as a handler sees it (it has no body: none is taken)."""
@@ -41,6 +53,15 @@ class Request:
     address: str  # the client's
     secure: bool  # over TLS
 
+    @classmethod
+    def parse(cls, method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]],
+              address: str, secure: bool) -> Request:
+        """A request as the parser read it (ASCII; the target in origin form)."""
+        text = origin_form(target.decode("ascii", "replace"))
+        return cls(method=method.decode("ascii", "replace"), target=text,
+                   path=text.split("?", 1)[0], headers=tuple(headers),
+                   address=address, secure=secure)
+
     def header(self, name: str) -> str | None:
         """The value of header `name` (several are joined with `, `)."""
         key = name.lower().encode("ascii")
@@ -49,9 +70,9 @@ class Request:
 
     @property
     def has_body(self) -> bool:
-        length = self.header("content-length")
-        return self.header("transfer-encoding") is not None or (
-            length is not None and length.strip() != "0")
+        length = (self.header("content-length") or "0").strip()
+        return self.header("transfer-encoding") is not None or not (
+            length.isdigit() and int(length) == 0)  # "00" is no body too
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from realm import web
-from realm.http import MAX_PENDING, HTTPFactory
+from realm.http import MAX_HEAD, MAX_PENDING, HTTPFactory
 from realm.routes import Request, Response
 from realm.server import RealmServer, Settings
 from realm.testing import eventually
@@ -442,6 +442,32 @@ def test_http_1_0_and_routes() -> None:
     for bad in ("/a", "a", "/b?c"):
         with pytest.raises(ValueError):
             site.add(bad, lambda r: Response(200))
+
+
+@pytest.mark.parametrize("pieces", [1, 40])
+def test_headers_over_16_kib_are_refused_however_they_come(pieces: int) -> None:
+    channel, transport, clock = memory({"/": lambda r: Response(200, b"hi")})
+    request = get("/", f"X-Big: {'x' * MAX_HEAD}")
+    step = len(request) // pieces + 1
+    for at in range(0, len(request), step):
+        channel.dataReceived(request[at:at + step])
+    assert transport.value().startswith(b"HTTP/1.1 431 ") and transport.disconnecting
+    channel, transport, clock = memory({"/": lambda r: Response(200, b"hi")})
+    channel.dataReceived(get("/", f"X-Big: {'x' * (MAX_HEAD - 100)}"))
+    assert transport.value().startswith(b"HTTP/1.1 200 ")
+
+
+def test_what_a_bad_request_is_told_reads_as_text() -> None:
+    channel, transport, clock = memory({"/": lambda r: Response(200, b"hi")})
+    channel.dataReceived("GET /café HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+    [(status, _, body)] = replies(transport.value(), ["GET"])
+    assert (status, body) == (400, b"Bad request: illegal request line\n")
+
+
+def test_a_zero_length_written_00_is_no_body() -> None:
+    channel, transport, clock = memory({"/": lambda r: Response(200, b"hi")})
+    channel.dataReceived(get("/", "Content-Length: 00"))
+    assert transport.value().startswith(b"HTTP/1.1 200 ")
 
 
 def test_a_target_in_absolute_form_is_served() -> None:
