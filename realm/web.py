@@ -16,8 +16,9 @@ origin and no inline script or style.
   proxy that ends TLS, the page's own origin is `https://` while realm
   hears plain HTTP.
 - the handshake itself (wsproto's checks: GET, `Upgrade: websocket`,
-  `Sec-WebSocket-Key`, version 13): refused with its status, 400 (or
-  426 for another version).
+  `Sec-WebSocket-Key`, version 13, and ours: the key 16 bytes of base64,
+  headers that can be read): refused with its status, 400 (or 426, with
+  `Sec-WebSocket-Version: 13`, for another version).
 
 Why `Origin` is compared with `Host`, and what DNS rebinding can do.  A
 page on `evil.example` whose name is rebound to this server's address
@@ -37,6 +38,7 @@ need a configured list of host names; the project chose not to need one.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from importlib import resources
 from urllib.parse import urlsplit
@@ -102,6 +104,25 @@ def same_origin(request: Request) -> bool:
             and parts.netloc.lower() == host.strip().lower())
 
 
+def _unfit(request: Request) -> Response | None:
+    """What wsproto lets by or words badly: another version (its answer says
+    the header is missing), a key that is not 16 bytes (RFC 6455 4.2.1)."""
+    version = request.header("sec-websocket-version")
+    if version is not None and version.strip() != "13":
+        return Response.text(426, f"Bad WebSocket handshake: version {version.strip()!r} "
+                             "is not spoken here; this server speaks 13.",
+                             ("Sec-WebSocket-Version", "13"))
+    key = request.header("sec-websocket-key")
+    try:
+        sixteen = key is None or len(base64.b64decode(key.strip(), validate=True)) == 16
+    except ValueError:  # binascii.Error
+        sixteen = False
+    if not sixteen:
+        return Response.text(400, "Bad WebSocket handshake: Sec-WebSocket-Key must be "
+                             "16 bytes in base64.")
+    return None
+
+
 class WebSocketRoute:
     """`/ws`: the handshake's checks, then a `WebSocketLink` for a session."""
 
@@ -114,6 +135,9 @@ class WebSocketRoute:
                      "this page's", address=request.address, origin=request.header("origin"))
             return Response.text(403, "Forbidden: this WebSocket serves pages of its "
                                  "own origin.")
+        refused = _unfit(request)
+        if refused is not None:
+            return refused
         handshake = H11Handshake(ConnectionType.SERVER)
         try:
             if request.method != "GET":
@@ -129,8 +153,13 @@ class WebSocketRoute:
             extra = (tuple((k.decode(), v.decode()) for k, v in hint.headers)
                      if isinstance(hint, RejectConnection) else ())
             return Response.text(status, f"Bad WebSocket handshake: {e}", *extra)
-        except (LocalProtocolError, h11.LocalProtocolError) as e:  # e.g. HTTP/1.0, no Host
+        except (LocalProtocolError, h11.LocalProtocolError) as e:  # e.g. no Host
             return Response.text(400, f"Bad WebSocket handshake: {e}")
+        except UnicodeError:  # wsproto decodes a header: not ASCII, or a Host not IDNA
+            log.info("Refused a WebSocket from {address}: a header it cannot read",
+                     address=request.address)
+            return Response.text(400, "Bad WebSocket handshake: a header cannot be read "
+                                 "(not ASCII text, or a Host that is no host name).")
         connection = handshake.connection
         assert connection is not None
 

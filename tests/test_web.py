@@ -235,6 +235,35 @@ def test_a_bad_handshake_is_refused_with_its_status(rig: Rig) -> Generator[Any, 
     assert not rig.server.sessions - rig.site.channels  # no Session was made
 
 
+HANDSHAKE = ((b"host", b"a:1"), (b"connection", b"Upgrade"), (b"upgrade", b"websocket"),
+             (b"sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ=="),
+             (b"sec-websocket-version", b"13"))
+
+
+@pytest.mark.parametrize(("header", "value", "status", "told"), [
+    (b"sec-websocket-protocol", b"chat\xff", 400, "a header cannot be read"),
+    (b"sec-websocket-extensions", b"\xe9", 400, "a header cannot be read"),
+    (b"host", b"xn--a", 400, "a header cannot be read"),
+    (b"sec-websocket-version", b"8", 426, "version '8' is not spoken here"),
+    (b"sec-websocket-version", b"13, 8", 426, "version '13, 8' is not spoken here"),
+    (b"sec-websocket-key", b"short", 400, "Sec-WebSocket-Key must be 16 bytes"),
+    (b"sec-websocket-key", b"c2hvcnQ=", 400, "Sec-WebSocket-Key must be 16 bytes"),
+])
+def test_a_handshake_wsproto_cannot_take_is_told_why(
+        server: Callable[..., RealmServer], header: bytes, value: bytes, status: int,
+        told: str) -> None:
+    """Not a 500 and a traceback (wsproto raises UnicodeError), nor wsproto's
+    'Missing header' for a version that is there."""
+    headers = (*((k, v) for k, v in HANDSHAKE if k != header), (header, value))
+    answer = web.WebSocketRoute(server())(
+        HTTPRequest("GET", "/ws", "/ws", headers, "192.0.2.7", False))
+    assert isinstance(answer, web.Response)
+    assert answer.status == status and told in answer.body.decode(), answer
+    fine = web.WebSocketRoute(server())(HTTPRequest("GET", "/ws", "/ws", HANDSHAKE,
+                                                    "192.0.2.7", False))
+    assert isinstance(fine, web.Switch)
+
+
 def request(origin: str | None, host: str | None) -> HTTPRequest:
     headers = [(b"origin", origin.encode())] if origin is not None else []
     if host is not None:
