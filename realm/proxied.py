@@ -31,11 +31,16 @@ import struct
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
-from twisted.internet.interfaces import IAddress, IDelayedCall, ITransport
+from twisted.internet.interfaces import (
+    IAddress,
+    IDelayedCall,
+    IHalfCloseableProtocol,
+    ITransport,
+)
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
-from zope.interface import directlyProvides, providedBy
+from zope.interface import directlyProvides, implementer, providedBy
 
 log = Logger()
 
@@ -111,9 +116,12 @@ def _v2(data: bytes) -> tuple[IAddress | None, int] | None:
     return None, 16 + length  # another family (UNIX, UDP): the connection's own
 
 
+@implementer(IHalfCloseableProtocol)
 class HeaderFirst(ProtocolWrapper):
     """A PROXY protocol connection whose wrapped protocol is connected only
-    once the header has told who is at the other end."""
+    once the header has told who is at the other end.  A client's
+    half-close reaches a wrapped protocol that takes it (the web's: it
+    answers, then closes), as it would without the balancer."""
 
     factory: HeaderFirstFactory
     _peer: IAddress | None = None
@@ -154,6 +162,17 @@ class HeaderFirst(ProtocolWrapper):
 
     def getPeer(self) -> IAddress:
         return self._peer or self.transport.getPeer()  # type: ignore[union-attr]
+
+    def readConnectionLost(self) -> None:
+        wrapped = self.wrappedProtocol
+        if self._connected and IHalfCloseableProtocol.providedBy(wrapped):
+            wrapped.readConnectionLost()
+        else:  # what Twisted does for a protocol that cannot be half-closed
+            self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def writeConnectionLost(self) -> None:
+        if self._connected and IHalfCloseableProtocol.providedBy(self.wrappedProtocol):
+            self.wrappedProtocol.writeConnectionLost()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         self._cancel()

@@ -4,12 +4,16 @@ once its PROXY header has given the player's address (in memory, on a
 
 from __future__ import annotations
 
-from twisted.internet import task
+import pytest_twisted
+from twisted.internet import endpoints, reactor, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import StringTransportWithDisconnection
 
 from realm import proxied
+from realm.http import HTTPFactory
+from realm.routes import Response
+from realm.testing_web import RawClient, attach
 
 HEADER = b"PROXY TCP4 192.0.2.7 10.0.0.1 40001 2346\r\n"
 
@@ -116,3 +120,20 @@ def test_what_is_no_header() -> None:
                  proxied.V2 + b"\x31\x11\x00\x00", proxied.V2 + b"\x21\x11\xff\xff"):
         with pytest.raises(proxied.BadHeader):
             proxied.parse(data)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_client_that_half_closes_behind_the_balancer_is_answered() -> None:
+    """`nc -N`, HAProxy in tcp mode passing the FIN on: the web answers what
+    was asked, then closes, as it does without the balancer."""
+    site = HTTPFactory({"/": lambda request: Response(200, b"hi")}, reactor)
+    factory = proxied.HeaderFirstFactory(site, reactor)
+    port = await endpoints.TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(factory)
+    try:
+        client = RawClient(HEADER + b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        await attach(port.getHost().port, client)
+        client.transport.loseWriteConnection()  # type: ignore[attr-defined]
+        await client.until(lambda: client.gone, "the answer, then the close")
+        assert client.data.startswith(b"HTTP/1.1 200 ") and client.data.endswith(b"hi")
+    finally:
+        await port.stopListening()
