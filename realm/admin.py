@@ -30,6 +30,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 
 from realm import wire
 from realm.gate import has_control
+from realm.looks import visible
 from realm.server import RealmServer
 
 log = Logger()
@@ -42,6 +43,11 @@ HELP = (
     "end REALM       end a realm: its members are told and disconnected",
     "drain           refuse new realms; exit 0 once the last connection is gone",
 )
+
+
+def counted(n: int, thing: str) -> str:
+    """`1 member`, `2 members`."""
+    return f"{n} {thing}{'' if n == 1 else 's'}"
 
 
 class Drain:
@@ -69,12 +75,12 @@ class Drain:
 
     def _left(self) -> str:
         server = self.server
-        left = f"{len(server.sessions)} connections left"
+        left = f"{counted(len(server.sessions), 'connection')} left"
         seats = (getattr(session, "seat", None) for session in server.sessions)
         seated = {seat.realm_name for seat in seats if seat is not None}
         elsewhere = len(server.realms.keys() - seated)
         if elsewhere:
-            left += f", and {elsewhere} realms run here for members elsewhere"
+            left += f", and {counted(elsewhere, 'realm')} run here for members elsewhere"
         return left
 
     def _empty(self, _: object) -> None:
@@ -102,18 +108,25 @@ class AdminProtocol(LineOnlyReceiver):
         }
 
     def lineReceived(self, line: bytes) -> None:
-        text = line.decode("utf-8", "replace").strip()
+        try:
+            text = line.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            text = line.decode("utf-8", "replace").strip()
+            answer = ["error: that line is not UTF-8 text"]
+        else:
+            answer = self._answer(text)
+        log.info("Admin: {command} -> {first}", command=visible(text[:80]),
+                 first=answer[0][:80] if answer else "")
+        self.transport.write(  # type: ignore[union-attr]
+            "".join(f"{line}\n" for line in [*answer, "."]).encode("utf-8"))
+
+    def _answer(self, text: str) -> list[str]:
         word, _, arg = text.partition(" ")
         command = self.commands.get(word.lower())
         if command is None:
-            answer = [f"error: unknown command {word[:40]!r}; try help" if word
-                      else "error: no command; try help"]
-        else:
-            answer = command(arg.strip())
-        log.info("Admin: {command} -> {first}", command=text[:80], first=answer[0][:80]
-                 if answer else "")
-        self.transport.write(  # type: ignore[union-attr]
-            "".join(f"{line}\n" for line in [*answer, "."]).encode("utf-8"))
+            return [f"error: unknown command {word[:40]!r}; try help" if word
+                    else "error: no command; try help"]
+        return command(arg.strip())
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.transport.write(b"error: line too long\n.\n")  # type: ignore[union-attr]
@@ -130,6 +143,8 @@ class AdminProtocol(LineOnlyReceiver):
         return [f"error: no realm {arg!r} runs on this process"]
 
     def _who(self, arg: str) -> list[str]:
+        if not arg:
+            return ["error: who is in which realm? who REALM"]
         realm = self.server.realms.get(arg.lower())
         if realm is None:
             return self._elsewhere(arg)
@@ -142,15 +157,17 @@ class AdminProtocol(LineOnlyReceiver):
         if has_control(arg):
             return ["error: the text holds control characters"]
         n = self.server.announce(wire.HERALD_SAYS.notice(text=arg))
-        return [f"announced to {n} members"]
+        return [f"announced to {counted(n, 'member')}"]
 
     def _end(self, arg: str) -> list[str]:
+        if not arg:
+            return ["error: end which realm? end REALM"]
         realm = self.server.realms.get(arg.lower())
         if realm is None:
             return self._elsewhere(arg)
         n = len(realm.members)
         realm.end(wire.REALM_ENDED.notice(realm=realm.name))
-        return [f"ended {realm.name}: {n} members told"]
+        return [f"ended {realm.name}: {counted(n, 'member')} told"]
 
     def _drain(self, arg: str) -> list[str]:
         return [self.drain.start()]

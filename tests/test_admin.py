@@ -8,10 +8,12 @@ import os
 import random
 import stat
 from pathlib import Path
+from typing import Any
 
 from realm_procs import Peer, command, running, unix_ask
 from twisted.internet import task
 from twisted.internet.testing import StringTransport
+from twisted.logger import formatEvent
 
 from realm import wire
 from realm.admin import AdminProtocol, Drain
@@ -90,11 +92,19 @@ def test_drain_refuses_new_realms_and_keeps_the_games() -> None:
     assert console.ask("drain")[0].startswith("draining already")
 
 
-def test_help_unknown_and_empty() -> None:
+def test_help_unknown_and_empty(events: list[dict[str, Any]]) -> None:
     net, console = setup()
     assert len(console.ask("help")) == 6
     assert console.ask("frobnicate")[0] == "error: unknown command 'frobnicate'; try help"
     assert console.ask("")[0].startswith("error:")
+    assert console.ask("who") == ["error: who is in which realm? who REALM"]
+    assert console.ask("end") == ["error: end which realm? end REALM"]
+    console.proto.dataReceived(b"announce caf\xe9\n")  # Latin-1, not UTF-8
+    assert console.transport.value() == b"error: that line is not UTF-8 text\n.\n"
+    console.transport.clear()
+    console.ask("frob\x1b[2J\x07")  # the log shows escapes written out, not obeyed
+    logged = [formatEvent(e) for e in events if "Admin:" in formatEvent(e)]
+    assert logged[-1].startswith("Admin: frob^[[2J^G -> error:")
 
 
 def test_drain_exits_zero_once_the_last_member_leaves(tmp_path: Path) -> None:
@@ -108,7 +118,7 @@ def test_drain_exits_zero_once_the_last_member_leaves(tmp_path: Path) -> None:
         arya = Peer.connect(f"tcp:127.0.0.1:{port}")
         arya.send(b"arya\n")
         arya.expect("Arya has entered the realm")
-        assert unix_ask(admin, "drain")[0].startswith("draining: 1 connections left")
+        assert unix_ask(admin, "drain")[0].startswith("draining: 1 connection left")
         newcomer = Peer.connect(f"tcp:127.0.0.1:{port}")
         newcomer.send(b"jon@north\n")
         assert "not starting new realms" in newcomer.expect("*** Error: ")
