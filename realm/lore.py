@@ -55,7 +55,7 @@ HERALDS = (
 )
 
 #: Who narrates when no member fits.
-STRANGERS = ("A stranger", "A hooded traveller", "An old maester", "A raven")
+STRANGERS = ("A stranger", "A hooded traveller", "An old maester", "A sellsword")
 
 #: Who "other" is when the realm has nobody else to blame.
 COURTIERS = ("Tyrion", "Hodor", "Sam", "the cook", "the court jester")

@@ -98,6 +98,13 @@ def _two(pick: Callable[[], float], n: int) -> tuple[int, int]:
     return i, j + (j >= i)
 
 
+def _stranger(herald: str, pick: Callable[[], float]) -> str:
+    """A stranger to bring the news with `herald`: `a stranger` where the
+    herald does not begin with the name (`A raven from a stranger:`)."""
+    who = lore.STRANGERS[int(pick() * len(lore.STRANGERS))]
+    return who if herald.startswith("{narrator}") else who[0].lower() + who[1:]
+
+
 class Deck:
     """A realm's scenes, drawn without repeats: every scene is told once
     before any is told again, and the last of one round is never the first
@@ -190,17 +197,18 @@ class Reign:
             raise ReignError("the event in play is not settled yet")
         pick = self.rng.random  # one call per draw
         n = len(others)
+        herald = lore.HERALDS[int(pick() * len(lore.HERALDS))]
         if n >= 2:
             i, j = _two(pick, n)
             narrator, other = others[i], others[j]
         else:
-            narrator = others[0] if n else lore.STRANGERS[int(pick() * len(lore.STRANGERS))]
+            narrator = others[0] if n else _stranger(herald, pick)
             other = lore.COURTIERS[int(pick() * len(lore.COURTIERS))]
         scene = self.deck.draw()
         options = scene.options
         i, j = _two(pick, len(options))
         a, b = options[i], options[j]
-        herald = lore.HERALDS[int(pick() * len(lore.HERALDS))].format(narrator=narrator)
+        herald = herald.format(narrator=narrator)
         told = scene.told[int(pick() * len(scene.told))]
         if "{" in told:
             told = told.format(other=other)

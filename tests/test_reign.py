@@ -136,11 +136,17 @@ def test_an_event_has_a_herald_a_wording_and_two_of_its_options() -> None:
 
 
 def test_strangers_and_courtiers_fill_in_when_no_member_fits() -> None:
+    heralds = set()
     for seed in range(50):
         text = _reign(seed, (BATTLE,)).tell([]).decode()
-        assert any(f"[New Event] {h.format(narrator=s)} " in text
-                   for h in lore.HERALDS for s in lore.STRANGERS), text
+        said = [h for h in lore.HERALDS for s in lore.STRANGERS
+                if f"[New Event] {h.format(narrator=s)} " in text
+                or f"[New Event] {h.format(narrator=s[0].lower() + s[1:])} " in text]
+        assert said, text
+        heralds.update(said)
+        assert " from A " not in text and " from An " not in text, text  # a raven from a stranger
         assert any(f"Battle, {c}!" in text for c in lore.COURTIERS) or "War!" in text
+    assert heralds == set(lore.HERALDS)
     text = _reign(1, (BATTLE,)).tell(["Arya"]).decode()
     assert "Arya" in text
 
