@@ -94,12 +94,11 @@ def _iso(when: float) -> str:
 
 def as_json_route(chronicle: Recorder, request: Request) -> Deferred[Response] | Response:
     query = parse_qs(urlsplit(request.target).query)
-    try:
-        limit = int(query.get("limit", ["50"])[0])
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ValueError
-    except ValueError:
+    text = query.get("limit", ["50"])[0]
+    # int() would take " 7", "+7", "1_0" and other scripts' digits too.
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_LIMIT):
         return Response.text(400, f"limit must be a whole number from 1 to {MAX_LIMIT}")
+    limit = int(text)
     realm = (query.get("realm", [""])[0] or None)
     read = chronicle.latest(realm.lower() if realm else None, limit)
 

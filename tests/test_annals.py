@@ -85,6 +85,8 @@ async def test_the_json_is_newest_first_with_the_contracts_fields() -> None:
     assert [(r["realm"], r["score"]) for r in north["reigns"]] == [("north", 3)]
     assert (await answer(route, "/chronicle.json?limit=0")).status == 400
     assert (await answer(route, "/chronicle.json?limit=x")).status == 400
+    for odd in ("1_0", "+1", "%201", "%D9%A3", "1001"):  # as int() would take them, or too many
+        assert (await answer(route, f"/chronicle.json?limit={odd}")).status == 400, odd
 
 
 @pytest_twisted.ensureDeferred
