@@ -48,7 +48,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from realm.link import CLOSE_GRACE, Backlog
+from realm.link import CLOSE_GRACE, Backlog, address_of
 from realm.routes import Answer, Request, Response, Site, Switch, Upgraded
 
 log = Logger()
@@ -90,8 +90,7 @@ class Channel(Protocol):
     def connectionMade(self) -> None:
         transport = self.transport
         assert transport is not None
-        peer = transport.getPeer()
-        self.address = getattr(peer, "host", None) or str(peer)
+        self.address = address_of(transport)
         if ITCPTransport.providedBy(transport):
             transport.setTcpNoDelay(True)  # type: ignore[attr-defined]
         transport.registerProducer(self, True)  # type: ignore[attr-defined]

@@ -9,12 +9,16 @@
   client that never reads cannot grow the server's memory.
 - `CLOSE_GRACE`: how long a graceful close may take before it is cut
   (a TLS peer that never finishes its handshake never lets one finish).
+- `address_of`: who is at the other end, as the limits per address count.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import socket
+import struct
+from typing import Any, Protocol
 
+from twisted.internet.address import UNIXAddress
 from twisted.logger import Logger
 
 log = Logger()
@@ -23,6 +27,22 @@ log = Logger()
 CLOSE_GRACE = 10.0
 #: Seconds a TLS client has to finish its handshake.
 HANDSHAKE_TIMEOUT = 10.0
+
+
+def address_of(transport: Any) -> str:
+    """The peer's IP address; on a UNIX socket, its user (`local uid 1000`,
+    from SO_PEERCRED), so each local user is counted apart, not every
+    local client as one."""
+    peer = transport.getPeer()
+    if not isinstance(peer, UNIXAddress):
+        return getattr(peer, "host", None) or str(peer)
+    try:
+        handle = transport.getHandle()
+        _, uid, _ = struct.unpack("3i", handle.getsockopt(
+            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    except (AttributeError, OSError):  # not Linux, or not a socket
+        return "local"
+    return f"local uid {uid}"
 
 
 class Link(Protocol):

@@ -41,7 +41,7 @@ from zope.interface import implementer
 from realm import wire
 from realm._direct import call_soon, direct_writer
 from realm.gate import LINE_TOO_LONG
-from realm.link import CLOSE_GRACE, HANDSHAKE_TIMEOUT, Backlog
+from realm.link import CLOSE_GRACE, HANDSHAKE_TIMEOUT, Backlog, address_of
 from realm.server import RealmServer
 from realm.session import Session
 from realm.telnet import TelnetFilter
@@ -101,7 +101,7 @@ class StreamLink(Protocol):
             except OSError:
                 pass  # a UNIX socket
         peer = transport.getPeer()
-        self.address = self.session.address = getattr(peer, "host", None) or str(peer)
+        self.address = self.session.address = address_of(transport)
         transport.registerProducer(self, True)  # type: ignore[attr-defined]
         self._direct = direct_writer(transport)
         if ISSLTransport.providedBy(transport):

@@ -4,10 +4,13 @@ refusals counted in the log, and who the next event waits for."""
 
 from __future__ import annotations
 
+import os
 import random
+from pathlib import Path
 from typing import Any
 
-from twisted.internet import task
+import pytest_twisted
+from twisted.internet import endpoints, reactor, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import ISSLTransport
 from twisted.internet.testing import StringTransport
@@ -18,7 +21,7 @@ from realm import wire
 from realm.link import CLOSE_GRACE, HANDSHAKE_TIMEOUT
 from realm.protocol import RealmFactory
 from realm.server import RealmServer, Settings
-from realm.testing import MemoryNet
+from realm.testing import LineClient, MemoryNet, hang_up
 
 
 class Stuck(StringTransport):
@@ -146,3 +149,24 @@ def test_the_realm_is_told_who_the_next_event_waits_for() -> None:
     clock.advance(25)
     net.settle()
     assert any(wire.is_event(line) for line in lord.take())
+
+
+@pytest_twisted.ensureDeferred
+async def test_local_clients_are_counted_by_their_user(tmp_path: Path) -> None:
+    """On a `unix:` endpoint each local user is an address of its own
+    (SO_PEERCRED), not every local client one `UNIXAddress(None)`."""
+    server = RealmServer(Settings(max_per_address=2), reactor)
+    path = str(tmp_path / "realm.sock")
+    port = await endpoints.UNIXServerEndpoint(reactor, path).listen(RealmFactory(server))
+    clients = []
+    try:
+        for _ in range(3):
+            client = LineClient("arya@north" if not clients else None)
+            await endpoints.connectProtocol(endpoints.UNIXClientEndpoint(reactor, path), client)
+            clients.append(client)
+        await clients[2].wait_for(lambda line: wire.refusal(line) == "too_many_connections")
+        await clients[0].wait_for("Arya has entered the realm")
+        assert {s.address for s in server.sessions} == {f"local uid {os.getuid()}"}
+    finally:
+        await hang_up(*clients)
+        await port.stopListening()
