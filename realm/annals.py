@@ -140,14 +140,15 @@ def _reign(reign: ReignRecord) -> str:
     return (f"<li class='reign' data-realm='reign' data-outcome='{html.escape(reign.outcome)}'>"
             f"<h3>{html.escape(reign.realm)} <span class='outcome'>"
             f"{html.escape(reign.outcome)}</span> <span class='score'>score {reign.score}"
-            f"</span></h3><p class='facts'>{len(reign.events)} events · ended "
+            f"</span></h3><p class='facts'>{len(reign.events)} "
+            f"{wire.event_s(len(reign.events))} · ended "
             f"{html.escape(row['ended'])} · {members}</p>{chart(reign)}</li>")
 
 
 def chart(reign: ReignRecord) -> str:
     """An SVG line chart of the reign's holdings, one point an event."""
     events = reign.events
-    title = f"Holdings of {reign.realm} over {len(events)} events"
+    title = f"Holdings of {reign.realm} over {len(events)} {wire.event_s(len(events))}"
     if not events:
         return f"<p class='empty'>{html.escape(title)}: none seen through.</p>"
     n = len(events)

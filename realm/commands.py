@@ -86,7 +86,8 @@ def _rows(reigns: list[ReignRecord]) -> bytes:
     if not reigns:
         return wire.CHRONICLE_NONE.notice()
     return b"".join(wire.CHRONICLE_ROW.notice(
-        realm=r.realm, outcome=r.outcome.capitalize(), events=len(r.events), score=r.score,
+        realm=r.realm, outcome=r.outcome.capitalize(), events=len(r.events),
+        event_s=wire.event_s(len(r.events)), score=r.score,
         when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(r.ended))) for r in reigns)
 
 

@@ -169,7 +169,7 @@ def status(line: str, was: str) -> str:
         return HOLDINGS_HEAD + wire.holdings(values, changes)
     ended = wire.REIGN_OVER.match(line)
     if ended is not None:
-        return (f"The reign: {ended['outcome']} after {ended['events']} events, "
+        return (f"The reign: {ended['outcome']} after {ended['events']} {ended['event_s']}, "
                 f"score {ended['score']}; a new reign begins")
     if wire.lord_left(line) or wire.realm_over(line) or wire.shutting_down(line):
         return ""

@@ -289,7 +289,7 @@ class Reign:
         events = len(self.events)
         points = score(events, self.holdings, won=outcome == "won")
         said = why[int(self.rng.random() * len(why))]
-        line = wire.REIGN_OVER.notice(outcome=_TOLD_AS[outcome], why=said,
-                                      events=events, score=points)
+        line = wire.REIGN_OVER.notice(outcome=_TOLD_AS[outcome], why=said, events=events,
+                                      event_s=wire.event_s(events), score=points)
         self.ending = Ending(outcome, events, points, line)
         return self.ending

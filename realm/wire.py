@@ -63,6 +63,7 @@ _FIELDS = {
     "name": NAME_RULE, "realm": NAME_RULE, "n": r"\d+", "size": r"\d+",
     "limit": r"\d+", "missing": r"\d+", "events": r"\d+", "score": r"-?\d+",
     "seconds": r"\d+", "bytes": r"\d+", "outcome": "Won|Fallen|Abandoned",
+    "event_s": "events?",
 }
 _FIELD = re.compile(r"\{(\w+)(?:[^}]*)\}")
 
@@ -221,7 +222,7 @@ DISMISS_SELF = _refusal("dismiss_self", "You cannot dismiss yourself; use --leav
 
 CHRONICLE_BEST = _line("chronicle_best", "The best reigns in the chronicle:")
 CHRONICLE_LAST = _line("chronicle_last", "The last reigns of '{realm}':")
-CHRONICLE_ROW = _line("chronicle_row", "  {realm}: {outcome}, {events} events, score {score} "
+CHRONICLE_ROW = _line("chronicle_row", "  {realm}: {outcome}, {events} {event_s}, score {score} "
                       "({when})")
 CHRONICLE_NONE = _line("chronicle_none", "  none yet")
 CHRONICLE_OFF = _line("chronicle_off", "This server keeps no chronicle: reigns here are not "
@@ -341,9 +342,14 @@ def event_options(line: str) -> tuple[str, str] | None:
 # -- the reign -------------------------------------------------------------------------
 #: Between the holdings of a `[Realm]` line.
 SEPARATOR = " \u00b7 "
-REIGN_OVER = _line("reign_over", REIGN_ENDED + "{outcome}: {why} ({events} events, "
+REIGN_OVER = _line("reign_over", REIGN_ENDED + "{outcome}: {why} ({events} {event_s}, "
                    "score {score})")
 _HOLDING = re.compile(r"([A-Z][a-z]+) (\d+)(?: \(([+-]\d+)\))?\Z")
+
+
+def event_s(n: int) -> str:
+    """`event` for one, `events` for any other number (the `{event_s}` field)."""
+    return "event" if n == 1 else "events"
 
 
 def holdings(values: dict[str, int], changes: dict[str, int]) -> str:

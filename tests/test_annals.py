@@ -64,6 +64,7 @@ def test_a_reign_of_one_event_has_its_dots() -> None:
         "Gold": 40, "Food": 50, "Men": 60, "Favour": 30}),), "fallen", 130, 1.0, 2.0)
     svg = annals.chart(one)
     assert svg.count("<polyline") == 4 and svg.count("<circle") == 4
+    assert "over 1 event<" in svg or "over 1 event'" in svg or "over 1 event\"" in svg, svg
     assert "cy='64.8'" in svg  # Gold 40: 6 + 98 x (1 - 0.40), where 40 belongs
     four = reign("north", 1, 1.0)
     long = dataclasses.replace(four, events=four.events * 30)

@@ -195,11 +195,12 @@ def test_a_report_of_the_holdings(text: str, values: dict[str, int],
     assert holdings == wire_holdings == {k: (v, changes.get(k, 0)) for k, v in values.items()}
 
 
-@pytest.mark.parametrize(("outcome", "why", "score"), [
-    ("Won", "Twelve events seen through.", 87), ("Fallen", "The gold ran out (0).", -3),
-    ("Abandoned", "The Lord has left", 0)])
-def test_the_end_of_a_reign(outcome: str, why: str, score: int) -> None:
-    line = seen(wire.REIGN_OVER.notice(outcome=outcome, why=why, events=9, score=score))
+@pytest.mark.parametrize(("outcome", "why", "score", "events"), [
+    ("Won", "Twelve events seen through.", 87, 12), ("Fallen", "The gold ran out (0).", -3, 1),
+    ("Abandoned", "The Lord has left", 0, 0)])
+def test_the_end_of_a_reign(outcome: str, why: str, score: int, events: int) -> None:
+    line = seen(wire.REIGN_OVER.notice(outcome=outcome, why=why, events=events,
+                                       event_s=wire.event_s(events), score=score))
     fields = wire.REIGN_OVER.match(wire.NOTICE + line)
     assert fields is not None and wire.is_reign_ended(wire.NOTICE + line)
     found = page("reignEnded").match(line)

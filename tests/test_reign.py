@@ -348,6 +348,7 @@ def test_a_holding_at_zero_and_the_realm_falls() -> None:
     assert fields["outcome"] == "Fallen"
     assert fields["why"] in STORY.fallen["Food"]
     assert int(fields["events"]) == 1 and int(fields["score"]) == ending.score
+    assert f"(1 event, score {ending.score})" in ending.line.decode()  # not "1 events"
     assert ending.score == EVENT_POINTS + sum(reign.holdings.values())
     assert "Food 0 (-" in settled.report.decode()
 

@@ -18,6 +18,7 @@ from realm import wire
 SAMPLES = {
     "name": "Arya", "realm": "winterfell", "n": 3, "size": 5, "limit": 16, "missing": 2,
     "events": 7, "score": 143, "seconds": 4, "bytes": 2000, "outcome": "Fallen",
+    "event_s": "events",
 }
 
 

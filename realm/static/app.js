@@ -22,7 +22,7 @@
     options: /^(.*?)(1 [^?]+?)( or )(2 [^?]+?)(\?\s*)$/s,
     report: /^\[Realm\] (.*?) ([A-Z][a-z]+ \d+(?: \([+-]\d+\))?(?: \u00b7 [A-Z][a-z]+ \d+(?: \([+-]\d+\))?)*)$/s,
     holding: /([A-Z][a-z]+) (\d+)(?: \(([+-]\d+)\))?/g,
-    reignEnded: /^\[Reign Ended\] (Won|Fallen|Abandoned): (.*) \((\d+) events, score (-?\d+)\)$/s,
+    reignEnded: /^\[Reign Ended\] (Won|Fallen|Abandoned): (.*) \((\d+) events?, score (-?\d+)\)$/s,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -195,7 +195,7 @@
     ui.over.dataset.outcome = outcome.toLowerCase();
     ui.outcome.textContent = OUTCOMES[outcome];
     ui.score.textContent = `Score ${score}`;
-    ui.events.textContent = `${events} events`;
+    ui.events.textContent = `${events} ${events === "1" ? "event" : "events"}`;
     ui.why.textContent = why;
   };
 
