@@ -47,7 +47,7 @@ HELP = (
 
 def counted(n: int, thing: str) -> str:
     """`1 member`, `2 members`."""
-    return f"{n} {thing}{'' if n == 1 else 's'}"
+    return f"{n} {wire.noun(n, thing)}"
 
 
 class Drain:

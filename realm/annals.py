@@ -141,14 +141,14 @@ def _reign(reign: ReignRecord) -> str:
             f"<h3>{html.escape(reign.realm)} <span class='outcome'>"
             f"{html.escape(reign.outcome)}</span> <span class='score'>score {reign.score}"
             f"</span></h3><p class='facts'>{len(reign.events)} "
-            f"{wire.event_s(len(reign.events))} · ended "
+            f"{wire.noun(len(reign.events), 'event')} · ended "
             f"{html.escape(row['ended'])} · {members}</p>{chart(reign)}</li>")
 
 
 def chart(reign: ReignRecord) -> str:
     """An SVG line chart of the reign's holdings, one point an event."""
     events = reign.events
-    title = f"Holdings of {reign.realm} over {len(events)} {wire.event_s(len(events))}"
+    title = f"Holdings of {reign.realm} over {len(events)} {wire.noun(len(events), 'event')}"
     if not events:
         return f"<p class='empty'>{html.escape(title)}: none seen through.</p>"
     n = len(events)

@@ -87,7 +87,7 @@ def _rows(reigns: list[ReignRecord]) -> bytes:
         return wire.CHRONICLE_NONE.notice()
     return b"".join(wire.CHRONICLE_ROW.notice(
         realm=r.realm, outcome=r.outcome.capitalize(), events=len(r.events),
-        event_s=wire.event_s(len(r.events)), score=r.score,
+        event_s=wire.noun(len(r.events), "event"), score=r.score,
         when=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(r.ended))) for r in reigns)
 
 

@@ -290,6 +290,6 @@ class Reign:
         points = score(events, self.holdings, won=outcome == "won")
         said = why[int(self.rng.random() * len(why))]
         line = wire.REIGN_OVER.notice(outcome=_TOLD_AS[outcome], why=said, events=events,
-                                      event_s=wire.event_s(events), score=points)
+                                      event_s=wire.noun(events, "event"), score=points)
         self.ending = Ending(outcome, events, points, line)
         return self.ending

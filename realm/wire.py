@@ -347,9 +347,10 @@ REIGN_OVER = _line("reign_over", REIGN_ENDED + "{outcome}: {why} ({events} {even
 _HOLDING = re.compile(r"([A-Z][a-z]+) (\d+)(?: \(([+-]\d+)\))?\Z")
 
 
-def event_s(n: int) -> str:
-    """`event` for one, `events` for any other number (the `{event_s}` field)."""
-    return "event" if n == 1 else "events"
+def noun(n: int, word: str) -> str:
+    """`word` for one, its plural for any other number (`event`, `events`:
+    the `{event_s}` field)."""
+    return word if n == 1 else word + "s"
 
 
 def holdings(values: dict[str, int], changes: dict[str, int]) -> str:

@@ -200,7 +200,7 @@ def test_a_report_of_the_holdings(text: str, values: dict[str, int],
     ("Abandoned", "The Lord has left", 0, 0)])
 def test_the_end_of_a_reign(outcome: str, why: str, score: int, events: int) -> None:
     line = seen(wire.REIGN_OVER.notice(outcome=outcome, why=why, events=events,
-                                       event_s=wire.event_s(events), score=score))
+                                       event_s=wire.noun(events, "event"), score=score))
     fields = wire.REIGN_OVER.match(wire.NOTICE + line)
     assert fields is not None and wire.is_reign_ended(wire.NOTICE + line)
     found = page("reignEnded").match(line)
