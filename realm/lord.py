@@ -126,8 +126,8 @@ class LordDriver(Player):
             self.held.append(text)
 
     def leave(self, why: str = "left", at_once: bool = False) -> None:
-        """End of input or `--leave`: say goodbye, with a grace; before the
-        join, once joined (the lines typed so far go first)."""
+        """End of input or `--leave`: say goodbye, with a grace.  Before the
+        join it waits for the join, so the lines typed so far go first."""
         super().leave(why, at_once)
 
     def stop(self) -> None:
