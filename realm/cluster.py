@@ -15,7 +15,8 @@ Failures, as the contract says:
 - Redis unreachable: a realm not running here is refused; realms here go
   on; members across processes are let go (lines between them could be
   lost).  Once back, this process writes back what it holds and tells
-  those it let go ("cut"), which let go of their side.
+  those it let go ("cut"), which let go of their side.  Redis back empty,
+  or emptied: see realm.leases.
 - shutting down: its realms end for everyone, its members leave theirs.
 """
 
@@ -77,8 +78,9 @@ class Cluster:
         self._handlers: dict[str, Callable[..., None]] = {
             "check": self._on_check, "join": self._on_join, "line": self._on_line,
             "gone": self._on_gone, "checked": self._on_answer, "joined": self._on_answer,
-            "send": self._on_send, "close": self._on_close, "bye": self._on_bye,
-            "cut": self._on_cut, "near": self.tables.near,
+            "send": self._on_send, "close": self._on_close, "cut": self._on_cut,
+            "bye": lambda sender: self._peer_gone(sender, wire.REALM_GONE),
+            "near": self.tables.near,
         }
 
     def reachable(self) -> bool:
@@ -164,10 +166,10 @@ class Cluster:
         most = self.server.settings.max_realms
         placing = script is leases.PLACE
         if placing:
-            keys, args = leases.place(key, self.node, most, self.ttl_ms)
+            keys, args = leases.place(key, self.node, most, self.ttl_ms, self._known)
             self._placing[key] += 1  # the lease may be ours before we know it
         else:
-            keys, args = leases.lookup(key, most)
+            keys, args = leases.lookup(key, self.node, most, self.ttl_ms, self._known)
         try:
             owner, fence = await self.redis.script(script, keys, args)
         except Unreachable:
@@ -298,10 +300,8 @@ class Cluster:
                 seat.shut()
             member.close()
 
-    def _on_bye(self, sender: str) -> None:
-        self._peer_gone(sender, wire.REALM_GONE)
-
     def _on_cut(self, sender: str) -> None:  # it let go of us: so do we
+        log.warn("Process {node} let this one go: what was shared with it goes", node=sender)
         self._peer_gone(sender, wire.CUT_OFF)
 
     # -- the other processes ---------------------------------------------------------

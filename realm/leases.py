@@ -26,11 +26,16 @@ Redis, and taken by another process) ends its copy of the realm at once:
 two processes never both run a realm once they can both reach Redis.
 
 When Redis comes back empty, the first process that had known it before
-to renew finds `realm:epoch` gone and sets `realm:settle` for TTL ms:
-meanwhile every live process reconnects and writes its leases back (and
-the fencing counter above them), and a realm nobody holds is refused as
-unreachable rather than started afresh, so a realm still playing on one
-process is not taken over by another that reconnected first.
+to renew, place or look up a realm finds `realm:epoch` gone and sets
+`realm:settle` for TTL ms: meanwhile every live process reconnects and
+writes its leases back (and the fencing counter above them), a realm
+nobody holds is refused as unreachable rather than started afresh (so a
+realm still playing on one process is not taken over by another that
+reconnected first), and no process is taken for dead for a heartbeat it
+has not written back yet.  Redis may also lose its data with every
+connection open (a FLUSHALL, a failover to an empty replica): then the
+next placement may come before any heartbeat, so it checks the epoch
+too.
 
 `Addresses` keeps this process's connections per address there, for
 `--max-per-address` across the service.
@@ -84,11 +89,27 @@ local owner = redis.call('HMGET', KEYS[1], 'node', 'fence')
 if owner[1] and redis.call('EXISTS', '{PREFIX}node:' .. owner[1]) == 0 then owner = {{false}} end
 """
 
-#: KEYS: lease, realms, fence, settle.  ARGV: realm, me, max realms (0: any),
-#: ttl ms.  -> {owner, fence}, or {"", "full"} when the service holds its
-#: limit, {"", "settling"} while Redis's leases are being written back.
+
+def _epoch(epoch: int, settle: int, me: int, ttl: int, known: int) -> str:
+    """Lua: `realm:epoch` (KEYS[epoch]) gone, Redis has lost what it held:
+    set it again, and if this process (ARGV[me]) knew this Redis before
+    (ARGV[known] is '1'), let the leases be written back for ARGV[ttl] ms
+    (KEYS[settle])."""
+    return f"""
+if redis.call('EXISTS', KEYS[{epoch}]) == 0 then
+  redis.call('SET', KEYS[{epoch}], ARGV[{me}])
+  if ARGV[{known}] == '1' then redis.call('SET', KEYS[{settle}], ARGV[{me}], 'PX', ARGV[{ttl}]) end
+end
+"""
+
+
+#: KEYS: lease, realms, fence, settle, epoch.  ARGV: realm, me, max realms
+#: (0: any), ttl ms, known.  -> {owner, fence}, or {"", "full"} when the
+#: service holds its limit, {"", "settling"} while Redis's leases are being
+#: written back.
 PLACE = NOW + _OWNER + """
 if owner[1] then return {owner[1], owner[2]} end
+""" + _epoch(5, 4, 2, 4, 5) + """
 if redis.call('EXISTS', KEYS[4]) == 1 then return {'', 'settling'} end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local most = tonumber(ARGV[3])
@@ -100,10 +121,12 @@ redis.call('ZADD', KEYS[2], now + tonumber(ARGV[4]), ARGV[1])
 return {ARGV[2], tostring(fence)}
 """
 
-#: KEYS: lease, realms, settle.  ARGV: max realms (0: any).
-#: -> {owner, fence} of a realm in play, or {"", "full"|"free"|"settling"}.
+#: KEYS: lease, realms, settle, epoch.  ARGV: max realms (0: any), me, ttl
+#: ms, known.  -> {owner, fence} of a realm in play, or {"",
+#: "full"|"free"|"settling"}.
 LOOKUP = NOW + _OWNER + """
 if owner[1] then return {owner[1], owner[2]} end
+""" + _epoch(4, 3, 2, 3, 4) + """
 if redis.call('EXISTS', KEYS[3]) == 1 then return {'', 'settling'} end
 local most = tonumber(ARGV[1])
 if most > 0 and redis.call('ZCOUNT', KEYS[2], now, '+inf') >= most then return {'', 'full'} end
@@ -113,15 +136,12 @@ return {'', 'free'}
 #: The heartbeat.  KEYS: heart, addrs, nodes, realms, fence, epoch, settle,
 #: then n leases, then m peers' hearts.  ARGV: me, ttl ms, n, known (1: this
 #: process had reached this Redis before), then n realms, n fences.
-#: -> {realms lost (another owns them now), peers gone (no heartbeat)}.
-#: A lease Redis has forgotten (it restarted) is written back, and the
-#: fencing counter kept above it.
-RENEW = NOW + """
+#: -> {realms lost (another owns them now), peers gone (no heartbeat, and
+#: not while Redis's keys are being written back)}.  A lease Redis has
+#: forgotten (it restarted) is written back, and the fencing counter kept
+#: above it.
+RENEW = NOW + _epoch(6, 7, 1, 2, 4) + """
 local me, ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-if redis.call('EXISTS', KEYS[6]) == 0 then
-  redis.call('SET', KEYS[6], me)
-  if ARGV[4] == '1' then redis.call('SET', KEYS[7], me, 'PX', ttl) end
-end
 redis.call('SET', KEYS[1], '1', 'PX', ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 redis.call('ZADD', KEYS[3], now + ttl, me)
@@ -147,8 +167,10 @@ for i = 1, n do
   end
 end
 local dead = {}
-for i = 8 + n, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then table.insert(dead, KEYS[i]) end
+if redis.call('EXISTS', KEYS[7]) == 0 then
+  for i = 8 + n, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 0 then table.insert(dead, KEYS[i]) end
+  end
 end
 return {lost, dead}
 """
@@ -156,12 +178,12 @@ return {lost, dead}
 Call = tuple[list[str], list[Any]]  # a script's KEYS and ARGV
 
 
-def place(realm: str, me: str, most: int, ttl_ms: int) -> Call:
-    return [lease(realm), REALMS, FENCE, SETTLE], [realm, me, most, ttl_ms]
+def place(realm: str, me: str, most: int, ttl_ms: int, known: bool) -> Call:
+    return [lease(realm), REALMS, FENCE, SETTLE, EPOCH], [realm, me, most, ttl_ms, int(known)]
 
 
-def lookup(realm: str, most: int) -> Call:
-    return [lease(realm), REALMS, SETTLE], [most]
+def lookup(realm: str, me: str, most: int, ttl_ms: int, known: bool) -> Call:
+    return [lease(realm), REALMS, SETTLE, EPOCH], [most, me, ttl_ms, int(known)]
 
 
 def renew(me: str, ttl_ms: int, known: bool, fences: dict[str, str], peers: list[str]) -> Call:

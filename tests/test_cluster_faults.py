@@ -15,10 +15,12 @@ the test).
    within 10 s of Redis's return, without a restart.
 5b. `test_redis_restarted_while_a_realms_process_stands_still`: a realm
    nobody has written back yet is not started afresh elsewhere.
-5c. `test_redis_that_stands_still_then_answers_again`: a Redis that hangs
+5c. `test_redis_that_loses_its_data_with_every_connection_open`: no
+    realm started twice, no live process taken for dead.
+5d. `test_redis_that_stands_still_then_answers_again`: a Redis that hangs
    with its connections open is let go and reached again, no traceback.
-5d. `test_a_redis_that_refuses_client_reply`: realm says what it needs.
-5e. `test_drain_waits_for_a_realm_whose_members_are_elsewhere`.
+5e. `test_a_redis_that_refuses_client_reply`: realm says what it needs.
+5f. `test_drain_waits_for_a_realm_whose_members_are_elsewhere`.
 6. `test_a_process_stopped_with_sigterm`: its members told, its realms
    ended for everyone, its members gone from realms run elsewhere, exit 0.
 """
@@ -178,6 +180,9 @@ async def test_redis_stopped_and_started_again(services: Services) -> None:
     await split[0].wait_for("Davos has entered the realm (2/5)")
     incomer, _ = await join_soon(p1.port, "Eddard", "fresh")
     await fresh.wait_for("Eddard has entered the realm (2/5)")
+    # p0 and p1 let each other go while Redis was away; the one told so says so.
+    await eventually(lambda: p0.logged("let this one go") or p1.logged("let this one go"),
+                     "p0 or p1 to log that the other let it go")
     # The game at home went through it all.
     lord.say("The gate held")
     for member in home[:-1]:
@@ -209,6 +214,33 @@ async def test_redis_restarted_while_a_realms_process_stands_still(services: Ser
     await davos.wait_for("Lord: Welcome")
     assert not any(wire.REALM_MOVED.match(text) for m in home for text in m.lines)
     await hang_up(davos, *home)
+
+
+@pytest_twisted.ensureDeferred
+async def test_redis_that_loses_its_data_with_every_connection_open(services: Services) -> None:
+    """FLUSHALL (or a failover to an empty replica): no process lost Redis,
+    so none reconnects, and the next join may come before any heartbeat.
+    A realm in play is not started again elsewhere (no second Lord), and
+    no live process is taken for dead."""
+    redis = services.redis()
+    p0, p1 = services.realms(2, redis)
+    keep = [await join(p0.port, "Arya", "keep"), await join(p0.port, "Lord", "keep")]
+    shared = [await join(p0.port, "Bran", "shared"), await join(p1.port, "Mia", "shared")]
+    await shared[0].wait_for("Mia has entered the realm (2/5)")
+    redis.command("FLUSHALL")
+    second, why = await refused(p1.port, "Lord@keep")  # before p0 writes its lease back, or after
+    assert wire.refusal(why) in ("unreachable", "lord_taken"), why
+    davos, took = await join_soon(p1.port, "Davos", "shared")  # once written back
+    assert took <= 10.0, took
+    for member in shared:  # Mia too: her process was not let go
+        await member.wait_for("Davos has entered the realm (3/5)")
+    keep[1].say("We hold")
+    await keep[0].wait_for("Lord: We hold")
+    told = [text for member in [*keep, *shared] for text in member.lines]
+    assert not any(game_over(text, "shared") or wire.REALM_MOVED.match(text) for text in told)
+    for proc in (p0, p1):
+        assert not proc.logged("is gone") and not proc.problems(), (proc.name, proc.out[-5:])
+    await hang_up(second, davos, *keep, *shared)
 
 
 @pytest_twisted.ensureDeferred
