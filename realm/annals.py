@@ -118,7 +118,8 @@ def _unreadable(failure: Failure) -> Response:
 _HEAD = ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
          "<meta name='viewport' content='width=device-width, initial-scale=1'>"
          "<title>The chronicle — realm</title><link rel='stylesheet' href='/style.css'>"
-         "</head><body class='chronicle'><main class='annals'>")
+         "<link rel='icon' href='/favicon.svg' type='image/svg+xml'></head>"
+         "<body class='chronicle'><main class='annals'>")
 
 
 def _legend() -> str:

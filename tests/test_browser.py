@@ -206,8 +206,7 @@ def box(driver: WebDriver, element_id: str) -> tuple[float, float]:
 
 
 def severe(driver: WebDriver) -> list[Any]:
-    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"
-            and "favicon" not in e["message"]]
+    return [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def no_alert(driver: WebDriver) -> bool:
@@ -605,6 +604,49 @@ def test_the_reign_shows_as_bars_that_move(feed: Feed, browser: WebDriver,
         assert not severe(driver)
     finally:
         stop(bots)
+
+
+def test_what_the_lord_presses_does_what_it_shows(feed: Feed, browser: WebDriver) -> None:
+    """Enter on a member offers `--dismiss NAME` and sends nothing yet; an
+    event's option buttons go quiet once the event is over; a line over
+    the server's 1024 bytes stays in the box, said so, not sent; a lost
+    connection takes the reign's panel with it."""
+    driver = browser
+    driver.get(feed.url)
+    hook(driver, "name").send_keys("Lord")
+    hook(driver, "join").click()
+    wait_line(driver, r"^Lord has entered the realm \(1/5\)$")
+    with socket.create_connection(("127.0.0.1", feed.port), timeout=WAIT) as arya:
+        arya.sendall(b"Arya\r\n")
+        wait_line(driver, r"^Arya has entered the realm \(2/5\)$")
+        line = hook(driver, "input")
+        driver.find_element(By.CSS_SELECTOR, "#members li.dismissable").send_keys(Keys.ENTER)
+        wait_for("the line offered", lambda d: line.get_attribute("value") == "--dismiss Arya",
+                 driver)
+        type_line(driver, "--who")  # a line sent after it: the dismissal went before, or not at all
+        wait_line(driver, r"^In the realm 'westeros' \(2/5\): ")
+        assert not [t for t in log_lines(driver) if "dismissed" in t]
+
+        feed.say("*** [New Event] A raven: wolves. 1 fighting or 2 fleeing?")
+        wait_line(driver, r"^\[New Event\] A raven: wolves")
+        options = driver.find_elements(By.CSS_SELECTOR, "#log .event button.option")
+        assert [b.is_enabled() for b in options] == [True, True]
+        feed.say("*** [Realm] The wolves go. Gold 50 \u00b7 Food 50 \u00b7 Men 50 \u00b7 Favour 50")
+        wait_for("the options to go quiet", lambda d: not any(b.is_enabled() for b in options),
+                 driver)
+
+        long = "\u00e9" * 600  # 600 characters, 1200 bytes
+        line.clear()
+        line.send_keys(long, Keys.ENTER)
+        wait_line(driver, r"^Your line is 1200 bytes; a line may take 1024\.", read=shown_lines)
+        assert line.get_attribute("value") == long  # kept, to be cut
+        assert not [t for t in log_lines(driver) if "Line too long" in t]
+    reign = driver.find_element(By.ID, "reign")
+    assert reign.is_displayed()
+    stop(feed.proc)
+    wait_for("the panel to go with the game", lambda d: not reign.is_displayed()
+             and not d.find_elements(By.CSS_SELECTOR, "#holdings li"), driver)
+    assert not severe(driver)
 
 
 def test_the_chronicle_page_charts_a_reign(tmp_path: Path, browser: WebDriver) -> None:

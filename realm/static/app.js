@@ -87,7 +87,17 @@
   // up to read stops that until they scroll back down.
   let follow = true;
   let height = ui.log.clientHeight;
-  const toEnd = () => { ui.log.scrollTop = ui.log.scrollHeight; };
+  // Once a frame, not once a line: each scroll lays the whole log out, and
+  // a busy realm sends many lines a frame.
+  let scrolling = false;
+  const toEnd = () => {
+    if (scrolling) return;
+    scrolling = true;
+    requestAnimationFrame(() => {
+      scrolling = false;
+      ui.log.scrollTop = ui.log.scrollHeight;
+    });
+  };
   ui.log.addEventListener("scroll", () => {
     const log = ui.log;
     if (log.clientHeight !== height) return; // a resize, not the reader
@@ -133,7 +143,16 @@
     return el;
   };
 
+  // The Lord's option buttons of the event in play; an event over, they go
+  // quiet (a "1" now would decide the event in play, not that one).
+  let options = [];
+  const retireOptions = () => {
+    for (const b of options) b.disabled = true;
+    options = [];
+  };
+
   const eventLine = (text) => {
+    retireOptions();
     const el = element("p", "line event");
     const m = WIRE.options.exec(text);
     if (!m) {
@@ -147,6 +166,7 @@
         b.type = "button";
         b.title = `Decide: send "${i + 1}"`;
         b.addEventListener("click", () => say(String(i + 1)));
+        options.push(b);
       }
       el.append(b);
       if (i === 0) el.append(m[3]);
@@ -214,6 +234,7 @@
         el = eventLine(text);
       } else if ((m = WIRE.report.exec(text))) {
         el = element("p", "line report", text);
+        retireOptions();
         reported(m[1], m[2]);
       } else if ((m = WIRE.reignEnded.exec(text))) {
         el = element("p", `line reign-end ${m[1].toLowerCase()}`, text);
@@ -358,6 +379,7 @@
     state.leaving = false;
     setStatus("connecting", "connecting…");
     ui.dropped.hidden = true;
+    showJoinError(""); // what the last connection was told is over
     ws.addEventListener("open", () => {
       if (state.ws !== ws) return;
       setPhase("naming");
@@ -393,6 +415,16 @@
     state.members.clear();
     renderMembers();
     ui.count.textContent = "";
+    retireOptions();
+    ui.reign.hidden = true; // the reign's holdings went with the game
+    ui.holdings.replaceChildren();
+    ui.news.textContent = "";
+    ui.over.hidden = true;
+    if (!left && (was === "naming" || was === "password")) {
+      showJoinError(text); // still choosing a name: the form stays, to change it
+      ui.name.focus();
+      return;
+    }
     ui.droppedText.textContent = text;
     ui.dropped.dataset.kind = left ? "left" : "lost";
     ui.dropped.setAttribute("role", left ? "status" : "alert");
@@ -402,14 +434,30 @@
   };
 
   // -- what the player does ----------------------------------------------------------
+  // The server's limit on a line, in bytes of UTF-8 (a character may take 4).
+  const MAX_LINE = 1024;
+  const encoder = new TextEncoder();
+
+  // Whether `line` is --leave as the server reads commands (any case, words after).
+  const isLeave = (line) => line.startsWith("--") &&
+    line.slice(2).trim().split(" ")[0].toLowerCase() === "leave";
+
+  // Say `line`; whether it went (a line over the limit stays to be cut).
   const say = (line) => {
-    if (!line || state.phase !== "playing") return;
-    if (!send(line)) return;
-    if (line.trim() === "--leave") state.leaving = true;
+    if (!line || state.phase !== "playing") return false;
+    const size = encoder.encode(line).length;
+    if (size > MAX_LINE) {
+      append(element("p", "line error", `Your line is ${size} bytes; a line may take ` +
+        `${MAX_LINE}. It was not sent: shorten it and send it again.`), true);
+      return false;
+    }
+    if (!send(line)) return false;
+    if (isLeave(line)) state.leaving = true;
     echo(line);
     if (state.history[state.history.length - 1] !== line) state.history.push(line);
     if (state.history.length > 200) state.history.shift();
     state.at = state.history.length;
+    return true;
   };
 
   ui.joinForm.addEventListener("submit", (e) => {
@@ -438,8 +486,7 @@
     e.preventDefault();
     const line = ui.input.value;
     if (!line.trim() || state.phase !== "playing") return;
-    say(line);
-    ui.input.value = "";
+    if (say(line)) ui.input.value = "";
   });
 
   ui.input.addEventListener("keydown", (e) => {
@@ -472,7 +519,9 @@
   };
   ui.members.addEventListener("click", offerDismiss);
   ui.members.addEventListener("keydown", (e) => {
-    if (e.key === "Enter") offerDismiss(e);
+    if (e.key !== "Enter") return;
+    e.preventDefault(); // else this same Enter sends the line it fills in
+    offerDismiss(e);
   });
 
   ui.rejoin.addEventListener("click", () => {
