@@ -396,6 +396,16 @@ def test_the_lord_password_is_asked_for(tmp_path: Path, browser: WebDriver) -> N
         hook(driver, "join").click()
         wait_line(driver, r"^Lord has entered the realm \(1/5\)$")
         assert "s3cret" not in " ".join(log_lines(driver))
+        # Asked for the password, a visitor thinks better of it: another
+        # name joins on a new connection, no wrong password spent.
+        driver.get(f"http://127.0.0.1:{web}/")
+        hook(driver, "name").send_keys("lord", Keys.ENTER)
+        password = hook(driver, "password")
+        wait_for("the password field", lambda d: d.switch_to.active_element == password, driver)
+        hook(driver, "name").clear()
+        hook(driver, "name").send_keys("bran", Keys.ENTER)
+        wait_line(driver, r"^Bran has entered the realm \(1/5\)$")  # the Lord left with the page
+        assert not [t for t in log_lines(driver) if t.startswith("Error:")]
     finally:
         stop(proc)
 

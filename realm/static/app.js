@@ -469,7 +469,13 @@
     }
     showJoinError("");
     state.me = stored(ui.name.value.trim());
-    if (state.phase === "password") {
+    if (state.phase === "password" && state.me !== "Lord") {
+      // Another name while the Lord's password is asked for: a new
+      // connection, rather than a wrong password spent on the way.
+      const old = state.ws;
+      connect();
+      if (old) old.close();
+    } else if (state.phase === "password") {
       send(ui.password.value);
       ui.password.value = "";
       setPhase("naming");
