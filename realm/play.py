@@ -10,7 +10,9 @@
    started: the bots, then the server; no orphans, no port left bound.
    A Lord's client that is killed (it cannot put the terminal back) has
    the terminal put back as it was, and the exit status says which
-   signal (128 + its number, as a shell says it).
+   signal (128 + its number, as a shell says it).  If this launcher is
+   killed itself (kill -9), the server and the bots get SIGTERM from the
+   kernel and end too.
 
 The server and the bots run in their own sessions, so a Ctrl-C at the
 terminal reaches only the Lord (who leaves the realm, ending the game);
@@ -23,6 +25,7 @@ ended in error): then it is kept, and the player is told where.
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import shutil
@@ -33,7 +36,7 @@ import sys
 import tempfile
 import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
@@ -48,6 +51,8 @@ from realm.chronicle_url import parse_url as parse_chronicle
 START_TIMEOUT = 20.0
 #: Seconds a child gets to end after SIGTERM (the server's own grace is 5).
 STOP_TIMEOUT = 8.0
+#: prctl(2): the signal a child gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 #: Seconds the bots get to see the Lord's leaving and go by themselves.
 BOTS_PATIENCE = 2.0
 
@@ -143,6 +148,20 @@ def restore(settings: list[Any] | None) -> None:
             termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, settings)
         except (termios.error, OSError):  # the terminal is gone
             pass
+
+
+def ends_with_us(launcher: int) -> Callable[[], None]:
+    """For a child (the server, the bots) in a session of its own: SIGTERM
+    once the launcher `launcher` is gone, however it went (kill -9 too),
+    so nothing it started outlives it (Linux's PR_SET_PDEATHSIG)."""
+    def child() -> None:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):  # not Linux: the launcher's own tidying only
+            return
+        if os.getppid() != launcher:  # it went before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+    return child
 
 
 def free_port() -> int:
@@ -245,7 +264,7 @@ def start_server(config: Options, logs: Path,
                  "--listen", f"tcp:{port}:interface=127.0.0.1",
                  "--size", str(config["bots"] + 1), "--chronicle", config["chronicle"]],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=ends_with_us(os.getpid()))
             started.append((server, "the server"))
         say(f"Server started (pid {server.pid}); waiting until it accepts connections...")
         if wait_until_accepting(server, port):
@@ -282,7 +301,7 @@ def play(config: Options) -> int:
                 client("--bot", "--count", str(config["bots"]), "--keep",
                        "--connect", endpoint, "--think", str(config["think"])),
                 stdin=subprocess.DEVNULL, stdout=bot_log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=ends_with_us(os.getpid()))
             started.insert(0, (bots, "the bots"))
         say(f"Started {config['bots']} bots (pid {bots.pid}; log: {logs / 'bots.log'}); "
             "a bot that leaves is replaced.")

@@ -247,6 +247,19 @@ def unix_ask(path: Path, line: str) -> list[str]:
     return data.decode().split("\n")[:-2]
 
 
+def ended(pid: int, timeout: float = WAIT) -> bool:
+    """Whether process `pid` (not a child of ours) ends within `timeout`:
+    its pidfd becomes readable when it exits."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
 def alive(pid: int) -> bool:
     """Whether a process `pid` exists and has not yet been reaped or ended."""
     try:

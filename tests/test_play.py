@@ -19,7 +19,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from realm_procs import WAIT, Proc, alive, command, running, terminal
+from realm_procs import WAIT, Proc, alive, command, ended, running, terminal
 
 from realm.play import Options, accepting
 
@@ -120,6 +120,21 @@ def test_a_killed_lord_leaves_the_terminal_as_it_was(tmpdir_env: dict[str, str])
         assert term.wait() == 128 + signal.SIGKILL
         assert termios.tcgetattr(term.side) == term.settings
         term.until(b"The Lord's client was ended by SIGKILL.")
+
+
+def test_a_launcher_killed_outright_takes_its_children_with_it(tmp_path: Path) -> None:
+    """kill -9 leaves realm-play no time to tidy up: the kernel tells the
+    server and the bots (PR_SET_PDEATHSIG), and they end by themselves."""
+    (tmp_path / "tmp").mkdir()
+    env = {"TMPDIR": str(tmp_path / "tmp"), "XDG_DATA_HOME": str(tmp_path)}
+    with running(command("realm-play"), "--think", "0", env=env, new_session=True) as play:
+        play.expect("Welcome to the Game of Thrones")
+        server, bots, port = started(play)
+        play.popen.kill()
+        play.wait()
+        assert ended(server), "the server outlived a killed launcher"
+        assert ended(bots), "the bots outlived a killed launcher"
+        assert not accepting(port)
 
 
 def test_ctrl_c_while_starting_stops_everything(tmp_path: Path) -> None:
