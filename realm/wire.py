@@ -322,11 +322,6 @@ def event_text(text: str, a: str, b: str) -> str:
     return f"{EVENT}{text} 1 {a} or 2 {b}?"
 
 
-def event(text: str, a: str, b: str) -> bytes:
-    """An event line offering the options `a` and `b`, wire-ready."""
-    return notice(event_text(text, a, b))
-
-
 def is_event(line: str) -> bool:
     return line.startswith(NOTICE + EVENT)
 
@@ -348,8 +343,7 @@ _HOLDING = re.compile(r"([A-Z][a-z]+) (\d+)(?: \(([+-]\d+)\))?\Z")
 
 
 def noun(n: int, word: str) -> str:
-    """`word` for one, its plural for any other number (`event`, `events`:
-    the `{event_s}` field)."""
+    """`word` for one, its plural else (`event`, `events`: `{event_s}`)."""
     return word if n == 1 else word + "s"
 
 

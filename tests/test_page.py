@@ -164,7 +164,7 @@ def test_your_own_farewell() -> None:
     ("The well is dry.", "digging", "praying-hard"),
 ])
 def test_an_event_and_its_options(text: str, a: str, b: str) -> None:
-    line = wire.event(text, a, b)
+    line = wire.notice(wire.event_text(text, a, b))
     shown = seen(line)
     assert page("event").match(shown) and wire.is_event(line.decode().rstrip())
     found = page("options").match(shown)

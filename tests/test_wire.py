@@ -66,7 +66,7 @@ def test_recognisers() -> None:
     assert wire.chat("Lord: we ride") == ("Lord", "we ride")
     assert wire.chat("*** Lord: we ride") is None
     assert wire.realm_over(wire.REALM_GONE.notice(realm="x").decode()[:-2])
-    event = wire.event("Arya reports: Winter is coming.", "burning", "fleeing").decode()[:-2]
+    event = wire.NOTICE + wire.event_text("Arya reports: Winter is coming.", "burning", "fleeing")
     assert wire.is_event(event) and wire.event_options(event) == ("burning", "fleeing")
     assert wire.event_options("*** [New Event] no options here") is None
 
