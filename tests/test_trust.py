@@ -185,6 +185,21 @@ def test_guesses_held_are_counted_and_the_wait_grows(
     assert not held[0].active()  # never checked, nothing kept for it
 
 
+def test_the_login_timeout_does_not_count_the_servers_wait(
+        server: Any, clock: task.Clock) -> None:
+    """A password held for 1 s on a server that gives 0.5 s to join: the
+    wait is the server's, and the Lord gets in, not timed out."""
+    realm_server = server(checker=memory_checker(SECRET), login_timeout=0.5)
+    for guess in "abc":  # three wrong from the address, each quickly
+        Link(realm_server).send("Lord", guess)
+    lord = Link(realm_server)
+    lord.send("Lord", SECRET)
+    assert lord.lines()[-1].endswith("yours is checked in 1 s.")
+    clock.advance(1)
+    assert "*** Lord has entered the realm (1/5)" in lord.lines()
+    assert not lord.closed
+
+
 def wait_of(realm_server: RealmServer, address: str) -> float:
     """How long `address` must wait, as this process counts (at once)."""
     waits: list[float] = []
