@@ -84,6 +84,9 @@ class Driver(Protocol):
     def lost(self, reason: Failure) -> None:
         """The connection is gone."""
 
+    def fail(self, why: str) -> None:
+        """The game cannot go on: `why` is the ending, once the connection is gone."""
+
 
 @implementer(IHandshakeListener)
 class RealmClient(LineReceiver):
@@ -171,6 +174,9 @@ class RealmClient(LineReceiver):
             self.send(secret)
 
     def lineLengthExceeded(self, line: bytes) -> None:
+        """No realm sends such a line (a realm's are short): say so, and go."""
+        self.driver.fail(f"the server sent a line over {self.MAX_LENGTH // 1024} KiB, "
+                         "which no realm does")
         self.hang_up()
 
     def hang_up(self) -> None:

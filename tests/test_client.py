@@ -490,6 +490,16 @@ def test_a_server_that_says_nothing_is_given_up(clock: task.Clock) -> None:
     assert ending(bot).why.endswith(f"it said nothing in {SILENT_WAIT:g} s")
 
 
+def test_a_line_no_realm_would_send_ends_the_game_saying_so(clock: task.Clock) -> None:
+    lord, client, transport, _ = lord_client(clock)
+    feed(client, "*** Lord has entered the realm (1/5)")
+    client.dataReceived(b"x" * (RealmClient.MAX_LENGTH + 1))
+    assert transport.disconnecting
+    client.connectionLost(GONE)
+    assert ending(lord) == Ending("the server sent a line over 64 KiB, which no realm does",
+                                  failed=True)
+
+
 def test_a_server_that_greets_is_waited_for(clock: task.Clock) -> None:
     lord, client, transport, _ = lord_client(clock)
     feed(client, "*** Hail, traveller! This is realm, a Game of Thrones.")
