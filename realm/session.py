@@ -93,12 +93,15 @@ class Session:
         if self._held_check is not None and self._held_check.active():
             self._held_check.cancel()  # nobody is there to get in
         self.server.deadlines.forget(self)
-        self.server.disconnected(self)
         for kind, n in self._refusals.unlogged().items():
             self._log_refusals(kind, n)
+        # Out of the realm first, then uncounted: the last connection's going
+        # lets a shutdown close the chronicle, and a Lord's leaving records
+        # the reign in it.
         seat, self.seat = self.seat, None
         if seat is not None:
             seat.gone(wire.LEFT_WHY)
+        self.server.disconnected(self)
 
     def close(self) -> None:
         self.link.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +57,31 @@ def test_a_reign_told_as_ended_survives_kill_9(tmp_path: Path) -> None:
         assert row is not None
         assert (row["realm"], row["outcome"], row["events"], row["score"]) == (
             "kings", fields["outcome"], "1", fields["score"])
+
+
+def test_a_graceful_stop_records_the_reign_of_the_last_connection(tmp_path: Path) -> None:
+    """SIGTERM while the Lord, alone, is the last connection: the reign in
+    play is abandoned and recorded before the chronicle closes (every reign
+    that begins is in the chronicle)."""
+    path = tmp_path / "realm.sqlite"
+    with running(command("twistd"), "-n", "--pidfile=", "realm",
+                 "--listen", "tcp:0:interface=127.0.0.1", "--size", "2",
+                 "--chronicle", f"sqlite:{path}", cwd=str(tmp_path)) as server:
+        endpoint = listening(server)
+        arya, lord = Peer.connect(endpoint), Peer.connect(endpoint)
+        arya.send(b"Arya@kings\n")
+        arya.expect("Arya has entered")
+        lord.send(b"Lord@kings\n")
+        lord.expect("[New Event]")  # the reign has begun
+        arya.close()
+        lord.expect("Arya has left the realm")
+        server.popen.send_signal(signal.SIGTERM)
+        lord.expect("The server is shutting down")
+        assert server.wait() == 0
+    assert not [line for line in server.out if "could not record" in line], server.out
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT realm, outcome FROM reigns").fetchall() == [
+            ("kings", "abandoned")]
 
 
 def test_a_chronicle_that_cannot_be_opened_stops_the_start(tmp_path: Path) -> None:
