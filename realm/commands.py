@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from twisted.internet.defer import gatherResults
+from twisted.internet.defer import FirstError, gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -75,8 +75,9 @@ def _chronicle(actor: Actor, realm: Realm, arg: str) -> None:
                    + wire.CHRONICLE_LAST.notice(realm=realm.name) + _rows(found[1]))
 
     def failed(failure: Failure) -> None:
+        first = failure.value.subFailure if isinstance(failure.value, FirstError) else failure
         log.warn("Reading the chronicle for --chronicle failed: {why}",
-                 why=failure.getErrorMessage())
+                 why=first.getErrorMessage())
         actor.send(wire.CHRONICLE_FAILED.notice())
 
     read.addCallbacks(answer, failed)

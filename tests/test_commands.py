@@ -6,13 +6,18 @@ No sockets: a fake session stands in for the connection.
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 from twisted.internet import task
+from twisted.internet.defer import Deferred, fail
+from twisted.logger import formatEvent
 
-from realm import commands
+from realm import commands, wire
+from realm.chronicle import ChronicleError
 from realm.realm import Realm, RealmError
-from realm.testing import FakeMember
+from realm.records import ReignRecord
+from realm.testing import FakeChronicle, FakeMember
 
 
 @pytest.fixture
@@ -120,3 +125,22 @@ def test_only_the_lord_may_dismiss(realm: Realm) -> None:
     with pytest.raises(RealmError, match="Only the Lord"):
         run(realm, arya, "--dismiss Bran")
     assert realm.count == "3/5" and not bran.closed
+
+
+class Unreadable(FakeChronicle):
+    """A chronicle whose reads fail, as a database that went away."""
+
+    def best(self, limit: int = 5) -> Deferred[list[ReignRecord]]:
+        return fail(ChronicleError("cannot read the chronicle sqlite:x: disk I/O error"))
+
+
+def test_a_chronicle_that_cannot_be_read_is_said_and_logged_in_one_line(
+        events: list[dict[str, Any]]) -> None:
+    realm = Realm("westeros", 5, task.Clock(), 30.0, random.Random(1), lambda r: None,
+                  chronicle=Unreadable())
+    (arya,) = seat(realm, "Arya")
+    run(realm, arya, "--chronicle")
+    assert arya.lines() == [wire.CHRONICLE_FAILED.notice().decode().rstrip()]
+    (logged,) = [formatEvent(e) for e in events if "Reading the chronicle" in formatEvent(e)]
+    assert logged == ("Reading the chronicle for --chronicle failed: cannot read the "
+                      "chronicle sqlite:x: disk I/O error")
