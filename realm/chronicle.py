@@ -45,6 +45,7 @@ __all__ = ["DEFAULT_URL", "Chronicle", "ChronicleError", "ChronicleURL", "Databa
 MAX_LIMIT = 1000  # reigns one read may ask for
 GROUP_WAIT = 0.05  # seconds between the starts of two writes, at most
 GROUP_MOST = 500  # reigns that go at once, whatever the wait
+READ_WAIT = 5.0  # seconds a reader (a page, --chronicle) waits for a database
 _COLUMNS = "id, realm, members, outcome, score, events, started, ended"
 _BEST = "score DESC, id DESC"
 _LATEST = "id DESC"
@@ -205,7 +206,24 @@ class DatabaseChronicle:
             return fail(ValueError(f"limit must be 0 to {MAX_LIMIT}, not {limit}"))
         if limit == 0:
             return succeed([])
-        return self._run(_select_reigns, (realm, order, limit), write=False, doing="read")
+        read = self._run(_select_reigns, (realm, order, limit), write=False, doing="read")
+        # A database that hangs (paused, a dead link not yet noticed) keeps
+        # its thread; the reader is answered anyway.
+        answer: Deferred[list[ReignRecord]] = Deferred()
+
+        def late() -> None:
+            answer.errback(ChronicleError(f"cannot read the chronicle {self.where}: "
+                                          f"no answer in {READ_WAIT:g} s"))
+
+        timer = self._clock.callLater(READ_WAIT, late)
+
+        def came(result: Any) -> None:
+            if timer.active():
+                timer.cancel()
+                answer.errback(result) if isinstance(result, Failure) else answer.callback(result)
+
+        read.addBoth(came)
+        return answer
 
     def _run(self, body: Callable[..., T], args: tuple[Any, ...], write: bool,
              doing: str) -> Deferred[T]:

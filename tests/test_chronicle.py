@@ -21,16 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer, protocol, reactor
+from twisted.internet import defer, protocol, reactor, task
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from realm.annals import as_json
 from realm.chronicle import (
     DEFAULT_URL,
     MAX_LIMIT,
+    READ_WAIT,
     Chronicle,
     ChronicleError,
     ChronicleURL,
+    DatabaseChronicle,
     NoChronicle,
     open_chronicle,
     parse_url,
@@ -571,3 +574,32 @@ async def test_a_stopped_postgresql_fails_calls_and_a_restarted_one_serves_again
             [chronicle.record(reign(score=n)) for n in range(10, 16)], consumeErrors=True))
         best = await within(chronicle.best(20))
     assert sorted(r.score for r in best) == [0, 1, 2, 10, 11, 12, 13, 14, 15]
+
+
+class Hung:
+    """A pool whose database never answers (a PostgreSQL paused, a link
+    dead and not yet noticed): its thread waits, and so would a reader."""
+
+    def __init__(self) -> None:
+        self.asked: list[Deferred[Any]] = []
+
+    def runWithConnection(self, *args: Any) -> Deferred[Any]:
+        self.asked.append(Deferred())
+        return self.asked[-1]
+
+
+def test_a_reader_is_answered_when_the_database_is_not() -> None:
+    clock, hung = task.Clock(), Hung()
+    chronicle = DatabaseChronicle(hung, SqliteEngine(":memory:"),  # type: ignore[arg-type]
+                                  "sqlite:x", clock)
+    got: list[Any] = []
+    chronicle.latest("north").addBoth(got.append)
+    clock.advance(READ_WAIT - 0.1)
+    assert got == []
+    clock.advance(0.1)
+    (failure,) = got
+    assert failure.check(ChronicleError)
+    assert failure.getErrorMessage() == (f"cannot read the chronicle sqlite:x: no answer "
+                                         f"in {READ_WAIT:g} s")
+    hung.asked[0].callback([])  # it answers at last: nothing more happens
+    assert len(got) == 1 and not clock.getDelayedCalls()
