@@ -362,8 +362,8 @@ class Realm:
             d.addTimeout(RECORD_WAIT, self.clock)
 
         def failed(failure: Any) -> None:
-            why = (f"no answer in {RECORD_WAIT:g} s" if failure.check(TimeoutError)
-                   else failure.getErrorMessage())
+            why = (f"no answer in {RECORD_WAIT:g} s (the write may still land)"
+                   if failure.check(TimeoutError) else failure.getErrorMessage())
             log.error("The chronicle could not record a reign of {realm} ({outcome}, "
                       "score {score}): {why}; the game goes on", realm=self.name,
                       outcome=ending.outcome, score=ending.score, why=why)
