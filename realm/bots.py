@@ -148,8 +148,8 @@ class Band:
         #: Names of bots that left, to be drawn again once the pool is empty.
         self.freed: list[str] = []
         self._names = names(pool, name, self.freed)
-        self.bots: list[BotDriver] = []
-        self.playing = 0
+        self.bots: list[BotDriver] = []  # those playing: a bot gone is let go
+        self.seated = 0  # bots seated so far, each with a brain of its own
         self.failures: list[str] = []
         #: The game is over (the Lord has left, the server closed, stopped).
         self.over = False
@@ -170,11 +170,10 @@ class Band:
             return
         if after is not None:
             self.report(f"[{name}] takes the seat {after} left")
-        i = len(self.bots)
-        bot = BotDriver(self.brain(i), self.clock, self.think, self.pool, self.report,
-                        self.where, filling=after is not None)
+        bot = BotDriver(self.brain(self.seated), self.clock, self.think, self.pool,
+                        self.report, self.where, filling=after is not None)
+        self.seated += 1
         self.bots.append(bot)
-        self.playing += 1
         ensureDeferred(self._play(bot, name)).addCallback(self._ended, bot)
 
     async def _play(self, bot: BotDriver, name: str) -> Ending:
@@ -187,7 +186,7 @@ class Band:
         return await bot.done
 
     def _ended(self, ending: Ending, bot: BotDriver) -> None:
-        self.playing -= 1
+        self.bots.remove(bot)  # a band replacing bots for days must not keep them all
         if ending.failed:
             self._failed(ending.why)
         else:
@@ -205,7 +204,7 @@ class Band:
         self.tell(why)
 
     def _check_finished(self) -> None:
-        if self.playing == 0 and not self.finished.called:
+        if not self.bots and not self.finished.called:
             self.finished.callback(self.failures)
             waiting, self._waiting = self._waiting, []
             for gone in waiting:

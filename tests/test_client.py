@@ -699,14 +699,15 @@ def test_a_kept_band_fills_a_seat_a_bot_left(clock: task.Clock) -> None:
     victim = bots.bots[0].name
     lord.say(f"--dismiss {victim}")
     realm.settle()
-    newcomer = bots.bots[4].name
+    newcomer = bots.bots[-1].name
+    assert victim not in [bot.name for bot in bots.bots]  # let go: a band lives long
     assert f"[{newcomer}] takes the seat {victim} left" in reports
     assert f"*** {newcomer} has entered the realm (5/5)" in seen
     assert "(5/5)" in who(lord, seen, realm) and victim not in who(lord, seen, realm)
     lord.leave()
     realm.settle()
     assert finished.called and finished.result == [] and failures == []
-    assert len(bots.bots) == 5  # no one came after the Lord had left
+    assert bots.seated == 5 and bots.bots == []  # no one came after the Lord had left
 
 
 def test_a_band_without_keep_leaves_the_seat_empty(clock: task.Clock) -> None:
@@ -719,7 +720,7 @@ def test_a_band_without_keep_leaves_the_seat_empty(clock: task.Clock) -> None:
     realm.settle()
     lord.say(f"--dismiss {bots.bots[0].name}")
     realm.settle()
-    assert len(bots.bots) == 4 and "(4/5)" in who(lord, seen, realm)
+    assert (bots.seated, len(bots.bots)) == (4, 3) and "(4/5)" in who(lord, seen, realm)
 
 
 def test_a_kept_band_out_of_names_draws_those_gone_again(clock: task.Clock) -> None:
@@ -757,7 +758,7 @@ def test_a_stopped_band_ends_every_bot(clock: task.Clock) -> None:
     gone = bots.stop()
     realm.settle(LEAVE_GRACE + 1)
     assert gone.called and finished.called and finished.result == []
-    assert len(bots.bots) == 2
+    assert bots.seated == 2 and bots.bots == []
 
 
 def test_a_band_that_cannot_connect_fails_once(clock: task.Clock) -> None:
