@@ -250,6 +250,8 @@ class Player:
     def note(self, line: str) -> None:
         """Remember why the server may be about to close: the last line tells."""
         self.answered = True
+        if wire.IDLE_TIMEOUT.match(line) is not None:  # shown: not the player's leaving
+            self.fail(line.removeprefix(wire.ERROR), shown=True)
         for says, why in GOODBYES:
             if says(line):
                 self.ending = why

@@ -500,6 +500,19 @@ def test_a_line_no_realm_would_send_ends_the_game_saying_so(clock: task.Clock) -
                                   failed=True)
 
 
+def test_a_lord_timed_out_for_silence_did_not_leave(clock: task.Clock) -> None:
+    """The server's own line says why (on the screen already): exit 1, not
+    the 0 of a Lord who left, though the realm says the Lord has left."""
+    lord, client, _, shown = lord_client(clock)
+    feed(client, "*** Lord has entered the realm (1/5)",
+         "*** Error: You have been silent too long. Farewell.",
+         "*** The Lord has left the realm. The game is over.")
+    client.connectionLost(GONE)
+    assert ending(lord) == Ending("You have been silent too long. Farewell.", failed=True,
+                                  shown=True)
+    assert "*** Error: You have been silent too long. Farewell." in shown
+
+
 def test_a_server_that_greets_is_waited_for(clock: task.Clock) -> None:
     lord, client, transport, _ = lord_client(clock)
     feed(client, "*** Hail, traveller! This is realm, a Game of Thrones.")
