@@ -1,7 +1,8 @@
 """`realm-play` (behind `make play`): a server, four bots, and you as the Lord.
 
 1. Starts `twistd -n --pidfile= realm --listen tcp:PORT:interface=127.0.0.1`
-   on a free local port, and waits until it accepts connections.
+   on a free local port (no idle timeout: the game waits while you are
+   away), and waits until it accepts connections.
 2. Starts `realm-client --bot --count 4 --keep` against it: a bot that is
    dismissed or deserts is replaced by a new one, so the realm stays full
    and the game never waits on an empty seat.
@@ -58,7 +59,8 @@ BOTS_PATIENCE = 2.0
 
 
 class Options(usage.Options):
-    synopsis = "Usage: realm-play [--bots N] [--think SECONDS] [--port PORT]"
+    synopsis = ("Usage: realm-play [--bots N] [--think SECONDS] [--port PORT] "
+                "[--chronicle URL]")
     longdesc = "Play realm as the Lord, with bots, against a server of your own."
     optParameters = [
         ["bots", None, 4, "how many bots play with you (the realm holds them and you)", int],
@@ -262,7 +264,8 @@ def start_server(config: Options, logs: Path,
             server = subprocess.Popen(
                 [twistd(), "-n", "--pidfile=", f"--logfile={logs / 'server.log'}", "realm",
                  "--listen", f"tcp:{port}:interface=127.0.0.1",
-                 "--size", str(config["bots"] + 1), "--chronicle", config["chronicle"]],
+                 "--size", str(config["bots"] + 1), "--chronicle", config["chronicle"],
+                 "--idle-timeout", "0"],  # your own game waits while you are away
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=ends_with_us(os.getpid()))
             started.append((server, "the server"))

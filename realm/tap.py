@@ -123,8 +123,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["max-realms-per-address", None, DEFAULTS.max_realms_per_address,
          "Realms in play started from one address.",
          _number(int, 0, "--max-realms-per-address")],
-        ["login-timeout", None, DEFAULTS.login_timeout, "Seconds to send a "
-         "name.", _number(float, 0, "--login-timeout")],
+        ["login-timeout", None, DEFAULTS.login_timeout, "Seconds from connecting to "
+         "joining (the password included).", _number(float, 0, "--login-timeout")],
         ["idle-timeout", None, DEFAULTS.idle_timeout, "Seconds a member may "
          "stay silent.", _number(float, 0, "--idle-timeout")],
         ["log-format", None, "text", "The log's lines: text, or json (one JSON "

@@ -58,6 +58,8 @@ def assert_all_stopped(play: Proc) -> None:
 def test_a_game_then_end_of_input_stops_everything(tmpdir_env: dict[str, str]) -> None:
     with running(command("realm-play"), "--think", "0", env=tmpdir_env) as play:
         play.expect("Welcome to the Game of Thrones")
+        server, _, _ = started(play)  # your own game waits while you are away:
+        assert b"\0--idle-timeout\x000\0" in Path(f"/proc/{server}/cmdline").read_bytes()
         event = play.expect("*** [New Event] ")
         option = re.search(r"1 (\w+) or 2 \w+\?$", event)
         assert option, event
