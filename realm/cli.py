@@ -51,6 +51,8 @@ from realm.console import LordPipe, LordTerminal
 from realm.looks import terminal_colour
 from realm.lord import LordDriver
 
+#: The options that only bots take.
+BOT_OPTIONS = ("name", "count", "keep", "quiet", "think", "loyalty", "most-loyalty", "seed")
 #: How long to wait for a connection before giving up, in seconds.
 CONNECT_TIMEOUT = 10.0
 
@@ -98,8 +100,11 @@ class Options(usage.Options):
     def postOptions(self) -> None:
         if self["lord"] == self["bot"]:
             raise usage.UsageError("give exactly one of --lord and --bot")
-        if self["lord"] and (self["name"] or self["count"] != 1 or self["keep"]):
-            raise usage.UsageError("the Lord is one, and is called Lord")
+        for_bots = [f"--{option}" for option in BOT_OPTIONS
+                    if self["lord"] and self[option] != self.defaults[option]]
+        if for_bots:
+            raise usage.UsageError(f"{' and '.join(for_bots)}: for bots (--bot); the Lord is "
+                                   "one, and is called Lord")
         if self["count"] < 1:
             raise usage.UsageError(f"--count must be at least 1, not {self['count']}")
         if not 0 <= self["think"] < math.inf:  # also refuses nan

@@ -179,7 +179,8 @@ def test_names_for_bots() -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     ([], "exactly one"), (["--lord", "--bot"], "exactly one"),
-    (["--lord", "--count", "2"], "the Lord is one"), (["--lord", "--keep"], "the Lord is one"),
+    (["--lord", "--count", "2"], "^--count: for bots"), (["--lord", "--keep"], "^--keep: for"),
+    (["--lord", "--think", "2", "--seed", "1"], "^--think and --seed: for bots \\(--bot\\); the"),
     (["--bot", "--count", "0"], "--count must be at least 1, not 0"),
     (["--bot", "--loyalty", "0"], "loyalty"),
     (["--bot", "--think", "-1"], "--think must be a number of seconds, not -1"),
