@@ -214,7 +214,7 @@ class Band:
         """No more seats filled; every bot still playing leaves.  The
         Deferred (a new one each call) fires once the last is gone."""
         self.over = True
-        for bot in self.bots:
+        for bot in list(self.bots):  # a bot may be gone at once, and leave the list
             bot.leave(why if why == "stopped" else "the game is over")
         gone: Deferred[None] = Deferred()
         if self.finished.called:
