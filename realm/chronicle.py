@@ -220,7 +220,7 @@ class DatabaseChronicle:
         def came(result: Any) -> None:
             if timer.active():
                 timer.cancel()
-                answer.errback(result) if isinstance(result, Failure) else answer.callback(result)
+                (answer.errback if isinstance(result, Failure) else answer.callback)(result)
 
         read.addBoth(came)
         return answer
