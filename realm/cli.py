@@ -101,7 +101,7 @@ class Options(usage.Options):
         if self["lord"] == self["bot"]:
             raise usage.UsageError("give exactly one of --lord and --bot")
         for_bots = [f"--{option}" for option in BOT_OPTIONS
-                    if self["lord"] and self[option] != self.defaults[option]]
+                    if self[option] != self.defaults[option]] if self["lord"] else []
         if for_bots:
             raise usage.UsageError(f"{' and '.join(for_bots)}: for bots (--bot); the Lord is "
                                    "one, and is called Lord")

@@ -66,7 +66,7 @@ class LordTerminal(TerminalProtocol):
         self.lord = lord
         self.colour = colour
         self.columns = columns
-        self.editor = LineEditor(wire.MAX_LINE)
+        self.editor = LineEditor()
         self.palette = Palette()
         self.gone: Deferred[None] = Deferred()
         #: The row of the input the cursor is on (0: the first, the status's
@@ -78,7 +78,7 @@ class LordTerminal(TerminalProtocol):
         #: While a password is asked for: its answer, its prompt, the draft.
         self._secret: Deferred[str | None] | None = None
         self._secret_prompt = ""
-        self._draft = LineEditor(wire.MAX_LINE)
+        self._draft = LineEditor()
         self._told_full = False  # FULL was shown, and the line has not changed since
 
     def connectionMade(self) -> None:
@@ -248,7 +248,7 @@ class LordTerminal(TerminalProtocol):
         """Ask for a password in the input line, the echo hidden."""
         if self._secret is None:
             self._secret, self._secret_prompt = Deferred(), prompt
-            self._draft, self.editor = self.editor, LineEditor(wire.MAX_LINE)
+            self._draft, self.editor = self.editor, LineEditor()
             self._redraw()
         return self._secret
 

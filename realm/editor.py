@@ -2,17 +2,19 @@
 
 `LineEditor` holds the characters typed, the cursor and the history
 (↑/↓), and edits them as shells do (Ctrl-U clears the line).  A line
-holds at most `limit` bytes of UTF-8 (the server's limit): what would
-go past it is not typed.  `places`
-says where each character of a prompt and its line stands on a terminal
-of a given width once it wraps over several rows, so `realm.console` can
-redraw the whole input and put the cursor back where it was.
+holds at most `limit` bytes of UTF-8 (the server's, by default): what
+would go past it is not typed.  `places` says where each character of a
+prompt and its line stands on a terminal of a given width once it wraps
+over several rows, so `realm.console` can redraw the whole input and put
+the cursor back where it was.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+
+from realm import wire
 
 
 def cells(char: str) -> int:
@@ -56,7 +58,7 @@ class LineEditor:
     """The characters typed, the cursor (`at`), the history, and how many
     bytes the line takes (`size`, at most `limit`)."""
 
-    def __init__(self, limit: int | None = None) -> None:
+    def __init__(self, limit: int = wire.MAX_LINE) -> None:
         self.limit = limit
         self.chars: list[str] = []
         self.at = 0
@@ -77,7 +79,7 @@ class LineEditor:
     def insert(self, text: str) -> bool:
         """Type `text` at the cursor, unless the line would grow past its limit."""
         grown = self.size + size(text)
-        if self.limit is not None and grown > self.limit:
+        if grown > self.limit:
             return False
         self.chars[self.at:self.at] = list(text)
         self.at += len(text)
