@@ -14,6 +14,7 @@ dozen numbers, whatever the number of connections.
     realm_lines_refused_total     counter  client lines refused (and by reason)
     realm_events_total            counter  events told
     realm_reigns_ended_total      counter  reigns ended (and by outcome)
+    realm_reigns_unrecorded_total counter  ended reigns the chronicle could not record
     realm_reactor_lag_seconds     gauge    how late a 1-second timer fired, last time
     realm_ready, realm_draining   gauge    1 or 0
     realm_redis_up, realm_redis_rtt_seconds, realm_relayed_ops_total   (with --cluster)
@@ -105,6 +106,9 @@ class Metrics:
                     [((), sum(stats.reigns_ended.values()))])
         add.counter("realm_reigns_ended_by_outcome_total", "Reigns ended, by outcome.",
                     [((("outcome", k),), n) for k, n in sorted(stats.reigns_ended.items())])
+        add.counter("realm_reigns_unrecorded_total",
+                    "Ended reigns the chronicle could not record (the log says why).",
+                    [((), stats.reigns_unrecorded)])
         add.gauge("realm_reactor_lag_seconds", "How late a 1-second timer fired, last time.",
                   [((), stats.reactor_lag)])
         add.gauge("realm_ready", "1 while this process takes new players.", [((), int(ready))])

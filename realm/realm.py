@@ -362,10 +362,15 @@ class Realm:
             d.addTimeout(RECORD_WAIT, self.clock)
 
         def failed(failure: Any) -> None:
+            self.stats.reigns_unrecorded += 1
+            n = self.stats.quiet.refused("unrecorded", self.clock.seconds())
+            if not n:  # logged in a minute, with the others
+                return
             why = (f"no answer in {RECORD_WAIT:g} s (the write may still land)"
                    if failure.check(TimeoutError) else failure.getErrorMessage())
-            log.error("The chronicle could not record a reign of {realm} ({outcome}, "
-                      "score {score}): {why}; the game goes on", realm=self.name,
+            what = "a reign" if n == 1 else f"{n} reigns since the last such line, the last"
+            log.error("The chronicle could not record {what} of {realm} ({outcome}, "
+                      "score {score}): {why}; the game goes on", what=what, realm=self.name,
                       outcome=ending.outcome, score=ending.score, why=why)
 
         return d.addErrback(failed)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from realm.guard import RefusalCounter
+
 
 @dataclass(slots=True)
 class Stats:
@@ -20,6 +22,10 @@ class Stats:
     events: int = 0  # events told
     refused: Counter[str] = field(default_factory=Counter)  # lines refused, by reason
     reigns_ended: Counter[str] = field(default_factory=Counter)  # by outcome
+    reigns_unrecorded: int = 0  # ended reigns the chronicle could not keep
+    #: Faults logged once a minute with their count, not once each (a
+    #: chronicle that is down fails every reign of every realm).
+    quiet: RefusalCounter = field(default_factory=RefusalCounter)
     connections: Counter[str] = field(default_factory=Counter)  # open now, by transport
     connections_total: Counter[str] = field(default_factory=Counter)  # ever, by transport
     reactor_lag: float = 0.0  # how late the last 1-second timer fired, in seconds

@@ -133,6 +133,32 @@ def test_a_chronicle_that_fails_is_logged_and_the_game_goes_on(
     assert reports(round_of(lord, others))  # the next reign plays
 
 
+def test_a_chronicle_that_keeps_failing_is_logged_once_a_minute_and_counted(
+        observe_errors: Any) -> None:
+    chronicle = FakeChronicle(hold=True)
+    net, lord, others = game(chronicle, reign_length=1)
+    clock = net.server.clock
+    for _ in range(5):  # five reigns lost: one line now, the rest counted
+        round_of(lord, others)
+        chronicle.fail("the disk is full")
+        net.settle()
+        clock.advance(10)  # type: ignore[attr-defined]
+    (first,) = observe_errors.errors
+    assert formatEvent(first).startswith(
+        "The chronicle could not record a reign of westeros (won, score ")
+    assert formatEvent(first).endswith(": the disk is full; the game goes on")
+    clock.advance(10)  # type: ignore[attr-defined]  # a minute since the line
+    round_of(lord, others)
+    chronicle.fail("the disk is full")
+    net.settle()
+    assert len(observe_errors.errors) == 2
+    assert formatEvent(observe_errors.errors[1]).startswith(
+        "The chronicle could not record 5 reigns since the last such line, the last of "
+        "westeros (won, score ")
+    assert net.server.stats.reigns_unrecorded == 6
+    observe_errors.errors.clear()  # expected: the errors are the point
+
+
 def test_a_chronicle_that_never_answers_is_given_up_on(observe_errors: Any) -> None:
     chronicle = FakeChronicle(hold=True)
     net, lord, others = game(chronicle, reign_length=1)
