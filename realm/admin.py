@@ -84,8 +84,8 @@ class Drain:
         return left
 
     def _empty(self, _: object) -> None:
-        log.info("Drained: the last connection and realm are gone; stopping")
-        self.reactor.stop()
+        log.info("Drained: the last member and realm are gone; stopping")
+        self.reactor.stop()  # the shutdown says farewell to connections not in a realm
 
     def _too_long(self) -> None:
         if self.reactor.running and (self.server.sessions or self.server.realms):

@@ -123,10 +123,13 @@ def test_drain_exits_zero_once_the_last_member_leaves(tmp_path: Path) -> None:
         newcomer.send(b"jon@north\n")
         assert "not starting new realms" in newcomer.expect("*** Error: ")
         newcomer.close()
+        idle = Peer.connect(f"tcp:127.0.0.1:{port}")  # connected, never joins
+        idle.expect("What is your name?")
         arya.send(b"--leave\n")
         arya.expect("Farewell, Arya.")
+        idle.expect("The server is shutting down. Farewell!")  # not a wait for its timeout
         assert server.wait() == 0
-    assert "Drained" in "\n".join(server.out)
+    assert "Drained: the last member and realm are gone" in "\n".join(server.out)
 
 
 def test_the_drain_timeout_ends_what_is_left(tmp_path: Path) -> None:
