@@ -341,7 +341,7 @@ def play(config: Options) -> int:
                 say(f"Logs are kept in {logs}.")
             else:
                 shutil.rmtree(logs, ignore_errors=True)
-    say("Everything it started has stopped. Farewell!")
+    say("Everything it started has stopped. Farewell!" if started else "Farewell!")
     return code
 
 

@@ -217,6 +217,7 @@ def test_a_server_that_cannot_start_keeps_its_logs_and_says_where(tmp_path: Path
             assert play.wait(30) == 1
     kept = re.search(r"Logs are kept in (\S+)\.", "\n".join(play.err))
     assert kept, play.describe()
+    assert play.err[-1].endswith("Farewell!") and "Everything" not in play.err[-1]  # nothing runs
     logs = Path(kept.group(1))
     assert logs.parent == tmp_path and (logs / "server.log").exists()
 
