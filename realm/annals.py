@@ -150,8 +150,12 @@ def chart(reign: ReignRecord) -> str:
     """An SVG line chart of the reign's holdings, one point an event."""
     events = reign.events
     title = f"Holdings of {reign.realm} over {len(events)} {wire.noun(len(events), 'event')}"
-    if not events:
-        return f"<p class='empty'>{html.escape(title)}: none seen through.</p>"
+    frame = (f"<rect x='0' y='0' width='{WIDTH}' height='{HEIGHT}' fill='#15120d' "
+             f"stroke='#3a2f14'/>")
+    if not events:  # the frame, saying so: every reign shown has its chart
+        return _svg(title, frame + f"<text x='{WIDTH / 2:g}' y='{HEIGHT / 2:g}' "
+                    "text-anchor='middle' dominant-baseline='middle' fill='#b5a67a'>"
+                    "No event was seen through</text>")
     n = len(events)
     step = (WIDTH - 2 * PAD) / max(n - 1, 1)
 
@@ -171,8 +175,10 @@ def chart(reign: ReignRecord) -> str:
         if dots:
             lines.extend(f"<circle cx='{x:.1f}' cy='{v:.1f}' r='2.5' fill='{colour}'/>"
                          for x, v in xy)
-    frame = (f"<rect x='0' y='0' width='{WIDTH}' height='{HEIGHT}' fill='#15120d' "
-             f"stroke='#3a2f14'/>")
+    return _svg(title, frame + "".join(lines))
+
+
+def _svg(title: str, drawn: str) -> str:
     return (f"<svg class='chart' data-realm='chart' viewBox='0 0 {WIDTH} {HEIGHT}' "
             f"width='{WIDTH}' height='{HEIGHT}' role='img' aria-label='{html.escape(title)}'>"
-            f"{frame}{''.join(lines)}</svg>")
+            f"{drawn}</svg>")

@@ -71,6 +71,15 @@ def test_a_reign_of_one_event_has_its_dots() -> None:
     assert "<circle" not in annals.chart(long)  # 120 events: too close for dots
 
 
+def test_a_reign_abandoned_before_its_first_event_was_settled_has_an_empty_chart() -> None:
+    """Every reign shown has its chart: one with no event says so in it."""
+    none = ReignRecord("north", ("Lord",), (), "abandoned", 160, 1.0, 2.0)
+    svg = annals.chart(none)
+    assert svg.startswith("<svg class='chart'") and "aria-label='Holdings of north over 0 " \
+        "events'" in svg
+    assert ">No event was seen through<" in svg and "<polyline" not in svg
+
+
 @pytest_twisted.ensureDeferred
 async def test_the_json_is_newest_first_with_the_contracts_fields() -> None:
     chronicle = FakeChronicle()
