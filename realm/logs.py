@@ -6,8 +6,8 @@ making its own log observer (the documented way to choose twistd's log,
 see Twisted's "Logging" howto); `RealmService` sets one there, so
 `twistd -l FILE realm` writes FILE through a `LogDestination` that
 SIGHUP reopens (logrotate moves the file, realm writes a new one), and
-`--log-format json` writes `twisted.logger`'s own JSON lines
-(`jsonFileLogObserver`) for log shippers.  twistd's `--logger` and
+`--log-format json` writes JSON Lines for log shippers
+(`twisted.logger`'s own events, with their level and text).  twistd's `--logger` and
 `--syslog` still take precedence.
 """
 
@@ -17,8 +17,15 @@ import sys
 from typing import IO, Any
 
 from twisted.application import service
-from twisted.logger import ILogObserver, jsonFileLogObserver, textFileLogObserver
+from twisted.logger import (
+    ILogObserver,
+    LogEvent,
+    eventAsText,
+    jsonFileLogObserver,
+    textFileLogObserver,
+)
 from twisted.python.components import Componentized
+from zope.interface import implementer
 
 FORMATS = ("text", "json")
 
@@ -51,8 +58,23 @@ class LogDestination:
 
 def observer(destination: LogDestination, format: str) -> ILogObserver:
     if format == "json":
-        return jsonFileLogObserver(destination)  # type: ignore[arg-type]
+        return json_lines(destination)
     return textFileLogObserver(destination)  # type: ignore[arg-type]
+
+
+def json_lines(destination: LogDestination) -> ILogObserver:
+    """One JSON object a line (JSON Lines, not RFC 7464's record separator):
+    `twisted.logger`'s own event, plus `level` and the rendered `text` (with
+    a failure's traceback) that a log shipper looks for."""
+    lines = jsonFileLogObserver(destination, recordSeparator="")  # type: ignore[arg-type]
+
+    @implementer(ILogObserver)
+    def observe(event: LogEvent) -> None:
+        level = event.get("log_level")
+        lines(dict(event, level=getattr(level, "name", "info"), text=eventAsText(
+            event, includeTimestamp=False, includeSystem=False)))
+
+    return observe  # type: ignore[return-value]
 
 
 class RealmService(service.MultiService):

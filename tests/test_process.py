@@ -159,9 +159,9 @@ def test_sigterm_and_sigint_say_farewell_and_exit_0(tmp_path: Path, signum: int)
 
 
 def events_in(log: Path) -> list[dict[str, Any]]:
-    """The events of a JSON log (each is RS, JSON, LF), but one half written."""
+    """The events of a JSON log (a JSON object a line), but one half written."""
     events = []
-    for record in log.read_text().split("\x1e") if log.exists() else []:
+    for record in log.read_text().split("\n") if log.exists() else []:
         try:
             events.append(json.loads(record))
         except ValueError:
@@ -198,7 +198,10 @@ async def test_sighup_reopens_the_log_and_keeps_the_game(tmp_path: Path) -> None
         os.kill(server.pid, signal.SIGTERM)
         assert server.wait() == 0
     reopened = events_in(log)
+    assert log.read_text().count("\n") == len(reopened)  # JSON Lines, nothing else
     assert any("reopened the log" in e.get("log_format", "") for e in reopened)
+    assert any(e["level"] == "info" and e["text"].startswith("Shutting down: closing 2 "
+                                                             "connections") for e in reopened)
     assert any("Shutting down" in e.get("log_format", "") for e in reopened)
     old = events_in(tmp_path / "realm.log.1")
     assert any("joined realm" in e.get("log_format", "") for e in old)
