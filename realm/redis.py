@@ -27,9 +27,11 @@ import txredisapi
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
+from twisted.logger import Logger, LogPublisher
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from realm._direct import direct_writer
 
@@ -139,6 +141,31 @@ class _Factory(Factory):
         return proto
 
 
+#: Seconds between two log lines about failed tries to reach Redis.
+QUIET = 60.0
+
+
+class _Service(ClientService):
+    """A `ClientService` that does not log each retry at info (two a
+    second while Redis is away): `RedisLink` logs the failures, a line a
+    minute, with why."""
+
+    _log = Logger(observer=LogPublisher())  # no observer: heard by no one
+
+
+@implementer(IStreamClientEndpoint)
+@dataclass
+class _Tried:
+    """The endpoint to Redis, each failed try told to the link."""
+
+    endpoint: Any
+    link: RedisLink
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        return self.endpoint.connect(factory).addErrback(  # type: ignore[no-any-return]
+            self.link._try_failed)
+
+
 class RedisLink:
     """The two connections, and whether Redis can be reached now."""
 
@@ -156,15 +183,18 @@ class RedisLink:
         self.up = False
         self._commands: _Commands | None = None
         self._subscribed: _Channel | None = None
-        endpoint = endpoints.TCP4ClientEndpoint(reactor, url.host, url.port, timeout=timeout)
+        endpoint = _Tried(endpoints.TCP4ClientEndpoint(reactor, url.host, url.port,
+                                                       timeout=timeout), self)
+        self._failed_at = -QUIET  # when a failed try was last logged
+        self._failures = 0  # tries failed since then
         # At most 1.5 s between tries: joins work again within seconds of Redis.
         retry = backoffPolicy(initialDelay=0.2, factor=1.5, maxDelay=1.0,
                               jitter=lambda: random.random() / 2)
         self._services = [
-            ClientService(endpoint, _Factory(self, _Commands), retry,
-                          prepareConnection=self._prepare, clock=reactor),
-            ClientService(endpoint, _Factory(self, _Channel), retry,
-                          prepareConnection=self._prepare, clock=reactor),
+            _Service(endpoint, _Factory(self, _Commands), retry,
+                     prepareConnection=self._prepare, clock=reactor),
+            _Service(endpoint, _Factory(self, _Channel), retry,
+                     prepareConnection=self._prepare, clock=reactor),
         ]
 
     def start(self) -> None:
@@ -178,6 +208,19 @@ class RedisLink:
         return gatherResults([s.stopService() for s in self._services], consumeErrors=True)
 
     # -- the connections' lifecycle ------------------------------------------
+    def _try_failed(self, failure: Failure) -> Failure:
+        """A connection to Redis could not be made: say why, then once a
+        `QUIET` while it goes on (a try is made every second or so)."""
+        self._failures += 1
+        now = self.reactor.seconds()
+        if now - self._failed_at >= QUIET:
+            log.warn("Cannot reach Redis at {url}: {why}; trying again every second or so "
+                     "({n} {tries} failed since the last such line)", url=str(self.url),
+                     why=failure.getErrorMessage(), n=self._failures,
+                     tries="try" if self._failures == 1 else "tries")
+            self._failed_at, self._failures = now, 0
+        return failure
+
     def _prepare(self, proto: Any) -> Deferred[Any]:
         # ClientService hands over a proxy of the protocol: the protocol's
         # own `prepare` registers the protocol itself, which is what

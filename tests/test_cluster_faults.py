@@ -152,6 +152,9 @@ async def test_redis_stopped_and_started_again(services: Services) -> None:
     redis.stop()
     await eventually(lambda: all(p.logged("Lost Redis") for p in procs),
                      "every process to see Redis gone")
+    # Why, once: not a line a try (two a second).
+    await eventually(lambda: all(p.logged(f"Cannot reach Redis at {redis.url}") for p in procs),
+                     "every process to say why it cannot reach Redis")
     # Joins that need Redis: a new realm, a realm run elsewhere.
     for port, want in ((p1.port, "Cersei@fresh"), (p2.port, "Cersei@split"),
                        (p0.port, "Cersei@fresh")):
@@ -189,6 +192,8 @@ async def test_redis_stopped_and_started_again(services: Services) -> None:
         await member.wait_for("Lord: The gate held")
     for proc in procs:
         assert not proc.problems(), (proc.name, proc.problems())
+        said = [line for line in proc.out if "Cannot reach Redis" in line]
+        assert len(said) == 1 and not proc.logged("Scheduling retry"), proc.out
     await hang_up(fresh, davos, incomer, split[0], *home)
 
 
