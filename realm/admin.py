@@ -10,8 +10,9 @@ script knows where an answer ends (`nc -U`, `socat`):
                     connected here, gets `*** [Herald] TEXT`
     end REALM       its members are told and disconnected
     drain           new realms are refused, /readyz says 503, realms in play
-                    go on; the process exits 0 once its last connection is
-                    gone (or, with --drain-timeout S, ends what is left then)
+                    go on; the process exits 0 once its last member is gone
+                    (or, with --drain-timeout S, ends what is left then)
+    status          ready, draining or shutting down; realms, members left
 
 With `--cluster`, `who` and `end` for a realm another process runs say
 which, when members connected here sit in it.  Anything else answers
@@ -41,8 +42,11 @@ HELP = (
     "who REALM       a realm's members: NAME ADDRESS",
     "announce TEXT   *** [Herald] TEXT to every member here",
     "end REALM       end a realm: its members are told and disconnected",
-    "drain           refuse new realms; exit 0 once the last connection is gone",
+    "drain           refuse new realms; exit 0 once the last member is gone",
+    "status          ready, draining or shutting down, and what is left",
 )
+#: The commands that take nothing after them.
+BARE = {"help", "realms", "drain", "status"}
 
 
 def counted(n: int, thing: str) -> str:
@@ -50,46 +54,68 @@ def counted(n: int, thing: str) -> str:
     return f"{n} {wire.noun(n, thing)}"
 
 
+#: Seconds between two log lines saying what a drain still waits for.
+PROGRESS = 60.0
+
+
 class Drain:
     """Taking a process out of service without ending anybody's game.
 
-    It is drained once no connection is left here and no realm runs here:
-    with `--cluster`, a realm run here may still have members connected
-    to other processes, and their game goes on too."""
+    It is drained once no member is connected here and no realm runs
+    here: with `--cluster`, a realm run here may still have members
+    connected to other processes, and their game goes on too.
+    Connections not in a realm do not hold it up (the shutdown tells them
+    farewell).  While it waits, the log says what for, once a `PROGRESS`."""
 
     def __init__(self, server: RealmServer, reactor: Any, timeout: float = 0.0) -> None:
         self.server = server
         self.reactor = reactor
         self.timeout = timeout
+        self._done = False  # drained, or given up on: the process is stopping
 
     def start(self) -> str:
         server = self.server
         if server.draining:
-            return f"draining already: {self._left()}"
+            return f"draining already: {self.left()}"
         server.draining = True
-        log.info("Draining: new realms are refused; {left}", left=self._left())
+        log.info("Draining: new realms are refused; {left}", left=self.left())
         server.when_drained().addCallback(self._empty)
         if self.timeout:
             self.reactor.callLater(self.timeout, self._too_long)
-        return f"draining: {self._left()}; new realms are refused"
+        self.reactor.callLater(PROGRESS, self._still)
+        return f"draining: {self.left()}; new realms are refused"
 
-    def _left(self) -> str:
+    def left(self) -> str:
+        """What a drain waits for now, in words."""
         server = self.server
-        left = f"{counted(len(server.sessions), 'connection')} left"
-        seats = (getattr(session, "seat", None) for session in server.sessions)
-        seated = {seat.realm_name for seat in seats if seat is not None}
-        elsewhere = len(server.realms.keys() - seated)
+        seats = [seat for session in server.sessions
+                 if (seat := getattr(session, "seat", None)) is not None]
+        left = f"{counted(len(seats), 'member')} left"
+        elsewhere = len(server.realms.keys() - {seat.realm_name for seat in seats})
         if elsewhere:
             left += f", and {counted(elsewhere, 'realm')} run here for members elsewhere"
+        unjoined = len(server.sessions) - len(seats)
+        if unjoined:
+            left += f" ({counted(unjoined, 'connection')} not in a realm: closed at the end)"
         return left
 
+    def _still(self) -> None:
+        if not self._done and not self.server.shutting_down:
+            log.info("Still draining: {left}", left=self.left())
+            self.reactor.callLater(PROGRESS, self._still)
+
     def _empty(self, _: object) -> None:
+        if self._done or self.server.shutting_down:  # stopping already: nothing to add
+            return
+        self._done = True
         log.info("Drained: the last member and realm are gone; stopping")
         self.reactor.stop()  # the shutdown says farewell to connections not in a realm
 
     def _too_long(self) -> None:
-        if self.reactor.running and (self.server.sessions or self.server.realms):
-            log.info("The drain timeout has passed: ending {left}", left=self._left())
+        if not self._done and not self.server.shutting_down:
+            self._done = True
+            log.info("The drain timeout has passed: ending what is left, {left}",
+                     left=self.left())
             self.reactor.stop()  # the shutdown says farewell to what is left
 
 
@@ -105,6 +131,7 @@ class AdminProtocol(LineOnlyReceiver):
         self.commands: dict[str, Callable[[str], list[str]]] = {
             "help": lambda arg: list(HELP), "realms": self._realms, "who": self._who,
             "announce": self._announce, "end": self._end, "drain": self._drain,
+            "status": self._status,
         }
 
     def lineReceived(self, line: bytes) -> None:
@@ -126,6 +153,8 @@ class AdminProtocol(LineOnlyReceiver):
         if command is None:
             return [f"error: unknown command {word[:40]!r}; try help" if word
                     else "error: no command; try help"]
+        if arg.strip() and word.lower() in BARE:  # `drain now` may not mean what it does
+            return [f"error: {word.lower()} takes nothing after it"]
         return command(arg.strip())
 
     def lineLengthExceeded(self, line: bytes) -> None:
@@ -171,6 +200,12 @@ class AdminProtocol(LineOnlyReceiver):
 
     def _drain(self, arg: str) -> list[str]:
         return [self.drain.start()]
+
+    def _status(self, arg: str) -> list[str]:
+        server = self.server
+        state = ("shutting down" if server.shutting_down else
+                 "draining" if server.draining else "ready")
+        return [f"{state}: {counted(len(server.realms), 'realm')} run here, {self.drain.left()}"]
 
 
 class AdminFactory(Factory):

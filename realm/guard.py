@@ -4,8 +4,9 @@ fill its log.  Pure: every method takes the time.
 - `Backoff`: failures counted per key (an address, or the Lord's account
   as a whole); after `free` failures a key waits, twice as long after
   each further failure, up to `cap` seconds.  A success clears the key.
-- `RefusalCounter`: a connection's refused lines are logged once per
-  kind per `interval`, with how many there were, instead of once a line.
+- `RefusalCounter`: what strangers had refused (lines, connections) is
+  logged once per kind per `interval` for the whole server, with how many
+  there were, instead of once each: no client can flood the log.
 """
 
 from __future__ import annotations
@@ -59,13 +60,19 @@ class Backoff:
             del self._failures[next(iter(self._failures))]
 
 
+def since_last(n: int, one: str, many: str) -> str:
+    """What a quiet log line (`RefusalCounter`) counts: `one` (a line) for
+    one, else `N many since the last such line, the last`."""
+    return one if n == 1 else f"{n} {many} since the last such line, the last"
+
+
 def whole_seconds(wait: float) -> int:
     """A wait as the client is told it: whole seconds, at least 1."""
     return max(1, math.ceil(wait))
 
 
 class RefusalCounter:
-    """How many lines of each kind one connection had refused, for the log."""
+    """How many refusals of each kind there were, for the log."""
 
     def __init__(self, interval: float = 60.0) -> None:
         self.interval = interval

@@ -31,6 +31,7 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from realm import wire
+from realm.guard import since_last
 from realm.names import LORD, JoinError
 from realm.records import ReignRecord
 from realm.reign import Deck, Ending, Reign
@@ -368,7 +369,7 @@ class Realm:
                 return
             why = (f"no answer in {RECORD_WAIT:g} s (the write may still land)"
                    if failure.check(TimeoutError) else failure.getErrorMessage())
-            what = "a reign" if n == 1 else f"{n} reigns since the last such line, the last"
+            what = since_last(n, "a reign", "reigns")
             log.error("The chronicle could not record {what} of {realm} ({outcome}, "
                       "score {score}): {why}; the game goes on", what=what, realm=self.name,
                       outcome=ending.outcome, score=ending.score, why=why)

@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from realm import commands, wire
 from realm.chronicle import Chronicle, NoChronicle
 from realm.deadlines import Deadlines
+from realm.guard import since_last
 from realm.guesses import Guesses
 from realm.names import JoinError
 from realm.realm import Member, Realm, RealmError
@@ -169,15 +170,8 @@ class RealmServer:
         refusal = self.connected(client)
         if refusal is not None or self.cluster is None:
             return succeed(refusal)
-        limit = self.settings.max_per_address
-
         def counted(ok: bool) -> bytes | None:
-            if ok:
-                return None
-            log.warn("Refused a connection from {address}: {limit} already in the "
-                     "cluster", address=client.address, limit=limit)
-            self.stats.refused["too_many_connections"] += 1
-            return wire.TOO_MANY_CONNECTIONS.notice(limit=limit)
+            return None if ok else self._too_many(client.address, " in the cluster")
 
         return self.cluster.admit(client).addCallback(counted)
 
@@ -185,15 +179,25 @@ class RealmServer:
         """Count a new connection here; return a refusal, or None."""
         limit = self.settings.max_per_address
         if limit and self._per_address[client.address] >= limit:
-            log.warn("Refused a connection from {address}: {limit} already",
-                     address=client.address, limit=limit)
-            self.stats.refused["too_many_connections"] += 1
-            return wire.TOO_MANY_CONNECTIONS.notice(limit=limit)
+            return self._too_many(client.address)
         self._per_address[client.address] += 1
         self.sessions.add(client)
         self.stats.connections[client.kind] += 1
         self.stats.connections_total[client.kind] += 1
         return None
+
+    def _too_many(self, address: str, where: str = "") -> bytes:
+        """Refuse a connection from `address`, which holds its limit; log it
+        a minute at most, with how many there were (a loop that connects
+        must not flood the log)."""
+        limit = self.settings.max_per_address
+        self.stats.refused["too_many_connections"] += 1
+        n = self.stats.quiet.refused("too_many_connections", self.clock.seconds())
+        if n:
+            log.warn("Refused {what} from {address}: {limit} already{where}",
+                     what=since_last(n, "a connection", "connections"), address=address,
+                     limit=limit, where=where)
+        return wire.TOO_MANY_CONNECTIONS.notice(limit=limit)
 
     def disconnected(self, client: Connection) -> None:
         if client in self.sessions:
@@ -325,6 +329,10 @@ class RealmServer:
         `grace` seconds, whichever is first; with a cluster, once the
         others have been told too.
         """
+        for kind, unlogged in self.stats.quiet.unlogged().items():  # since their last line
+            why = ("reigns the chronicle could not record" if kind == "unrecorded"
+                   else f"refused: {kind.replace('_', ' ')}")
+            log.info("Not logged yet: {n} × {why}", n=unlogged, why=why)
         n = len(self.sessions)
         log.info("Shutting down: closing {n} connection{s}", n=n, s="" if n == 1 else "s")
         self.shutting_down = True

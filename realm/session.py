@@ -31,7 +31,7 @@ from twisted.python.failure import Failure
 
 from realm import wire
 from realm.gate import Gate, Refused
-from realm.guard import RefusalCounter, whole_seconds
+from realm.guard import since_last, whole_seconds
 from realm.link import Link
 from realm.names import LORD, JoinError, parse_join
 
@@ -62,7 +62,6 @@ class Session:
         self._stats = server.stats
         self._clock = server.clock
         self._gate = Gate(server.settings.max_rate, self._clock.seconds())
-        self._refusals = RefusalCounter()
         self._handle: Callable[[bytes, str], None] = self._naming
         self._pending: list[bytes] = []  # lines that arrive while waiting
         self._failures = 0
@@ -93,8 +92,6 @@ class Session:
         if self._held_check is not None and self._held_check.active():
             self._held_check.cancel()  # nobody is there to get in
         self.server.deadlines.forget(self)
-        for kind, n in self._refusals.unlogged().items():
-            self._log_refusals(kind, n)
         # Out of the realm first, then uncounted: the last connection's going
         # lets a shutdown close the chronicle, and a Lord's leaving records
         # the reign in it.
@@ -143,17 +140,16 @@ class Session:
         self._handle(raw, text)  # type: ignore[arg-type]
 
     def refuse(self, refused: Refused, now: float | None = None) -> None:
-        """Tell the client why a line was refused; log it, a kind a minute."""
+        """Tell the client why a line was refused; log it, a kind a minute
+        for the whole server (realm.guard.RefusalCounter)."""
         self.send(refused.line)
         self._stats.refused[refused.kind] += 1
-        n = self._refusals.refused(refused.kind, self._clock.seconds() if now is None else now)
+        n = self._stats.quiet.refused(refused.kind, self._clock.seconds() if now is None else now)
         if n:
-            self._log_refusals(refused.kind, n)
-
-    def _log_refusals(self, kind: str, n: int) -> None:
-        log.info("Refused {n} line(s) from {name}@{realm} ({address}): {why}",
-                 n=n, why=kind.replace("_", " "), name=self.name or "-", address=self.address,
-                 realm=self.seat.realm_name if self.seat else "-")
+            log.info("Refused {what} from {name}@{realm} ({address}): {why}",
+                     what=since_last(n, "a line", "lines"), why=refused.kind.replace("_", " "),
+                     name=self.name or "-", address=self.address,
+                     realm=self.seat.realm_name if self.seat else "-")
 
     # -- phases --------------------------------------------------------------
     def _naming(self, raw: bytes, text: str) -> None:
@@ -163,9 +159,8 @@ class Session:
         try:
             name, key = parse_join(text, self.server.settings.default_realm)
         except JoinError as e:
-            # Not echoed to the log: a Lord may type a password here.
-            log.info("Refused a name line from {address}", address=self.address)
-            self.send(e.line)
+            # Its text is not logged: a Lord may type a password here.
+            self.refuse(_refused(e))
             return
         self._wait_for(lambda: self.server.check(key, name, self.address),
                        lambda _: self._checked(name, key))
@@ -212,7 +207,7 @@ class Session:
                 self.prefix = b""
                 self._handle = self._naming
                 assert isinstance(failure.value, JoinError)
-                self.refuse(Refused("join", failure.value.line))
+                self.refuse(_refused(failure.value))
 
         answer = start()
         answer.addCallbacks(go_on, refused)
@@ -305,3 +300,9 @@ class Session:
 
     def _closed(self, raw: bytes, text: str) -> None:
         pass
+
+
+def _refused(error: JoinError) -> Refused:
+    """A refused name or join, by its kind (`bad_name`, `name_taken`, `draining`...)."""
+    kind = wire.refusal(error.line.decode("utf-8").rstrip("\r\n"))
+    return Refused(kind or "join", error.line)

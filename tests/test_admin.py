@@ -84,17 +84,32 @@ def test_drain_refuses_new_realms_and_keeps_the_games() -> None:
     net, console = setup()
     lord, others = net.game()
     (answer,) = console.ask("drain")
-    assert answer.startswith("draining: 5 connections left")
+    assert answer.startswith("draining: 5 members left")
     late = net.join("sam@oldtown")
     assert any(wire.refusal(line) == "draining" for line in late.take())
     lord.say("We hold.")
     assert "Lord: We hold." in others[0].take()
     assert console.ask("drain")[0].startswith("draining already")
+    assert console.ask("status") == [  # the late one may still join a realm in play
+        "draining: 1 realm run here, 5 members left (1 connection not in a realm: closed "
+        "at the end)"]
+
+
+def test_commands_that_take_nothing_refuse_something() -> None:
+    net, console = setup()
+    net.game()
+    net.connect()  # at the name prompt
+    assert console.ask("drain now") == ["error: drain takes nothing after it"]
+    assert console.ask("status") == [
+        "ready: 1 realm run here, 5 members left (1 connection not in a realm: closed at "
+        "the end)"]
+    assert console.ask("REALMS all") == ["error: realms takes nothing after it"]
+    assert not net.server.draining
 
 
 def test_help_unknown_and_empty(events: list[dict[str, Any]]) -> None:
     net, console = setup()
-    assert len(console.ask("help")) == 6
+    assert len(console.ask("help")) == 7
     assert console.ask("frobnicate")[0] == "error: unknown command 'frobnicate'; try help"
     assert console.ask("")[0].startswith("error:")
     assert console.ask("who") == ["error: who is in which realm? who REALM"]
@@ -118,7 +133,7 @@ def test_drain_exits_zero_once_the_last_member_leaves(tmp_path: Path) -> None:
         arya = Peer.connect(f"tcp:127.0.0.1:{port}")
         arya.send(b"arya\n")
         arya.expect("Arya has entered the realm")
-        assert unix_ask(admin, "drain")[0].startswith("draining: 1 connection left")
+        assert unix_ask(admin, "drain")[0].startswith("draining: 1 member left")
         newcomer = Peer.connect(f"tcp:127.0.0.1:{port}")
         newcomer.send(b"jon@north\n")
         assert "not starting new realms" in newcomer.expect("*** Error: ")
@@ -145,3 +160,6 @@ def test_the_drain_timeout_ends_what_is_left(tmp_path: Path) -> None:
         unix_ask(admin, "drain")
         arya.expect("The server is shutting down. Farewell!")
         assert server.wait() == 0
+    told = "\n".join(server.out)  # one story: ended for the timeout, not "drained"
+    assert "The drain timeout has passed: ending what is left, 1 member left" in told
+    assert "Drained" not in told, told

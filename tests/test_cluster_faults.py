@@ -302,7 +302,7 @@ async def test_drain_waits_for_a_realm_whose_members_are_elsewhere(services: Ser
     await hang_up(arya)
     await cat.wait_for(lambda text: text.startswith("*** Arya "))
     (answer,) = unix_ask(admin, "drain")
-    assert answer.startswith("draining: 0 connections left, and 1 realm run here"), answer
+    assert answer.startswith("draining: 0 members left, and 1 realm run here"), answer
     bran.say("Still here")
     await cat.wait_for("Bran: Still here")
     assert p0.proc.popen.poll() is None

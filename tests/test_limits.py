@@ -115,22 +115,34 @@ def test_by_default_one_address_starts_as_many_realms_as_it_holds_connections() 
 
 
 def test_refusals_are_logged_once_a_minute_with_a_count(events: list[dict[str, Any]]) -> None:
+    """For the whole server, not a connection: a stranger who reconnects,
+    or opens many, fills the log no faster."""
     clock = task.Clock()
-    net = MemoryNet(RealmServer(Settings(max_rate=0), clock))
+    net = MemoryNet(RealmServer(Settings(max_rate=0, max_per_address=3), clock))
     arya = net.join("arya")
     del events[:]
+
+    def logged() -> list[str]:
+        return [formatEvent(e) for e in events
+                if formatEvent(e).startswith(("Refused", "Not logged"))]
+
     arya.send(b"bell\x07\n" * 50)
-    logged = [formatEvent(e) for e in events if "Refused" in formatEvent(e)]
-    assert logged == ["Refused 1 line(s) from Arya@westeros (192.0.2.1): control"]
+    assert logged() == ["Refused a line from Arya@westeros (192.0.2.1): control"]
+    for _ in range(10):  # new connections: two with a bad name, then eight too many
+        conn = net.connect()
+        if not conn.lost:
+            conn.send(b"1bad name!\n")
+    assert logged()[1:] == [
+        "Refused a line from -@- (192.0.2.1): bad name",
+        "Refused a connection from 192.0.2.1: 3 already"]
     clock.advance(61)
     arya.send(b"bell\x07\n")
-    logged = [formatEvent(e) for e in events if "Refused" in formatEvent(e)]
-    assert logged[-1] == "Refused 50 line(s) from Arya@westeros (192.0.2.1): control"
-    assert len(logged) == 2
-    arya.send(b"bell\x07\n" * 3)
-    arya.hang_up()  # what was not logged yet is, as the connection goes
-    logged = [formatEvent(e) for e in events if "Refused" in formatEvent(e)]
-    assert logged[-1] == "Refused 3 line(s) from Arya@westeros (192.0.2.1): control"
+    assert logged()[-1] == ("Refused 50 lines since the last such line, the last from "
+                            "Arya@westeros (192.0.2.1): control")
+    assert len(logged()) == 4
+    net.server.shutdown()  # what was not logged yet is, as the server stops
+    assert sorted(logged()[4:]) == ["Not logged yet: 1 × refused: bad name",
+                                    "Not logged yet: 7 × refused: too many connections"]
 
 
 def test_the_realm_is_told_who_the_next_event_waits_for() -> None:
