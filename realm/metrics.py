@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
 
+from realm.records import OUTCOMES
 from realm.routes import Handler, Request, Response
 
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ class Metrics:
         add.counter("realm_reigns_ended_total", "Reigns ended.",
                     [((), sum(stats.reigns_ended.values()))])
         add.counter("realm_reigns_ended_by_outcome_total", "Reigns ended, by outcome.",
-                    [((("outcome", k),), n) for k, n in sorted(stats.reigns_ended.items())])
+                    [((("outcome", k),), stats.reigns_ended[k]) for k in OUTCOMES])
         add.counter("realm_reigns_unrecorded_total",
                     "Ended reigns the chronicle could not record (the log says why).",
                     [((), stats.reigns_unrecorded)])
