@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import importlib
+import os
 import re
 import sqlite3
 import time
@@ -183,6 +184,7 @@ class SqliteEngine(Engine):
     def __init__(self, path: str) -> None:
         super().__init__()
         self.path = path
+        self._file: tuple[int, int] | None = None  # the file opened: (device, inode)
 
     def make_pool(self, reactor: Any) -> adbapi.ConnectionPool:
         return Pool(self.module_name, self.path, check_same_thread=False,
@@ -194,19 +196,25 @@ class SqliteEngine(Engine):
         self._on_connect(connection)
         return connection
 
-    @staticmethod
-    def _on_connect(connection: Any) -> None:
+    def _on_connect(self, connection: Any) -> None:
         try:
             cursor = connection.cursor()
             _into_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            self._file = _identity(self.path)
         except BaseException:
             connection.close()  # adbapi would keep a broken one otherwise
             raise
 
     def begin(self, cursor: Cursor, write: bool) -> None:
+        # A file deleted (or replaced) under the server still takes writes,
+        # into a file no one will open again: refuse them, loudly.
+        if write and self._file is not None and _identity(self.path) != self._file:
+            raise sqlite3.OperationalError(
+                "the file was deleted or replaced since realm opened it; what is written "
+                "now would be lost (restart realm to open the file at that path)")
         # IMMEDIATE takes the write lock now: two processes upgrading one
         # file wait for each other instead of failing halfway.
         cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -217,6 +225,15 @@ class SqliteEngine(Engine):
     def insert_returning_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
         cursor.execute(sql, params)
         return int(cursor.lastrowid)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """The file at `path` (device, inode), or None if there is none."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _into_wal(cursor: Any) -> None:

@@ -290,6 +290,25 @@ async def test_a_reign_survives_closing_and_reopening(chronicle_url: str) -> Non
 
 
 @pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+async def test_a_file_deleted_or_replaced_under_the_server_is_not_written_to(
+        tmp_path: Path, how: str) -> None:
+    """SQLite goes on writing to a file unlinked under it, which no one can
+    open again: the reigns would be lost without a word."""
+    path = tmp_path / "realm.sqlite"
+    async with opened(f"sqlite:{path}") as chronicle:
+        await within(chronicle.record(reign(score=1)))
+        path.unlink()
+        if how == "replaced":
+            path.write_bytes(b"")  # another file at the same path
+        with pytest.raises(ChronicleError, match=r"^cannot record a reign in the chronicle "
+                           r"sqlite:\S+: the file was deleted or replaced since realm "
+                           r"opened it; what is written now would be lost \(restart realm"):
+            await within(chronicle.record(reign(score=2)))
+        assert await within(chronicle.best()) == [reign(score=1)]  # reads go on
+
+
+@pytest_twisted.ensureDeferred
 async def test_many_processes_opening_one_new_database_migrate_it_once(
         chronicle_url: str) -> None:
     chronicles = await within(defer.gatherResults(
