@@ -306,8 +306,8 @@ class Channel(Protocol):
         self._set_timer(CLOSE_GRACE, self._close_stuck)
 
     def _close_stuck(self) -> None:
-        log.info("Aborted {address}: closing took over {s:g} s",
-                 address=self.address, s=CLOSE_GRACE)
+        log.info("Aborted {address}: it had not closed its end {s:g} s after ours "
+                 "(idle, or not reading)", address=self.address, s=CLOSE_GRACE)
         self.transport.abortConnection()  # type: ignore[union-attr]
 
     def _uncount(self) -> None:

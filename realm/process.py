@@ -16,7 +16,9 @@
 
 from __future__ import annotations
 
+import errno
 import gc
+import os
 import resource
 import signal
 import sys
@@ -104,7 +106,7 @@ class Listener(service.Service):
         if not outcome:  # an endpoint that listens later: report it then
             listening.addCallback(self._listening).addErrback(self._failed_later)
         elif isinstance(outcome[0], Failure):
-            reason = outcome[0].getErrorMessage()
+            reason = _reason(outcome[0])
             raise StartupFailure(f"cannot listen on {self.description} for "
                                  f"{self.what}: {reason}")
         else:
@@ -200,3 +202,15 @@ def collect_less_often() -> None:
     """
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG, older, oldest)
+
+
+def _reason(failure: Failure) -> str:
+    """Why listening failed, in a line: for a UNIX socket, the path that
+    failed, not Twisted's lock file (`'123' -> b'/run/x.sock.lock'`)."""
+    error = failure.value
+    if isinstance(error, OSError) and error.strerror and error.filename2 is not None:
+        path = os.fsdecode(error.filename2).removesuffix(".lock")
+        folder = os.path.dirname(path) or "."
+        missing = f" (there is no folder {folder})" if error.errno == errno.ENOENT else ""
+        return f"{error.strerror}: {path}{missing}"
+    return failure.getErrorMessage()

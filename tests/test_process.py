@@ -52,6 +52,14 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
     one_line_failure(result, "realm: cannot listen on", f"tcp:{port}", "in use")
 
 
+def test_a_socket_in_a_missing_folder_names_the_folder(tmp_path: Path) -> None:
+    sock = tmp_path / "no" / "admin.sock"
+    result = start(tmp_path, "--listen", "tcp:0:interface=127.0.0.1", "--admin", f"unix:{sock}")
+    line = one_line_failure(result, "realm: cannot listen on", "the operator's console")
+    assert line.endswith(f": No such file or directory: {sock} (there is no folder "
+                         f"{sock.parent})"), line
+
+
 def test_a_daemon_that_cannot_listen_says_so_and_exits(tmp_path: Path) -> None:
     """Without -n, twistd's first process waits for the daemon's word: a port
     in use is told there, not waited on for ever."""
