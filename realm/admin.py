@@ -209,6 +209,8 @@ class AdminProtocol(LineOnlyReceiver):
 
 
 class AdminFactory(Factory):
+    noisy = False  # the listener's own line says what it serves
+
     def __init__(self, server: RealmServer, drain: Drain) -> None:
         self.server = server
         self.drain = drain

@@ -139,7 +139,8 @@ def _where(address: Any) -> str:
     """`host:port` for an IP address, the path for a UNIX socket."""
     if hasattr(address, "port"):
         return f"{address.host}:{address.port}"
-    return str(getattr(address, "name", address))
+    name = getattr(address, "name", address)
+    return os.fsdecode(name) if isinstance(name, bytes) else str(name)
 
 
 class Signals(service.Service):

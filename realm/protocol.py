@@ -230,6 +230,8 @@ class StreamLink(Protocol):
 class RealmFactory(Factory):
     """Makes a `StreamLink` per connection, all sharing one server."""
 
+    noisy = False  # the listener's own line says what it serves
+
     def __init__(self, server: RealmServer) -> None:
         self.server = server
         self.outbox = Outbox(server.clock)

@@ -195,6 +195,8 @@ class HeaderFirst(ProtocolWrapper):
 class HeaderFirstFactory(WrappingFactory):
     """Wraps a factory's protocols in `HeaderFirst`."""
 
+    noisy = False  # the listener's own line says what it serves
+
     protocol = HeaderFirst
 
     def __init__(self, wrapped: Any, clock: Any) -> None:

@@ -167,6 +167,8 @@ class Site(Factory):
     carries; `counter`: who counts connections.
     """
 
+    noisy = False  # the listener's own line says what it serves
+
     def __init__(self, routes: Mapping[str, Handler], clock: IReactorTime,
                  counter: Counter | None = None, timeout: float = 60.0,
                  headers: Iterable[tuple[str, str]] = SECURE_HEADERS,

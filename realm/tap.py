@@ -13,6 +13,7 @@ from twisted.application import service
 from twisted.cred import credentials, strcred
 from twisted.internet import endpoints, reactor
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from twisted.python import usage
 
 from realm import annals, logs, web
@@ -36,6 +37,8 @@ from realm.protocol import RealmFactory
 from realm.redis import parse_url
 from realm.server import RealmServer, Settings
 from twisted import __version__ as twisted_version
+
+log = Logger()
 
 DEFAULTS = Settings()
 
@@ -270,6 +273,9 @@ def makeService(config: Options) -> service.MultiService:
         chronicle = open_now(config["chronicle"], reactor)
     except ChronicleError as e:
         raise StartupFailure(str(e)) from None
+    log.info("realm {version}; {kept}", version=version(),
+             kept=f"reigns are kept in {chronicle.where}" if chronicle.keeps
+             else "reigns are not kept (--chronicle none)")
     server = RealmServer(settings_from(config), reactor,  # type: ignore[arg-type]
                          checker=checkers[0] if checkers else None, chronicle=chronicle)
     top = logs.RealmService(getattr(config, "parent", None), config["log-format"])

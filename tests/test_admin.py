@@ -144,7 +144,12 @@ def test_drain_exits_zero_once_the_last_member_leaves(tmp_path: Path) -> None:
         arya.expect("Farewell, Arya.")
         idle.expect("The server is shutting down. Farewell!")  # not a wait for its timeout
         assert server.wait() == 0
-    assert "Drained: the last member and realm are gone" in "\n".join(server.out)
+    told = "\n".join(server.out)
+    assert "Drained: the last member and realm are gone" in told
+    # The start said what runs, where reigns go and the socket's path as text.
+    assert "realm 0." in told and "reigns are not kept (--chronicle none)" in told
+    assert f"Serving the operator's console on unix:{admin}:mode=600 (at {admin})" in told
+    assert "Starting factory" not in told
 
 
 def test_the_drain_timeout_ends_what_is_left(tmp_path: Path) -> None:
