@@ -25,9 +25,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
+from zope.interface import implementer
 
 from realm import wire
 from realm.gate import has_control
@@ -119,11 +121,29 @@ class Drain:
             self.reactor.stop()  # the shutdown says farewell to what is left
 
 
+@implementer(IHalfCloseableProtocol)
 class AdminProtocol(LineOnlyReceiver):
-    """One operator's session."""
+    """One operator's session.  A last command without its newline, sent
+    before the operator's end closes (`printf drain | socat - UNIX-CONNECT:...`),
+    is answered too."""
 
     delimiter = b"\n"
     MAX_LENGTH = 4096
+    _unfinished = False  # the bytes so far end inside a line
+
+    def dataReceived(self, data: bytes) -> None:
+        if data:
+            self._unfinished = not data.endswith(self.delimiter)
+        super().dataReceived(data)
+
+    def readConnectionLost(self) -> None:
+        if self._unfinished:
+            self._unfinished = False
+            self.dataReceived(self.delimiter)
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def writeConnectionLost(self) -> None:
+        self.transport.loseConnection()  # type: ignore[union-attr]
 
     def __init__(self, server: RealmServer, drain: Drain) -> None:
         self.server = server

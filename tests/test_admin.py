@@ -95,6 +95,21 @@ def test_drain_refuses_new_realms_and_keeps_the_games() -> None:
         "at the end)"]
 
 
+def test_a_last_command_without_its_newline_is_answered_before_closing() -> None:
+    """`printf status | socat - UNIX-CONNECT:admin.sock`: the operator's end
+    closes right after a line with no newline."""
+    net, console = setup()
+    console.proto.dataReceived(b"sta")
+    console.proto.dataReceived(b"tus")
+    console.proto.readConnectionLost()
+    assert console.transport.value() == b"ready: 0 realms run here, 0 members left\n.\n"
+    assert console.transport.disconnecting
+    finished = Console(net.server)  # a whole line, then the end: answered once
+    finished.proto.dataReceived(b"realms\n")
+    finished.proto.readConnectionLost()
+    assert finished.transport.value() == b".\n" and finished.transport.disconnecting
+
+
 def test_commands_that_take_nothing_refuse_something() -> None:
     net, console = setup()
     net.game()
