@@ -36,7 +36,7 @@ from twisted.logger import Logger
 from realm import leases, wire
 from realm.names import JoinError, refusal
 from realm.redis import RedisLink, RedisURL, Unreachable
-from realm.relay import Op, Relay, RemoteMember, RemoteSeat, Tables, decode
+from realm.relay import Op, Relay, RemoteMember, RemoteSeat, Tables, decode, end_realm
 from realm.server import LocalSeat, play
 
 if TYPE_CHECKING:
@@ -382,7 +382,7 @@ class Cluster:
     def closing(self) -> None:
         """The process is stopping: end its realms for everyone, tell its peers."""
         for realm in list(self.server.realms.values()):
-            realm.end(wire.SHUTTING_DOWN.notice())
+            end_realm(realm, wire.SHUTTING_DOWN.notice())
         for peer in self.peers():
             self.relay.send(peer, ["bye"])
         if self._beat.running:

@@ -150,6 +150,18 @@ class RemoteMember:
         self.close()
 
 
+def end_realm(realm: Realm, goodbye: bytes) -> None:
+    """End `realm` as the process running it stops: its members on other
+    processes, whose own server goes on, hear that the realm's is gone;
+    the others `goodbye`."""
+    gone = wire.REALM_GONE.notice(realm=realm.name)
+    for member in realm.members.values():
+        if isinstance(member, RemoteMember):
+            member.send(gone)
+            member.close()  # closed at its home: the goodbye it gets next goes nowhere
+    realm.end(goodbye)
+
+
 class Neighbours:
     """At a member's process: its members seated in one realm that another
     process runs (sid -> member), and those on their way in (their join

@@ -348,10 +348,12 @@ async def test_a_process_stopped_with_sigterm(services: Services) -> None:
     for member in (arya, eddard):
         await member.wait_for(shutting_down)
         await member.closed()
-    # North, which it ran, ends for its members elsewhere too.
+    # North, which it ran, ends for its members elsewhere too: their own
+    # server goes on, the realm's is gone.
     for member in (bran, cersei):
-        await member.wait_for(shutting_down)
+        await member.wait_for(line(wire.REALM_GONE, realm="north"))
         await member.closed()
+        assert shutting_down not in member.lines, member.lines
     # Eddard leaves south, which p1 runs.
     for member in (davos, lord):
         await member.wait_for(line(wire.DEPARTED, name="Eddard", why=wire.LEFT_WHY, n=2, size=5))
