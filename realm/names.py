@@ -16,6 +16,8 @@ LORD = wire.LORD
 _NAME = re.compile(wire.NAME_RULE + r"\Z")
 #: Digits read as letters, to see through `L0rd`.
 _AS_LETTERS = str.maketrans("01345", "oleas", "_-26789")
+#: Digits, `_` and `-` at a name's end.
+_TRAILING = re.compile(r"[\d_-]+\Z")
 
 
 class JoinError(wire.Refusal):
@@ -50,7 +52,9 @@ def passes_for_lord(name: str) -> bool:
 
     Such names are refused, so a chat line that starts `Lord...:` is the Lord's.
     """
-    return name != LORD and name.lower().translate(_AS_LETTERS) == "lord"
+    # What trails it is dropped first: `Lord1` reads as `Lord` with a
+    # number, not as `Lordl`.
+    return name != LORD and _TRAILING.sub("", name.lower()).translate(_AS_LETTERS) == "lord"
 
 
 def parse_join(line: str, default_realm: str) -> tuple[str, str]:
