@@ -180,6 +180,7 @@ def test_names_for_bots() -> None:
 @pytest.mark.parametrize(("argv", "message"), [
     ([], "exactly one"), (["--lord", "--bot"], "exactly one"),
     (["--lord", "--count", "2"], "^--count: for bots"), (["--lord", "--keep"], "^--keep: for"),
+    (["--lord", "--name", "Arya"], "^--name: for bots"),
     (["--lord", "--think", "2", "--seed", "1"], "^--think and --seed: for bots \\(--bot\\); the"),
     (["--bot", "--count", "0"], "--count must be at least 1, not 0"),
     (["--bot", "--loyalty", "0"], "loyalty"),
@@ -189,6 +190,13 @@ def test_bad_options(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=message) as e:
         Options().parseOptions(argv)
     assert ("--count" in str(e.value)) + ("--think" in str(e.value)) <= 1  # one at a time
+
+
+def test_the_lord_may_be_named_lord() -> None:
+    """The contract's synopsis gives every client `[--name NAME]`."""
+    options = Options()
+    options.parseOptions(["--lord", "--name", "lord"])
+    assert options["lord"]
 
 
 def test_password_from_file_or_environment(tmp_path: object, monkeypatch: pytest.MonkeyPatch
