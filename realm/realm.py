@@ -374,7 +374,14 @@ class Realm:
                       "score {score}): {why}; the game goes on", what=what, realm=self.name,
                       outcome=ending.outcome, score=ending.score, why=why)
 
-        return d.addErrback(failed)
+        def recorded(_: object) -> None:
+            stats = self.stats  # after failures, say the chronicle is back
+            if stats.reigns_unrecorded > stats.unrecorded_before:
+                log.info("The chronicle records reigns again ({n} could not be recorded "
+                         "before)", n=stats.reigns_unrecorded - stats.unrecorded_before)
+                stats.unrecorded_before = stats.reigns_unrecorded
+
+        return d.addCallbacks(recorded, failed)
 
     def _abandon(self) -> None:
         """The game stops here (the Lord left, the realm was ended)."""

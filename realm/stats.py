@@ -23,6 +23,7 @@ class Stats:
     refused: Counter[str] = field(default_factory=Counter)  # lines refused, by reason
     reigns_ended: Counter[str] = field(default_factory=Counter)  # by outcome
     reigns_unrecorded: int = 0  # ended reigns the chronicle could not keep
+    unrecorded_before: int = 0  # reigns_unrecorded when a write last succeeded
     #: Faults logged once a minute with their count, not once each (a
     #: chronicle that is down fails every reign of every realm).
     quiet: RefusalCounter = field(default_factory=RefusalCounter)

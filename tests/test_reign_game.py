@@ -134,7 +134,7 @@ def test_a_chronicle_that_fails_is_logged_and_the_game_goes_on(
 
 
 def test_a_chronicle_that_keeps_failing_is_logged_once_a_minute_and_counted(
-        observe_errors: Any) -> None:
+        observe_errors: Any, events: list[dict[str, Any]]) -> None:
     chronicle = FakeChronicle(hold=True)
     net, lord, others = game(chronicle, reign_length=1)
     clock = net.server.clock
@@ -157,6 +157,12 @@ def test_a_chronicle_that_keeps_failing_is_logged_once_a_minute_and_counted(
         "westeros (won, score ")
     assert net.server.stats.reigns_unrecorded == 6
     observe_errors.errors.clear()  # expected: the errors are the point
+    round_of(lord, others)
+    chronicle.commit()  # it works again, and the log says so
+    net.settle()
+    assert net.server.stats.reigns_unrecorded == 6 and not observe_errors.errors
+    assert any(formatEvent(e) == "The chronicle records reigns again (6 could not be recorded "
+               "before)" for e in events)
 
 
 def test_a_chronicle_that_never_answers_is_given_up_on(observe_errors: Any) -> None:
