@@ -10,8 +10,8 @@ script knows where an answer ends (`nc -U`, `socat`):
                     connected here, gets `*** [Herald] TEXT`
     end REALM       its members are told and disconnected
     drain           new realms are refused, /readyz says 503, realms in play
-                    go on; the process exits 0 once its last member is gone
-                    (or, with --drain-timeout S, ends what is left then)
+                    go on; the process exits 0 once its last connection is
+                    gone (or, with --drain-timeout S, ends what is left then)
     status          ready, draining or shutting down; realms, members left
 
 With `--cluster`, `who` and `end` for a realm another process runs say
@@ -44,7 +44,7 @@ HELP = (
     "who REALM       a realm's members: NAME ADDRESS",
     "announce TEXT   *** [Herald] TEXT to every member here",
     "end REALM       end a realm: its members are told and disconnected",
-    "drain           refuse new realms; exit 0 once the last member is gone",
+    "drain           refuse new realms; exit 0 once the last connection is gone",
     "status          ready, draining or shutting down, and what is left",
 )
 #: The commands that take nothing after them.
@@ -63,11 +63,11 @@ PROGRESS = 60.0
 class Drain:
     """Taking a process out of service without ending anybody's game.
 
-    It is drained once no member is connected here and no realm runs
+    It is drained once no connection is left here and no realm runs
     here: with `--cluster`, a realm run here may still have members
-    connected to other processes, and their game goes on too.
-    Connections not in a realm do not hold it up (the shutdown tells them
-    farewell).  While it waits, the log says what for, once a `PROGRESS`."""
+    connected to other processes, and their game goes on too.  (A
+    connection that never joins is closed by its login timeout.)  While
+    it waits, the log says what for, once a `PROGRESS`."""
 
     def __init__(self, server: RealmServer, reactor: Any, timeout: float = 0.0) -> None:
         self.server = server
@@ -98,7 +98,7 @@ class Drain:
             left += f", and {counted(elsewhere, 'realm')} run here for members elsewhere"
         unjoined = len(server.sessions) - len(seats)
         if unjoined:
-            left += f" ({counted(unjoined, 'connection')} not in a realm: closed at the end)"
+            left += f", and {counted(unjoined, 'connection')} not in a realm"
         return left
 
     def _still(self) -> None:
@@ -110,8 +110,8 @@ class Drain:
         if self._done or self.server.shutting_down:  # stopping already: nothing to add
             return
         self._done = True
-        log.info("Drained: the last member and realm are gone; stopping")
-        self.reactor.stop()  # the shutdown says farewell to connections not in a realm
+        log.info("Drained: the last connection and realm are gone; stopping")
+        self.reactor.stop()
 
     def _too_long(self) -> None:
         if not self._done and not self.server.shutting_down:

@@ -215,12 +215,9 @@ class RealmServer:
         return self._once(lambda: not self.sessions)
 
     def when_drained(self) -> Deferred[None]:
-        """Fires once no member is connected here and no realm runs here
-        (with `--cluster`, its members may all be connected elsewhere).
-        Connections that have not joined do not count: with no realm left
-        they could only start one, which a draining process refuses."""
-        return self._once(lambda: not self.realms and not any(
-            getattr(session, "seat", None) is not None for session in self.sessions))
+        """Fires once no connection is left and no realm runs here (with
+        `--cluster`, its members may all be connected elsewhere)."""
+        return self._once(lambda: not self.sessions and not self.realms)
 
     def _once(self, done: Callable[[], bool]) -> Deferred[None]:
         d: Deferred[None] = Deferred()

@@ -91,8 +91,7 @@ def test_drain_refuses_new_realms_and_keeps_the_games() -> None:
     assert "Lord: We hold." in others[0].take()
     assert console.ask("drain")[0].startswith("draining already")
     assert console.ask("status") == [  # the late one may still join a realm in play
-        "draining: 1 realm run here, 5 members left (1 connection not in a realm: closed "
-        "at the end)"]
+        "draining: 1 realm run here, 5 members left, and 1 connection not in a realm"]
 
 
 def test_a_last_command_without_its_newline_is_answered_before_closing() -> None:
@@ -116,8 +115,7 @@ def test_commands_that_take_nothing_refuse_something() -> None:
     net.connect()  # at the name prompt
     assert console.ask("drain now") == ["error: drain takes nothing after it"]
     assert console.ask("status") == [
-        "ready: 1 realm run here, 5 members left (1 connection not in a realm: closed at "
-        "the end)"]
+        "ready: 1 realm run here, 5 members left, and 1 connection not in a realm"]
     assert console.ask("REALMS all") == ["error: realms takes nothing after it"]
     assert not net.server.draining
 
@@ -153,14 +151,17 @@ def test_drain_exits_zero_once_the_last_member_leaves(tmp_path: Path) -> None:
         newcomer.send(b"jon@north\n")
         assert "not starting new realms" in newcomer.expect("*** Error: ")
         newcomer.close()
-        idle = Peer.connect(f"tcp:127.0.0.1:{port}")  # connected, never joins
+        idle = Peer.connect(f"tcp:127.0.0.1:{port}")  # connected, not joined (yet)
         idle.expect("What is your name?")
         arya.send(b"--leave\n")
         arya.expect("Farewell, Arya.")
-        idle.expect("The server is shutting down. Farewell!")  # not a wait for its timeout
+        (status,) = unix_ask(admin, "status")  # the contract: its last connection
+        assert status.startswith("draining: 0 realms run here, 0 members left, and "), status
+        assert status.endswith("not in a realm"), status
+        idle.close()
         assert server.wait() == 0
     told = "\n".join(server.out)
-    assert "Drained: the last member and realm are gone" in told
+    assert "Drained: the last connection and realm are gone" in told
     # The start said what runs, where reigns go and the socket's path as text.
     assert "realm 0." in told and "reigns are not kept (--chronicle none)" in told
     assert f"Serving the operator's console on unix:{admin}:mode=600 (at {admin})" in told
