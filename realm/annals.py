@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from twisted.internet.defer import Deferred, gatherResults, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from realm import wire
-from realm.chronicle import MAX_LIMIT
+from realm.chronicle import MAX_LIMIT, unread
 from realm.realm import Recorder
 from realm.records import ReignRecord
 from realm.routes import Request, Response
@@ -41,39 +40,12 @@ SHOWN = 8  # reigns in each list of the page
 COLOURS = {"Gold": "#e8bb55", "Food": "#9be28a", "Men": "#7fb3ff", "Favour": "#e58fd6"}
 WIDTH, HEIGHT, PAD = 320, 110, 6
 MIN_DOT_STEP = 8  # pixels between events for each to have its dot
-MOST_READS = 4  # chronicle requests answered at once (`Reads`)
 
 
 def routes(chronicle: Recorder) -> dict[str, Any]:
     """The routes to add to the web site."""
-    reads = Reads()
-    return {"/chronicle": reads.bounded(lambda request: page(chronicle)),
-            "/chronicle.json": reads.bounded(lambda request: as_json_route(chronicle, request))}
-
-
-class Reads:
-    """At most `MOST_READS` requests of the chronicle answered at once, for
-    the whole site: a flood of readers must not keep the database (whose
-    one SQLite thread also writes each ended reign) or the reactor (which
-    renders each answer) from the game.  The others are told to come back."""
-
-    def __init__(self) -> None:
-        self.busy = 0
-
-    def bounded(self, handler: Callable[[Request], Deferred[Response] | Response]
-                ) -> Callable[[Request], Deferred[Response] | Response]:
-        def answer(request: Request) -> Deferred[Response] | Response:
-            if self.busy >= MOST_READS:
-                return Response.text(503, "The chronicle is busy answering others; try again "
-                                     "in a moment.", ("Retry-After", "1"))
-            self.busy += 1
-            return maybeDeferred(handler, request).addBoth(self._done)
-
-        return answer
-
-    def _done(self, result: Any) -> Any:
-        self.busy -= 1
-        return result
+    return {"/chronicle": lambda request: page(chronicle),
+            "/chronicle.json": lambda request: as_json_route(chronicle, request)}
 
 
 def page(chronicle: Recorder) -> Deferred[Response]:
@@ -138,9 +110,11 @@ def as_json_route(chronicle: Recorder, request: Request) -> Deferred[Response] |
 
 
 def _unreadable(failure: Failure) -> Response:
-    log.warn("The chronicle could not be read for the web: {why}",
-             why=failure.getErrorMessage())
-    return Response.text(503, "The chronicle cannot be read just now; try again later.")
+    why = unread(failure)
+    if why is not None:
+        log.warn("The chronicle could not be read for the web: {why}", why=why)
+    return Response.text(503, "The chronicle cannot be read just now; try again later.",
+                         ("Retry-After", "1"))
 
 
 _HEAD = ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"

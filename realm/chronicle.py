@@ -17,15 +17,15 @@ one line saying what and where, which the caller logs.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from twisted.enterprise import adbapi
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, FirstError, fail, succeed
 from twisted.python.failure import Failure
 
+from realm import chronicle_rows as rows
 from realm.chronicle_engines import (
     Cursor,
     Engine,
@@ -37,24 +37,35 @@ from realm.chronicle_engines import (
     shipped_migrations,
 )
 from realm.chronicle_url import DEFAULT_URL, ChronicleURL, parse_url
-from realm.records import EventRecord, ReignRecord
+from realm.records import ReignRecord
 
-__all__ = ["DEFAULT_URL", "Chronicle", "ChronicleError", "ChronicleURL", "DatabaseChronicle",
-           "NoChronicle", "open_chronicle", "open_now", "parse_url"]
+__all__ = ["DEFAULT_URL", "Chronicle", "ChronicleBusy", "ChronicleError", "ChronicleURL",
+           "DatabaseChronicle", "NoChronicle", "open_chronicle", "open_now", "parse_url", "unread"]
 
 MAX_LIMIT = 1000  # reigns one read may ask for
 GROUP_WAIT = 0.05  # seconds between the starts of two writes, at most
 GROUP_MOST = 500  # reigns that go at once, whatever the wait
 READ_WAIT = 5.0  # seconds a reader (a page, --chronicle) waits for a database
-_COLUMNS = "id, realm, members, outcome, score, events, started, ended"
-_BEST = "score DESC, id DESC"
-_LATEST = "id DESC"
+MOST_READS = 4  # reads at once: a flood of readers must not hold up the writes
 
 T = TypeVar("T")
 
 
 class ChronicleError(Exception):
     """The chronicle could not do what was asked; `str()` is one line."""
+
+
+class ChronicleBusy(ChronicleError):
+    """Too many reads at once (`MOST_READS`): the reader is told to try
+    again, and it is not worth a log line (a flood would fill the log)."""
+
+
+def unread(failure: Failure) -> str | None:
+    """Why a read failed, for the log; None if the chronicle was only busy.
+    (`failure` may be a `FirstError` of `gatherResults`.)"""
+    if isinstance(failure.value, FirstError):
+        failure = failure.value.subFailure
+    return None if failure.check(ChronicleBusy) else failure.getErrorMessage()
 
 
 class Chronicle(Protocol):
@@ -128,6 +139,7 @@ class DatabaseChronicle:
         self.engine = engine
         self.where = where
         self._busy = 0
+        self._reading = 0  # reads in the pool, a reader answered or not
         self._idle: list[Deferred[None]] = []
         self._closed = False
         self._pool_closed = False
@@ -160,7 +172,7 @@ class DatabaseChronicle:
         group, self._waiting = self._waiting, []
         self._writing = True
         self._last = self._clock.seconds()
-        written = self._run(_insert_reigns, ([reign for reign, _ in group],), write=True,
+        written = self._run(rows.insert_reigns, ([reign for reign, _ in group],), write=True,
                             doing="record a reign in")
 
         def done(result: list[int] | Failure) -> None:
@@ -172,7 +184,7 @@ class DatabaseChronicle:
                 group[0][1].errback(result)
             else:  # one bad reign must not take the others with it: each alone
                 for reign, d in group:
-                    alone = self._run(_insert_reigns, ([reign],), write=True,
+                    alone = self._run(rows.insert_reigns, ([reign],), write=True,
                                       doing="record a reign in")
                     alone.addCallback(lambda ids: ids[0]).chainDeferred(d)
             self._next()
@@ -180,10 +192,10 @@ class DatabaseChronicle:
         written.addBoth(done)
 
     def best(self, limit: int = 5) -> Deferred[list[ReignRecord]]:
-        return self._read(None, _BEST, limit)
+        return self._read(None, rows.BEST, limit)
 
     def latest(self, realm: str | None = None, limit: int = 5) -> Deferred[list[ReignRecord]]:
-        return self._read(realm, _LATEST, limit)
+        return self._read(realm, rows.LATEST, limit)
 
     def close(self) -> Deferred[None]:
         return Deferred.fromCoroutine(self._close())
@@ -206,7 +218,11 @@ class DatabaseChronicle:
             return fail(ValueError(f"limit must be 0 to {MAX_LIMIT}, not {limit}"))
         if limit == 0:
             return succeed([])
-        read = self._run(_select_reigns, (realm, order, limit), write=False, doing="read")
+        if self._reading >= MOST_READS:  # they queue for the thread the writes need
+            return fail(ChronicleBusy(f"cannot read the chronicle {self.where} just now: "
+                                      f"{self._reading} reads are under way"))
+        self._reading += 1
+        read = self._run(rows.select_reigns, (realm, order, limit), write=False, doing="read")
         # A database that hangs (paused, a dead link not yet noticed) keeps
         # its thread; the reader is answered anyway.
         answer: Deferred[list[ReignRecord]] = Deferred()
@@ -218,6 +234,7 @@ class DatabaseChronicle:
         timer = self._clock.callLater(READ_WAIT, late)
 
         def came(result: Any) -> None:
+            self._reading -= 1  # done in the database, answered in time or not
             if timer.active():
                 timer.cancel()
                 (answer.errback if isinstance(result, Failure) else answer.callback)(result)
@@ -227,7 +244,7 @@ class DatabaseChronicle:
 
     def _run(self, body: Callable[..., T], args: tuple[Any, ...], write: bool,
              doing: str) -> Deferred[T]:
-        if self._closed and body is not _insert_reigns:
+        if self._closed and body is not rows.insert_reigns:
             return fail(ChronicleError(f"cannot {doing} the chronicle {self.where}: it is closed"))
         self._busy += 1
         d: Deferred[Any] = self._pool.runWithConnection(self._interact, body, args, write)
@@ -281,38 +298,6 @@ class DatabaseChronicle:
             return body(cursor, *args)
         finally:
             cursor.close()
-
-
-def _insert_reigns(cursor: Cursor, reigns: list[ReignRecord]) -> list[int]:
-    return [_insert_reign(cursor, reign) for reign in reigns]
-
-
-#: One encoder for every record (json.dumps makes one a call when given options).
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _insert_reign(cursor: Cursor, reign: ReignRecord) -> int:
-    events = [[e.event, e.decision, e.holdings] for e in reign.events]
-    return cursor.insert(
-        "INSERT INTO reigns (realm, members, outcome, score, told, events, started, ended)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (reign.realm, _ENCODE(list(reign.members)), reign.outcome, reign.score,
-         len(events), _ENCODE(events), reign.started, reign.ended))
-
-
-def _select_reigns(cursor: Cursor, realm: str | None, order: str,
-                   limit: int) -> list[ReignRecord]:
-    """One query: the reigns, each with its events."""
-    where, params = ("WHERE realm = ?", [realm]) if realm is not None else ("", [])
-    cursor.execute(f"SELECT {_COLUMNS} FROM reigns {where} ORDER BY {order} LIMIT ?",
-                   [*params, limit])
-    return [ReignRecord(realm=realm_, members=tuple(json.loads(members)),
-                        events=tuple(EventRecord(event, decision, holdings)
-                                     for event, decision, holdings in json.loads(events)),
-                        outcome=outcome, score=score, started=float(started),
-                        ended=float(ended), id=reign_id)
-            for reign_id, realm_, members, outcome, score, events, started, ended
-            in cursor.fetchall()]
 
 
 def open_chronicle(url: str | ChronicleURL, reactor: Any = None, *,

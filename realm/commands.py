@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from twisted.internet.defer import FirstError, gatherResults
+from twisted.internet.defer import gatherResults
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from realm import wire
+from realm.chronicle import unread
 from realm.realm import Member, Realm, RealmError
 from realm.records import ReignRecord
 
@@ -75,9 +76,9 @@ def _chronicle(actor: Actor, realm: Realm, arg: str) -> None:
                    + wire.CHRONICLE_LAST.notice(realm=realm.name) + _rows(found[1]))
 
     def failed(failure: Failure) -> None:
-        first = failure.value.subFailure if isinstance(failure.value, FirstError) else failure
-        log.warn("Reading the chronicle for --chronicle failed: {why}",
-                 why=first.getErrorMessage())
+        why = unread(failure)
+        if why is not None:
+            log.warn("Reading the chronicle for --chronicle failed: {why}", why=why)
         actor.send(wire.CHRONICLE_FAILED.notice())
 
     read.addCallbacks(answer, failed)

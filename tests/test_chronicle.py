@@ -29,14 +29,17 @@ from realm.annals import as_json
 from realm.chronicle import (
     DEFAULT_URL,
     MAX_LIMIT,
+    MOST_READS,
     READ_WAIT,
     Chronicle,
+    ChronicleBusy,
     ChronicleError,
     ChronicleURL,
     DatabaseChronicle,
     NoChronicle,
     open_chronicle,
     parse_url,
+    unread,
 )
 from realm.chronicle_engines import Migration, SqliteEngine, shipped_migrations
 from realm.records import EventRecord, ReignRecord
@@ -306,6 +309,26 @@ async def test_a_file_deleted_or_replaced_under_the_server_is_not_written_to(
                            r"opened it; what is written now would be lost \(restart realm"):
             await within(chronicle.record(reign(score=2)))
         assert await within(chronicle.best()) == [reign(score=1)]  # reads go on
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_flood_of_readers_does_not_queue_ahead_of_the_writes(tmp_path: Path) -> None:
+    """At most MOST_READS reads wait for the database at once; the others
+    are refused at once (and are not worth a log line)."""
+    async with opened(f"sqlite:{tmp_path / 'realm.sqlite'}") as chronicle:
+        under_way = [chronicle.latest(None, 50) for _ in range(MOST_READS)]
+        refused = chronicle.best(5)
+        with pytest.raises(ChronicleBusy, match=f"just now: {MOST_READS} reads are under way"):
+            await within(refused)
+        written = chronicle.record(reign(score=7))  # not behind a queue of reads
+        for read in under_way:
+            assert await within(read) == []
+        assert await within(written) >= 1
+        assert await within(chronicle.best(5)) == [reign(score=7)]  # room again
+    failure = Failure(ChronicleBusy("busy"))
+    assert unread(failure) is None
+    assert unread(Failure(defer.FirstError(failure, 1))) is None
+    assert unread(Failure(ChronicleError("the disk is gone"))) == "the disk is gone"
 
 
 @pytest_twisted.ensureDeferred

@@ -1,0 +1,47 @@
+"""A reign as a row of the chronicle's `reigns` table: the statements
+`realm.chronicle` runs in its pool's threads, each inside the transaction
+it was given.  Members and events are JSON (the schema:
+realm/migrations/)."""
+
+from __future__ import annotations
+
+import json
+
+from realm.chronicle_engines import Cursor
+from realm.records import EventRecord, ReignRecord
+
+COLUMNS = "id, realm, members, outcome, score, events, started, ended"
+BEST = "score DESC, id DESC"  # the orders a read may ask for
+LATEST = "id DESC"
+
+
+def insert_reigns(cursor: Cursor, reigns: list[ReignRecord]) -> list[int]:
+    return [insert_reign(cursor, reign) for reign in reigns]
+
+
+#: One encoder for every record (json.dumps makes one a call when given options).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def insert_reign(cursor: Cursor, reign: ReignRecord) -> int:
+    events = [[e.event, e.decision, e.holdings] for e in reign.events]
+    return cursor.insert(
+        "INSERT INTO reigns (realm, members, outcome, score, told, events, started, ended)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (reign.realm, _ENCODE(list(reign.members)), reign.outcome, reign.score,
+         len(events), _ENCODE(events), reign.started, reign.ended))
+
+
+def select_reigns(cursor: Cursor, realm: str | None, order: str,
+                   limit: int) -> list[ReignRecord]:
+    """One query: the reigns, each with its events."""
+    where, params = ("WHERE realm = ?", [realm]) if realm is not None else ("", [])
+    cursor.execute(f"SELECT {COLUMNS} FROM reigns {where} ORDER BY {order} LIMIT ?",
+                   [*params, limit])
+    return [ReignRecord(realm=realm_, members=tuple(json.loads(members)),
+                        events=tuple(EventRecord(event, decision, holdings)
+                                     for event, decision, holdings in json.loads(events)),
+                        outcome=outcome, score=score, started=float(started),
+                        ended=float(ended), id=reign_id)
+            for reign_id, realm_, members, outcome, score, events, started, ended
+            in cursor.fetchall()]
