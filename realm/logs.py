@@ -18,14 +18,17 @@ from typing import IO, Any
 
 from twisted.application import service
 from twisted.logger import (
+    FilteringLogObserver,
+    ILogFilterPredicate,
     ILogObserver,
     LogEvent,
+    PredicateResult,
     eventAsText,
     jsonFileLogObserver,
     textFileLogObserver,
 )
 from twisted.python.components import Componentized
-from zope.interface import implementer
+from zope.interface import implementer, provider
 
 FORMATS = ("text", "json")
 
@@ -57,9 +60,18 @@ class LogDestination:
 
 
 def observer(destination: LogDestination, format: str) -> ILogObserver:
-    if format == "json":
-        return json_lines(destination)
-    return textFileLogObserver(destination)  # type: ignore[arg-type]
+    written = (json_lines(destination) if format == "json"
+               else textFileLogObserver(destination))  # type: ignore[arg-type]
+    return FilteringLogObserver(written, [_not_a_retry])
+
+
+@provider(ILogFilterPredicate)
+def _not_a_retry(event: LogEvent) -> PredicateResult:
+    """Twisted's `ClientService` logs each retry to connect (to Redis: two a
+    second while it is away); realm.redis says why it cannot, once a minute."""
+    retry = event.get("log_format", "").startswith("Scheduling retry ") and (
+        "ClientService" in event.get("log_namespace", ""))
+    return PredicateResult.no if retry else PredicateResult.maybe
 
 
 def json_lines(destination: LogDestination) -> ILogObserver:

@@ -26,10 +26,10 @@ from typing import Any
 import txredisapi
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import endpoints
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IStreamClientEndpoint
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger, LogPublisher
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -145,14 +145,6 @@ class _Factory(Factory):
 QUIET = 60.0
 
 
-class _Service(ClientService):
-    """A `ClientService` that does not log each retry at info (two a
-    second while Redis is away): `RedisLink` logs the failures, a line a
-    minute, with why."""
-
-    _log = Logger(observer=LogPublisher())  # no observer: heard by no one
-
-
 @implementer(IStreamClientEndpoint)
 @dataclass
 class _Tried:
@@ -191,10 +183,10 @@ class RedisLink:
         retry = backoffPolicy(initialDelay=0.2, factor=1.5, maxDelay=1.0,
                               jitter=lambda: random.random() / 2)
         self._services = [
-            _Service(endpoint, _Factory(self, _Commands), retry,
-                     prepareConnection=self._prepare, clock=reactor),
-            _Service(endpoint, _Factory(self, _Channel), retry,
-                     prepareConnection=self._prepare, clock=reactor),
+            ClientService(endpoint, _Factory(self, _Commands), retry,
+                          prepareConnection=self._prepare, clock=reactor),
+            ClientService(endpoint, _Factory(self, _Channel), retry,
+                          prepareConnection=self._prepare, clock=reactor),
         ]
 
     def start(self) -> None:
@@ -209,17 +201,22 @@ class RedisLink:
 
     # -- the connections' lifecycle ------------------------------------------
     def _try_failed(self, failure: Failure) -> Failure:
-        """A connection to Redis could not be made: say why, then once a
-        `QUIET` while it goes on (a try is made every second or so)."""
+        """A connection to Redis could not be made."""
+        if not failure.check(CancelledError):  # stopping: not a failure to tell of
+            self._tried("Cannot reach Redis at {url}: {why}", why=failure.getErrorMessage())
+        return failure
+
+    def _tried(self, say: str, **fields: object) -> None:
+        """A try to reach Redis failed: log `say` (with `url`), then once a
+        `QUIET` while the failures go on (a try every second or so), until
+        Redis is reached again."""
         self._failures += 1
         now = self.reactor.seconds()
         if now - self._failed_at >= QUIET:
-            log.warn("Cannot reach Redis at {url}: {why}; trying again every second or so "
-                     "({n} {tries} failed since the last such line)", url=str(self.url),
-                     why=failure.getErrorMessage(), n=self._failures,
-                     tries="try" if self._failures == 1 else "tries")
+            log.warn(say + "; trying again every second or so ({n} {tries} failed since "
+                     "the last such line)", url=str(self.url), n=self._failures,
+                     tries="try" if self._failures == 1 else "tries", **fields)
             self._failed_at, self._failures = now, 0
-        return failure
 
     def _prepare(self, proto: Any) -> Deferred[Any]:
         # ClientService hands over a proxy of the protocol: the protocol's
@@ -232,14 +229,13 @@ class RedisLink:
         # would leave it open, and ClientService, waiting to retry, cannot
         # take the later news of its loss (automat's NoTransition).
         def not_ready(failure: Failure) -> None:
-            if failure.check(txredisapi.ResponseError):  # an old Redis, or CLIENT renamed
-                log.warn("Redis at {url} refused what realm asks of a new connection "
-                         "({why}): realm needs Redis 3.2 or later, with SELECT and CLIENT "
-                         "allowed; trying again", url=str(self.url),
-                         why=failure.getErrorMessage())
+            if failure.check(txredisapi.ResponseError):  # an old Redis, a password, CLIENT renamed
+                self._tried("Redis at {url} refused what realm asks of a new connection "
+                            "({why}): realm needs Redis 3.2 or later, with SELECT and CLIENT "
+                            "allowed, and no password", why=failure.getErrorMessage())
             else:
-                log.info("Redis at {url} did not answer a new connection ({why}); "
-                         "trying again", url=str(self.url), why=failure.getErrorMessage())
+                self._tried("Redis at {url} did not answer a new connection ({why})",
+                            why=failure.getErrorMessage())
             if proto.transport is not None:
                 proto.transport.abortConnection()
 
@@ -255,6 +251,7 @@ class RedisLink:
     def _maybe_up(self) -> None:
         if not self.up and self._commands is not None and self._subscribed is not None:
             self.up = True
+            self._failed_at, self._failures = -QUIET, 0  # the next outage is told at once
             log.info("Redis at {url} is reachable", url=str(self.url))
             self.on_up()
 

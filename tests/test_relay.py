@@ -5,12 +5,17 @@ cluster tests (test_cluster*.py) carry them through a real Redis."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.defer import CancelledError
 from twisted.internet.task import Clock
+from twisted.logger import LogLevel, formatEvent
+from twisted.python.failure import Failure
 
-from realm import leases
+from realm import leases, logs
 from realm.redis import RedisLink, RedisURL, Unreachable
 from realm.relay import Neighbours, Relay, RemoteSeat, Tables, decode
 from realm.server import Player
@@ -84,6 +89,52 @@ def test_publishing_while_redis_is_out_of_reach_says_so() -> None:
                      lambda message: None, lambda: None, lambda: None)
     with pytest.raises(Unreachable, match="cannot be reached"):
         link.publish(leases.channel("b").encode(), b"[]")
+
+
+def test_failed_tries_to_reach_redis_are_told_once_a_minute_until_it_is_back(
+        events: list[dict[str, Any]]) -> None:
+    clock = Clock()
+    link = RedisLink(clock, RedisURL("127.0.0.1", 1), "realm:to:me",
+                     lambda message: None, lambda: None, lambda: None)
+
+    def told() -> list[str]:
+        return [formatEvent(e) for e in events if "Redis at" in formatEvent(e)]
+
+    for _ in range(70):  # a try a second for 70 s
+        link._try_failed(Failure(ConnectionRefusedError("Connection refused")))
+        clock.advance(1)
+    link._try_failed(Failure(CancelledError()))  # the service stopping: nothing to tell
+    assert told() == [
+        "Cannot reach Redis at redis://127.0.0.1:1/0: Connection refused; trying again every "
+        "second or so (1 try failed since the last such line)",
+        "Cannot reach Redis at redis://127.0.0.1:1/0: Connection refused; trying again every "
+        "second or so (60 tries failed since the last such line)"]
+    link._commands, link._subscribed = object(), object()  # type: ignore[assignment]
+    link._maybe_up()  # back: the next outage is told at once
+    link._try_failed(Failure(ConnectionRefusedError("Connection refused")))
+    assert told()[-1].endswith("(1 try failed since the last such line)")
+    assert len(told()) == 4  # with "is reachable"
+
+
+def test_twisteds_own_retry_lines_stay_out_of_the_log() -> None:
+    written: list[str] = []
+
+    class Out:
+        def write(self, text: str) -> None:
+            written.append(text)
+
+        def flush(self) -> None:
+            pass
+
+    observe = logs.observer(Out(), "text")  # type: ignore[arg-type]
+    retry = {"log_format": "Scheduling retry {attempt} to connect {endpoint} in {delay} "
+             "seconds.", "log_namespace": "twisted.application._client_service.ClientService",
+             "log_level": LogLevel.info, "log_time": 0.0, "attempt": 1, "endpoint": "e",
+             "delay": 1.0}
+    observe(retry)
+    observe(dict(retry, log_format="Lost Redis at {url}", log_namespace="realm.redis",
+                 url="redis://x"))
+    assert len(written) == 1 and "Lost Redis at redis://x" in written[0]
 
 
 def seats(r: Relay, neighbours: Neighbours, *names: str
