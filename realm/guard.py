@@ -1,12 +1,10 @@
-"""Bounds on what a stranger can make the server do: guess passwords,
-fill its log.  Pure: every method takes the time.
+"""Bounds on how fast a stranger can guess passwords.  Pure: every
+method takes the time.
 
-- `Backoff`: failures counted per key (an address, or the Lord's account
-  as a whole); after `free` failures a key waits, twice as long after
-  each further failure, up to `cap` seconds.  A success clears the key.
-- `RefusalCounter`: what strangers had refused (lines, connections) is
-  logged once per kind per `interval` for the whole server, with how many
-  there were, instead of once each: no client can flood the log.
+`Backoff`: failures counted per key (an address, or the Lord's account as
+a whole); after `free` failures a key waits, twice as long after each
+further failure, up to `cap` seconds.  A success clears the key.
+(How much a stranger can make the server log: realm.quiet.)
 """
 
 from __future__ import annotations
@@ -60,36 +58,6 @@ class Backoff:
             del self._failures[next(iter(self._failures))]
 
 
-def since_last(n: int, one: str, many: str) -> str:
-    """What a quiet log line (`RefusalCounter`) counts: `one` (a line) for
-    one, else `N many since the last such line, the last`."""
-    return one if n == 1 else f"{n} {many} since the last such line, the last"
-
-
 def whole_seconds(wait: float) -> int:
     """A wait as the client is told it: whole seconds, at least 1."""
     return max(1, math.ceil(wait))
-
-
-class RefusalCounter:
-    """How many refusals of each kind there were, for the log."""
-
-    def __init__(self, interval: float = 60.0) -> None:
-        self.interval = interval
-        self._kinds: dict[str, tuple[int, float]] = {}  # kind -> (unlogged, logged at)
-
-    def refused(self, kind: str, now: float) -> int:
-        """Count one refusal; return how many to log now (0: stay quiet)."""
-        unlogged, logged = self._kinds.get(kind, (0, -math.inf))
-        unlogged += 1
-        if now - logged >= self.interval:
-            self._kinds[kind] = (0, now)
-            return unlogged
-        self._kinds[kind] = (unlogged, logged)
-        return 0
-
-    def unlogged(self) -> dict[str, int]:
-        """Refusals counted but not yet logged, by kind (at the end)."""
-        found = {kind: n for kind, (n, _) in self._kinds.items() if n}
-        self._kinds.clear()
-        return found

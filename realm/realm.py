@@ -31,8 +31,8 @@ from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
 from realm import wire
-from realm.guard import since_last
 from realm.names import LORD, JoinError
+from realm.quiet import since_last
 from realm.records import ReignRecord
 from realm.reign import Deck, Ending, Reign
 from realm.stats import Stats
@@ -364,15 +364,12 @@ class Realm:
 
         def failed(failure: Any) -> None:
             self.stats.reigns_unrecorded += 1
-            n = self.stats.quiet.refused("unrecorded", self.clock.seconds())
-            if not n:  # logged in a minute, with the others
-                return
             why = (f"no answer in {RECORD_WAIT:g} s (the write may still land)"
                    if failure.check(TimeoutError) else failure.getErrorMessage())
-            what = since_last(n, "a reign", "reigns")
-            log.error("The chronicle could not record {what} of {realm} ({outcome}, "
-                      "score {score}): {why}; the game goes on", what=what, realm=self.name,
-                      outcome=ending.outcome, score=ending.score, why=why)
+            self.stats.quiet.tell(self.clock, "unrecorded", lambda n: log.error(
+                "The chronicle could not record {what} of {realm} ({outcome}, score "
+                "{score}): {why}; the game goes on", what=since_last(n, "a reign", "reigns"),
+                realm=self.name, outcome=ending.outcome, score=ending.score, why=why))
 
         def recorded(_: object) -> None:
             stats = self.stats  # after failures, say the chronicle is back

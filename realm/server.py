@@ -22,9 +22,9 @@ from twisted.logger import Logger
 from realm import commands, wire
 from realm.chronicle import Chronicle, NoChronicle
 from realm.deadlines import Deadlines
-from realm.guard import since_last
 from realm.guesses import Guesses
 from realm.names import JoinError
+from realm.quiet import since_last
 from realm.realm import Member, Realm, RealmError
 from realm.stats import Stats
 
@@ -192,11 +192,9 @@ class RealmServer:
         must not flood the log)."""
         limit = self.settings.max_per_address
         self.stats.refused["too_many_connections"] += 1
-        n = self.stats.quiet.refused("too_many_connections", self.clock.seconds())
-        if n:
-            log.warn("Refused {what} from {address}: {limit} already{where}",
-                     what=since_last(n, "a connection", "connections"), address=address,
-                     limit=limit, where=where)
+        self.stats.quiet.tell(self.clock, "too_many_connections", lambda n: log.warn(
+            "Refused {what} from {address}: {limit} already{where}", address=address,
+            what=since_last(n, "a connection", "connections"), limit=limit, where=where))
         return wire.TOO_MANY_CONNECTIONS.notice(limit=limit)
 
     def disconnected(self, client: Connection) -> None:
@@ -326,10 +324,7 @@ class RealmServer:
         `grace` seconds, whichever is first; with a cluster, once the
         others have been told too.
         """
-        for kind, unlogged in self.stats.quiet.unlogged().items():  # since their last line
-            why = ("reigns the chronicle could not record" if kind == "unrecorded"
-                   else f"refused: {kind.replace('_', ' ')}")
-            log.info("Not logged yet: {n} × {why}", n=unlogged, why=why)
+        self.stats.quiet.stop()  # what waits for its minute is logged now
         n = len(self.sessions)
         log.info("Shutting down: closing {n} connection{s}", n=n, s="" if n == 1 else "s")
         self.shutting_down = True

@@ -31,9 +31,10 @@ from twisted.python.failure import Failure
 
 from realm import wire
 from realm.gate import Gate, Refused
-from realm.guard import since_last, whole_seconds
+from realm.guard import whole_seconds
 from realm.link import Link
 from realm.names import LORD, JoinError, parse_join
+from realm.quiet import since_last
 
 if TYPE_CHECKING:
     from realm.server import RealmServer, Seat
@@ -132,24 +133,24 @@ class Session:
         now = self._clock.seconds()
         text = self._gate.check(raw, now)
         if text.__class__ is Refused:
-            self.refuse(text, now)  # type: ignore[arg-type]
+            self.refuse(text)  # type: ignore[arg-type]
             return
         self._stats.lines_received += 1
         if self.seat is not None and self._idle:
             self.due = now + self._idle  # Deadlines looks when the old one is due
         self._handle(raw, text)  # type: ignore[arg-type]
 
-    def refuse(self, refused: Refused, now: float | None = None) -> None:
+    def refuse(self, refused: Refused) -> None:
         """Tell the client why a line was refused; log it, a kind a minute
-        for the whole server (realm.guard.RefusalCounter)."""
+        for the whole server (realm.quiet)."""
         self.send(refused.line)
         self._stats.refused[refused.kind] += 1
-        n = self._stats.quiet.refused(refused.kind, self._clock.seconds() if now is None else now)
-        if n:
-            log.info("Refused {what} from {name}@{realm} ({address}): {why}",
-                     what=since_last(n, "a line", "lines"), why=refused.kind.replace("_", " "),
-                     name=self.name or "-", address=self.address,
-                     realm=self.seat.realm_name if self.seat else "-")
+        name, address = self.name, self.address
+        realm = self.seat.realm_name if self.seat else "-"
+        said = "{name}@{realm} ({address})" if name else "{address}"  # before a name: no name
+        self._stats.quiet.tell(self._clock, refused.kind, lambda n: log.info(
+            "Refused {what} from " + said + ": {why}", what=since_last(n, "a line", "lines"),
+            name=name, realm=realm, address=address, why=refused.kind.replace("_", " ")))
 
     # -- phases --------------------------------------------------------------
     def _naming(self, raw: bytes, text: str) -> None:

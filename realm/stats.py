@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from realm.guard import RefusalCounter
+from realm.quiet import Quiet
 
 
 @dataclass(slots=True)
@@ -24,9 +24,8 @@ class Stats:
     reigns_ended: Counter[str] = field(default_factory=Counter)  # by outcome
     reigns_unrecorded: int = 0  # ended reigns the chronicle could not keep
     unrecorded_before: int = 0  # reigns_unrecorded when a write last succeeded
-    #: Faults logged once a minute with their count, not once each (a
-    #: chronicle that is down fails every reign of every realm).
-    quiet: RefusalCounter = field(default_factory=RefusalCounter)
+    #: Refusals and faults logged once a minute a kind, with their count.
+    quiet: Quiet = field(default_factory=Quiet)
     connections: Counter[str] = field(default_factory=Counter)  # open now, by transport
     connections_total: Counter[str] = field(default_factory=Counter)  # ever, by transport
     reactor_lag: float = 0.0  # how late the last 1-second timer fired, in seconds
