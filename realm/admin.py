@@ -131,6 +131,15 @@ class AdminProtocol(LineOnlyReceiver):
     MAX_LENGTH = 4096
     _unfinished = False  # the bytes so far end inside a line
 
+    def __init__(self, server: RealmServer, drain: Drain) -> None:
+        self.server = server
+        self.drain = drain
+        self.commands: dict[str, Callable[[str], list[str]]] = {
+            "help": lambda arg: list(HELP), "realms": self._realms, "who": self._who,
+            "announce": self._announce, "end": self._end, "drain": self._drain,
+            "status": self._status,
+        }
+
     def dataReceived(self, data: bytes) -> None:
         if data:
             self._unfinished = not data.endswith(self.delimiter)
@@ -144,15 +153,6 @@ class AdminProtocol(LineOnlyReceiver):
 
     def writeConnectionLost(self) -> None:
         self.transport.loseConnection()  # type: ignore[union-attr]
-
-    def __init__(self, server: RealmServer, drain: Drain) -> None:
-        self.server = server
-        self.drain = drain
-        self.commands: dict[str, Callable[[str], list[str]]] = {
-            "help": lambda arg: list(HELP), "realms": self._realms, "who": self._who,
-            "announce": self._announce, "end": self._end, "drain": self._drain,
-            "status": self._status,
-        }
 
     def lineReceived(self, line: bytes) -> None:
         try:
