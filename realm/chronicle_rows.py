@@ -16,6 +16,7 @@ LATEST = "id DESC"
 
 
 def insert_reigns(cursor: Cursor, reigns: list[ReignRecord]) -> list[int]:
+    """Each reign as a row; their new ids, in order."""
     return [insert_reign(cursor, reign) for reign in reigns]
 
 
@@ -33,7 +34,7 @@ def insert_reign(cursor: Cursor, reign: ReignRecord) -> int:
 
 
 def select_reigns(cursor: Cursor, realm: str | None, order: str,
-                   limit: int) -> list[ReignRecord]:
+                  limit: int) -> list[ReignRecord]:
     """One query: the reigns, each with its events."""
     where, params = ("WHERE realm = ?", [realm]) if realm is not None else ("", [])
     cursor.execute(f"SELECT {COLUMNS} FROM reigns {where} ORDER BY {order} LIMIT ?",

@@ -6,8 +6,8 @@ making its own log observer (the documented way to choose twistd's log,
 see Twisted's "Logging" howto); `RealmService` sets one there, so
 `twistd -l FILE realm` writes FILE through a `LogDestination` that
 SIGHUP reopens (logrotate moves the file, realm writes a new one), and
-`--log-format json` writes JSON Lines for log shippers
-(`twisted.logger`'s own events, with their level and text).  twistd's `--logger` and
+`--log-format json` writes JSON Lines for log shippers (`twisted.logger`'s
+own events, with their level and text).  twistd's `--logger` and
 `--syslog` still take precedence.
 """
 

@@ -40,6 +40,7 @@ class Quiet:
         self._kinds: dict[str, _Kind] = {}
 
     def tell(self, clock: IReactorTime, kind: str, say: Say) -> None:
+        """One more of `kind`: `say(1)` now, or `say(n)` when its minute is over."""
         now = clock.seconds()
         found = self._kinds.get(kind)
         if found is None or (found.timer is None and now - found.told >= self.interval):
