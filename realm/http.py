@@ -211,7 +211,7 @@ class Channel(Protocol):
             self._error(431, f"Bad request: its line and headers are over {MAX_HEAD} bytes.")
             return
         request = Request.parse(event.method, event.target, event.headers, self.address,
-                                ISSLTransport.providedBy(self.transport))
+                                ISSLTransport.providedBy(self.transport), event.http_version)
         if request.has_body:
             log.info("Refused a request body from {address}", address=self.address)
             self._error(413, "This server takes no request body.")

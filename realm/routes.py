@@ -52,15 +52,16 @@ class Request:
     headers: tuple[tuple[bytes, bytes], ...]  # names in lower case, as h11 gives them
     address: str  # the client's
     secure: bool  # over TLS
+    version: str = "1.1"  # HTTP's
 
     @classmethod
     def parse(cls, method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]],
-              address: str, secure: bool) -> Request:
+              address: str, secure: bool, version: bytes = b"1.1") -> Request:
         """A request as the parser read it (ASCII; the target in origin form)."""
         text = origin_form(target.decode("ascii", "replace"))
         return cls(method=method.decode("ascii", "replace"), target=text,
                    path=text.split("?", 1)[0], headers=tuple(headers),
-                   address=address, secure=secure)
+                   address=address, secure=secure, version=version.decode("ascii", "replace"))
 
     def header(self, name: str) -> str | None:
         """The value of header `name` (several are joined with `, `)."""

@@ -105,8 +105,11 @@ def same_origin(request: Request) -> bool:
 
 
 def _unfit(request: Request) -> Response | None:
-    """What wsproto lets by or words badly: another version (its answer says
-    the header is missing), a key that is not 16 bytes (RFC 6455 4.2.1)."""
+    """What wsproto lets by or words badly: HTTP/1.0, another version (its
+    answer says the header is missing), a key that is not 16 bytes (RFC
+    6455 4.2.1)."""
+    if request.version == "1.0":
+        return Response.text(400, "Bad WebSocket handshake: it takes HTTP/1.1.")
     version = request.header("sec-websocket-version")
     if version is not None and version.strip() != "13":
         return Response.text(426, f"Bad WebSocket handshake: version {version.strip()!r} "

@@ -102,9 +102,12 @@ class WebSocketLink:
             self._line(event.data, event.data.encode("utf-8"))  # one frame: the usual case
             return
         if not self._dropping:
-            self._size += len(event.data.encode("utf-8"))
+            # An empty fragment counts as a byte: a message of endless empty
+            # continuation frames is over-long too, not a list that grows.
+            self._size += len(event.data.encode("utf-8")) or 1
             if self._size <= wire.MAX_LINE:
-                self._parts.append(event.data)
+                if event.data:
+                    self._parts.append(event.data)
             else:
                 self._parts, self._dropping = [], True
                 if not self._closing:

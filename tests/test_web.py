@@ -232,6 +232,12 @@ def test_a_bad_handshake_is_refused_with_its_status(rig: Rig) -> Generator[Any, 
     yield client.until(lambda: b"\r\n\r\n" in client.data, "the refusal")
     assert client.data.startswith(b"HTTP/1.1 426 ")
     assert b"Sec-WebSocket-Version: 13" in client.data
+    old = RawClient(b"GET /ws HTTP/1.0\r\nHost: a\r\nConnection: Upgrade\r\n"  # RFC 6455 4.1
+                    b"Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    b"Sec-WebSocket-Version: 13\r\n\r\n")
+    yield attach(rig.web_port, old)
+    yield old.until(lambda: b"\r\n\r\n" in old.data, "the refusal")
+    assert old.data.startswith(b"HTTP/1.1 400 ") and b"it takes HTTP/1.1" in old.data
     assert not rig.server.sessions - rig.site.channels  # no Session was made
 
 
@@ -392,6 +398,22 @@ def test_a_long_fragmented_message_is_refused_once_and_session_stays(
     refusals = [m for m in client.texts() if m.startswith("*** Error: ")]
     assert len(refusals) == 1 and refusals[0].startswith("*** Error: Line too long")
     assert not client.gone
+
+
+@rig_test()
+def test_endless_empty_fragments_are_an_over_long_message(rig: Rig) -> Generator[Any, Any, None]:
+    """Each empty continuation frame counts as a byte: a message of them
+    is refused as too long, not held as a list that grows for ever."""
+    client = yield rig.ws()
+    client.say("Arya@web")
+    yield client.line("Arya has entered")
+    frames = [client.ws.send(Message(data="x", message_finished=False))]
+    frames += [client.ws.send(Message(data="", message_finished=False))] * 2000
+    client.transport.write(b"".join(frames) + client.ws.send(Message(data="y")))
+    client.say("--who")
+    yield client.line(r"In the realm 'web' \(1/5\): Arya")
+    refusals = [m for m in client.texts() if m.startswith("*** Error: ")]
+    assert len(refusals) == 1 and refusals[0].startswith("*** Error: Line too long")
 
 
 @rig_test()
