@@ -153,7 +153,8 @@ class Bot:
         if self.loyalty == 0:
             self.deserted = True
             return Reply(self.rng.choice(lore.DESERTION), leaves=True)
-        text = self.rng.choice(templates).format(word=word)
+        # The word heard starts the reply: a capital, however it was typed.
+        text = self.rng.choice(templates).format(word=word[:1].upper() + word[1:])
         worry = self._worry()
         return Reply(f"{text} {worry}" if worry else text)
 

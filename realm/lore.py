@@ -67,7 +67,7 @@ APPROVAL = (
     "{word}! A wise choice, my Lord.",
     "{word}, yes. The realm will remember this.",
     "{word}? At last, a Lord who knows what we need.",
-    "{word}! I will sharpen my sword at once.",
+    "{word}! It shall be done before nightfall.",
     "{word}? Aye, I am with you.",
 )
 

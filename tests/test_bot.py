@@ -19,6 +19,11 @@ EVENT = (
 )
 
 
+def replies(templates: tuple[str, ...], word: str) -> set[str]:
+    """What a bot may say of `word`: each template, the word first, a capital."""
+    return {t.format(word=word[:1].upper() + word[1:]) for t in templates}
+
+
 def make_bot(seed: int = 1, **temper: int) -> Bot:
     return Bot(random.Random(seed), Temper(**temper))
 
@@ -36,7 +41,7 @@ def test_known_action_wins_approval_and_says_the_word_back() -> None:
     bot = make_bot()
     reply = bot.hear("Lord: we shall eat tonight")
     assert reply is not None
-    assert reply.text in {t.format(word="eat") for t in lore.APPROVAL}
+    assert reply.text in replies(lore.APPROVAL, "eat")
     assert not reply.leaves
     assert bot.loyalty == Temper().loyalty + Temper().approval
 
@@ -49,7 +54,7 @@ def test_known_action_wins_approval_and_says_the_word_back() -> None:
 def test_word_or_ing_form_in_any_case(text: str, word: str) -> None:
     reply = make_bot().hear("Lord: " + text)
     assert reply is not None
-    assert reply.text in {t.format(word=word) for t in lore.APPROVAL}
+    assert reply.text in replies(lore.APPROVAL, word)
 
 
 @pytest.mark.parametrize("text", ["great", "eaten", "beat them", "sweating", "hunter", ""])
@@ -70,7 +75,7 @@ def test_picking_an_offered_option_delights(text: str, word: str) -> None:
     assert bot.hear(EVENT) is None
     reply = bot.hear("Lord: " + text)
     assert reply is not None
-    assert reply.text in {t.format(word=word) for t in lore.DELIGHT}
+    assert reply.text in replies(lore.DELIGHT, word)
     assert bot.loyalty == Temper().loyalty + Temper().delight
 
 
@@ -102,9 +107,9 @@ def test_the_last_event_sets_the_options() -> None:
     bot.hear("*** [New Event] A raven: Dragons! 1 hide or 2 praying?")
     assert bot.options == ("hide", "praying")
     reply = bot.hear("Lord: pray")
-    assert reply is not None and reply.text in {t.format(word="pray") for t in lore.DELIGHT}
+    assert reply is not None and reply.text in replies(lore.DELIGHT, "pray")
     reply = bot.hear("Lord: burn")
-    assert reply is not None and reply.text in {t.format(word="burn") for t in lore.APPROVAL}
+    assert reply is not None and reply.text in replies(lore.APPROVAL, "burn")
 
 
 def test_loyalty_is_capped() -> None:
@@ -185,7 +190,7 @@ def test_reads_the_options_of_the_reigns_events(seed: int) -> None:
     assert len(bot.options) == 2
     reply = bot.hear("Lord: 1")
     assert reply is not None
-    assert reply.text in {t.format(word=bot.options[0]) for t in lore.DELIGHT}
+    assert reply.text in replies(lore.DELIGHT, bot.options[0])
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -198,7 +203,7 @@ def test_reads_the_options_of_the_servers_events(seed: int) -> None:
     assert len(bot.options) == 2
     reply = bot.hear("Lord: 2")
     assert reply is not None
-    assert reply.text in {t.format(word=bot.options[1]) for t in lore.DELIGHT}
+    assert reply.text in replies(lore.DELIGHT, bot.options[1])
 
 
 # -- the realm's fortunes ----------------------------------------------------------
@@ -264,7 +269,7 @@ def test_a_low_holding_colours_the_reply() -> None:
         bot.hear(_report(Gold=30, Food=(8, -12), Men=15))
         reply = bot.hear("Lord: eat")
         assert reply is not None
-        head = {t.format(word="eat") for t in lore.APPROVAL}
+        head = replies(lore.APPROVAL, "eat")
         assert any(reply.text == f"{h} {w}" for h in head for w in lore.WORRIES["Food"]), reply
     worries = set()
     for seed in range(30):
@@ -280,7 +285,7 @@ def test_no_worry_while_the_realm_is_well() -> None:
     bot = make_bot()
     bot.hear(_report(Food=21))
     reply = bot.hear("Lord: eat")
-    assert reply is not None and reply.text in {t.format(word="eat") for t in lore.APPROVAL}
+    assert reply is not None and reply.text in replies(lore.APPROVAL, "eat")
 
 
 def test_a_reign_ended_clears_the_worries_and_moves_loyalty() -> None:
@@ -297,7 +302,7 @@ def test_a_reign_ended_clears_the_worries_and_moves_loyalty() -> None:
     for bot in (won, fallen, left):
         assert bot.holdings == {}
         reply = bot.hear("Lord: eat")
-        assert reply is not None and reply.text in {t.format(word="eat") for t in lore.APPROVAL}
+        assert reply is not None and reply.text in replies(lore.APPROVAL, "eat")
     low = make_bot(loyalty=1)
     low.hear("*** [Reign Ended] Fallen: no Food is left (4 events, score 150)")
     assert low.loyalty == 1 and not low.deserted

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 import pytest_twisted
+from test_bot import replies
 from twisted.internet import reactor, task
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectionDone
@@ -243,7 +244,7 @@ def test_bot_answers_each_lord_line_once_after_thinking(clock: task.Clock) -> No
     assert transport.value() == b""
     clock.advance(2.0)
     [reply] = sent(transport)
-    assert reply in {t.format(word="eat") for t in lore.APPROVAL}
+    assert reply in replies(lore.APPROVAL, "eat")
     clock.advance(10)
     assert len(sent(transport)) == 1
 
@@ -255,7 +256,7 @@ def test_bot_replies_keep_their_order(clock: task.Clock) -> None:
     feed(client, "Lord: eat", "Lord: ride", "Lord: sail", "Lord: pray")
     clock.pump([0.1] * 20)
     words = [line.split("?")[0].split("!")[0].split(",")[0] for line in sent(transport)]
-    assert words == ["eat", "ride", "sail", "pray"]
+    assert words == ["Eat", "Ride", "Sail", "Pray"]
 
 
 def test_a_bot_that_deserts_leaves_cleanly(clock: task.Clock) -> None:
@@ -642,7 +643,7 @@ def test_a_game_with_the_real_server(clock: task.Clock) -> None:
     realm.settle()
     answers = [line.partition(": ")[2] for line in seen if not line.startswith("***")]
     assert len(answers) == 4
-    delight = {t.format(word=listener.options[0]) for t in lore.DELIGHT}
+    delight = replies(lore.DELIGHT, listener.options[0])
     assert set(answers) <= delight
     assert sum(line.startswith("*** [New Event]") for line in seen) == 2
     victim = bots[0].name

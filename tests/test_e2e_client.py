@@ -31,6 +31,7 @@ from realm_procs import (
     realm_server,
     running,
 )
+from test_bot import replies
 
 from realm import lore
 from realm.bot import NamePool
@@ -73,13 +74,13 @@ def test_a_full_game(server: str) -> None:
             assert len(names) == 4
             me.send("1")
             answers = [me.expect(lambda line: not line.startswith("***")) for _ in range(4)]
-            delight = {t.format(word=option) for t in lore.DELIGHT}
+            delight = replies(lore.DELIGHT, option)
             assert {a.partition(": ")[2] for a in answers} <= delight
             assert {a.partition(": ")[0] for a in answers} == set(names)
             me.expect("*** [New Event] ")
             me.send("we shall eat")
             for _ in range(4):
-                me.expect(lambda line: line.split(": ", 1)[-1].startswith("eat"))
+                me.expect(lambda line: line.split(": ", 1)[-1].startswith("Eat"))
             me.close_stdin()
             me.expect("The Lord has left the realm")
             assert me.wait() == 0
