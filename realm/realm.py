@@ -223,7 +223,7 @@ class Realm:
             if not waiting:
                 # The last answer: what the event did, and the next one, leave
                 # with it: one write a member instead of three.
-                news = self._event_over()
+                news = self._event_over(member)
                 both = data + news
                 for other in self.members.values():
                     other.send(news if other is member or other in heard else both)
@@ -302,11 +302,15 @@ class Realm:
         self._reign_started = self.clock.seconds()
         self._reign_members = {m.name: None for m in self.members.values()}
 
-    def _others(self) -> list[str]:
-        """The names of the members but the Lord (made again once they change)."""
-        if self._named is None:
-            self._named = [m.name for m in self.members.values() if m is not self.lord]
-        return self._named
+    def _others(self, but: Member | None = None) -> list[str]:
+        """The names of the members but the Lord (made again once they
+        change), and but `but` while two others are left to tell of."""
+        named = self._named
+        if named is None:
+            named = self._named = [m.name for m in self.members.values() if m is not self.lord]
+        if but is not None and len(named) > 2:
+            return [name for name in named if name != but.name]
+        return named
 
     def _post_event(self) -> None:
         assert self.reign is not None
@@ -314,18 +318,21 @@ class Realm:
         self.event = self.reign.tell(self._others())
         self.broadcast(self.event)
 
-    def _event_over(self) -> bytes:
+    def _event_over(self, last: Member | None = None) -> bytes:
         """The decided event is over: what it did, and the next event; or,
         when the reign ended with it, what it did, and the ending and the
         next reign's first event once the chronicle has the reign: with
-        these lines when it has it at once, else in a broadcast of their own."""
+        these lines when it has it at once, else in a broadcast of their own.
+
+        The `last` to answer does not bring the next event: its answer may
+        be a farewell (a bot deserting), its `--leave` on its way."""
         self.waiting = None
         reign = self.reign
         assert reign is not None
         settled = reign.settle()
         if settled.ending is None:
             self.stats.events += 1
-            self.event = reign.tell(self._others())
+            self.event = reign.tell(self._others(last))
             return settled.report + self.event
         self.event = b""
         ending = settled.ending

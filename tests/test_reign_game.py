@@ -118,6 +118,25 @@ def test_the_ending_waits_for_the_chronicle_to_commit() -> None:
     assert wire.is_reign_ended(lines[0]) and wire.is_event(lines[1])
 
 
+def test_the_last_to_answer_does_not_bring_the_next_event() -> None:
+    """A deserting bot's farewell is its answer, its --leave a moment
+    later: it must not be named in the event its answer brings."""
+    server = RealmServer(Settings(max_rate=0), task.Clock(), rng=random.Random(7),
+                         chronicle=NoChronicle())
+    net = MemoryNet(server)
+    names = ("Quill", "Rook", "Sable", "Tarn")  # in no scene or herald
+    lord, others = net.game(others=names)
+    order = random.Random(1)
+    for _ in range(60):
+        lord.say("1")
+        answering = order.sample(range(4), 4)
+        for i in answering:
+            others[i].say("aye")
+        (event,) = [line for line in lord.take() if wire.is_event(line)]
+        assert names[answering[-1]] not in event, event
+        assert any(name in event for name in names)  # the others still bring news
+
+
 def test_a_chronicle_that_fails_is_logged_and_the_game_goes_on(
         observe_errors: Any) -> None:
     chronicle = FakeChronicle(hold=True)
