@@ -45,7 +45,7 @@ from realm.records import EventRecord, ReignRecord
 from realm.scenes import HIGHEST, HOLDINGS, LOWEST, STORY, Effect, Option, Scene, Story
 
 __all__ = [
-    "EVENT_POINTS", "HOLDINGS", "LENGTH", "START", "SPREAD", "WON_BONUS", "Deck",
+    "EVENT_POINTS", "HOLDINGS", "LENGTH", "NARROW", "START", "SPREAD", "WON_BONUS", "Deck",
     "Ending", "Reign", "ReignError", "Settled", "choice", "named_action", "score",
 ]
 
@@ -56,6 +56,8 @@ SPREAD = 5
 LENGTH = 12
 #: Points for each event seen through.
 EVENT_POINTS = 10
+#: A reign won with a holding at or below this is won narrowly (its reason says so).
+NARROW = 20
 #: Points for a reign won: the most the holdings can add.
 WON_BONUS = HIGHEST * len(HOLDINGS)
 
@@ -265,8 +267,9 @@ class Reign:
                 ending = self._end("fallen", self.story.fallen[name])
                 break
         else:
-            if self.told >= self.length:
-                ending = self._end("won", self.story.won)
+            if self.told >= self.length:  # seen through: in style, or only just
+                low = min(holdings.values()) <= NARROW
+                ending = self._end("won", self.story.narrowly if low else self.story.won)
         return Settled(report, ending)
 
     def abandon(self) -> Ending:

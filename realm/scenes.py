@@ -87,8 +87,9 @@ class Story:
     confusion: Effect
     #: Why a reign falls, for each holding at 0.
     fallen: Mapping[str, tuple[str, ...]]
-    #: Why a reign is won, or abandoned.
+    #: Why a reign is won, or won with a holding nearly spent, or abandoned.
     won: tuple[str, ...]
+    narrowly: tuple[str, ...]
     abandoned: tuple[str, ...]
 
 
@@ -105,13 +106,14 @@ def parse(text: str, source: str = "<scenes>") -> Story:
     if not isinstance(scenes, list) or not scenes:
         raise SceneError(f"{source}: no [[scene]] at all")
     ending = data["ending"]
-    _keys(ending, {"won", "abandoned"}, f"{source}: [ending]")
+    _keys(ending, {"won", "narrowly", "abandoned"}, f"{source}: [ending]")
     return Story(
         scenes=tuple(_scene(s, f"{source}: scene {n}") for n, s in enumerate(scenes, 1)),
         actions=_actions(data["actions"], f"{source}: [actions]"),
         confusion=_effect(data["confusion"], f"{source}: [confusion]"),
         fallen=_fallen(data["fallen"], f"{source}: [fallen]"),
         won=_sentences(ending["won"], f"{source}: [ending] won", ()),
+        narrowly=_sentences(ending["narrowly"], f"{source}: [ending] narrowly", ()),
         abandoned=_sentences(ending["abandoned"], f"{source}: [ending] abandoned", ()))
 
 

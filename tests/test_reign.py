@@ -14,6 +14,7 @@ from realm.reign import (
     EVENT_POINTS,
     HOLDINGS,
     LENGTH,
+    NARROW,
     SPREAD,
     START,
     WON_BONUS,
@@ -362,19 +363,22 @@ def test_the_first_holding_to_fall_is_named() -> None:
     assert _ending_fields(ending.line)["why"] in STORY.fallen["Food"]  # Food before Men
 
 
-def test_a_reign_seen_through_is_won() -> None:
+@pytest.mark.parametrize(("start", "reasons"), [(70, STORY.won), (45, STORY.narrowly)])
+def test_a_reign_seen_through_is_won(start: int, reasons: tuple[str, ...]) -> None:
+    """Won; and its reason says how, with a holding nearly spent or not."""
     reign = _reign(scenes=(BATTLE,), length=2)
     endings = []
     for _ in range(2):
         reign.tell(OTHERS)
-        reign.holdings = dict.fromkeys(HOLDINGS, 50)
+        reign.holdings = dict.fromkeys(HOLDINGS, start)
         reign.decide("1")
         endings.append(reign.settle().ending)
     assert endings[0] is None
     ending = endings[1]
     assert ending is not None and ending.outcome == "won" and ending.events == 2
+    assert (min(reign.holdings.values()) <= NARROW) == (reasons is STORY.narrowly)
     fields = _ending_fields(ending.line)
-    assert fields["outcome"] == "Won" and fields["why"] in STORY.won
+    assert fields["outcome"] == "Won" and fields["why"] in reasons
     assert ending.score == 2 * EVENT_POINTS + sum(reign.holdings.values()) + WON_BONUS
 
 

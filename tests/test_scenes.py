@@ -83,15 +83,28 @@ def test_every_text_fills_with_other_only_and_fits_one_line() -> None:
         filled = text.format(other="Arya")
         assert "{" not in filled and "}" not in filled
         assert "\n" not in filled and wire.SEPARATOR not in filled
-    endings = [*STORY.won, *STORY.abandoned, *(s for h in HOLDINGS for s in STORY.fallen[h])]
+    endings = [*STORY.won, *STORY.narrowly, *STORY.abandoned,
+               *(s for h in HOLDINGS for s in STORY.fallen[h])]
     assert all(not _fields(text) for text in endings)
+
+
+def test_a_herald_and_a_wording_read_as_one_sentence() -> None:
+    """Every herald ends `...:`, so no wording holds a colon of its own
+    (`A raven from Bran: The cellar master reports: ...`), nor says again
+    that someone reports or whispers; no ending's reason holds one either
+    (`[Reign Ended] Fallen: ...`)."""
+    assert all(herald.endswith(":") for herald in lore.HERALDS)
+    for text in (t for scene in STORY.scenes for t in scene.told):
+        assert ":" not in text and " reports" not in text and "whispers" not in text, text
+    endings = [*STORY.won, *STORY.narrowly, *(s for h in HOLDINGS for s in STORY.fallen[h])]
+    assert not [text for text in endings if ":" in text]
 
 
 def test_each_fall_names_its_holding() -> None:
     assert set(STORY.fallen) == set(HOLDINGS)
     for holding, sentences in STORY.fallen.items():
         assert sentences and all(holding in s for s in sentences)
-    assert STORY.won and STORY.abandoned
+    assert STORY.won and STORY.narrowly and STORY.abandoned
 
 
 def test_the_data_file_is_package_data() -> None:
@@ -118,6 +131,7 @@ def _story(scene: str = "", actions: dict[str, str] | None = None) -> str:
         *(f'{h} = ["No {h} left."]' for h in HOLDINGS),
         "[ending]",
         'won = ["Hurrah."]',
+        'narrowly = ["Phew."]',
         'abandoned = ["Gone."]',
     ])
 
