@@ -100,6 +100,11 @@ def _two(pick: Callable[[], float], n: int) -> tuple[int, int]:
     return i, j + (j >= i)
 
 
+def _capital(sentence: str) -> str:
+    """`sentence` with a capital first letter (a courtier may begin it)."""
+    return sentence[:1].upper() + sentence[1:]
+
+
 def _stranger(herald: str, pick: Callable[[], float]) -> str:
     """A stranger to bring the news with `herald`: `a stranger` where the
     herald does not begin with the name (`A raven from a stranger:`)."""
@@ -205,7 +210,8 @@ class Reign:
             narrator, other = others[i], others[j]
         else:
             narrator = others[0] if n else _stranger(herald, pick)
-            other = lore.COURTIERS[int(pick() * len(lore.COURTIERS))]
+            courtiers = [name for name in lore.COURTIERS if name not in others]
+            other = courtiers[int(pick() * len(courtiers))]  # not a member's name
         scene = self.deck.draw()
         options = scene.options
         i, j = _two(pick, len(options))
@@ -213,7 +219,7 @@ class Reign:
         herald = herald.format(narrator=narrator)
         told = scene.told[int(pick() * len(scene.told))]
         if "{" in told:
-            told = told.format(other=other)
+            told = _capital(told.format(other=other))  # `the cook ...` starts one
         text = wire.event_text(f"{herald} {told}", a.offered, b.offered)
         line = wire.notice(text)
         self._line, self._scene, self._offered, self._other = line, scene, (a, b), other
@@ -257,7 +263,7 @@ class Reign:
         says = effect.says
         said = says[int(self.rng.random() * len(says))] if len(says) > 1 else says[0]
         if "{" in said:
-            said = said.format(other=self._other)
+            said = _capital(said.format(other=self._other))
         report = wire.report(said, holdings, changes)
         self.events.append(EventRecord(self._text, self._decision, dict(holdings)))
         self._line = self._scene = self._offered = self._effect = None

@@ -152,6 +152,27 @@ def test_strangers_and_courtiers_fill_in_when_no_member_fits() -> None:
     assert "Arya" in text
 
 
+def test_a_courtier_is_not_a_members_name_and_a_sentence_starts_with_a_capital() -> None:
+    """With one other member, Tyrion, the one blamed is never Tyrion too
+    (`Tyrion reports: ... Tyrion spent the day`), and `the cook` starting
+    a sentence is `The cook`."""
+    named = Scene(("{other} has drunk the wine.", "{other} ate the cake."), (
+        _option("pray", "{other} takes the vows.", Favour=5),
+        _option("feast", "{other} sings.", Food=-5),
+    ))
+    cooks = 0
+    for seed in range(200):
+        reign = _reign(seed, (named,))
+        event = reign.tell(["Tyrion"]).decode()
+        told = event.split(": ", 1)[1]
+        assert told.count("Tyrion") == 0 and told[:1].isupper(), event
+        reign.decide("1")
+        report = reign.settle().report.decode().removeprefix("*** [Realm] ")
+        assert "Tyrion" not in report and report[:1].isupper(), report
+        cooks += told.startswith("The cook")
+    assert cooks
+
+
 def test_the_seeds_tyrion_can_be_the_one_who_strolled() -> None:
     crew = next(s for s in STORY.scenes if s.told[0].startswith("The crew is out of food"))
     lines = {_reign(seed, (crew,)).tell([]) for seed in range(300)}
