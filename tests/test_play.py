@@ -65,7 +65,7 @@ def test_a_game_then_end_of_input_stops_everything(tmpdir_env: dict[str, str]) -
         assert option, event
         play.send("1")
         answers = [play.expect(lambda line: not line.startswith("***")) for _ in range(4)]
-        assert all(option.group(1) in answer for answer in answers)
+        assert all(option.group(1).capitalize() in answer for answer in answers)
         play.expect("*** [New Event] ")
         play.close_stdin()
         play.expect("The Lord has left the realm")
