@@ -17,6 +17,10 @@ The rules:
   line is read by `realm.decisions`, as the realm itself reads it.
 - Loyalty starts at `Temper.loyalty`, never exceeds `Temper.most`, and at
   zero the bot deserts: it says a `lore.DESERTION` line and leaves.
+- While the realm waits to be full again (`*** The Lord's next decision
+  waits until the realm is full again.`), the Lord's lines decide nothing:
+  the bot answers with patience (`lore.PATIENCE`), its loyalty unmoved,
+  until an entry shows the realm full (`(n/n)`).
 
 The realm's fortunes (`*** [Realm] ` lines, read with `wire.read_report`)
 move loyalty too, by `Temper.fortune`, but never answer and never make a
@@ -95,6 +99,8 @@ class Bot:
         #: Each holding as the last `[Realm]` line of this reign told it.
         self.holdings: dict[str, int] = {}
         self.deserted = False
+        #: The realm is not full: the Lord's lines decide nothing now.
+        self.paused = False
 
     def hear(self, line: str) -> Reply | None:
         """Take one line from the server; return the reply to send, if any."""
@@ -112,9 +118,23 @@ class Bot:
             self._note_ending(line)
             return None
         said = wire.chat(line)
-        if said is None or said[0] != wire.LORD:
+        if said is None:
+            self._note_seats(line)
             return None
+        if said[0] != wire.LORD:
+            return None
+        if self.paused:
+            return Reply(self.rng.choice(lore.PATIENCE))
         return self._answer(said[1])
+
+    def _note_seats(self, line: str) -> None:
+        """The realm waits to be full again, or is full again."""
+        if wire.PAUSED.match(line) is not None:
+            self.paused = True
+            return
+        entered = wire.ENTERED.match(line)
+        if entered is not None and entered["n"] == entered["size"]:
+            self.paused = False
 
     def _note_report(self, holdings: dict[str, tuple[int, int]]) -> None:
         temper = self.temper

@@ -89,6 +89,13 @@ DISTASTE = (
     "Even a Frey would not ask that.",
 )
 
+#: What a bot says to the Lord while the realm waits to be full again.
+PATIENCE = (
+    "We must wait until every seat is filled, my Lord.",
+    "Nothing can be decided until the realm is whole again.",
+    "The hall is not full yet, my Lord. Patience.",
+)
+
 #: A bot whose loyalty has run out says one of these and leaves.
 DESERTION = (
     "I have had enough of this Lord. Farewell!",

@@ -28,6 +28,23 @@ def make_bot(seed: int = 1, **temper: int) -> Bot:
     return Bot(random.Random(seed), Temper(**temper))
 
 
+def test_while_the_realm_waits_to_be_full_the_lord_decides_nothing() -> None:
+    """The realm takes no decision while a seat is empty: the bot says so,
+    its loyalty unmoved, until an entry fills the realm again."""
+    bot = make_bot()
+    bot.hear(EVENT)
+    bot.hear(wire.DEPARTED.notice(name="Arya", why=wire.LEFT_WHY, n=4, size=5).decode().rstrip())
+    bot.hear(wire.PAUSED.notice().decode().rstrip())
+    for text in ("1", "we shall eat", "hmm"):
+        reply = bot.hear(f"Lord: {text}")
+        assert reply is not None and reply.text in lore.PATIENCE and not reply.leaves
+    assert bot.loyalty == Temper().loyalty
+    bot.hear(wire.ENTERED.notice(name="Jon", n=4, size=5).decode().rstrip())  # not yet
+    assert bot.hear("Lord: 1").text in lore.PATIENCE  # type: ignore[union-attr]
+    bot.hear(wire.ENTERED.notice(name="Sam", n=5, size=5).decode().rstrip())
+    assert bot.hear("Lord: 1").text in replies(lore.DELIGHT, "burning")  # type: ignore[union-attr]
+
+
 def test_answers_only_the_lord() -> None:
     bot = make_bot()
     assert bot.hear("Arya: eat") is None
