@@ -51,11 +51,6 @@ HELP = (
 BARE = {"help", "realms", "drain", "status"}
 
 
-def counted(n: int, thing: str) -> str:
-    """`1 member`, `2 members`."""
-    return f"{n} {wire.noun(n, thing)}"
-
-
 #: Seconds between two log lines saying what a drain still waits for.
 PROGRESS = 60.0
 
@@ -92,29 +87,33 @@ class Drain:
         server = self.server
         seats = [seat for session in server.sessions
                  if (seat := getattr(session, "seat", None)) is not None]
-        left = f"{counted(len(seats), 'member')} left"
+        left = f"{wire.counted(len(seats), 'member')} left"
         elsewhere = len(server.realms.keys() - {seat.realm_name for seat in seats})
         if elsewhere:
-            left += f", and {counted(elsewhere, 'realm')} run here for members elsewhere"
+            left += f", and {wire.counted(elsewhere, 'realm')} run here for members elsewhere"
         unjoined = len(server.sessions) - len(seats)
         if unjoined:
-            left += f", and {counted(unjoined, 'connection')} not in a realm"
+            left += f", and {wire.counted(unjoined, 'connection')} not in a realm"
         return left
 
+    @property
+    def _stopping(self) -> bool:
+        """Drained, given up on, or shut down otherwise: nothing to add."""
+        return self._done or self.server.shutting_down
+
     def _still(self) -> None:
-        if not self._done and not self.server.shutting_down:
+        if not self._stopping:
             log.info("Still draining: {left}", left=self.left())
             self.reactor.callLater(PROGRESS, self._still)
 
     def _empty(self, _: object) -> None:
-        if self._done or self.server.shutting_down:  # stopping already: nothing to add
-            return
-        self._done = True
-        log.info("Drained: the last connection and realm are gone; stopping")
-        self.reactor.stop()
+        if not self._stopping:
+            self._done = True
+            log.info("Drained: the last connection and realm are gone; stopping")
+            self.reactor.stop()
 
     def _too_long(self) -> None:
-        if not self._done and not self.server.shutting_down:
+        if not self._stopping:
             self._done = True
             log.info("The drain timeout has passed: ending what is left, {left}",
                      left=self.left())
@@ -206,7 +205,7 @@ class AdminProtocol(LineOnlyReceiver):
         if has_control(arg):
             return ["error: the text holds control characters"]
         n = self.server.announce(wire.HERALD_SAYS.notice(text=arg))
-        return [f"announced to {counted(n, 'member')}"]
+        return [f"announced to {wire.counted(n, 'member')}"]
 
     def _end(self, arg: str) -> list[str]:
         if not arg:
@@ -216,7 +215,7 @@ class AdminProtocol(LineOnlyReceiver):
             return self._elsewhere(arg)
         n = len(realm.members)
         realm.end(wire.REALM_ENDED.notice(realm=realm.name))
-        return [f"ended {realm.name}: {counted(n, 'member')} told"]
+        return [f"ended {realm.name}: {wire.counted(n, 'member')} told"]
 
     def _drain(self, arg: str) -> list[str]:
         return [self.drain.start()]
@@ -225,7 +224,8 @@ class AdminProtocol(LineOnlyReceiver):
         server = self.server
         state = ("shutting down" if server.shutting_down else
                  "draining" if server.draining else "ready")
-        return [f"{state}: {counted(len(server.realms), 'realm')} run here, {self.drain.left()}"]
+        realms = wire.counted(len(server.realms), "realm")
+        return [f"{state}: {realms} run here, {self.drain.left()}"]
 
 
 class AdminFactory(Factory):

@@ -143,15 +143,14 @@ def _reign(reign: ReignRecord) -> str:
     return (f"<li class='reign' data-realm='reign' data-outcome='{html.escape(reign.outcome)}'>"
             f"<h3>{html.escape(reign.realm)} <span class='outcome'>"
             f"{html.escape(reign.outcome)}</span> <span class='score'>score {reign.score}"
-            f"</span></h3><p class='facts'>{len(reign.events)} "
-            f"{wire.noun(len(reign.events), 'event')} · ended "
+            f"</span></h3><p class='facts'>{wire.counted(len(reign.events), 'event')} · ended "
             f"{html.escape(row['ended'])} · {members}</p>{chart(reign)}</li>")
 
 
 def chart(reign: ReignRecord) -> str:
     """An SVG line chart of the reign's holdings, one point an event."""
     events = reign.events
-    title = f"Holdings of {reign.realm} over {len(events)} {wire.noun(len(events), 'event')}"
+    title = f"Holdings of {reign.realm} over {wire.counted(len(events), 'event')}"
     frame = (f"<rect x='0' y='0' width='{WIDTH}' height='{HEIGHT}' fill='#15120d' "
              f"stroke='#3a2f14'/>")
     if not events:  # the frame, saying so: every reign shown has its chart

@@ -97,16 +97,13 @@ class Options(usage.Options):
         raise usage.UsageError("a password is never taken on the command line, where "
                                "others can read it: use --password-file or REALM_PASSWORD")
 
-    def _says_lord(self, option: str) -> bool:
-        """`--lord --name Lord`: what --lord is anyway (the contract's synopsis)."""
-        return option == "name" and str(self[option]).strip().lower() == wire.LORD.lower()
-
     def postOptions(self) -> None:
         if self["lord"] == self["bot"]:
             raise usage.UsageError("give exactly one of --lord and --bot")
+        if self["lord"] and (self["name"] or "").strip().lower() == wire.LORD.lower():
+            self["name"] = None  # `--lord --name Lord` (the contract's synopsis): --lord
         for_bots = [f"--{option}" for option in BOT_OPTIONS
-                    if self[option] != self.defaults[option] and not self._says_lord(option)
-                    ] if self["lord"] else []
+                    if self[option] != self.defaults[option]] if self["lord"] else []
         if for_bots:
             raise usage.UsageError(f"{' and '.join(for_bots)}: for bots (--bot); the Lord is "
                                    "one, and is called Lord")

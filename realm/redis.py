@@ -148,14 +148,13 @@ QUIET = 60.0
 @implementer(IStreamClientEndpoint)
 @dataclass
 class _Tried:
-    """The endpoint to Redis, each failed try told to the link."""
+    """The endpoint to Redis, each failed try told to `failed`."""
 
     endpoint: Any
-    link: RedisLink
+    failed: Callable[[Failure], Failure]
 
     def connect(self, factory: Any) -> Deferred[Any]:
-        return self.endpoint.connect(factory).addErrback(  # type: ignore[no-any-return]
-            self.link._try_failed)
+        return self.endpoint.connect(factory).addErrback(self.failed)  # type: ignore[no-any-return]
 
 
 class RedisLink:
@@ -176,7 +175,7 @@ class RedisLink:
         self._commands: _Commands | None = None
         self._subscribed: _Channel | None = None
         endpoint = _Tried(endpoints.TCP4ClientEndpoint(reactor, url.host, url.port,
-                                                       timeout=timeout), self)
+                                                       timeout=timeout), self._try_failed)
         self._failed_at = -QUIET  # when a failed try was last logged
         self._failures = 0  # tries failed since then
         # At most 1.5 s between tries: joins work again within seconds of Redis.

@@ -62,8 +62,7 @@ def error(text: str) -> bytes:
 _FIELDS = {
     "name": NAME_RULE, "realm": NAME_RULE, "n": r"\d+", "size": r"\d+",
     "limit": r"\d+", "missing": r"\d+", "events": r"\d+", "score": r"-?\d+",
-    "seconds": r"\d+", "bytes": r"\d+", "outcome": "Won|Fallen|Abandoned",
-    "event_s": "events?",
+    "seconds": r"\d+", "bytes": r"\d+", "outcome": "Won|Fallen|Abandoned", "event_s": "events?",
 }
 _FIELD = re.compile(r"\{(\w+)(?:[^}]*)\}")
 
@@ -122,8 +121,7 @@ def _refusal(key: str, text: str) -> Line:
 GREETING = _line("greeting", "Hail, traveller! This is realm, a Game of Thrones.")
 ASK_NAME = _line("ask_name", "What is your name? Send NAME or NAME@REALM "
                  "(Lord to rule the realm).")
-ASK_PASSWORD = _line("ask_password", "This realm's Lord must prove it: send the "
-                     "Lord's password.")
+ASK_PASSWORD = _line("ask_password", "This realm's Lord must prove it: send the Lord's password.")
 ENTERED = _line("entered", "{name} has entered the realm ({n}/{size})")
 WAITING = _line("waiting", "The game begins when the realm is full: waiting for "
                 "{missing} more{among}.")
@@ -157,8 +155,7 @@ DRAINING = _refusal("draining", "This server is not starting new realms now "
                     "(maintenance); join a realm in play, or try again soon.")
 WRONG_PASSWORD = _refusal("wrong_password", "Wrong password; you are not the Lord. "
                           "Send a name to try again.")
-LAST_PASSWORD = _refusal("last_password", "Wrong password, for the last time. "
-                         "Farewell.")
+LAST_PASSWORD = _refusal("last_password", "Wrong password, for the last time. Farewell.")
 PASSWORD_WAIT = _line("password_wait", "Too many wrong passwords for the Lord lately: "
                       "yours is checked in {seconds} s.")
 TRY_AGAIN = _refusal("try_again", "That could not be done just now; try again.")
@@ -169,8 +166,7 @@ TOO_MANY_CONNECTIONS = _refusal("too_many_connections", "Too many connections fr
 LINE_TOO_LONG = _refusal("line_too_long", "Line too long; the limit is {limit} "
                          "bytes. It was not sent.")
 NOT_UTF8 = _refusal("not_utf8", "That line is not valid UTF-8 text; it was not sent.")
-CONTROL = _refusal("control", "Control characters are not allowed; the line was "
-                   "not sent.")
+CONTROL = _refusal("control", "Control characters are not allowed; the line was not sent.")
 TOO_FAST = _refusal("too_fast", "You are sending too fast (more than {rate} lines "
                     "a second); that line was not sent.")
 ONE_LINE = _refusal("one_line", "Send one line a message: a message may not hold "
@@ -345,6 +341,11 @@ _HOLDING = re.compile(r"([A-Z][a-z]+) (\d+)(?: \(([+-]\d+)\))?\Z")
 def noun(n: int, word: str) -> str:
     """`word` for one, its plural else (`event`, `events`: `{event_s}`)."""
     return word if n == 1 else word + "s"
+
+
+def counted(n: int, word: str) -> str:
+    """`1 event`, `2 events`."""
+    return f"{n} {noun(n, word)}"
 
 
 def holdings(values: dict[str, int], changes: dict[str, int]) -> str:
