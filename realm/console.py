@@ -241,7 +241,8 @@ class LordTerminal(TerminalProtocol):
         self.palette.see(line)
         self._clear_input()
         self._status = status(line, self._status)
-        self.terminal.write(render(line, self.colour, palette=self.palette).encode() + b"\n")
+        look = render(line, self.colour, palette=self.palette, width=self.columns())
+        self.terminal.write(look.encode() + b"\n")
         self._write_input()
 
     def ask_secret(self, prompt: str) -> Deferred[str | None] | None:

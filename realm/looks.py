@@ -4,7 +4,8 @@ member present, and the realm's status row.  Pure: no terminal here
 
 - `render` colours one line by its kind (system, error, event, the
   realm's news, a reign's end, the Lord's own, each member's chat) unless
-  colour is off (`NO_COLOR`, a pipe).
+  colour is off (`NO_COLOR`, a pipe), and breaks it into rows at spaces
+  for a terminal of a given width (`wrap`).
 - `Palette` gives each member present a colour of its own, in order of
   first sight, as the web page does; a colour is shared only when more
   members are present than there are colours.
@@ -21,6 +22,7 @@ import re
 from collections.abc import Mapping
 
 from realm import wire
+from realm.editor import cells
 
 # C0 controls but tab, DEL, C1 controls, and the Unicode line separators
 # and bidirectional overrides (which reorder what a terminal shows).
@@ -127,21 +129,51 @@ class Palette:
                 self.colour(name)
 
 
+#: What a wrapped line's rows after its first begin with.
+INDENT = "  "
+
+
+def wrap(line: str, width: int) -> list[str]:
+    """`line` in rows narrower than a terminal `width` columns wide,
+    broken at spaces (a word longer than a row is cut), the rows after
+    the first indented: left to itself, a terminal breaks words."""
+    most = max(width - 1, len(INDENT) + 1)  # a full row may wrap by itself
+    rows: list[str] = []
+    row, used = "", 0
+    for n, word in enumerate(line.split(" ")):
+        size = sum(map(cells, word))
+        if n and used + 1 + size <= most:
+            row, used = f"{row} {word}", used + 1 + size
+            continue
+        if n:
+            rows.append(row)
+            row, used = INDENT, len(INDENT)
+        for char in word:  # past the row's end only in a word longer than a row
+            if used + cells(char) > most:
+                rows.append(row)
+                row, used = INDENT, len(INDENT)
+            row, used = row + char, used + cells(char)
+    rows.append(row)
+    return rows
+
+
 def render(line: str, colour: bool, own: bool = False,
-           palette: Palette | None = None) -> str:
-    """`line` as the Lord sees it: coloured by kind, or as it is."""
+           palette: Palette | None = None, width: int = 0) -> str:
+    """`line` as the Lord sees it: coloured by kind, or as it is; in rows
+    joined by newlines when a terminal's `width` is given (`wrap`)."""
+    text = "\n".join(wrap(line, width)) if width else line
     if not colour:
-        return line
+        return text
     if own:
         code = COLOURS["own"]
     elif kind(line) == "chat":
         said = wire.chat(line)
         if said is None or palette is None:
-            return line
+            return text
         code = palette.colour(said[0])
     else:
         code = COLOURS[kind(line)]
-    return f"\x1b[{code}m{line}{RESET}"
+    return f"\x1b[{code}m{text}{RESET}"
 
 
 #: How the status row names the realm's holdings, when there is room.

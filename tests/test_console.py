@@ -18,7 +18,7 @@ from twisted.internet.testing import StringTransport
 from realm import lore, wire
 from realm.console import BELL, FULL, LordPipe, LordTerminal
 from realm.editor import LineEditor, places
-from realm.looks import MEMBER_COLOURS, Palette, colour_wanted, kind, render
+from realm.looks import INDENT, MEMBER_COLOURS, Palette, colour_wanted, kind, render, wrap
 
 LEFT, RIGHT, UP, DOWN = b"\x1b[D", b"\x1b[C", b"\x1b[A", b"\x1b[B"
 CTRL_U = b"\x15"
@@ -388,3 +388,36 @@ def test_the_realms_news_and_a_reigns_end_have_their_own_colours() -> None:
     assert kind(REPORT) == "report"
     assert kind("*** [Reign Ended] Won: x (1 events, score 2)") == "ending"
     assert render(REPORT, True) != render("*** Arya has entered the realm (1/5)", True)
+
+
+EVENT = ("*** [New Event] A raven from Bran: the Night's Watch at Castle Black begs for "
+         "men and steel before the winter storms close the passes, my Lord. "
+         "1 sending men or 2 forging?")
+
+
+@pytest.mark.parametrize("width", [40, 80, 120])
+def test_a_long_line_breaks_between_words_not_within_them(width: int) -> None:
+    screen = Screen(width=width)
+    screen.show(EVENT, "Arya: hi")
+    rows = screen.rows()
+    shown = rows[:rows.index("Arya: hi")]
+    assert len(shown) > 1
+    assert all(len(row) < width for row in shown)
+    assert all(row.startswith(INDENT) for row in shown[1:])
+    assert " ".join(row.strip() for row in shown) == EVENT  # every word whole, in order
+    assert rows[-1] == "You:"
+
+
+def test_wrapping_cuts_only_a_word_longer_than_a_row_and_counts_wide_characters() -> None:
+    assert wrap("short", 80) == ["short"]
+    assert wrap("Arya: " + "x" * 30, 20) == ["Arya:", INDENT + "x" * 17, INDENT + "x" * 13]
+    realm = "\u738b\u56fd"  # two characters, four columns
+    assert wrap(f"{realm} " * 5, 12) == [f"{realm} {realm}", f"{INDENT}{realm} {realm}",
+                                         f"{INDENT}{realm} "]
+    assert "\n".join(wrap("a  b", 80)) == "a  b"  # spaces within a row are kept
+
+
+def test_a_wrapped_line_keeps_its_colour_on_every_row() -> None:
+    look = render(EVENT, True, width=40)
+    assert look.startswith("\x1b[1;33m") and look.endswith("\x1b[0m")
+    assert look.count("\n") == len(wrap(EVENT, 40)) - 1
