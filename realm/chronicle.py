@@ -46,6 +46,7 @@ MAX_LIMIT = 1000  # reigns one read may ask for
 GROUP_WAIT = 0.05  # seconds between the starts of two writes, at most
 GROUP_MOST = 500  # reigns that go at once, whatever the wait
 READ_WAIT = 5.0  # seconds a reader (a page, --chronicle) waits for a database
+WRITE_WAIT = 5.0  # seconds a reign's record waits (and its `[Reign Ended]` line with it)
 MOST_READS = 4  # reads at once: a flood of readers must not hold up the writes
 
 T = TypeVar("T")
@@ -75,7 +76,8 @@ class Chronicle(Protocol):
     keeps: bool  # False: reigns are dropped (`--chronicle none`)
 
     def record(self, reign: ReignRecord) -> Deferred[int]:
-        """Store `reign`; fire with its new id once it is committed."""
+        """Store `reign`; fire with its new id once it is committed, or fail
+        (within `WRITE_WAIT` seconds, however the database hangs)."""
 
     def best(self, limit: int = 5) -> Deferred[list[ReignRecord]]:
         """The `limit` best reigns: highest score first, ties newest first."""
@@ -155,7 +157,7 @@ class DatabaseChronicle:
         d: Deferred[int] = Deferred()
         self._waiting.append((reign, d))
         self._next()
-        return d
+        return self._bounded(d, WRITE_WAIT, "record a reign in", " (the write may still land)")
 
     def _next(self) -> None:
         """Write what waits now, or once GROUP_WAIT has passed since the last."""
@@ -223,23 +225,31 @@ class DatabaseChronicle:
                                       f"{self._reading} reads are under way"))
         self._reading += 1
         read = self._run(rows.select_reigns, (realm, order, limit), write=False, doing="read")
-        # A database that hangs (paused, a dead link not yet noticed) keeps
-        # its thread; the reader is answered anyway.
-        answer: Deferred[list[ReignRecord]] = Deferred()
+
+        def done(result: Any) -> Any:
+            self._reading -= 1  # done in the database, answered in time or not
+            return result
+
+        return self._bounded(read.addBoth(done), READ_WAIT, "read")
+
+    def _bounded(self, d: Deferred[T], wait: float, doing: str, after: str = "") -> Deferred[T]:
+        """What `d` fires with, or a `ChronicleError` once `wait` seconds
+        have passed: a database that hangs (paused, a dead link not yet
+        noticed) keeps its thread, but the caller is answered anyway."""
+        answer: Deferred[T] = Deferred()
 
         def late() -> None:
-            answer.errback(ChronicleError(f"cannot read the chronicle {self.where}: "
-                                          f"no answer in {READ_WAIT:g} s"))
+            answer.errback(ChronicleError(f"cannot {doing} the chronicle {self.where}: "
+                                          f"no answer in {wait:g} s{after}"))
 
-        timer = self._clock.callLater(READ_WAIT, late)
+        timer = self._clock.callLater(wait, late)
 
         def came(result: Any) -> None:
-            self._reading -= 1  # done in the database, answered in time or not
             if timer.active():
                 timer.cancel()
                 (answer.errback if isinstance(result, Failure) else answer.callback)(result)
 
-        read.addBoth(came)
+        d.addBoth(came)
         return answer
 
     def _run(self, body: Callable[..., T], args: tuple[Any, ...], write: bool,

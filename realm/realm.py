@@ -26,7 +26,7 @@ import random
 from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, TimeoutError, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
@@ -41,12 +41,11 @@ log = Logger()
 
 #: Seconds after a decision before the realm hears who it still waits for.
 NUDGE = 5.0
-#: Seconds the game waits for the chronicle to record an ended reign.
-RECORD_WAIT = 5.0
 
 
 class Recorder(Protocol):
-    """Where ended reigns go, and are read back (realm.chronicle's `Chronicle`)."""
+    """Where ended reigns go, and are read back (realm.chronicle's
+    `Chronicle`); `record` fires or fails within seconds: the game waits."""
 
     keeps: bool  # False: reigns are dropped (`--chronicle none`)
 
@@ -366,13 +365,10 @@ class Realm:
             return succeed(None)
         self.recording = True
         d = self.chronicle.record(record)
-        if not d.called:  # a database: it may hang
-            d.addTimeout(RECORD_WAIT, self.clock)
 
         def failed(failure: Any) -> None:
             self.stats.reigns_unrecorded += 1
-            why = (f"no answer in {RECORD_WAIT:g} s (the write may still land)"
-                   if failure.check(TimeoutError) else failure.getErrorMessage())
+            why = failure.getErrorMessage()
             self.stats.quiet.tell(self.clock, "unrecorded", lambda n: log.error(
                 "The chronicle could not record {what} of {realm} ({outcome}, score "
                 "{score}): {why}; the game goes on", what=since_last(n, "a reign", "reigns"),

@@ -31,6 +31,7 @@ from realm.chronicle import (
     MAX_LIMIT,
     MOST_READS,
     READ_WAIT,
+    WRITE_WAIT,
     Chronicle,
     ChronicleBusy,
     ChronicleError,
@@ -644,4 +645,21 @@ def test_a_reader_is_answered_when_the_database_is_not() -> None:
     assert failure.getErrorMessage() == (f"cannot read the chronicle sqlite:x: no answer "
                                          f"in {READ_WAIT:g} s")
     hung.asked[0].callback([])  # it answers at last: nothing more happens
+    assert len(got) == 1 and not clock.getDelayedCalls()
+
+
+def test_a_writer_is_answered_when_the_database_is_not() -> None:
+    clock, hung = task.Clock(), Hung()
+    chronicle = DatabaseChronicle(hung, SqliteEngine(":memory:"),  # type: ignore[arg-type]
+                                  "sqlite:x", clock)
+    got: list[Any] = []
+    chronicle.record(reign()).addBoth(got.append)
+    clock.advance(WRITE_WAIT - 0.1)
+    assert got == []
+    clock.advance(0.1)
+    (failure,) = got
+    assert failure.getErrorMessage() == (f"cannot record a reign in the chronicle sqlite:x: "
+                                         f"no answer in {WRITE_WAIT:g} s (the write may still "
+                                         "land)")
+    hung.asked[0].callback([7])  # it lands at last: nothing more happens
     assert len(got) == 1 and not clock.getDelayedCalls()

@@ -13,12 +13,13 @@ import random
 from typing import Any
 
 import pytest
+from test_chronicle import Hung
 from twisted.internet import task
 from twisted.logger import formatEvent
 
 from realm import wire
-from realm.chronicle import NoChronicle
-from realm.realm import RECORD_WAIT
+from realm.chronicle import WRITE_WAIT, DatabaseChronicle, NoChronicle
+from realm.chronicle_engines import SqliteEngine
 from realm.server import RealmServer, Settings
 from realm.testing import FakeChronicle, MemoryConn, MemoryNet
 
@@ -182,16 +183,24 @@ def test_a_chronicle_that_keeps_failing_is_logged_once_a_minute_and_counted(
 
 
 def test_a_chronicle_that_never_answers_is_given_up_on(observe_errors: Any) -> None:
-    chronicle = FakeChronicle(hold=True)
-    net, lord, others = game(chronicle, reign_length=1)
+    clock = task.Clock()
+    chronicle = DatabaseChronicle(Hung(), SqliteEngine(":memory:"),  # type: ignore[arg-type]
+                                  "sqlite:x", clock)
+    server = RealmServer(Settings(reign_length=1), clock, rng=random.Random(3),
+                         chronicle=chronicle)
+    net = MemoryNet(server)
+    lord, others = net.game()
     round_of(lord, others)
-    net.server.clock.advance(RECORD_WAIT)  # type: ignore[attr-defined]
+    clock.advance(WRITE_WAIT - 0.1)
+    assert not any(wire.is_reign_ended(line) for line in lord.take())
+    clock.advance(0.1)
     net.settle()
     lines = lord.take()
     assert wire.is_reign_ended(lines[0]) and wire.is_event(lines[1])
     (logged,) = observe_errors.errors
-    assert formatEvent(logged).endswith(f"no answer in {RECORD_WAIT:g} s (the write may still "
-                                        "land); the game goes on")
+    assert formatEvent(logged).endswith(
+        f"cannot record a reign in the chronicle sqlite:x: no answer in {WRITE_WAIT:g} s (the "
+        "write may still land); the game goes on")
     observe_errors.errors.clear()  # expected: the error is the point
 
 
