@@ -22,13 +22,13 @@ import itertools
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from realm_procs import server_port
 
 TIMEOUT = 60.0  # seconds for one initdb, pg_ctl or SQL command
 USER = "realm"
@@ -54,12 +54,6 @@ def find_bindir() -> Path | None:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class PostgresServer:
@@ -93,7 +87,7 @@ class PostgresServer:
     def start(self) -> None:
         """Start the server, on a new free port the first time, then on that one."""
         for _attempt in range(3):
-            port = self.port or _free_port()
+            port = self.port or server_port()  # kept over a restart
             result = self._run(
                 "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "30",
                 "-o", f"-p {port} -k {self.folder} -c listen_addresses=127.0.0.1 "

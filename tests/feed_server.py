@@ -1,20 +1,18 @@
-"""A real realm server with a feed, for the browser tests of the reign.
+"""A real realm server with a feed, for the browser tests of what the
+page shows of the lines it gets (the realm's news, a reign's end...).
 
-The game does not send the reign's lines yet (`*** [Realm] ...`,
-`*** [Reign Ended] ...`); the page must show them all the same.  This
-runs the real `RealmServer` on `--listen` and `--web` ports (the real
-page, the real WebSocket, real members and events), plus a control port
-on 127.0.0.1: each line written there is sent, as it is, to every member
-of every realm.
+It runs the real `RealmServer` on a listening port and a web port (the
+real page, the real WebSocket, real members and events), plus a control
+port on 127.0.0.1: each line written there is sent, as it is, to every
+member of every realm, so a test shows any line at the moment it picks.
 
-    python tests/feed_server.py TCP_PORT WEB_PORT CONTROL_PORT
+    python tests/feed_server.py
 
-It prints `ready` once all three listen, and ends on SIGTERM.
+Each port is a free one; it prints `ready TCP_PORT WEB_PORT CONTROL_PORT`
+once all three listen, and ends on SIGTERM.
 """
 
 from __future__ import annotations
-
-import sys
 
 from twisted.internet import reactor
 from twisted.internet.protocol import Factory
@@ -39,16 +37,15 @@ class Feed(LineOnlyReceiver):
                 member.send(line.rstrip(b"\r") + b"\r\n")
 
 
-def main(argv: list[str]) -> None:
-    tcp, http, control = (int(port) for port in argv)
+def main() -> None:
     server = RealmServer(Settings(event_wait=30), reactor)  # type: ignore[arg-type]
-    reactor.listenTCP(tcp, RealmFactory(server), interface="127.0.0.1")  # type: ignore[attr-defined]
-    reactor.listenTCP(http, web.site(server), interface="127.0.0.1")  # type: ignore[attr-defined]
-    reactor.listenTCP(control, Factory.forProtocol(lambda: Feed(server)),  # type: ignore[attr-defined]
-                      interface="127.0.0.1")
-    print("ready", flush=True)
+    listen = reactor.listenTCP  # type: ignore[attr-defined]
+    ports = [listen(0, factory, interface="127.0.0.1").getHost().port
+             for factory in (RealmFactory(server), web.site(server),
+                             Factory.forProtocol(lambda: Feed(server)))]
+    print("ready", *ports, flush=True)
     reactor.run()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

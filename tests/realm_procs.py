@@ -20,6 +20,7 @@ import fcntl
 import os
 import pty
 import queue
+import random
 import re
 import select
 import signal
@@ -42,6 +43,25 @@ from twisted.internet.testing import StringTransport
 
 BIN = Path(sys.executable).parent
 WAIT = 15.0  # the longest any single expectation may take, in seconds
+
+
+def server_port() -> int:
+    """A free loopback port for a server a test stops and starts again on
+    it: one below the range the kernel gives connections their own ports
+    from (`ip_local_port_range`), so that no connection made meanwhile can
+    take it, as one may a port that bind(0) chose."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    for port in random.sample(range(10000, max(low, 10200)), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:  # taken
+                continue
+            return port
+    raise RuntimeError(f"no free port below {low}")
 
 
 def command(name: str) -> str:
@@ -354,6 +374,11 @@ class Terminal:
         while not done():
             left = deadline - time.monotonic()
             ended = self.popen.poll() is not None
+            if ended:  # what it wrote just before it exited may be unread still
+                while self._read(0):
+                    pass
+                if done():
+                    return
             assert left > 0 and not ended, (
                 f"{shows!r} never came{' (the child exited)' if ended else ''}; the "
                 "screen:\n" + "\n".join(self.rows())
@@ -381,9 +406,12 @@ class Terminal:
         os.killpg(self.popen.pid, signal.SIGHUP)
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.kill()
-            self.popen.wait(5)
+        """Kill the child and what it started (its session's process group)."""
+        try:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        except ProcessLookupError:  # all gone already
+            pass
+        self.popen.wait(5)
         for fd in (self.main, self.side):
             if fd >= 0:
                 os.close(fd)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
-from realm_procs import Proc, command
+from realm_procs import Proc, command, server_port
 
 from realm.testing import eventually
 
@@ -56,12 +56,6 @@ def need(program: str) -> str:
             pytest.fail(f"CI=true needs {why}")
         pytest.skip(why)
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class RedisError(Exception):
@@ -114,7 +108,7 @@ class RedisServer:
         """Start it: on a free port the first time, then on that one."""
         binary = need("redis-server")
         for _attempt in range(3):
-            port = self.port or free_port()
+            port = self.port or server_port()  # kept over a restart
             self.starts += 1
             proc = Proc(binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                         "--appendonly", "no", "--dir", str(self.folder), *self.options,
@@ -323,15 +317,16 @@ class Services:
     def close(self) -> None:
         for proc in self.procs:
             proc.terminate()  # all at once: they wind down side by side
-        try:
-            for proc in self.procs:
-                proc.stop()
-            for proxy in self._haproxy:
-                proxy.stop()
-        finally:
-            for server in self._redis:
-                if server.proc is not None:
-                    server.proc.stop()
+        stops = [*(proc.stop for proc in self.procs), *(proxy.stop for proxy in self._haproxy),
+                 *(server.proc.stop for server in self._redis if server.proc is not None)]
+        failed: list[BaseException] = []
+        for each in stops:  # each one stopped, whatever the others do
+            try:
+                each()
+            except Exception as error:
+                failed.append(error)
+        if failed:
+            raise failed[0]
         problems = [f"{proc.name} ({proc.log}): {line}"
                     for proc in self.procs for line in proc.problems()]
         assert not problems, "a realm process wrote:\n" + "\n".join(problems)

@@ -25,8 +25,6 @@ from typing import Any
 
 import pytest
 
-from realm.play import accepting
-
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
@@ -54,12 +52,6 @@ ARTIFACTS = Path(os.environ.get("REALM_ARTIFACTS", ROOT / "artifacts"))
 XSS = "<img src=x onerror=alert(1)>"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_for(what: str, condition: Callable[[Any], Any], driver: Any = None,
              timeout: float = WAIT) -> Any:
     """Poll `condition` until it is truthy, at most `timeout` seconds."""
@@ -67,22 +59,47 @@ def wait_for(what: str, condition: Callable[[Any], Any], driver: Any = None,
         condition, message=f"waited {timeout:g}s for {what}")
 
 
+def started(argv: list[str], cwd: Path, log: Path,
+            ports: Callable[[str], list[int] | None]) -> tuple[subprocess.Popen[bytes], list[int]]:
+    """`argv` run in `cwd`, its output in `log`, once `ports` finds in that
+    output the (free) ports it listens on."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        found = wait_for(f"{argv[0]} to listen", lambda _: proc.poll() is not None
+                         or ports(log.read_text(errors="replace")))
+        assert proc.poll() is None, log.read_text()
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, found
+
+
+def served(text: str) -> list[int] | None:
+    """The ports a realm server's log says it serves realm and the web client on."""
+    found = [re.search(rf"Serving {what} on .* \(at 127\.0\.0\.1:(\d+)\)", text)
+             for what in ("realm", "the web client")]
+    return [int(m.group(1)) for m in found if m] if all(found) else None
+
+
+def four_bots(tmp: Path, port: int) -> subprocess.Popen[bytes]:
+    """`realm-client --bot --count 4` against 127.0.0.1:`port`, its output in bots.log."""
+    with (tmp / "bots.log").open("wb") as out:
+        return subprocess.Popen(
+            [str(BIN / "realm-client"), "--bot", "--count", "4", "--think", "0",
+             "--connect", f"tcp:127.0.0.1:{port}"],
+            cwd=tmp, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+
+
 class Server:
-    """The installed `twistd -n realm`, with --listen and --web."""
+    """The installed `twistd -n realm`, with --listen and --web, each on a free port."""
 
     def __init__(self, tmp: Path, *options: str) -> None:
-        self.port = free_port()
-        self.web = free_port()
         self.log = tmp / "twistd.log"
-        self.proc = subprocess.Popen(
+        self.proc, (self.port, self.web) = started(
             [str(BIN / "twistd"), "-n", "--pidfile=", "realm",
-             "--listen", f"tcp:{self.port}:interface=127.0.0.1",
-             "--web", f"tcp:{self.web}:interface=127.0.0.1",
-             "--event-wait", "30", *options],
-            cwd=tmp, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
-        wait_for("the server to listen", lambda _: self.proc.poll() is not None
-                 or (accepting(self.port) and accepting(self.web)))
-        assert self.proc.poll() is None, self.log.read_text()
+             "--listen", "tcp:0:interface=127.0.0.1", "--web", "tcp:0:interface=127.0.0.1",
+             "--event-wait", "30", *options], tmp, self.log, served)
 
     @property
     def url(self) -> str:
@@ -109,8 +126,8 @@ def server(tmp_path: Path) -> Iterator[Server]:
 
 
 @pytest.fixture
-def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    os.environ["SE_OFFLINE"] = "true"  # Selenium Manager must fetch nothing
+def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebDriver]:
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must fetch nothing
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu",
@@ -239,11 +256,7 @@ def test_a_browser_lord_rules_realm_client_bots(
     wait_line(driver, r"^Lord has entered the realm \(1/5\)$")
     wait_for("the Lord in the members", lambda d: members(d) == ["Lord"], driver)
 
-    bots = subprocess.Popen(
-        [str(BIN / "realm-client"), "--bot", "--count", "4", "--think", "0",
-         "--connect", f"tcp:127.0.0.1:{server.port}"],
-        cwd=tmp_path, stdin=subprocess.DEVNULL,
-        stdout=(tmp_path / "bots.log").open("wb"), stderr=subprocess.STDOUT)
+    bots = four_bots(tmp_path, server.port)
     intruder = None
     try:
         # Four bots join; the realm is full and the first event comes.
@@ -371,15 +384,9 @@ def test_the_page_names_the_lost_connection(server: Server, browser: WebDriver) 
 
 def test_the_lord_password_is_asked_for(tmp_path: Path, browser: WebDriver) -> None:
     """With --auth, the page shows the password field when asked."""
-    port, web = free_port(), free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "twistd"), "-n", "--pidfile=", "realm",
-         "--listen", f"tcp:{port}:interface=127.0.0.1",
-         "--web", f"tcp:{web}:interface=127.0.0.1", "--auth", "memory:lord:s3cret"],
-        cwd=tmp_path, stdout=(tmp_path / "twistd.log").open("wb"),
-        stderr=subprocess.STDOUT)
+    server = Server(tmp_path, "--auth", "memory:lord:s3cret")
+    proc, web = server.proc, server.web
     try:
-        wait_for("the server to listen", lambda _: proc.poll() is not None or accepting(web))
         driver = browser
         driver.get(f"http://127.0.0.1:{web}/")
         password = hook(driver, "password")
@@ -460,15 +467,15 @@ class Feed:
     """tests/feed_server.py: a real server, and a port to feed its members lines."""
 
     def __init__(self, tmp: Path) -> None:
-        self.port, self.web, self.control = free_port(), free_port(), free_port()
         self.log = tmp / "feed.log"
-        self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "tests" / "feed_server.py"),
-             str(self.port), str(self.web), str(self.control)],
-            cwd=tmp, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
-        wait_for("the feed to listen", lambda _: self.proc.poll() is not None
-                 or (accepting(self.port) and accepting(self.web) and accepting(self.control)))
-        assert self.proc.poll() is None, self.log.read_text()
+        ready = re.compile(r"^ready (\d+) (\d+) (\d+)$", re.M)
+
+        def ports(text: str) -> list[int] | None:
+            found = ready.search(text)
+            return [int(port) for port in found.groups()] if found else None
+
+        self.proc, (self.port, self.web, self.control) = started(
+            [sys.executable, str(ROOT / "tests" / "feed_server.py")], tmp, self.log, ports)
         self.sock = socket.create_connection(("127.0.0.1", self.control), timeout=WAIT)
 
     @property
@@ -547,11 +554,7 @@ def test_the_reign_shows_as_bars_that_move(feed: Feed, browser: WebDriver,
     hook(driver, "name").send_keys("Lord")
     hook(driver, "join").click()
     wait_line(driver, r"^Lord has entered the realm \(1/5\)$")
-    bots = subprocess.Popen(
-        [str(BIN / "realm-client"), "--bot", "--count", "4", "--think", "0",
-         "--connect", f"tcp:127.0.0.1:{feed.port}"],
-        cwd=tmp_path, stdin=subprocess.DEVNULL,
-        stdout=(tmp_path / "bots.log").open("wb"), stderr=subprocess.STDOUT)
+    bots = four_bots(tmp_path, feed.port)
     try:
         # A real game: four bots, an event, the Lord's decision, their answers.
         wait_line(driver, r"^\[New Event\] ")

@@ -16,6 +16,7 @@ puts the race's two events in the order that used to go wrong.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -73,15 +74,28 @@ class Node:
 
 
 async def nodes(redis: RedisServer, n: int) -> list[Node]:
-    started = [Node(redis.url) for _ in range(n)]
-    for node in started:
-        await node.start()
+    started: list[Node] = []
+    try:
+        for _ in range(n):
+            started.append(Node(redis.url))
+            await started[-1].start()
+    except BaseException:
+        with contextlib.suppress(Exception):  # what failed first is what the test says
+            await stop(*started)  # else they would retry Redis from later tests
+        raise
     return started
 
 
 async def stop(*started: Node) -> None:
+    """Stop every node, whatever the others do; then say what went wrong."""
+    failed: list[BaseException] = []
     for node in started:
-        await node.stop()
+        try:
+            await node.stop()
+        except Exception as error:
+            failed.append(error)
+    if failed:
+        raise failed[0]
 
 
 async def unnamed(node: Node) -> tuple[Session, LineClient]:

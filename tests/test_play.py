@@ -213,7 +213,8 @@ def test_a_server_that_cannot_start_keeps_its_logs_and_says_where(tmp_path: Path
         taken.bind(("127.0.0.1", 0))
         port = taken.getsockname()[1]
         with running(command("realm-play"), "--port", str(port),
-                     env={"TMPDIR": str(tmp_path)}) as play:
+                     env={"TMPDIR": str(tmp_path),
+                          "XDG_DATA_HOME": str(tmp_path / "data")}) as play:
             assert play.wait(30) == 1
     kept = re.search(r"Logs are kept in (\S+)\.", "\n".join(play.err))
     assert kept, play.describe()
@@ -248,6 +249,7 @@ def test_help_and_version() -> None:
 def test_no_chronicle_is_said_so(tmp_path: Path) -> None:
     with held_port() as port:  # realm-play stops right after saying it
         with running(command("realm-play"), "--chronicle", "none", "--port", str(port),
-                     env={"TMPDIR": str(tmp_path)}) as play:
+                     env={"TMPDIR": str(tmp_path),
+                          "XDG_DATA_HOME": str(tmp_path / "data")}) as play:
             assert play.wait(30) == 1
     assert "realm-play: Your reigns are not kept (--chronicle none)." in play.err, play.err
