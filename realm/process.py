@@ -23,7 +23,7 @@ import resource
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 from twisted.application import service
 from twisted.internet import endpoints
@@ -56,16 +56,36 @@ class StartupFailure(SystemExit, Exception):
     It is a `SystemExit` (`twistd -n` exits with no traceback) and an
     `Exception`: a daemon's twistd passes an Exception's line to the
     process that started it, which waits for that word (and would wait
-    for ever for a mere SystemExit).
+    for ever for a mere SystemExit).  That word is cut at 100 bytes, and
+    the daemon's stderr is /dev/null by the time its ports open: the
+    stderr twistd was started with is kept (`keep_stderr`) until the
+    server runs (`let_stderr_go`), and the whole line goes there.
     """
+
+    stderr: IO[str] | None = None
 
     def __init__(self, line: str) -> None:
         super().__init__(1)
         self.line = f"realm: {line}"
         log.error("{line}", line=self.line)
-        stderr = sys.__stderr__ or sys.stderr
+        stderr = StartupFailure.stderr or sys.__stderr__ or sys.stderr
         stderr.write(self.line + "\n")
         stderr.flush()
+
+    @staticmethod
+    def keep_stderr() -> None:
+        if StartupFailure.stderr is None:
+            try:
+                StartupFailure.stderr = os.fdopen(os.dup(2), "w")  # not inherited
+            except OSError:  # no stderr at all
+                pass
+
+    @staticmethod
+    def let_stderr_go() -> None:
+        """A daemon must not hold its starter's terminal open."""
+        kept, StartupFailure.stderr = StartupFailure.stderr, None
+        if kept is not None:
+            kept.close()
 
     def __str__(self) -> str:
         return self.line
@@ -160,6 +180,7 @@ class Signals(service.Service):
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         signal.signal(signal.SIGHUP, self._hang_up)
+        StartupFailure.let_stderr_go()
         log.info("Running: SIGTERM or SIGINT stops gracefully, SIGHUP reopens the log")
 
     def _stop(self, signum: int, frame: object) -> None:

@@ -268,6 +268,7 @@ class Shutdown(service.Service):
 
 
 def makeService(config: Options) -> service.MultiService:
+    StartupFailure.keep_stderr()  # a daemon's ports open once its stderr is gone
     checkers = config.get("credCheckers") or []
     try:
         chronicle = open_now(config["chronicle"], reactor)

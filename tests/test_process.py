@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
-from realm_procs import WAIT, Peer, command, running
+from realm_procs import WAIT, Peer, command, ended, running
 from twisted.internet import reactor
 
 from realm._direct import _PlainPoll
@@ -72,9 +72,29 @@ def test_a_daemon_that_cannot_listen_says_so_and_exits(tmp_path: Path) -> None:
              "--chronicle", "none", "--listen", f"tcp:{port}:interface=127.0.0.1"],
             cwd=tmp_path, capture_output=True, text=True, timeout=WAIT)
     assert result.returncode == 1
-    assert "An error has occurred" in result.stderr and "cannot listen" in result.stderr
-    assert "Traceback" not in result.stderr
+    whole, *twistds = result.stderr.splitlines()  # twistd's own cuts the line at 100 bytes
+    assert whole.startswith(f"realm: cannot listen on tcp:{port}:interface=127.0.0.1 for "
+                            "realm: ") and whole.endswith("Address already in use."), whole
+    assert "An error has occurred" in twistds[0] and "Traceback" not in result.stderr
     assert f"realm: cannot listen on tcp:{port}" in (tmp_path / "realm.log").read_text()
+
+
+def test_a_daemon_that_starts_lets_go_of_its_starters_terminal(tmp_path: Path) -> None:
+    """The stderr kept for a start-up failure is closed once the daemon
+    runs: a daemon holding it would keep an ssh session (here: the pipes
+    `run` reads to their end) open."""
+    pidfile = tmp_path / "twistd.pid"
+    try:
+        result = subprocess.run(
+            [TWISTD, f"--pidfile={pidfile}", "--logfile", str(tmp_path / "realm.log"), "realm",
+             "--chronicle", "none", "--listen", "tcp:0:interface=127.0.0.1"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=WAIT)
+        assert (result.returncode, result.stderr) == (0, "")
+    finally:
+        if pidfile.exists():  # the daemon, stopped however the test ends
+            pid = int(pidfile.read_text())
+            os.kill(pid, signal.SIGTERM)
+            assert ended(pid)
 
 
 def test_a_key_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
