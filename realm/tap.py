@@ -139,7 +139,7 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         ["drain-timeout", None, 0.0, "After `drain`, end what is left after this many "
          "seconds (0: wait for the last member).", _number(float, 0, "--drain-timeout")],
         ["cluster", None, None, "Share realms with every process started with "
-         "this Redis URL: redis://HOST:PORT[/DB]."],
+         "this Redis URL: redis://HOST[:PORT][/DB] (port 6379 if none)."],
     ]
 
     def __init__(self) -> None:
