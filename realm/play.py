@@ -47,6 +47,7 @@ from typing import Any
 from twisted.python import usage
 
 from realm.chronicle_url import parse_url as parse_chronicle
+from realm.looks import wrap
 
 #: Seconds to wait for the server to accept connections.
 START_TIMEOUT = 20.0
@@ -129,7 +130,10 @@ def say(text: str) -> None:
     """Tell the player what is happening, on stderr (if anyone is there: a
     closed terminal must not stop the tidying up)."""
     try:
-        sys.stderr.write(f"realm-play: {text}\n")
+        line = f"realm-play: {text}"
+        if sys.stderr.isatty():  # broken between words, as the Lord's screen is
+            line = "\n".join(wrap(line, shutil.get_terminal_size().columns))
+        sys.stderr.write(line + "\n")
         sys.stderr.flush()
     except (OSError, ValueError):  # the terminal is gone (EIO), or stderr closed
         pass

@@ -108,6 +108,20 @@ def test_a_closed_terminal_stops_everything(tmpdir_env: dict[str, str]) -> None:
     assert not alive(bots), "the bots outlived the launcher"
 
 
+def test_the_launchers_lines_break_between_words_on_a_terminal(
+        tmpdir_env: dict[str, str]) -> None:
+    with terminal(command("realm-play"), "--think", "0", env=tmpdir_env, columns=60) as term:
+        term.until(b"Welcome to the Game of Thrones")
+        rows = term.rows()
+        term.write(b"\x04")  # Ctrl-D: the game ends, and realm-play tidies up
+        assert term.wait() == 0
+    own = rows[:next(n for n, row in enumerate(rows) if row.startswith("*** "))]
+    assert all(len(row) < 60 for row in own), own
+    told = " ".join(row.strip() for row in own)
+    assert ("realm-play: You are the Lord. Type a line and press Enter; --help lists the "
+            "commands;") in told, own
+
+
 def test_a_killed_lord_leaves_the_terminal_as_it_was(tmpdir_env: dict[str, str]) -> None:
     """The Lord's client sets the terminal raw; killed, it cannot set it
     back: the launcher does, and says how the Lord ended."""
