@@ -11,7 +11,7 @@ dozen numbers, whatever the number of connections.
     realm_realms                  gauge    realms run by this process
     realm_realms_by_members       gauge    realms run here, by how many members they hold
     realm_lines_received_total    counter  client lines that passed the checks
-    realm_lines_refused_total     counter  client lines refused (and by reason)
+    realm_lines_refused_total     counter  refusals: lines, names, passwords, connections
     realm_events_total            counter  events told
     realm_reigns_ended_total      counter  reigns ended (and by outcome)
     realm_reigns_unrecorded_total counter  ended reigns the chronicle could not record
@@ -98,9 +98,10 @@ class Metrics:
                   [((("members", str(k)),), n) for k, n in sorted(sizes.items())])
         add.counter("realm_lines_received_total", "Client lines that passed the checks.",
                     [((), stats.lines_received)])
-        add.counter("realm_lines_refused_total", "Client lines refused.",
+        add.counter("realm_lines_refused_total", "Refusals sent to clients (a line, a name, "
+                    "a password, a connection).",
                     [((), sum(stats.refused.values()))])
-        add.counter("realm_lines_refused_by_reason_total", "Client lines refused, by reason.",
+        add.counter("realm_lines_refused_by_reason_total", "Refusals sent to clients, by reason.",
                     [((("reason", k),), n) for k, n in sorted(stats.refused.items())])
         add.counter("realm_events_total", "Events told.", [((), stats.events)])
         add.counter("realm_reigns_ended_total", "Reigns ended.",
