@@ -43,7 +43,9 @@ CTRL_C = b"\x03"
 CTRL_D = b"\x04"
 CTRL_E = b"\x05"
 CTRL_H = b"\x08"
+CTRL_L = b"\x0c"
 CTRL_U = b"\x15"
+CTRL_W = b"\x17"
 BELL = b"\x07"
 #: Shown when the Lord types (or pastes) past the longest line the server takes.
 FULL = f"*** Your line is full ({wire.MAX_LINE} bytes): the rest was not typed."
@@ -96,6 +98,8 @@ class LordTerminal(TerminalProtocol):
             t.UP_ARROW: edit(self._editor_call("up")),
             t.DOWN_ARROW: edit(self._editor_call("down")),
             CTRL_U: edit(self._editor_call("clear")),
+            CTRL_W: edit(self._editor_call("delete_word")),
+            CTRL_L: self._clear_screen,
             t.TAB: lambda: self._type("    "),
             CTRL_C: self._interrupt,
             CTRL_D: self._end_of_input,
@@ -167,7 +171,8 @@ class LordTerminal(TerminalProtocol):
             self._write_input()
             asking.callback(text)
             return
-        self.terminal.write(render(PROMPT + text, self.colour, own=True).encode() + b"\n")
+        look = render(PROMPT + text, self.colour, own=True, width=self.columns())
+        self.terminal.write(look.encode() + b"\n")
         self._write_input()
         if text.strip():
             self.lord.say(text)
@@ -233,6 +238,14 @@ class LordTerminal(TerminalProtocol):
 
     def _redraw(self) -> None:
         self._clear_input()
+        self._write_input()
+
+    def _clear_screen(self) -> None:
+        """Ctrl-L: a clean screen, the input at its top (after a resize
+        left stale rows, say)."""
+        self.terminal.cursorHome()
+        self.terminal.eraseDisplay()
+        self._row = 0
         self._write_input()
 
     # -- the Screen --------------------------------------------------------

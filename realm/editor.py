@@ -16,11 +16,16 @@ from collections.abc import Sequence
 
 from realm import wire
 
+#: Characters that take no column of their own: combining and enclosing
+#: marks (U+FE0F, the emoji marker, among them) and format characters
+#: (U+200D, the joiner in emoji such as a family).
+_NO_COLUMN = frozenset(("Mn", "Me", "Cf"))
+
 
 def cells(char: str) -> int:
     """How many terminal columns `char` takes: 2 for wide East Asian
-    characters and most emoji, 0 for combining marks, else 1."""
-    if unicodedata.combining(char):
+    characters and most emoji, 0 for marks and joiners, else 1."""
+    if unicodedata.category(char) in _NO_COLUMN:
         return 0
     return 2 if unicodedata.east_asian_width(char) in "WF" else 1
 
@@ -121,6 +126,20 @@ class LineEditor:
     def end(self) -> bool:
         moved, self.at = not self.at_end, len(self.chars)
         return moved
+
+    def delete_word(self) -> bool:
+        """Ctrl-W: the word before the cursor goes (and the spaces after it)."""
+        start = self.at
+        while start and self.chars[start - 1] == " ":
+            start -= 1
+        while start and self.chars[start - 1] != " ":
+            start -= 1
+        if start == self.at:
+            return False
+        while self.at > start:
+            self.at -= 1
+            self._remove(self.at)
+        return True
 
     def clear(self) -> bool:
         """Ctrl-U: the whole line goes."""

@@ -140,12 +140,13 @@ def wrap(line: str, width: int) -> list[str]:
     most = max(width - 1, len(INDENT) + 1)  # a full row may wrap by itself
     rows: list[str] = []
     row, used = "", 0
-    for n, word in enumerate(line.split(" ")):
+    for n, word in enumerate(line.expandtabs().split(" ")):
         size = sum(map(cells, word))
-        if n and used + 1 + size <= most:
-            row, used = f"{row} {word}", used + 1 + size
-            continue
-        if n:
+        # A word goes on with the row if it fits there, or if it fits on no
+        # row (a long URL, a line of Chinese): then it is cut where rows end.
+        if n and (used + 1 + size <= most or size > most - len(INDENT) and used + 1 < most):
+            row, used = row + " ", used + 1
+        elif n:
             rows.append(row)
             row, used = INDENT, len(INDENT)
         for char in word:  # past the row's end only in a word longer than a row
@@ -178,15 +179,18 @@ def render(line: str, colour: bool, own: bool = False,
 
 #: How the status row names the realm's holdings, when there is room.
 HOLDINGS_HEAD = "The realm: "
+_CHANGE = re.compile(r" \([+-]\d+\)")  # a holding's change, left out when there is no room
 
 
 def fit(status: str, width: int) -> str:
     """The status row for a terminal `width` columns wide: without its
-    head when it would not fit, then cut (never wrapped: a wrapped row is
-    not erased as one)."""
+    head when it would not fit, then without the changes, then cut (never
+    wrapped: a wrapped row is not erased as one)."""
     most = max(width - 1, 1)
     if len(status) > most and status.startswith(HOLDINGS_HEAD):
         status = status[len(HOLDINGS_HEAD):]
+        if len(status) > most:
+            status = _CHANGE.sub("", status)
     return status[:most]
 
 

@@ -126,14 +126,15 @@ class Signals:
 SIGNALS = Signals()
 
 
-def say(text: str) -> None:
+def say(text: str, fresh: bool = False) -> None:
     """Tell the player what is happening, on stderr (if anyone is there: a
-    closed terminal must not stop the tidying up)."""
+    closed terminal must not stop the tidying up); `fresh`: below what was
+    left half-written (the Lord's prompt)."""
     try:
         line = f"realm-play: {text}"
         if sys.stderr.isatty():  # broken between words, as the Lord's screen is
             line = "\n".join(wrap(line, shutil.get_terminal_size().columns))
-        sys.stderr.write(line + "\n")
+        sys.stderr.write(("\n" if fresh else "") + line + "\n")
         sys.stderr.flush()
     except (OSError, ValueError):  # the terminal is gone (EIO), or stderr closed
         pass
@@ -321,7 +322,8 @@ def play(config: Options) -> int:
         code = lord.wait()
         lord = None
         if code < 0:  # killed: it could not put the terminal back as it was
-            say(f"The Lord's client was ended by {signal.Signals(-code).name}.")
+            restore(terminal)  # first: what is said next must not come out raw
+            say(f"The Lord's client was ended by {signal.Signals(-code).name}.", fresh=True)
             code = 128 - code  # as a shell says it
     except CannotStart as e:
         why = str(e).rstrip(".")

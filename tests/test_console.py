@@ -17,7 +17,7 @@ from twisted.internet.testing import StringTransport
 
 from realm import lore, wire
 from realm.console import BELL, FULL, LordPipe, LordTerminal
-from realm.editor import LineEditor, places
+from realm.editor import LineEditor, cells, places
 from realm.looks import INDENT, MEMBER_COLOURS, Palette, colour_wanted, kind, render, wrap
 
 LEFT, RIGHT, UP, DOWN = b"\x1b[D", b"\x1b[C", b"\x1b[A", b"\x1b[B"
@@ -179,8 +179,14 @@ class Screen:
 
 
 def wrapped(text: str, width: int = 80) -> list[str]:
-    """`text` as a terminal `width` wide shows it, row by row."""
+    """`text` as a terminal `width` wide shows it, row by row (the line
+    being typed)."""
     return [text[i:i + width].rstrip() for i in range(0, len(text), width)]
+
+
+def echoed(text: str, width: int = 80) -> list[str]:
+    """A line sent, as the screen keeps it: broken between words."""
+    return [row.rstrip() for row in wrap(text, width)]
 
 
 def test_terminal_prompt_survives_incoming_lines() -> None:
@@ -209,7 +215,7 @@ def test_a_long_typed_line_is_redrawn_whole_when_lines_arrive(length: int) -> No
     screen.type(b"!\r")
     assert screen.keys.said == [typed + "!"]
     assert screen.rows() == ["Arya: hi", "Bran: eat? Proposal accepted!",
-                             "Sansa: what now?", *wrapped("You: " + typed + "!"), "You:"]
+                             "Sansa: what now?", *echoed("You: " + typed + "!"), "You:"]
 
 
 def test_the_cursor_stays_where_it_was_in_a_wrapped_line() -> None:
@@ -225,7 +231,7 @@ def test_the_cursor_stays_where_it_was_in_a_wrapped_line() -> None:
     assert screen.rows()[2:] == wrapped("You: " + "x" * 50 + "Y" + "x" * 100)
     screen.type(b"\r")
     assert screen.keys.said == ["x" * 50 + "Y" + "x" * 100]
-    assert screen.rows()[2:] == [*wrapped("You: " + "x" * 50 + "Y" + "x" * 100), "You:"]
+    assert screen.rows()[2:] == [*echoed("You: " + "x" * 50 + "Y" + "x" * 100), "You:"]
 
 
 def test_editing_across_rows_leaves_nothing_stale() -> None:
@@ -354,9 +360,12 @@ def test_a_narrow_terminal_keeps_every_holding_on_the_status_row() -> None:
     screen.show(REPORT)
     holdings = STATUS.removeprefix("The realm: ")
     assert len(holdings) < 50 and holdings in screen.rows()
-    narrower = Screen(width=30)
+    narrower = Screen(width=40)  # room for the holdings without their changes
     narrower.show(REPORT)
-    assert holdings[:29].rstrip() in narrower.rows()  # cut, never wrapped
+    assert "Gold 45 \u00b7 Food 50 \u00b7 Men 62 \u00b7 Favour 55" in narrower.rows()
+    narrowest = Screen(width=30)
+    narrowest.show(REPORT)
+    assert "Gold 45 \u00b7 Food 50 \u00b7 Men 62 \u00b7" in narrowest.rows()  # cut, not wrapped
 
 
 @pytest.mark.parametrize("length", [0, 12, 76, 160])
@@ -410,11 +419,40 @@ def test_a_long_line_breaks_between_words_not_within_them(width: int) -> None:
 
 def test_wrapping_cuts_only_a_word_longer_than_a_row_and_counts_wide_characters() -> None:
     assert wrap("short", 80) == ["short"]
-    assert wrap("Arya: " + "x" * 30, 20) == ["Arya:", INDENT + "x" * 17, INDENT + "x" * 13]
+    # A word no row can hold starts where it is, and is cut where rows end.
+    assert wrap("Arya: " + "x" * 30, 20) == ["Arya: " + "x" * 13, INDENT + "x" * 17]
+    assert wrap("Arya: a " + "x" * 15, 20) == ["Arya: a", INDENT + "x" * 15]  # it fits a row
+    assert wrap("Arya:\there", 80) == ["Arya:   here"]  # a tab is the spaces it shows as
     realm = "\u738b\u56fd"  # two characters, four columns
     assert wrap(f"{realm} " * 5, 12) == [f"{realm} {realm}", f"{INDENT}{realm} {realm}",
                                          f"{INDENT}{realm} "]
     assert "\n".join(wrap("a  b", 80)) == "a  b"  # spaces within a row are kept
+
+
+def test_emoji_joiners_and_markers_take_no_column() -> None:
+    family = "\U0001F468\u200d\U0001F469\u200d\U0001F467"  # man, joiner, woman, joiner, girl
+    heart = "\u2764\ufe0f"
+    assert sum(map(cells, family)) == 6 and sum(map(cells, heart)) == 1
+    assert places(0, list(family * 13), 80)[-1] == (0, 78)  # 13 of them fit a row
+
+
+def test_ctrl_w_deletes_the_word_before_the_cursor() -> None:
+    screen = Screen()
+    screen.type(b"we ride north  ")
+    screen.type(b"\x17")
+    assert screen.rows() == ["You: we ride"]
+    screen.type(b"\x17\x17\x17")
+    assert screen.rows() == ["You:"] and screen.terminal.editor.size == 0
+
+
+def test_ctrl_l_clears_the_screen_and_keeps_the_line() -> None:
+    screen = Screen()
+    screen.show("Arya: hi", REPORT)
+    screen.type(b"we ride")
+    screen.type(b"\x0c")
+    assert screen.rows() == [STATUS, "You: we ride"]
+    screen.type(b" north\r")
+    assert screen.keys.said == ["we ride north"]
 
 
 def test_a_wrapped_line_keeps_its_colour_on_every_row() -> None:

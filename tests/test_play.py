@@ -124,9 +124,12 @@ def test_the_launchers_lines_break_between_words_on_a_terminal(
 
 def test_a_killed_lord_leaves_the_terminal_as_it_was(tmpdir_env: dict[str, str]) -> None:
     """The Lord's client sets the terminal raw; killed, it cannot set it
-    back: the launcher does, and says how the Lord ended."""
+    back: the launcher does, and says how the Lord ended, on lines of their
+    own below the line the Lord was typing."""
     with terminal(command("realm-play"), "--think", "0", env=tmpdir_env) as term:
         term.until(b"Welcome to the Game of Thrones")
+        term.write(b"half typed")
+        term.until(b"half typed")
         assert termios.tcgetattr(term.side) != term.settings  # raw, for the Lord
         with open(f"/proc/{term.popen.pid}/task/{term.popen.pid}/children") as f:
             children = [int(pid) for pid in f.read().split()]
@@ -136,6 +139,10 @@ def test_a_killed_lord_leaves_the_terminal_as_it_was(tmpdir_env: dict[str, str])
         assert term.wait() == 128 + signal.SIGKILL
         assert termios.tcgetattr(term.side) == term.settings
         term.until(b"The Lord's client was ended by SIGKILL.")
+        rows = term.rows()
+    told = rows.index("realm-play: The Lord's client was ended by SIGKILL.")
+    assert rows[told - 1].endswith("You: half typed"), rows
+    assert all(row.startswith(("realm-play: ", "  ")) for row in rows[told:]), rows
 
 
 def test_a_launcher_killed_outright_takes_its_children_with_it(tmp_path: Path) -> None:
