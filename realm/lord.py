@@ -30,6 +30,8 @@ from realm.client import Ending, Player
 
 #: Refusals after which a Lord who typed the password may type it again.
 RETRY = ("wrong_password",)
+ASK = "The Lord's password (not shown): "
+AGAIN = "The Lord's password again (not shown): "
 NO_PASSWORD = ("The server asks for the Lord's password: give it with "
                "--password-file or REALM_PASSWORD.")
 #: What the Lord's screen does not show: the client answers it.
@@ -99,7 +101,8 @@ class LordDriver(Player):
     def _ask(self) -> Deferred[str | None] | None:
         assert self._asking is not None and self.screen is not None
         asking, self._asking = self._asking, None
-        answer = self.screen.ask_secret("The Lord's password (not shown): ")
+        # Again after a wrong one: not a name, whatever the server's refusal says.
+        answer = self.screen.ask_secret(AGAIN if self.prompted else ASK)
         if answer is None:
             self.fail(NO_PASSWORD)
             asking.callback(None)

@@ -99,7 +99,7 @@ def test_the_lords_password_is_asked_for_at_a_terminal() -> None:
         me.until(b"The Lord's password (not shown): ")
         me.write(b"nope\r")
         me.until(b"Wrong password")
-        me.until(lambda rows: rows[-1] == "The Lord's password (not shown):")
+        me.until(lambda rows: rows[-1] == "The Lord's password again (not shown):")
         me.write(b"s3cret\r")
         me.until(lambda rows: "*** Lord has entered the realm (1/5)" in rows)
         assert b"s3cret" not in me.raw and b"nope" not in me.raw  # never echoed
