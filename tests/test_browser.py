@@ -608,12 +608,22 @@ def test_the_reign_shows_as_bars_that_move(feed: Feed, browser: WebDriver,
             "return !document.getElementById('reign-over').getAnimations().length"), driver)
         screenshot(driver, "web-reign-ended.png")
 
-        # A new reign: its first report puts the card away; the bars move again.
+        # The next reign's first event: the card says it has begun.
+        feed.say("*** [New Event] A raven from Arya: The harvest is in. 1 feasting or "
+                 "2 hoarding?")
+        wait_for("the card to follow", lambda d: d.find_element(By.ID, "reign-next").text
+                 == "A new reign has begun.", driver)
+        # Its first report puts the card away; each bar moves from where the
+        # new reign began (its value less its change), not from where the
+        # last reign's ended: Food and Favour, unchanged, go there at once.
         moves.clear()
-        feed.say("*** [Realm] A new reign begins. Gold 50 \u00b7 Food 50 \u00b7 Men 50 "
-                 "\u00b7 Favour 50")
+        feed.say("*** [Realm] The granaries fill. Gold 56 (+8) \u00b7 Food 50 \u00b7 "
+                 "Men 40 (-5) \u00b7 Favour 50")
         wait_for("the card to go", lambda d: not over.is_displayed(), driver)
-        wait_for("the bars to move", lambda d: moves.of({"Gold", "Men", "Favour"}), driver)
+        wait_for("the bars to move", lambda d: moves.of({"Gold", "Men"}), driver)
+        settle(driver, {"Gold": 56, "Food": 50, "Men": 40, "Favour": 50})
+        moves.of(set())  # what moved meanwhile
+        assert not moves.seen & {"Food", "Favour"}, moves.seen
         assert not severe(driver)
     finally:
         stop(bots)
@@ -644,9 +654,16 @@ def test_what_the_lord_presses_does_what_it_shows(feed: Feed, browser: WebDriver
         wait_line(driver, r"^\[New Event\] A raven: wolves")
         options = driver.find_elements(By.CSS_SELECTOR, "#log .event button.option")
         assert [b.is_enabled() for b in options] == [True, True]
+        driver.execute_script("arguments[0].focus()", options[0])  # Tab brought the Lord there
         feed.say("*** [Realm] The wolves go. Gold 50 \u00b7 Food 50 \u00b7 Men 50 \u00b7 Favour 50")
         wait_for("the options to go quiet", lambda d: not any(b.is_enabled() for b in options),
                  driver)
+        # The focus was on an option that went quiet: the next event's first
+        # option has it, not the page's <body> (a keyboard's Lord tabs no more).
+        feed.say("*** [New Event] A raven: bears. 1 fighting or 2 fleeing?")
+        wait_line(driver, r"^\[New Event\] A raven: bears")
+        wait_for("the focus on the next options", lambda d: d.switch_to.active_element
+                 == d.find_elements(By.CSS_SELECTOR, "#log .event button.option")[-2], driver)
 
         long = "\u00e9" * 600  # 600 characters, 1200 bytes
         line.clear()
@@ -690,5 +707,54 @@ def test_the_chronicle_page_charts_a_reign(tmp_path: Path, browser: WebDriver) -
         # Each line has a point for each of the reign's three events.
         assert all(len(line.get_attribute("points").split()) == 3 for line in lines)
         screenshot(browser, "web-chronicle.png")
+
+        # On the narrowest phone the page is as wide as the screen: no reign
+        # cut at its right edge.
+        browser.set_window_size(320, 640)
+        wait_for("the page to fit", lambda d: d.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth"), browser)
+
+        # There too the welcome banner shows whole: its first letter inside the log.
+        browser.get(running.url)
+        annals = browser.find_element(By.CSS_SELECTOR, "header a[href=chronicle]")
+        assert annals.is_displayed()
+        assert annals.get_attribute("target") == "_blank"  # the game stays where it is
+        hook(browser, "name").send_keys("Bran@wolves", Keys.ENTER)
+        wait_line(browser, r"^Bran has entered the realm \(1/2\)$")
+        wolves = Peer.connect(endpoint)
+        wolves.send(b"Lord@wolves\n")
+        wait_line(browser, r"^Welcome to the Game of Thrones")
+        first, log = browser.execute_script(
+            "const b = [...document.querySelectorAll('#log .banner')].pop();"
+            " const r = document.createRange(); r.setStart(b.firstChild, 0);"
+            " r.setEnd(b.firstChild, 1);"
+            " return [r.getBoundingClientRect().left,"
+            " document.getElementById('log').getBoundingClientRect().left];")
+        assert first >= log, (first, log)
+        screenshot(browser, "web-phone-welcome.png")
+        # The name typed as NAME@REALM: the page knows it joined, as whom, and where.
+        assert browser.find_element(By.ID, "status").text.endswith("Bran")
+        assert hook(browser, "realm").get_attribute("value") == "wolves"
+        wolves.close()
     finally:
         stop(running.proc)
+
+
+def test_a_lord_is_asked_before_the_page_ends_the_game(feed: Feed,
+                                                      browser: WebDriver) -> None:
+    """A Lord leaving the page ends the game for everyone there: the page
+    has the browser ask first ('Leave site?'); with no one else, it does
+    not.  (Headless Chromium shows no such dialog: the test asks the page
+    what it would have the browser do.)"""
+    driver = browser
+    driver.get(feed.url)
+    would_ask = ("const e = new Event('beforeunload', {cancelable: true});"
+                 " window.dispatchEvent(e); return e.defaultPrevented;")
+    hook(driver, "name").send_keys("Lord", Keys.ENTER)
+    wait_line(driver, r"^Lord has entered the realm \(1/5\)$")
+    assert driver.execute_script(would_ask) is False  # alone: nothing is lost
+    with socket.create_connection(("127.0.0.1", feed.port), timeout=WAIT) as arya:
+        arya.sendall(b"Arya\r\n")
+        wait_line(driver, r"^Arya has entered the realm \(2/5\)$")
+        wait_for("Arya in the members", lambda d: len(members(d)) == 2, driver)
+        assert driver.execute_script(would_ask) is True

@@ -35,7 +35,7 @@
     dropped: $("dropped"), droppedText: $("dropped-text"), rejoin: $("rejoin"),
     status: $("status"), where: $("where"),
     reign: $("reign"), holdings: $("holdings"), news: $("reign-news"),
-    over: $("reign-over"), outcome: $("reign-outcome"), score: $("reign-score"),
+    over: $("reign-over"), next: $("reign-next"), outcome: $("reign-outcome"), score: $("reign-score"),
     events: $("reign-events"), why: $("reign-why"),
   };
   const MAX_LOG = 5000;
@@ -70,8 +70,18 @@
     return `c${colours.get(key)}`;
   };
 
+  // NAME@REALM typed as the name (the protocol's own form): the realm goes
+  // to its field, so the page knows its own name when the server says it.
+  const typedName = () => ui.name.value.trim().split("@")[0].trim();
+  const splitRealm = () => {
+    const at = ui.name.value.indexOf("@");
+    if (at < 0) return;
+    ui.realm.value = ui.name.value.slice(at + 1).trim();
+    ui.name.value = typedName();
+  };
+
   const showPassword = () => {
-    const lordish = ui.name.value.trim().toLowerCase() === "lord";
+    const lordish = typedName().toLowerCase() === "lord";
     ui.passwordRow.hidden = !(lordish || state.phase === "password");
   };
 
@@ -146,13 +156,18 @@
   // The Lord's option buttons of the event in play; an event over, they go
   // quiet (a "1" now would decide the event in play, not that one).
   let options = [];
+  let optionFocused = false; // a retired option had the focus: the next event's gets it
   const retireOptions = () => {
-    for (const b of options) b.disabled = true;
+    for (const b of options) {
+      if (document.activeElement === b) optionFocused = true; // else lost, to <body>
+      b.disabled = true;
+    }
     options = [];
   };
 
   const eventLine = (text) => {
     retireOptions();
+    if (!ui.over.hidden) ui.next.textContent = "A new reign has begun.";
     const el = element("p", "line event");
     const m = WIRE.options.exec(text);
     if (!m) {
@@ -167,6 +182,10 @@
         b.title = `Decide: send "${i + 1}"`;
         b.addEventListener("click", () => say(String(i + 1)));
         options.push(b);
+        if (i === 0 && optionFocused) {
+          optionFocused = false;
+          queueMicrotask(() => b.focus()); // once the line is in the log
+        }
       }
       el.append(b);
       if (i === 0) el.append(m[3]);
@@ -190,13 +209,23 @@
     return li;
   };
 
+  const clamped = (n) => `${Math.max(0, Math.min(100, n))}%`;
+
   const reported = (text, list) => {
+    const fresh = !ui.over.hidden; // the first report of a new reign
     ui.reign.hidden = false;
     ui.over.hidden = true; // a new reign's first report ends the last's card
     ui.news.textContent = text;
     for (const [, name, value, change] of list.matchAll(WIRE.holding)) {
       const li = holding(name);
       const n = Number(value);
+      const fill = li.querySelector(".fill");
+      if (fresh) { // the bar moves from where this reign began, not where the last ended
+        fill.style.transition = "none";
+        fill.style.width = clamped(n - Number(change || 0));
+        void fill.offsetWidth;
+        fill.style.transition = "";
+      }
       li.querySelector(".value").textContent = value;
       const delta = li.querySelector(".change");
       delta.textContent = change ? change.replace("-", "\u2212") : "";
@@ -204,7 +233,7 @@
       li.dataset.level = n <= 20 ? "low" : n >= 80 ? "high" : "";
       // CSSOM, not markup: the strict CSP allows it, and the bar's width
       // moves with a CSS transition.
-      li.querySelector(".fill").style.width = `${Math.max(0, Math.min(100, n))}%`;
+      fill.style.width = clamped(n);
     }
   };
 
@@ -213,6 +242,7 @@
     ui.reign.hidden = false;
     ui.over.hidden = false;
     ui.over.dataset.outcome = outcome.toLowerCase();
+    ui.next.textContent = "A new reign begins with the next event.";
     ui.outcome.textContent = OUTCOMES[outcome];
     ui.score.textContent = `Score ${score}`;
     ui.events.textContent = `${events} ${events === "1" ? "event" : "events"}`;
@@ -358,6 +388,7 @@
   const joinRefused = (text) => {
     if (state.phase !== "naming" && state.phase !== "password") return;
     setPhase("naming");
+    setStatus("connecting", "choose a name");
     showJoinError(text.replace(WIRE.error, ""));
     ui.name.focus();
   };
@@ -462,6 +493,7 @@
 
   ui.joinForm.addEventListener("submit", (e) => {
     e.preventDefault();
+    splitRealm();
     if (!ui.name.value.trim()) {
       showJoinError("Give a name first.");
       ui.name.focus();
@@ -528,6 +560,15 @@
     if (e.key !== "Enter") return;
     e.preventDefault(); // else this same Enter sends the line it fills in
     offerDismiss(e);
+  });
+
+  // A Lord who reloads or closes the page ends the game for everyone else
+  // there: the browser asks first.
+  window.addEventListener("beforeunload", (e) => {
+    if (isLord() && state.members.size > 1) {
+      e.preventDefault();
+      e.returnValue = "leave"; // what browsers before Chrome 119 look for
+    }
   });
 
   ui.rejoin.addEventListener("click", () => {
