@@ -184,7 +184,9 @@
         options.push(b);
         if (i === 0 && optionFocused) {
           optionFocused = false;
-          queueMicrotask(() => b.focus()); // once the line is in the log
+          queueMicrotask(() => { // once the line is in the log; unless the Lord went elsewhere
+            if (document.activeElement === document.body) b.focus();
+          });
         }
       }
       el.append(b);
