@@ -106,7 +106,7 @@ COMMANDS: dict[str, Command] = {
 }
 HELP = wire.HELP_HEAD.notice() + b"".join(
     wire.HELP_ROW.notice(usage=c.usage, help=c.help, who=" (Lord only)" if c.lord_only else "")
-    for c in COMMANDS.values())
+    for c in COMMANDS.values()) + wire.HELP_TAIL.notice()
 _LISTING = ", ".join(c.usage for c in COMMANDS.values())
 
 

@@ -204,6 +204,7 @@ HERALD_SAYS = _line("herald", HERALD + "{text}")
 # -- commands ----------------------------------------------------------------------
 HELP_HEAD = _line("help_head", "Commands (anything else you type is said to the realm):")
 HELP_ROW = _line("help_row", "  {usage:<15} {help}{who}")
+HELP_TAIL = _line("help_tail", "The Lord decides an event by sending 1 or 2, or the option's word.")
 WHO = _line("who", "In the realm '{realm}' ({n}/{size}): {names}")
 DISMISSED_YOU = _line("dismissed_you", "You have been dismissed by the Lord. Farewell.")
 DISMISSED = _line("dismissed", "You have dismissed {name}, {n}/{size} left on your team.")

@@ -648,6 +648,13 @@ def test_what_the_lord_presses_does_what_it_shows(feed: Feed, browser: WebDriver
                  driver)
         type_line(driver, "--who")  # a line sent after it: the dismissal went before, or not at all
         wait_line(driver, r"^In the realm 'westeros' \(2/5\): ")
+        type_line(driver, "--help")  # its rows are a table: each description in one column
+        wait_line(driver, r"^The Lord decides an event by sending 1 or 2")
+        starts = driver.execute_script(
+            "return [...document.querySelectorAll('#log .line.table')].map(p => {"
+            " const r = document.createRange(); r.setStart(p.firstChild, 18);"
+            " r.setEnd(p.firstChild, 19); return Math.round(r.getBoundingClientRect().left); });")
+        assert len(starts) == 5 and len(set(starts)) == 1, starts
         assert not [t for t in log_lines(driver) if "dismissed" in t]
 
         feed.say("*** [New Event] A raven: wolves. 1 fighting or 2 fleeing?")

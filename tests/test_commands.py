@@ -48,6 +48,7 @@ def test_help_lists_every_command_from_the_table(realm: Realm) -> None:
     for name in ("--help", "--who", "--dismiss", "--leave"):
         assert any(name in line for line in lines), name
     assert any("--dismiss" in line and "Lord" in line for line in lines)
+    assert lines[-1] == "*** The Lord decides an event by sending 1 or 2, or the option's word."
 
 
 @pytest.mark.parametrize("line", ["--WHO", "--Who", "--who ", "-- who"])

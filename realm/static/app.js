@@ -274,6 +274,7 @@
       } else {
         el = element("p", "line system", text);
         if (WIRE.welcome.test(text)) el.classList.add("banner");
+        if (text.startsWith("  ")) el.classList.add("table"); // --help's rows: columns
         notice(text);
       }
     } else {
