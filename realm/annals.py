@@ -39,6 +39,7 @@ SHOWN = 8  # reigns in each list of the page
 #: Each holding's colour in the charts (SVG presentation attributes).
 COLOURS = {"Gold": "#e8bb55", "Food": "#9be28a", "Men": "#7fb3ff", "Favour": "#e58fd6"}
 WIDTH, HEIGHT, PAD = 320, 110, 6
+SCALE = 22  # room on the right for the scale's 0, 50 and 100
 MIN_DOT_STEP = 8  # pixels between events for each to have its dot
 
 
@@ -148,9 +149,13 @@ def _reign(reign: ReignRecord) -> str:
 
 
 def chart(reign: ReignRecord) -> str:
-    """An SVG line chart of the reign's holdings, one point an event."""
+    """An SVG line chart of the reign's holdings, one point an event, on a
+    scale of 0 to 100; its label says where each holding ended."""
     events = reign.events
     title = f"Holdings of {reign.realm} over {wire.counted(len(events), 'event')}"
+    if events:
+        last = events[-1].holdings
+        title += ", at the end " + ", ".join(f"{name} {last.get(name, 0)}" for name in HOLDINGS)
     frame = (f"<rect x='0' y='0' width='{WIDTH}' height='{HEIGHT}' fill='#15120d' "
              f"stroke='#3a2f14'/>")
     if not events:  # the frame, saying so: every reign shown has its chart
@@ -158,10 +163,15 @@ def chart(reign: ReignRecord) -> str:
                     "text-anchor='middle' dominant-baseline='middle' fill='#b5a67a'>"
                     "No event was seen through</text>")
     n = len(events)
-    step = (WIDTH - 2 * PAD) / max(n - 1, 1)
+    step = (WIDTH - PAD - SCALE) / max(n - 1, 1)
 
     def y(value: int) -> float:
         return PAD + (HEIGHT - 2 * PAD) * (1 - value / 100)
+
+    frame += "".join(
+        f"<line x1='{PAD}' x2='{WIDTH - SCALE}' y1='{y(v):g}' y2='{y(v):g}' stroke='#3a2f14' "
+        f"stroke-dasharray='3 3'/><text x='{WIDTH - SCALE + 3}' y='{y(v):g}' font-size='9' "
+        f"fill='#b5a67a' dominant-baseline='middle'>{v}</text>" for v in (0, 50, 100))
 
     # A dot at each event while they stand apart (and for a reign of one
     # event, whose line alone would have no length to draw).
