@@ -765,3 +765,32 @@ def test_a_lord_is_asked_before_the_page_ends_the_game(feed: Feed,
         wait_line(driver, r"^Arya has entered the realm \(2/5\)$")
         wait_for("Arya in the members", lambda d: len(members(d)) == 2, driver)
         assert driver.execute_script(would_ask) is True
+
+
+def test_a_reader_up_the_log_is_told_of_new_lines(feed: Feed, browser: WebDriver) -> None:
+    """The log follows new lines only while the reader is at its end; up
+    the log, a button says lines came, and takes the reader to them."""
+    driver = browser
+    driver.get(feed.url)
+    hook(driver, "name").send_keys("Lord", Keys.ENTER)
+    wait_line(driver, r"^Lord has entered the realm \(1/5\)$")
+    newer = driver.find_element(By.ID, "newer")
+    for i in range(60):
+        feed.say(f"*** The herald's news, part {i}.")
+    wait_line(driver, r"^The herald's news, part 59\.$")
+    at_end = ("const l = document.getElementById('log');"
+              " return l.scrollHeight - l.scrollTop - l.clientHeight < 2;")
+    wait_for("the log to follow", lambda d: d.execute_script(at_end), driver)
+    assert not newer.is_displayed()
+    # Up the log; a frame later the page has had its scroll event.
+    driver.execute_async_script(
+        "const done = arguments[0]; document.getElementById('log').scrollTop = 0;"
+        " requestAnimationFrame(() => requestAnimationFrame(done));")
+    feed.say("*** Fresh news.")
+    wait_line(driver, r"^Fresh news\.$")
+    wait_for("the button", lambda d: newer.is_displayed(), driver)
+    screenshot(driver, "web-newer.png")
+    assert not driver.execute_script(at_end)  # the reader stays where they were
+    newer.click()
+    wait_for("the log's end", lambda d: d.execute_script(at_end) and not newer.is_displayed(),
+             driver)

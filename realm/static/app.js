@@ -32,6 +32,7 @@
     joinError: $("join-error"), joinHint: $("join-hint"), joinButton: $("join-button"),
     log: $("log"), members: $("members"), count: $("count"),
     sayForm: $("say-form"), input: $("input"), send: $("send"), hints: $("hints"),
+    newer: $("newer"),
     dropped: $("dropped"), droppedText: $("dropped-text"), rejoin: $("rejoin"),
     status: $("status"), where: $("where"),
     reign: $("reign"), holdings: $("holdings"), news: $("reign-news"),
@@ -112,6 +113,13 @@
     const log = ui.log;
     if (log.clientHeight !== height) return; // a resize, not the reader
     follow = log.scrollHeight - log.scrollTop - log.clientHeight < 48;
+    if (follow) ui.newer.hidden = true;
+  });
+  // Lines that came while the reader was up the log: a button to them.
+  ui.newer.addEventListener("click", () => {
+    follow = true;
+    ui.newer.hidden = true;
+    toEnd();
   });
   new ResizeObserver(() => {
     height = ui.log.clientHeight;
@@ -142,6 +150,7 @@
       oldest.remove();
     }
     if (follow) toEnd();
+    else ui.newer.hidden = false;
   };
 
   // A line wraps with a hanging indent (style.css .line): its wrapped rows
