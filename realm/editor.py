@@ -18,14 +18,17 @@ from realm import wire
 
 #: Characters that take no column of their own: combining and enclosing
 #: marks (U+FE0F, the emoji marker, among them) and format characters
-#: (U+200D, the joiner in emoji such as a family).
+#: (U+200D, the joiner in emoji such as a family) but those that terminals
+#: draw (the soft hyphen, Arabic number signs), as wcwidth counts them.
 _NO_COLUMN = frozenset(("Mn", "Me", "Cf"))
+_DRAWN = frozenset("\u00ad\u0600\u0601\u0602\u0603\u0604\u0605\u06dd\u070f\u0890\u0891"
+                   "\u08e2\U000110bd\U000110cd")
 
 
 def cells(char: str) -> int:
     """How many terminal columns `char` takes: 2 for wide East Asian
     characters and most emoji, 0 for marks and joiners, else 1."""
-    if unicodedata.category(char) in _NO_COLUMN:
+    if unicodedata.category(char) in _NO_COLUMN and char not in _DRAWN:
         return 0
     return 2 if unicodedata.east_asian_width(char) in "WF" else 1
 

@@ -135,25 +135,24 @@ INDENT = "  "
 
 def wrap(line: str, width: int) -> list[str]:
     """`line` in rows narrower than a terminal `width` columns wide,
-    broken at spaces (a word longer than a row is cut), the rows after
-    the first indented: left to itself, a terminal breaks words."""
+    broken at spaces, the rows after the first indented: left to itself,
+    a terminal breaks words.  A word no row can hold (a URL, a line of
+    Chinese) goes on whole, for the terminal to wrap: it copies as one."""
     most = max(width - 1, len(INDENT) + 1)  # a full row may wrap by itself
     rows: list[str] = []
     row, used = "", 0
     for n, word in enumerate(line.expandtabs().split(" ")):
         size = sum(map(cells, word))
-        # A word goes on with the row if it fits there, or if it fits on no
-        # row (a long URL, a line of Chinese): then it is cut where rows end.
-        if n and (used + 1 + size <= most or size > most - len(INDENT) and used + 1 < most):
-            row, used = row + " ", used + 1
-        elif n:
+        space = 1 if n else 0
+        fits = used + space + size <= most
+        if not (fits or word):
+            continue  # spaces where a row ends: the break stands for them
+        if fits or size > most - len(INDENT):
+            row += " " * space + word
+            used = min(used + space + size, most)  # past the end: the next word breaks
+        else:
             rows.append(row)
-            row, used = INDENT, len(INDENT)
-        for char in word:  # past the row's end only in a word longer than a row
-            if used + cells(char) > most:
-                rows.append(row)
-                row, used = INDENT, len(INDENT)
-            row, used = row + char, used + cells(char)
+            row, used = INDENT + word, len(INDENT) + size
     rows.append(row)
     return rows
 

@@ -76,7 +76,8 @@ class StartupFailure(SystemExit, Exception):
     def keep_stderr() -> None:
         if StartupFailure.stderr is None:
             try:
-                StartupFailure.stderr = os.fdopen(os.dup(2), "w")  # not inherited
+                StartupFailure.stderr = os.fdopen(  # not inherited by children
+                    os.dup(2), "w", errors="backslashreplace")
             except OSError:  # no stderr at all
                 pass
 

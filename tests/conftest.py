@@ -18,6 +18,7 @@ import pytest
 from twisted.internet import task
 from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
+from realm.process import StartupFailure
 from realm.server import RealmServer, Settings
 
 # A suite started in the background by a script (`make test &`) inherits
@@ -59,6 +60,15 @@ def observe_errors() -> Iterator[ErrorObserver]:
     finally:
         globalLogPublisher.removeObserver(observer)
     assert not observer.errors, "errors were logged:\n" + observer.describe()
+
+
+@pytest.fixture(autouse=True)
+def no_kept_stderr() -> Iterator[None]:
+    """A server built in the test process (tap.makeService) keeps a copy
+    of stderr until it runs (realm.process.StartupFailure); one that never
+    ran lets it go here, so no later test writes to a stale one."""
+    yield
+    StartupFailure.let_stderr_go()
 
 
 @pytest.fixture

@@ -671,6 +671,14 @@ def test_what_the_lord_presses_does_what_it_shows(feed: Feed, browser: WebDriver
         wait_line(driver, r"^\[New Event\] A raven: bears")
         wait_for("the focus on the next options", lambda d: d.switch_to.active_element
                  == d.find_elements(By.CSS_SELECTOR, "#log .event button.option")[-2], driver)
+        # Unless the Lord went elsewhere meanwhile: then the focus stays there.
+        feed.say("*** [Realm] The bears go. Gold 50 \u00b7 Food 50 \u00b7 Men 50 \u00b7 Favour 50")
+        wait_line(driver, r"^\[Realm\] The bears go")
+        line.click()
+        feed.say("*** [New Event] A raven: crows. 1 fighting or 2 fleeing?")
+        wait_line(driver, r"^\[New Event\] A raven: crows")
+        driver.execute_async_script("requestAnimationFrame(arguments[0])")  # past its microtask
+        assert driver.switch_to.active_element == line
 
         long = "\u00e9" * 600  # 600 characters, 1200 bytes
         line.clear()
@@ -757,6 +765,14 @@ def test_a_lord_is_asked_before_the_page_ends_the_game(feed: Feed,
     driver.get(feed.url)
     would_ask = ("const e = new Event('beforeunload', {cancelable: true});"
                  " window.dispatchEvent(e); return e.defaultPrevented;")
+    with socket.create_connection(("127.0.0.1", feed.port), timeout=WAIT) as arya:
+        arya.sendall(b"Arya@elsewhere\r\n")  # a member like any other leaves nothing broken
+        hook(driver, "name").send_keys("Bran@elsewhere", Keys.ENTER)
+        wait_line(driver, r"^Bran has entered the realm \(2/5\)$")
+        assert driver.execute_script(would_ask) is False
+        type_line(driver, "--leave")
+        wait_line(driver, r"^Farewell, Bran\.$")
+    driver.get(feed.url)
     hook(driver, "name").send_keys("Lord", Keys.ENTER)
     wait_line(driver, r"^Lord has entered the realm \(1/5\)$")
     assert driver.execute_script(would_ask) is False  # alone: nothing is lost

@@ -185,8 +185,9 @@ def wrapped(text: str, width: int = 80) -> list[str]:
 
 
 def echoed(text: str, width: int = 80) -> list[str]:
-    """A line sent, as the screen keeps it: broken between words."""
-    return [row.rstrip() for row in wrap(text, width)]
+    """A line sent, as the screen keeps it: broken between words (a word
+    longer than a row, by the terminal)."""
+    return [part for row in wrap(text, width) for part in wrapped(row, width)]
 
 
 def test_terminal_prompt_survives_incoming_lines() -> None:
@@ -419,9 +420,11 @@ def test_a_long_line_breaks_between_words_not_within_them(width: int) -> None:
 
 def test_wrapping_cuts_only_a_word_longer_than_a_row_and_counts_wide_characters() -> None:
     assert wrap("short", 80) == ["short"]
-    # A word no row can hold starts where it is, and is cut where rows end.
-    assert wrap("Arya: " + "x" * 30, 20) == ["Arya: " + "x" * 13, INDENT + "x" * 17]
+    # A word no row can hold goes on whole, for the terminal to wrap (a URL
+    # copies as one); the next word starts a row of its own.
+    assert wrap("Arya: " + "x" * 30 + " see", 20) == ["Arya: " + "x" * 30, INDENT + "see"]
     assert wrap("Arya: a " + "x" * 15, 20) == ["Arya: a", INDENT + "x" * 15]  # it fits a row
+    assert wrap("abc   ", 4) == ["abc"] and wrap("a" * 9 + "  bbb", 10) == ["a" * 9, "  bbb"]
     assert wrap("Arya:\there", 80) == ["Arya:   here"]  # a tab is the spaces it shows as
     realm = "\u738b\u56fd"  # two characters, four columns
     assert wrap(f"{realm} " * 5, 12) == [f"{realm} {realm}", f"{INDENT}{realm} {realm}",
@@ -433,6 +436,7 @@ def test_emoji_joiners_and_markers_take_no_column() -> None:
     family = "\U0001F468\u200d\U0001F469\u200d\U0001F467"  # man, joiner, woman, joiner, girl
     heart = "\u2764\ufe0f"
     assert sum(map(cells, family)) == 6 and sum(map(cells, heart)) == 1
+    assert cells("\u00ad") == 1  # a soft hyphen: terminals draw it
     assert places(0, list(family * 13), 80)[-1] == (0, 78)  # 13 of them fit a row
 
 

@@ -77,7 +77,8 @@
   const splitRealm = () => {
     const at = ui.name.value.indexOf("@");
     if (at < 0) return;
-    ui.realm.value = ui.name.value.slice(at + 1).trim();
+    const realm = ui.name.value.slice(at + 1).trim();
+    if (realm) ui.realm.value = realm; // "Bran@" leaves a realm typed in its field
     ui.name.value = typedName();
   };
 
@@ -176,6 +177,8 @@
 
   const eventLine = (text) => {
     retireOptions();
+    const refocus = optionFocused;
+    optionFocused = false;
     if (!ui.over.hidden) ui.next.textContent = "A new reign has begun.";
     const el = element("p", "line event");
     const m = WIRE.options.exec(text);
@@ -191,10 +194,10 @@
         b.title = `Decide: send "${i + 1}"`;
         b.addEventListener("click", () => say(String(i + 1)));
         options.push(b);
-        if (i === 0 && optionFocused) {
-          optionFocused = false;
+        if (i === 0 && refocus) {
           queueMicrotask(() => { // once the line is in the log; unless the Lord went elsewhere
-            if (document.activeElement === document.body) b.focus();
+            const at = document.activeElement;
+            if (at === document.body || at.disabled) b.focus(); // (a disabled one: not Chromium)
           });
         }
       }
