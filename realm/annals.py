@@ -93,6 +93,12 @@ def _iso(when: float) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _shown(when: float) -> str:
+    """`when` as a person reads it: `7 Dec 2026, 10:31 UTC`."""
+    moment = datetime.fromtimestamp(when, timezone.utc)
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
 def as_json_route(chronicle: Recorder, request: Request) -> Deferred[Response] | Response:
     query = parse_qs(urlsplit(request.target).query)
     text = query.get("limit", ["50"])[0]
@@ -139,13 +145,13 @@ def _reigns(reigns: list[ReignRecord]) -> str:
 
 
 def _reign(reign: ReignRecord) -> str:
-    row = as_json(reign)
     members = ", ".join(html.escape(m) for m in reign.members)
     return (f"<li class='reign' data-realm='reign' data-outcome='{html.escape(reign.outcome)}'>"
             f"<h3>{html.escape(reign.realm)} <span class='outcome'>"
             f"{html.escape(reign.outcome)}</span> <span class='score'>score {reign.score}"
             f"</span></h3><p class='facts'>{wire.counted(len(reign.events), 'event')} · ended "
-            f"{html.escape(row['ended'])} · {members}</p>{chart(reign)}</li>")
+            f"<time datetime='{_iso(reign.ended)}'>{_shown(reign.ended)}</time> · {members}"
+            f"</p>{chart(reign)}</li>")
 
 
 def chart(reign: ReignRecord) -> str:

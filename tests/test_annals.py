@@ -54,6 +54,8 @@ async def test_the_page_shows_best_and_latest_each_with_its_chart() -> None:
     assert page.count("data-realm='chart'") == 6
     assert page.count("<polyline") == 6 * 4  # a line for each holding
     assert "<b>Bran</b>" not in page and "&lt;b&gt;Bran&lt;/b&gt;" in page
+    # When, as a person reads it (and as a machine does, in the markup).
+    assert "ended <time datetime='1970-01-01T00:50:00Z'>1 Jan 1970, 00:50 UTC</time>" in page
     assert "<script" not in page and "style=" not in page  # the page's CSP allows neither
 
 
