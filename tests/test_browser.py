@@ -798,10 +798,13 @@ def test_a_reader_up_the_log_is_told_of_new_lines(feed: Feed, browser: WebDriver
               " return l.scrollHeight - l.scrollTop - l.clientHeight < 2;")
     wait_for("the log to follow", lambda d: d.execute_script(at_end), driver)
     assert not newer.is_displayed()
-    # Up the log; a frame later the page has had its scroll event.
+    # Up the log, once any scroll to its end the page had pending is done (a
+    # frame's callbacks run after its scroll events); a frame later the page
+    # has had its scroll event.
     driver.execute_async_script(
-        "const done = arguments[0]; document.getElementById('log').scrollTop = 0;"
-        " requestAnimationFrame(() => requestAnimationFrame(done));")
+        "const done = arguments[0], frame = (then) => requestAnimationFrame(then);"
+        " frame(() => frame(() => { document.getElementById('log').scrollTop = 0;"
+        " frame(() => frame(done)); }));")
     feed.say("*** Fresh news.")
     wait_line(driver, r"^Fresh news\.$")
     wait_for("the button", lambda d: newer.is_displayed(), driver)
