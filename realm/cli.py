@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import signal
 import sys
 import termios
 import tty
@@ -48,7 +49,7 @@ from realm.bots import Band
 from realm.certificates import checking
 from realm.client import LEAVE_GRACE, RealmClient, Unreachable
 from realm.console import LordPipe, LordTerminal
-from realm.looks import terminal_colour
+from realm.looks import reflows, terminal_colour
 from realm.lord import LordDriver
 
 #: The options that only bots take.
@@ -187,9 +188,12 @@ async def run_lord(reactor: Any, config: Options, go_raw: Callable[[], None] | N
     screen: LordTerminal | LordPipe
     if go_raw is not None:
         go_raw()
-        terminal = ServerProtocol(LordTerminal, lord, terminal_colour(), _columns)
+        terminal = ServerProtocol(LordTerminal, lord, terminal_colour(), _columns,
+                                  reflows(os.environ))
         StandardIO(terminal, reactor=reactor)
         screen = cast(LordTerminal, terminal.terminalProtocol)
+        # A signal handler runs between any two steps: redraw in the reactor's turn.
+        signal.signal(signal.SIGWINCH, lambda *_: reactor.callFromThread(screen.resized))
     else:
         screen = LordPipe(lord)
         StandardIO(screen, reactor=reactor)

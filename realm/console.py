@@ -10,7 +10,9 @@ How lines look is `realm.looks`'s.
   lines above it, and the realm's holdings on a row above the prompt.
   Whenever it draws it redraws the WHOLE input (the status row too), however
   many rows it wraps over, and puts the cursor back where it was; it can
-  ask for a password with the echo hidden.
+  ask for a password with the echo hidden.  When the terminal is resized
+  (SIGWINCH, or found at the next redraw), it works out where its rows
+  went and draws them again at the new width (see `LordTerminal.resized`).
 - `LordPipe` is the front end when stdin or stdout is not a terminal:
   plain lines in, plain lines out, no prompt, no colour; it sees the end
   of input through `IHalfCloseableProtocol`.
@@ -34,7 +36,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from realm import wire
-from realm.editor import LineEditor, places
+from realm.editor import LineEditor, cells, places
 from realm.looks import COLOURS, RESET, Palette, fit, render, status, visible
 
 PROMPT = "You: "
@@ -64,16 +66,21 @@ class LordTerminal(TerminalProtocol):
     """The Lord's keyboard and screen on a terminal (raw mode, insults)."""
 
     def __init__(self, lord: Keyboard, colour: bool,
-                 columns: Callable[[], int] = lambda: 80) -> None:
+                 columns: Callable[[], int] = lambda: 80, reflows: bool = True) -> None:
         self.lord = lord
         self.colour = colour
         self.columns = columns
+        #: Whether the terminal re-wraps its lines when resized (see `resized`).
+        self.reflows = reflows
         self.editor = LineEditor()
         self.palette = Palette()
         self.gone: Deferred[None] = Deferred()
         #: The row of the input the cursor is on (0: the first, the status's
         #: when there is one, else the prompt's).
         self._row = 0
+        #: The width the input was drawn at, and its status row's columns.
+        self._width = 0
+        self._status_cells = 0
         #: The realm's holdings, kept on a row of their own above the prompt.
         self._status = ""
         self._utf8 = b""  # the first bytes of a character still being typed
@@ -152,7 +159,7 @@ class LordTerminal(TerminalProtocol):
         self._told_full = False
         if self._secret is not None:
             return  # the echo is hidden
-        if not at_end:
+        if not at_end or self.columns() != self._width:
             self._redraw()
             return
         self.terminal.write(text.encode("utf-8"))
@@ -196,12 +203,22 @@ class LordTerminal(TerminalProtocol):
             return self._secret_prompt, False
         return PROMPT, True
 
-    def _places(self) -> list[tuple[int, int]]:
+    def _places(self, width: int = 0) -> list[tuple[int, int]]:
+        """Where each character of the input stands (`places`), on a
+        terminal `width` wide (the terminal's width now by default)."""
         prompt, shown = self._prompt()
-        return places(len(prompt), self.editor.chars if shown else [], self.columns())
+        return places(len(prompt), self.editor.chars if shown else [], width or self.columns())
+
+    def _cursor(self, spots: list[tuple[int, int]]) -> tuple[int, int]:
+        """Where the cursor stands among `spots` (at the end of a hidden
+        password)."""
+        return spots[self.editor.at] if self._prompt()[1] else spots[-1]
 
     def _clear_input(self) -> None:
         """Erase the whole input, every row of it; the cursor at its start."""
+        width = self.columns()
+        if self._width and width != self._width and self.reflows:
+            self._row = self._row_reflowed(width)
         if self._row:
             self.terminal.cursorUp(self._row)
         self.terminal.write(b"\r")
@@ -212,11 +229,20 @@ class LordTerminal(TerminalProtocol):
         """Rows above the prompt's: the status row, if any."""
         return 1 if self._status else 0
 
+    def _row_reflowed(self, width: int) -> int:
+        """The cursor's row in the input once a terminal that re-wraps its
+        lines has made them `width` wide: the status row may take several
+        rows now, the prompt's line more or fewer."""
+        above = -(-self._status_cells // width) if self._status else 0
+        return above + self._cursor(self._places(width))[0]
+
     def _write_input(self) -> None:
         """Draw the status row, the prompt and the line from the cursor (at
         a row's start), then put the cursor where the editor has it."""
+        self._width = self.columns()
         if self._status:
-            status = fit(self._status, self.columns())
+            status = fit(self._status, self._width)
+            self._status_cells = sum(map(cells, status))
             look = f"\x1b[{COLOURS['status']}m{status}{RESET}" if self.colour else status
             self.terminal.write(look.encode("utf-8") + b"\r\n")
         prompt, shown = self._prompt()
@@ -227,7 +253,7 @@ class LordTerminal(TerminalProtocol):
         end_row, end_column = spots[-1]
         if end_column == 0 and end_row > 0:
             self.terminal.write(b"\n")  # the last row is full: stand below it
-        row, column = spots[self.editor.at] if shown else spots[-1]
+        row, column = self._cursor(spots)
         if end_row > row:
             self.terminal.cursorUp(end_row - row)
         if column != end_column or row != end_row:
@@ -239,6 +265,16 @@ class LordTerminal(TerminalProtocol):
     def _redraw(self) -> None:
         self._clear_input()
         self._write_input()
+
+    def resized(self) -> None:
+        """The terminal has a new size (SIGWINCH): draw the input at its
+        new width.  A terminal that re-wraps its lines (VTE, iTerm2,
+        kitty, tmux, Windows Terminal) has moved the input's rows; where
+        to is worked out from what was drawn (`_row_reflowed`).  One that
+        does not (xterm) left them where they were.  Either way no stale
+        copy of the input stays above it; Ctrl-L is there for the rest."""
+        if self.columns() != self._width:
+            self._redraw()
 
     def _clear_screen(self) -> None:
         """Ctrl-L: a clean screen, the input at its top (after a resize

@@ -69,6 +69,15 @@ def terminal_colour() -> bool:
     return colour_wanted(os.environ)
 
 
+def reflows(environ: Mapping[str, str]) -> bool:
+    """Whether the terminal re-wraps its lines when resized, as most do
+    (VTE, iTerm2, kitty, Terminal.app, Windows Terminal, tmux), but xterm
+    (which says `XTERM_VERSION`) and the Linux console."""
+    if "TMUX" in environ:  # tmux re-wraps, whatever it runs in
+        return True
+    return "XTERM_VERSION" not in environ and environ.get("TERM") != "linux"
+
+
 def kind(line: str) -> str:
     """The kind of a server line: `error`, `event`, `report` (`[Realm]`),
     `ending` (`[Reign Ended]`), `system` or `chat`."""

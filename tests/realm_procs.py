@@ -400,6 +400,15 @@ class Terminal:
             pass
         return code
 
+    def resize(self, columns: int, rows: int = 24) -> None:
+        """The window is made `columns` wide, as xterm does it: rows keep
+        their place and are cut, the child is told by SIGWINCH (which the
+        kernel sends a controlling terminal's foreground, as the child
+        here has no controlling terminal, sent by hand)."""
+        fcntl.ioctl(self.side, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        self.buffer.width = columns
+        os.killpg(self.popen.pid, signal.SIGWINCH)
+
     def hang_up(self) -> None:
         """The terminal window is closed: what is written to it fails (EIO),
         and the child's process group gets SIGHUP."""

@@ -18,7 +18,17 @@ from twisted.internet.testing import StringTransport
 from realm import lore, wire
 from realm.console import BELL, FULL, LordPipe, LordTerminal
 from realm.editor import LineEditor, cells, places
-from realm.looks import INDENT, MEMBER_COLOURS, Palette, colour_wanted, kind, render, wrap
+from realm.looks import (
+    INDENT,
+    MEMBER_COLOURS,
+    Palette,
+    colour_wanted,
+    fit,
+    kind,
+    reflows,
+    render,
+    wrap,
+)
 
 LEFT, RIGHT, UP, DOWN = b"\x1b[D", b"\x1b[C", b"\x1b[A", b"\x1b[B"
 CTRL_U = b"\x15"
@@ -117,6 +127,15 @@ def test_no_color(env: dict[str, str], wanted: bool) -> None:
     assert colour_wanted(env) is wanted
 
 
+@pytest.mark.parametrize(("env", "wanted"), [
+    ({"TERM": "xterm-256color", "VTE_VERSION": "7600"}, True), ({"TERM": "xterm-kitty"}, True),
+    ({"TERM": "xterm", "XTERM_VERSION": "XTerm(390)"}, False), ({"TERM": "linux"}, False),
+    ({"TERM": "tmux-256color", "TMUX": "/tmp/t", "XTERM_VERSION": "XTerm(390)"}, True)])
+def test_which_terminals_re_wrap_their_lines_when_resized(env: dict[str, str],
+                                                          wanted: bool) -> None:
+    assert reflows(env) is wanted
+
+
 # -- the editor ------------------------------------------------------------------
 
 def test_editing_history_and_ctrl_u() -> None:
@@ -160,7 +179,8 @@ class Screen:
                 screen.raw += data
                 parser.dataReceived(data)
 
-        self.server = ServerProtocol(LordTerminal, self.keys, colour, lambda: width)
+        self.width = width
+        self.server = ServerProtocol(LordTerminal, self.keys, colour, lambda: self.width)
         self.server.makeConnection(Wire())
         self.terminal: LordTerminal = self.server.terminalProtocol  # type: ignore[assignment]
 
@@ -463,3 +483,62 @@ def test_a_wrapped_line_keeps_its_colour_on_every_row() -> None:
     look = render(EVENT, True, width=40)
     assert look.startswith("\x1b[1;33m") and look.endswith("\x1b[0m")
     assert look.count("\n") == len(wrap(EVENT, 40)) - 1
+
+
+# -- a resized terminal ----------------------------------------------------------
+
+def resize(screen: Screen, width: int, reflow: bool) -> None:
+    """Resize `screen` as a terminal does, then tell the Lord's terminal.
+    One that re-wraps joins the rows a line filled (soft-wrapped) and
+    wraps them again at `width`, the cursor staying on its character; one
+    that does not (xterm) cuts each row."""
+    buffer, void = screen.buffer, screen.buffer.void
+    x, y = buffer.x, buffer.y
+    lines: list[list[tuple[object, object]]] = []  # the rows a line took, joined
+    for i, row in enumerate(buffer.lines):
+        if reflow and i and buffer.lines[i - 1][-1][0] is not void:  # the last row filled
+            if i == y:
+                x, y = x + len(lines[-1]), len(lines) - 1
+            lines[-1] = lines[-1] + row
+        else:
+            y = len(lines) if i == y else y
+            lines.append(list(row))
+    del lines[y + 1:]  # rows below the input hold nothing
+    rows = []
+    for n, line in enumerate(lines):
+        while line and line[-1][0] is void and (n != y or len(line) > x):
+            line.pop()  # what a row did not fill, up to the cursor
+        if n == y:
+            x, y = (x % width, len(rows) + x // width) if reflow else (min(x, width - 1), len(rows))
+        rows += [line[i:i + width] for i in range(0, len(line) or 1, width)][:None if reflow else 1]
+    rows = [row + buffer._emptyLine(width - len(row)) for row in rows]
+    top = max(0, len(rows) - buffer.height)  # rows that went up into the scrollback
+    buffer.lines = rows[top:] + [buffer._emptyLine(width) for _ in range(buffer.height)]
+    del buffer.lines[buffer.height:]
+    buffer.x, buffer.y, buffer.width = x, y - top, width
+    screen.width, screen.terminal.reflows = width, reflow
+    screen.terminal.resized()
+
+
+@pytest.mark.parametrize("reflow", [True, False])
+@pytest.mark.parametrize(("wide", "narrow", "typed"), [
+    (80, 40, ""), (80, 40, "we ride north at dawn"), (80, 30, "x" * 100), (40, 80, "y" * 70),
+    (80, 100, "z" * 150)])
+def test_a_resized_terminal_keeps_one_input_at_its_new_width(
+        reflow: bool, wide: int, narrow: int, typed: str) -> None:
+    screen = Screen(width=wide)
+    screen.show("Arya: hi", REPORT)
+    screen.type(typed.encode())
+    resize(screen, narrow, reflow)
+    above = [part for line in ("Arya: hi", REPORT) for row in wrap(line, wide)
+             for part in (wrapped(row, narrow) if reflow else [row[:narrow].rstrip()])]
+    status = fit(STATUS, narrow).rstrip()
+    assert screen.rows() == [*above, status, *wrapped("You: " + typed, narrow)]
+    x, y = screen.cursor()
+    assert (x, y - len(above) - 1) == (len("You: " + typed) % narrow,
+                                       len("You: " + typed) // narrow)
+    screen.show("Bran: ho")
+    screen.type(b"!\r")
+    assert screen.keys.said == [typed + "!"]
+    assert screen.rows() == [*above, "Bran: ho", *echoed("You: " + typed + "!", narrow),
+                             status, "You:"]

@@ -124,3 +124,24 @@ def test_a_terminal_shows_a_servers_escape_sequences_without_obeying_them() -> N
         assert peer.line() == "--leave"
         peer.close()  # after --leave: the Lord has left
         assert me.wait() == 0
+
+
+def test_a_resized_terminal_draws_the_holdings_again_at_its_width() -> None:
+    with fake_server() as fake, \
+            terminal(*lord(fake.endpoint, None), env={"XTERM_VERSION": "XTerm(390)"}) as me:
+        peer = fake.accept()
+        assert peer.line() == "Lord"
+        peer.send("*** Lord has entered the realm (1/5)\r\n*** [Realm] The wall holds. "
+                  "Gold 45 (-5) \u00b7 Food 50 \u00b7 Men 62 (+12) \u00b7 Favour 55\r\n".encode())
+        me.until(lambda rows: rows[-2:] == [
+            "The realm: Gold 45 (-5) \u00b7 Food 50 \u00b7 Men 62 (+12) \u00b7 Favour 55", "You:"])
+        me.write(b"we ride")
+        me.until(lambda rows: rows[-1] == "You: we ride")
+        me.resize(40)  # too narrow for the row as it was: it is drawn again, shorter
+        me.until(lambda rows: rows[-2:] == [
+            "Gold 45 \u00b7 Food 50 \u00b7 Men 62 \u00b7 Favour 55", "You: we ride"])
+        assert sum("Gold" in row for row in me.rows()) == 2  # the report's and the status row
+        me.write(b"\x15\x04")
+        assert peer.line() == "--leave"
+        peer.close()
+        assert me.wait() == 0
