@@ -32,7 +32,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 from zope.interface import implementer
 
 from realm import wire
-from realm.gate import has_control
+from realm.gate import has_control, is_http
 from realm.looks import visible
 from realm.server import RealmServer
 
@@ -160,6 +160,11 @@ class AdminProtocol(LineOnlyReceiver):
             text = line.decode("utf-8", "replace").strip()
             answer = ["error: that line is not UTF-8 text"]
         else:
+            if is_http(text):  # a web page's request, made by a visitor's browser
+                log.info("Admin: closed a connection that spoke HTTP")
+                self.transport.write(b"error: this is the operator's console, not HTTP\n.\n")  # type: ignore[union-attr]
+                self.transport.loseConnection()  # type: ignore[union-attr]
+                return
             answer = self._answer(text)
         log.info("Admin: {command} -> {first}", command=visible(text[:80]),
                  first=answer[0][:80] if answer else "")

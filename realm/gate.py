@@ -16,6 +16,10 @@ from dataclasses import dataclass
 
 from realm import wire
 
+#: The first line of an HTTP request (`GET / HTTP/1.1`): what a browser
+#: sends when a web page posts to the game's port or the console's.
+_HTTP = re.compile(r"[A-Z]{3,10} \S+ HTTP/\d(\.\d)?\s*\Z")
+
 # C0 and C1 control characters, but tab; DEL too.
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 
@@ -25,6 +29,13 @@ def has_control(text: str) -> bool:
     # isprintable() is False for every control character (and for some
     # harmless ones): the regex decides only for those lines.
     return not text.isprintable() and _CONTROL.search(text) is not None
+
+
+def is_http(text: str) -> bool:
+    """Whether `text` is an HTTP request's first line.  A page on any web
+    site can make a browser send one, its body's lines after it, to any
+    address the browser reaches: such a connection is closed at once."""
+    return _HTTP.match(text) is not None
 
 
 @dataclass(frozen=True)
@@ -38,6 +49,7 @@ class Refused:
 LINE_TOO_LONG = Refused("line_too_long", wire.LINE_TOO_LONG.notice(limit=wire.MAX_LINE))
 NOT_UTF8 = Refused("not_utf8", wire.NOT_UTF8.notice())
 CONTROL = Refused("control", wire.CONTROL.notice())
+NOT_HTTP = Refused("not_http", wire.NOT_HTTP.notice())
 
 
 class Gate:

@@ -30,7 +30,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from realm import wire
-from realm.gate import Gate, Refused
+from realm.gate import NOT_HTTP, Gate, Refused, is_http
 from realm.guard import whole_seconds
 from realm.link import Link
 from realm.names import LORD, JoinError, parse_join
@@ -154,6 +154,11 @@ class Session:
 
     # -- phases --------------------------------------------------------------
     def _naming(self, raw: bytes, text: str) -> None:
+        if is_http(text):  # a web page's request, made by a visitor's browser
+            self.refuse(NOT_HTTP)
+            self._handle = self._closed
+            self.close()
+            return
         if text.startswith("--"):
             self.refuse(Refused("join_first", wire.JOIN_FIRST.notice()))
             return

@@ -106,6 +106,23 @@ def _endpoint(option: str, description: str) -> str:
     return description
 
 
+def _private(description: str) -> str:
+    """The console's endpoint, kept to its operator: the console asks no
+    password.  A UNIX socket is made mode 600 unless `mode=` says
+    otherwise; a TCP port must name its interface (`tcp:PORT` alone
+    listens on every one)."""
+    kind, _, rest = description.partition(":")
+    args = rest.split(":")
+    if kind == "unix" and not any(arg.startswith("mode=") for arg in args[1:]):
+        return description + ":mode=600"
+    if kind in ("tcp", "tcp6", "ssl") and not any(a.startswith("interface=") for a in args):
+        raise usage.UsageError(
+            f"--admin {description}: the operator's console asks no password, and this would "
+            f"listen on every interface; name one ({description}:interface=127.0.0.1) or use "
+            "unix:PATH")
+    return description
+
+
 class Options(usage.Options, strcred.AuthOptionMixin):
     synopsis = "[options]"
     longdesc = ("Serve realm, a multiplayer Game of Thrones chat game. "
@@ -158,8 +175,8 @@ class Options(usage.Options, strcred.AuthOptionMixin):
         self["web"].append(_endpoint("--web", description))
 
     def opt_admin(self, description: str) -> None:
-        """The operator's console on this endpoint, e.g. unix:admin.sock:mode=600."""
-        self["admin"].append(_endpoint("--admin", description))
+        """The operator's console on this endpoint, e.g. unix:admin.sock (mode 600)."""
+        self["admin"].append(_endpoint("--admin", _private(description)))
 
     def opt_metrics(self, description: str) -> None:
         """Prometheus metrics, /livez and /readyz over HTTP on this endpoint."""

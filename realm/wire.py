@@ -53,11 +53,6 @@ def notice(text: str) -> bytes:
     return b"*** " + text.encode("utf-8") + CRLF
 
 
-def error(text: str) -> bytes:
-    """A `*** Error: ` line, wire-ready."""
-    return b"*** Error: " + text.encode("utf-8") + CRLF
-
-
 #: What a template field matches when a line is read back; others: `.+?`.
 _FIELDS = {
     "name": NAME_RULE, "realm": NAME_RULE, "n": r"\d+", "size": r"\d+",
@@ -159,6 +154,8 @@ LAST_PASSWORD = _refusal("last_password", "Wrong password, for the last time. Fa
 PASSWORD_WAIT = _line("password_wait", "Too many wrong passwords for the Lord lately: "
                       "yours is checked in {seconds} s.")
 TRY_AGAIN = _refusal("try_again", "That could not be done just now; try again.")
+NOT_HTTP = _refusal("not_http", "This is realm's game, not a web server: play with nc, "
+                   "telnet or realm-client, or on the web page. Farewell.")
 TOO_MANY_CONNECTIONS = _refusal("too_many_connections", "Too many connections from "
                                 "your address ({limit}); close one and try again.")
 

@@ -70,6 +70,18 @@ def test_announce_reaches_every_member() -> None:
     assert [conn.take() for conn in [lord, *others, sam]] == [[]] * 6
 
 
+def test_a_web_pages_request_is_closed_before_its_body_is_read() -> None:
+    """A page on any site can have a browser post `end REALM` to a console
+    on a TCP port: the request line closes the connection."""
+    net, console = setup()
+    lord, others = net.game()
+    console.proto.dataReceived(b"POST / HTTP/1.1\r\nHost: x\r\n\r\nend westeros\ndrain\n")
+    assert console.transport.value() == b"error: this is the operator's console, not HTTP\n.\n"
+    assert console.transport.disconnecting
+    assert console.proto.server.realms["westeros"].count == "5/5"
+    assert not console.proto.server.draining
+
+
 def test_end_a_realm() -> None:
     net, console = setup()
     lord, others = net.game()
@@ -142,10 +154,10 @@ def test_drain_exits_zero_once_the_last_member_leaves(tmp_path: Path) -> None:
     admin = tmp_path / "admin.sock"
     with running(command("twistd"), "-n", "--pidfile=", "realm", "--chronicle", "none",
                  "--listen", "tcp:0:interface=127.0.0.1",
-                 "--admin", f"unix:{admin}:mode=600", cwd=str(tmp_path)) as server:
+                 "--admin", f"unix:{admin}", cwd=str(tmp_path)) as server:
         port = server.expect_re(r"starting on (\d+)").group(1)
         server.expect("Serving the operator's console")
-        assert stat.S_IMODE(os.stat(admin).st_mode) == 0o600
+        assert stat.S_IMODE(os.stat(admin).st_mode) == 0o600  # private without mode=600
         arya = Peer.connect(f"tcp:127.0.0.1:{port}")
         arya.send(b"arya\n")
         arya.expect("Arya has entered the realm")

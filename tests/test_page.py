@@ -140,7 +140,7 @@ def test_errors() -> None:
 #: What the server says just before it closes a session.
 PARTING = [wire.FAREWELL, wire.LORD_LEFT, wire.SHUTTING_DOWN, wire.DISMISSED_YOU,
            wire.REALM_ENDED, wire.REALM_GONE, wire.LOGIN_TIMEOUT, wire.IDLE_TIMEOUT,
-           wire.LAST_PASSWORD, wire.CUT_OFF, wire.REALM_MOVED]
+           wire.LAST_PASSWORD, wire.CUT_OFF, wire.REALM_MOVED, wire.NOT_HTTP]
 
 
 def test_the_lines_before_a_close() -> None:

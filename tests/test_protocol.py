@@ -19,6 +19,7 @@ from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.test import iosim
 
+from realm import wire
 from realm.protocol import Outbox, RealmFactory, StreamLink
 from realm.server import RealmServer, Settings
 from realm.testing import MemoryNet as Net
@@ -181,6 +182,22 @@ def test_an_over_long_name_line_is_refused_and_a_name_may_follow(net: Net) -> No
     lines = conn.take()
     assert lines[0].startswith("*** Error: ")
     assert "*** Arya has entered the realm (1/5)" in lines
+
+
+@pytest.mark.parametrize("request_line", [b"POST / HTTP/1.1", b"GET /x?y=1 HTTP/1.0",
+                                          b"OPTIONS * HTTP/2"])
+def test_a_web_pages_request_is_closed_before_its_body_is_read(net: Net,
+                                                              request_line: bytes) -> None:
+    """A page on any site can have a visitor's browser post to this port:
+    its body's lines (`Spammer@north`, chat) must not join and speak."""
+    arya = net.join("arya@north")
+    arya.take()
+    conn = net.connect()
+    conn.take()
+    conn.send(request_line + b"\r\nHost: x\r\n\r\nSpammer@north\nhello from a web page\n")
+    assert conn.take() == [wire.NOT_HTTP.notice().decode().rstrip()]
+    assert conn.closed and arya.take() == []
+    assert net.server.stats.refused["not_http"] == 1
 
 
 @pytest.mark.parametrize("bad", [b"\xfe\xfd", b"caf\xe9", b"\xc3", b"\xed\xa0\x80"])

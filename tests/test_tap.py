@@ -98,3 +98,13 @@ def test_auth_gives_a_checker() -> None:
 def test_bad_values_are_usage_errors(argv: list[str]) -> None:
     with pytest.raises(usage.UsageError):
         parse(*argv)
+
+
+def test_the_operators_console_is_kept_private() -> None:
+    assert parse("--admin", "unix:/run/realm/admin.sock")["admin"] == [
+        "unix:/run/realm/admin.sock:mode=600"]  # Twisted's own default is 666
+    assert parse("--admin", "unix:a.sock:mode=660")["admin"] == ["unix:a.sock:mode=660"]
+    assert parse("--admin", "tcp:9999:interface=127.0.0.1")["admin"] == [
+        "tcp:9999:interface=127.0.0.1"]
+    with pytest.raises(usage.UsageError, match="every interface.*interface=127.0.0.1"):
+        parse("--admin", "tcp:9999")
