@@ -191,9 +191,9 @@ async def run_lord(reactor: Any, config: Options, go_raw: Callable[[], None] | N
         terminal = ServerProtocol(LordTerminal, lord, terminal_colour(), _columns,
                                   reflows(os.environ))
         StandardIO(terminal, reactor=reactor)
-        screen = cast(LordTerminal, terminal.terminalProtocol)
+        drawn = screen = cast(LordTerminal, terminal.terminalProtocol)
         # A signal handler runs between any two steps: redraw in the reactor's turn.
-        signal.signal(signal.SIGWINCH, lambda *_: reactor.callFromThread(screen.resized))
+        signal.signal(signal.SIGWINCH, lambda *_: reactor.callFromThread(drawn.resized))
     else:
         screen = LordPipe(lord)
         StandardIO(screen, reactor=reactor)

@@ -162,8 +162,8 @@ class Channel(Protocol):
             return  # after the last response, what comes is dropped
         if (self._busy or not self._reading) and (
                 len(self._h11.trailing_data[0]) + len(data) > MAX_PENDING):
-            log.warn("Dropped {address}: over {limit} bytes of requests waiting",
-                     address=self.address, limit=MAX_PENDING)
+            self._tell("http_pending", "Dropped {address}: over {limit} bytes of requests "
+                       "waiting", warn=True, limit=MAX_PENDING)
             self.abort()
             return
         self._h11.receive_data(data)
@@ -180,7 +180,7 @@ class Channel(Protocol):
                 try:
                     event = self._h11.next_event()
                 except h11.RemoteProtocolError as e:
-                    log.info("Bad request from {address}: {why}", address=self.address, why=e)
+                    self._tell("http_bad_request", "Bad request from {address}: {why}", why=e)
                     why = str(e).split(": bytearray(", 1)[0]  # not the bytes' repr
                     self._error(e.error_status_hint, f"Bad request: {why}")
                     return
@@ -206,14 +206,14 @@ class Channel(Protocol):
         self._head = event.method == b"HEAD"
         if len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers) > MAX_HEAD:
             # h11 bounds only what is still incomplete: a whole head read at once passes.
-            log.info("Refused headers over {limit} bytes from {address}",
-                     limit=MAX_HEAD, address=self.address)
+            self._tell("http_head_too_long", "Refused headers over {limit} bytes from "
+                       "{address}", limit=MAX_HEAD)
             self._error(431, f"Bad request: its line and headers are over {MAX_HEAD} bytes.")
             return
         request = Request.parse(event.method, event.target, event.headers, self.address,
                                 ISSLTransport.providedBy(self.transport), event.http_version)
         if request.has_body:
-            log.info("Refused a request body from {address}", address=self.address)
+            self._tell("http_body", "Refused a request body from {address}")
             self._error(413, "This server takes no request body.")
             return
         if request.method not in METHODS:
@@ -306,9 +306,15 @@ class Channel(Protocol):
         self._set_timer(CLOSE_GRACE, self._close_stuck)
 
     def _close_stuck(self) -> None:
-        log.info("Aborted {address}: it had not closed its end {s:g} s after ours "
-                 "(idle, or not reading)", address=self.address, s=CLOSE_GRACE)
+        self._tell("http_close_stuck", "Aborted {address}: it had not closed its end "
+                   "{s:g} s after ours (idle, or not reading)", s=CLOSE_GRACE)
         self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def _tell(self, kind: str, format: str, warn: bool = False, **fields: object) -> None:
+        """Log what a stranger can cause as fast as they like: one line of a
+        `kind` a minute (realm.quiet)."""
+        self._site.quiet.log(self.clock, kind, log.warn if warn else log.info, format,
+                             address=self.address, **fields)
 
     def _uncount(self) -> None:
         if self._counted and self._site.counter is not None:
@@ -325,13 +331,13 @@ class Channel(Protocol):
         if self._h11.their_state is h11.IDLE and not self._h11.trailing_data[0]:
             self._finish()  # an idle keep-alive connection
             return
-        log.info("Closed {address}: no complete request in {s:g} s",
-                 address=self.address, s=self._site.timeout)
+        self._tell("http_no_request", "Closed {address}: no complete request in {s:g} s",
+                   s=self._site.timeout)
         self._error(408, "The request took too long.")
 
     def _stalled(self) -> None:
-        log.warn("Dropped {address}: it read nothing of its response in {s:g} s",
-                 address=self.address, s=self._site.timeout)
+        self._tell("http_stalled", "Dropped {address}: it read nothing of its response "
+                   "in {s:g} s", warn=True, s=self._site.timeout)
         self.abort()
 
     def _set_timer(self, seconds: float, then: Callable[[], None]) -> None:

@@ -42,6 +42,8 @@ from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from zope.interface import directlyProvides, implementer, providedBy
 
+from realm.quiet import Quiet
+
 log = Logger()
 
 #: Seconds a connection has to send its PROXY header.
@@ -145,8 +147,7 @@ class HeaderFirst(ProtocolWrapper):
         try:
             found = parse(self._data)
         except BadHeader as e:
-            log.info("Dropped a connection from {peer}: {why}",
-                     peer=self.transport.getPeer(), why=e)  # type: ignore[union-attr]
+            self._tell("proxy_bad_header", "Dropped a connection from {peer}: {why}", why=e)
             self._cancel()
             self.transport.abortConnection()  # type: ignore[union-attr]
             return
@@ -182,9 +183,14 @@ class HeaderFirst(ProtocolWrapper):
 
     def _no_header(self) -> None:
         self._timer = None
-        log.info("Dropped a connection from {peer}: no PROXY protocol header in {s:g} s",
-                 peer=self.transport.getPeer(), s=HEADER_TIMEOUT)  # type: ignore[union-attr]
+        self._tell("proxy_no_header", "Dropped a connection from {peer}: no PROXY protocol "
+                   "header in {s:g} s", s=HEADER_TIMEOUT)
         self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def _tell(self, kind: str, format: str, **fields: object) -> None:
+        """Log a dropped connection: one line of a `kind` a minute (realm.quiet)."""
+        self.factory.quiet.log(self.factory.clock, kind, log.info, format,
+                               peer=self.transport.getPeer(), **fields)  # type: ignore[union-attr]
 
     def _cancel(self) -> None:
         if self._timer is not None and self._timer.active():
@@ -202,6 +208,7 @@ class HeaderFirstFactory(WrappingFactory):
     def __init__(self, wrapped: Any, clock: Any) -> None:
         super().__init__(wrapped)
         self.clock = clock
+        self.quiet = Quiet()
 
     def logPrefix(self) -> str:
         return f"{type(self.wrappedFactory).__name__} (PROXY)"

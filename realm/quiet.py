@@ -5,7 +5,8 @@ many there were.
 `Quiet.tell(clock, kind, say)` counts one more of `kind`: `say(1)` is
 called now if no line of that kind was logged within `interval`, else
 `say(n)` once the interval is over, with the n that came meanwhile (the
-last one's `say`, which names it).  `stop()` says what still waits.
+last one's `say`, which names it).  `Quiet.log(clock, kind, log.info,
+format, ...)` does so for one log line.  `stop()` says what still waits.
 """
 
 from __future__ import annotations
@@ -52,6 +53,14 @@ class Quiet:
         if found.timer is None:
             found.timer = clock.callLater(found.told + self.interval - now,
                                           self._due, clock, found)
+
+    def log(self, clock: IReactorTime, kind: str, emit: Callable[..., None], format: str,
+            **fields: object) -> None:
+        """`emit(format, **fields)` (a Logger's `info`, `warn`...) as one
+        more of `kind` (`tell`): the last line of a minute says how many."""
+        self.tell(clock, kind, lambda n: emit(
+            format if n == 1 else f"{n} such lines since the last, the last: " + format,
+            **fields))
 
     def _due(self, clock: IReactorTime, kind: _Kind) -> None:
         kind.timer = None

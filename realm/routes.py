@@ -10,6 +10,7 @@ table and the limits its connections are served with;
 
 from __future__ import annotations
 
+import collections
 import email.utils
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
+
+from realm import wire
+from realm.quiet import Quiet
 
 TEXT = "text/plain; charset=utf-8"
 #: What every response carries, unless its factory is given others.
@@ -159,13 +163,35 @@ class Counter(Protocol):
     def disconnected(self, client: Counted) -> None: ...
 
 
+class PerAddress:
+    """A `Counter` for a site of its own (`--metrics`): at most `limit`
+    connections from one address (0: any number), so that one client
+    cannot take every file the process may open."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: collections.Counter[str] = collections.Counter()
+
+    def connected(self, client: Counted) -> bytes | None:
+        if self.limit and self._open[client.address] >= self.limit:
+            return wire.TOO_MANY_CONNECTIONS.notice(limit=self.limit)
+        self._open[client.address] += 1
+        return None
+
+    def disconnected(self, client: Counted) -> None:
+        self._open[client.address] -= 1
+        if self._open[client.address] <= 0:
+            del self._open[client.address]
+
+
 class Site(Factory):
     """A route table, and the limits of the connections serving it.
 
     `timeout`: seconds for a request's headers, and for a client to start
     reading what it was sent (0: no limit); `max_queue`: bytes that may be
     queued for a client that reads nothing; `headers`: what every response
-    carries; `counter`: who counts connections.
+    carries; `counter`: who counts connections; `quiet`: how the lines
+    that strangers can cause are kept to one a kind a minute (realm.quiet).
     """
 
     noisy = False  # the listener's own line says what it serves
@@ -173,7 +199,7 @@ class Site(Factory):
     def __init__(self, routes: Mapping[str, Handler], clock: IReactorTime,
                  counter: Counter | None = None, timeout: float = 60.0,
                  headers: Iterable[tuple[str, str]] = SECURE_HEADERS,
-                 max_queue: int = 256 * 1024) -> None:
+                 max_queue: int = 256 * 1024, quiet: Quiet | None = None) -> None:
         self.routes: dict[str, Handler] = {}
         for path, handler in routes.items():
             self.add(path, handler)
@@ -182,6 +208,7 @@ class Site(Factory):
         self.timeout = timeout
         self.headers = tuple(headers)
         self.max_queue = max_queue
+        self.quiet = quiet or Quiet()
         self.channels: set[Any] = set()  # the open connections
 
     def add(self, path: str, handler: Handler) -> None:

@@ -35,6 +35,7 @@ from realm.process import (
 )
 from realm.protocol import RealmFactory
 from realm.redis import parse_url
+from realm.routes import PerAddress
 from realm.server import RealmServer, Settings
 from twisted import __version__ as twisted_version
 
@@ -307,6 +308,7 @@ def makeService(config: Options) -> service.MultiService:
         metrics = Metrics(server, reactor)
         Measured(metrics).setServiceParent(top)
         scraped = HTTPFactory(metrics.routes(), clock=reactor,  # type: ignore[arg-type]
+                              counter=PerAddress(config["max-per-address"]),
                               timeout=config["login-timeout"])
         for description in config["metrics"]:
             Listener(reactor, description, scraped, "metrics",

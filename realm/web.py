@@ -134,8 +134,8 @@ class WebSocketRoute:
 
     def __call__(self, request: Request) -> Response | Switch:
         if not same_origin(request):
-            log.info("Refused a WebSocket from {address}: Origin {origin!r} is not "
-                     "this page's", address=request.address, origin=request.header("origin"))
+            self._tell("ws_origin", "Refused a WebSocket from {address}: Origin {origin!r} "
+                       "is not this page's", request, origin=request.header("origin"))
             return Response.text(403, "Forbidden: this WebSocket serves pages of its "
                                  "own origin.")
         refused = _unfit(request)
@@ -159,8 +159,8 @@ class WebSocketRoute:
         except (LocalProtocolError, h11.LocalProtocolError) as e:  # e.g. no Host
             return Response.text(400, f"Bad WebSocket handshake: {e}")
         except UnicodeError:  # wsproto decodes a header: not ASCII, or a Host not IDNA
-            log.info("Refused a WebSocket from {address}: a header it cannot read",
-                     address=request.address)
+            self._tell("ws_header", "Refused a WebSocket from {address}: a header it "
+                       "cannot read", request)
             return Response.text(400, "Bad WebSocket handshake: a header cannot be read "
                                  "(not ASCII text, or a Host that is no host name).")
         connection = handshake.connection
@@ -171,13 +171,18 @@ class WebSocketRoute:
 
         return Switch(head, take_over)
 
+    def _tell(self, kind: str, format: str, request: Request, **fields: object) -> None:
+        """Log a refusal: one line of a `kind` a minute (realm.quiet)."""
+        self.server.stats.quiet.log(self.server.clock, kind, log.info, format,
+                                    address=request.address, **fields)
+
 
 def site(server: RealmServer, routes: Mapping[str, Handler] | None = None) -> HTTPFactory:
     """The web client's site: the page, its files and `/ws`, and `routes`."""
     s = server.settings
     web = HTTPFactory({**static_routes(), "/ws": WebSocketRoute(server)},
                       clock=server.clock, counter=server, timeout=s.login_timeout,
-                      headers=HEADERS, max_queue=s.max_queue)
+                      headers=HEADERS, max_queue=s.max_queue, quiet=server.stats.quiet)
     for path, handler in (routes or {}).items():
         web.add(path, handler)
     return web

@@ -136,8 +136,8 @@ class WebSocketLink:
             return
         if isinstance(self._pings.check(b"", self.clock.seconds()), Refused):
             if not self._pings_ignored:
-                log.info("Ignoring pings from {who}: more than {rate:g} a second",
-                         who=self._who(), rate=self._pings.rate)
+                self._tell("ws_pings", "Ignoring pings from {who}: more than {rate:g} a "
+                           "second", rate=self._pings.rate)
             self._pings_ignored += 1
             return
         self._write(self._ws.send(event.response()))
@@ -151,8 +151,8 @@ class WebSocketLink:
         elif state is ConnectionState.CLOSED:  # the answer to ours
             self.channel.close()
         else:  # wsproto found the stream broken: 1002, 1007 (not UTF-8)...
-            log.info("Closed {who}: {why} ({code})", who=self._who(),
-                     why=event.reason, code=event.code)
+            self._tell("ws_broken", "Closed {who}: {why} ({code})", why=event.reason,
+                       code=event.code)
             self._fail(event.code, event.reason)
 
     def _fail(self, code: int, reason: str | None = None) -> None:
@@ -189,6 +189,12 @@ class WebSocketLink:
     def abort(self) -> None:
         self._closing = self._failed = True
         self.channel.abort()
+
+    def _tell(self, kind: str, format: str, **fields: object) -> None:
+        """Log what a client can cause as fast as it likes: one line of a
+        `kind` a minute (realm.quiet)."""
+        self.session.server.stats.quiet.log(self.clock, kind, log.info, format,
+                                            who=self._who(), **fields)
 
     def _who(self) -> str:
         return f"{self.session.name or '-'} ({self.address})"

@@ -28,10 +28,11 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.interfaces import IListeningPort
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import formatEvent
 
 from realm import web
 from realm.http import MAX_HEAD, MAX_PENDING, HTTPFactory
-from realm.routes import Request, Response
+from realm.routes import PerAddress, Request, Response
 from realm.server import RealmServer, Settings
 from realm.testing import eventually
 from realm.testing_web import RawClient, WebSocketClient, attach
@@ -462,6 +463,43 @@ def test_what_a_bad_request_is_told_reads_as_text() -> None:
     channel.dataReceived("GET /café HTTP/1.1\r\nHost: a\r\n\r\n".encode())
     [(status, _, body)] = replies(transport.value(), ["GET"])
     assert (status, body) == (400, b"Bad request: illegal request line\n")
+
+
+def test_bad_requests_are_logged_once_a_minute_with_their_count(
+        events: list[dict[str, Any]]) -> None:
+    """A stranger's bad requests cannot flood the log (2,500 lines a second
+    before): one line, then a minute on one line saying how many came."""
+    clock = Clock()
+    site = HTTPFactory({"/": lambda r: Response(200, b"hi")}, clock)
+    for _ in range(50):
+        channel = site.buildProtocol(None)
+        channel.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.9", 1)))
+        channel.dataReceived(b"\x16garbage\r\n\r\n")
+
+    def told() -> list[str]:
+        return [formatEvent(e) for e in events if "Bad request" in formatEvent(e)]
+    line = "Bad request from 192.0.2.9: illegal request line: bytearray(b'\\x16garbage')"
+    assert told() == [line]
+    clock.advance(60)
+    assert told() == [line, f"49 such lines since the last, the last: {line}"]
+
+
+def test_a_site_of_its_own_caps_connections_per_address() -> None:
+    """`--metrics` has no game server to count its connections: one client
+    must still not hold every file the process may open."""
+    site = HTTPFactory({"/": lambda r: Response(200, b"hi")}, Clock(), counter=PerAddress(2))
+
+    def connect(host: str) -> tuple[Any, bytes]:
+        transport = StringTransport(peerAddress=IPv4Address("TCP", host, 1))
+        channel = site.buildProtocol(None)
+        channel.makeConnection(transport)
+        return channel, transport.value()
+    (first, _), (_, answer) = connect("192.0.2.9"), connect("192.0.2.9")
+    _, answer = connect("192.0.2.9")
+    assert answer.startswith(b"HTTP/1.1 503 ") and b"Too many connections" in answer
+    assert connect("192.0.2.10")[1] == b""  # another address: served
+    first.connectionLost(None)
+    assert connect("192.0.2.9")[1] == b""
 
 
 def test_a_zero_length_written_00_is_no_body() -> None:
