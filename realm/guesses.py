@@ -22,9 +22,10 @@ the process's own (what it saw itself) does.  Keys:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.python.failure import Failure
 
 from realm.guard import Backoff
 from realm.redis import NOW, PREFIX
@@ -40,6 +41,7 @@ MAX_GUESSES = 3
 ADDRESS_RULE = (MAX_GUESSES, 1.0, 300.0)
 ACCOUNT_RULE = (10 * MAX_GUESSES, 0.5, 60.0)
 ACCOUNT = ""  # the key of the Lord's account as a whole
+T = TypeVar("T")
 
 
 def key(address: str) -> str:
@@ -53,6 +55,25 @@ class Guesses:
         self.clock = clock
         self._address = Backoff(*ADDRESS_RULE)
         self._account = Backoff(*ACCOUNT_RULE)
+        self._last: dict[str, Deferred[None]] = {}  # an address's last password, answered
+
+    def in_turn(self, address: str, check: Callable[[], Deferred[T]]) -> Deferred[T]:
+        """`check()` once every earlier password from `address` has been
+        answered, and what it answers.  Checked side by side, sixty passwords
+        sent at once on sixty connections would all be held the same wait,
+        and checked together when it ends."""
+        before = self._last.get(address)
+        answered: Deferred[None] = Deferred()
+        self._last[address] = answered
+
+        def done(result: T | Failure) -> T | Failure:
+            if self._last.get(address) is answered:
+                del self._last[address]
+            answered.callback(None)
+            return result
+
+        turn: Deferred[None] = succeed(None) if before is None else before
+        return turn.addCallback(lambda _: check()).addBoth(done)  # type: ignore[return-value]
 
     def wait(self, address: str) -> Deferred[float]:
         """Seconds `address` must wait before its next password is checked."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from twisted.cred.credentials import UsernamePassword
 from twisted.cred.error import UnauthorizedLogin
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -68,7 +68,8 @@ class Session:
         self._failures = 0
         self._realm_key = ""
         self._idle = server.settings.idle_timeout
-        self._held_check: IDelayedCall | None = None  # a password held before its check
+        #: A password held before its check: the timer, and what it calls.
+        self._held_check: tuple[IDelayedCall, Callable[[], object]] | None = None
 
     # -- lifecycle ---------------------------------------------------------
     def opened(self) -> None:
@@ -90,8 +91,10 @@ class Session:
     def lost(self) -> None:
         self._handle = self._closed
         self.due = None
-        if self._held_check is not None and self._held_check.active():
-            self._held_check.cancel()  # nobody is there to get in
+        if self._held_check is not None and self._held_check[0].active():
+            held, then = self._held_check  # nobody is there to get in: at once,
+            held.cancel()
+            then()  # which lets the address's next password be checked
         self.server.deadlines.forget(self)
         # Out of the realm first, then uncounted: the last connection's going
         # lets a shutdown close the chronicle, and a Lord's leaving records
@@ -221,25 +224,31 @@ class Session:
         answer.addCallback(lambda _: self._replay())
 
     def _password(self, raw: bytes, text: str) -> None:
-        guesses = self.server.guesses
+        guesses, address = self.server.guesses, self.address
 
         def check(wait: float) -> Deferred[Any]:
+            if self._handle != self._waiting:  # gone meanwhile: nothing to check
+                return succeed(None)
             if not wait:
                 return self._check_password(raw, text)
             # Too many wrong ones lately: this one is checked once the wait
             # is over (a right one then gets in; guessing stays slow).
             log.warn("Holding a Lord's password from {address} {wait:.0f} s before "
-                     "checking it, after wrong ones", address=self.address, wait=wait)
+                     "checking it, after wrong ones", address=address, wait=wait)
             self.send(wire.PASSWORD_WAIT.notice(seconds=whole_seconds(wait)))
             if self.due is not None:  # the server's wait is not the client's
                 self.due += wait
             checked: Deferred[Any] = Deferred()
-            self._held_check = self._clock.callLater(
-                wait, lambda: self._check_password(raw, text).chainDeferred(checked))
+
+            def look_again() -> None:  # others' passwords held as long may be wrong
+                self._held_check = None
+                guesses.wait(address).addCallback(check).chainDeferred(checked)
+            self._held_check = (self._clock.callLater(wait, look_again), look_again)
             return checked
 
-        self._wait_for(lambda: guesses.wait(self.address).addCallback(check),
-                       self._password_checked)
+        # One password of an address at a time: each waits what the last set.
+        self._wait_for(lambda: guesses.in_turn(
+            address, lambda: guesses.wait(address).addCallback(check)), self._password_checked)
 
     def _check_password(self, raw: bytes, text: str) -> Deferred[Any]:
         checker = self.server.checker

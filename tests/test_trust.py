@@ -34,6 +34,7 @@ class Link:
         self.transport = Transport(host)
         self.transport.protocol = self.proto
         self.proto.makeConnection(self.transport)
+        self.seen: list[str] = []  # what `checked` has read
 
     def send(self, *lines: str) -> None:
         self.proto.dataReceived(b"".join(line.encode() + b"\n" for line in lines))
@@ -183,6 +184,47 @@ def test_guesses_held_are_counted_and_the_wait_grows(
     assert len(held) == 1  # "e", to be checked
     second.proto.connectionLost(Failure(ConnectionDone()))  # gone while it waits
     assert not held[0].active()  # never checked, nothing kept for it
+
+
+def checked(links: list[Link]) -> int:
+    """How many of `links` have had their password refused so far."""
+    return sum(any("Wrong password" in line for line in link.seen) for link in links)
+
+
+def test_passwords_sent_at_once_are_checked_one_after_another(
+        server: Any, clock: task.Clock) -> None:
+    """Sixty connections from one address, a password each, at once: each
+    waits what the one before set (1 s, 2, 4...), not one wait for all."""
+    realm_server = server(checker=memory_checker(SECRET))
+    links = [Link(realm_server) for _ in range(60)]
+    for i, link in enumerate(links):
+        link.send("Lord", f"guess{i}")
+    for t, wanted in ((0, 3), (0.99, 3), (1, 4), (3, 5), (7, 6), (15, 7)):
+        clock.advance(t - clock.seconds())
+        for link in links:
+            link.seen += link.lines()
+        assert checked(links) == wanted, t
+    links[7].proto.connectionLost(Failure(ConnectionDone()))  # gone while it waits its turn
+    clock.advance(16)
+    for link in links:
+        link.seen += link.lines()
+    assert checked(links) == 8  # the next after the gone one, after 16 s
+
+
+def test_the_accounts_wait_is_one_password_after_another(
+        server: Any, clock: task.Clock) -> None:
+    """Wrong passwords from many addresses: once the account waits, the
+    ones held the same time are looked at again after it, one by one."""
+    realm_server = server(checker=memory_checker(SECRET))
+    links = [Link(realm_server, f"10.0.{i // 200}.{i % 200}") for i in range(40)]
+    for i, link in enumerate(links):
+        link.send("Lord", f"guess{i}")
+        link.seen = link.lines()
+    assert checked(links) == 30  # the account's free ones
+    clock.advance(0.5)
+    for link in links:
+        link.seen += link.lines()
+    assert checked(links) == 31  # not all ten that were held 0.5 s
 
 
 def test_the_login_timeout_does_not_count_the_servers_wait(
