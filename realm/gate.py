@@ -4,7 +4,9 @@ Pure: no transport, no reactor.  `Gate.check(raw, now)` takes one line
 (without its line end) and the time, and returns the line's text or a
 `Refused` saying why.  A line is refused when it is longer than 1024
 bytes, is not UTF-8, holds control characters (C0 but tab, DEL, C1: no
-escape sequences reach other people's terminals), or comes faster than
+escape sequences reach other people's terminals; the Unicode line
+separators and bidirectional overrides, which break or reorder what
+others see of the rest of their line), or comes faster than
 the connection's rate (a token bucket: `rate` lines a second, bursts of
 twice that).
 """
@@ -20,15 +22,17 @@ from realm import wire
 #: sends when a web page posts to the game's port or the console's.
 _HTTP = re.compile(r"[A-Z]{3,10} \S+ HTTP/\d(\.\d)?\s*\Z")
 
-# C0 and C1 control characters, but tab; DEL too.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+#: C0 controls but tab, DEL, C1 controls, and the Unicode line separators
+#: and bidirectional overrides and isolates (which reorder what a terminal shows).
+CONTROL_CHARACTERS = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def has_control(text: str) -> bool:
     """Whether `text` holds a character no line may carry (see above)."""
     # isprintable() is False for every control character (and for some
     # harmless ones): the regex decides only for those lines.
-    return not text.isprintable() and _CONTROL.search(text) is not None
+    return not text.isprintable() and CONTROL_CHARACTERS.search(text) is not None
 
 
 def is_http(text: str) -> bool:

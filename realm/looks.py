@@ -23,10 +23,7 @@ from collections.abc import Mapping
 
 from realm import wire
 from realm.editor import cells
-
-# C0 controls but tab, DEL, C1 controls, and the Unicode line separators
-# and bidirectional overrides (which reorder what a terminal shows).
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+from realm.gate import CONTROL_CHARACTERS
 
 
 def _shown(match: re.Match[str]) -> str:
@@ -41,7 +38,7 @@ def _shown(match: re.Match[str]) -> str:
 def visible(text: str) -> str:
     """`text` with its control characters written out, so that a terminal
     shows them instead of obeying them (tab is kept)."""
-    return _CONTROL.sub(_shown, text)
+    return CONTROL_CHARACTERS.sub(_shown, text)
 
 
 RESET = "\x1b[0m"

@@ -220,7 +220,8 @@ def test_invalid_utf8_as_a_name(net: Net) -> None:
 
 
 @pytest.mark.parametrize("text", ["bell\x07", "\x1b[31mred", "nul\x00", "del\x7f",
-                                  "c1\u0085", "csi\u009b", "cr\rin the middle"])
+                                  "c1\u0085", "csi\u009b", "cr\rin the middle",
+                                  "rlo\u202eevil", "isolate\u2067x\u2069", "line\u2028sep"])
 def test_control_characters_are_refused(net: Net, text: str) -> None:
     arya, bran = net.join("arya"), net.join("bran")
     arya.take(), bran.take()
@@ -233,8 +234,11 @@ def test_control_characters_are_refused(net: Net, text: str) -> None:
 def test_tabs_and_unicode_are_chat(net: Net) -> None:
     arya, bran = net.join("arya"), net.join("bran")
     arya.take(), bran.take()
-    arya.say("a\ttab", "Dracarys 🐉 — ça va")
-    assert bran.take() == ["Arya: a\ttab", "Arya: Dracarys 🐉 — ça va"]
+    arya.say("a\ttab", "Dracarys 🐉 — ça va", "a family \U0001f468\u200d\U0001f469\u200d\U0001f467",
+             "\u05e9\u05dc\u05d5\u05dd \u200fok")  # joiners and marks are text
+    assert bran.take() == ["Arya: a\ttab", "Arya: Dracarys 🐉 — ça va",
+                           "Arya: a family \U0001f468\u200d\U0001f469\u200d\U0001f467",
+                           "Arya: \u05e9\u05dc\u05d5\u05dd \u200fok"]
 
 
 def test_blank_lines_are_ignored(net: Net) -> None:
