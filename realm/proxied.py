@@ -90,12 +90,16 @@ def _v1(line: str) -> IAddress | None:
         return None
     if len(parts) != 6 or parts[1] not in ("TCP4", "TCP6"):
         raise BadHeader(f"a bad v1 header: {line[:60]!r}")
-    try:
-        source, port = ipaddress.ip_address(parts[2]), int(parts[4])
+    version = 4 if parts[1] == "TCP4" else 6
+    try:  # both ends as the spec has them: the family's addresses, no zone, ports
+        ends = {ipaddress.ip_address(parts[2]).version, ipaddress.ip_address(parts[3]).version}
     except ValueError:
-        raise BadHeader(f"a bad v1 address: {line[:60]!r}") from None
-    kind = IPv4Address if parts[1] == "TCP4" else IPv6Address
-    return kind("TCP", str(source), port)
+        ends = set()
+    if (ends != {version} or "%" in parts[2] + parts[3]
+            or not all(p.isdigit() and int(p) < 65536 for p in parts[4:])):
+        raise BadHeader(f"a bad v1 address: {line[:60]!r}")
+    kind = IPv4Address if version == 4 else IPv6Address
+    return kind("TCP", str(ipaddress.ip_address(parts[2])), int(parts[4]))
 
 
 def _v2(data: bytes) -> tuple[IAddress | None, int] | None:
@@ -109,10 +113,12 @@ def _v2(data: bytes) -> tuple[IAddress | None, int] | None:
     block = data[16:16 + length]
     if version & 0x0F == 0:  # LOCAL: the balancer itself
         return None, 16 + length
-    if family == 0x11 and length >= 12:  # TCP over IPv4
+    if family in (0x11, 0x21) and length < (12 if family == 0x11 else 36):
+        raise BadHeader("a v2 header shorter than its addresses")
+    if family == 0x11:  # TCP over IPv4
         return IPv4Address("TCP", str(ipaddress.IPv4Address(block[:4])),
                            struct.unpack("!H", block[8:10])[0]), 16 + length
-    if family == 0x21 and length >= 36:  # TCP over IPv6
+    if family == 0x21:  # TCP over IPv6
         return IPv6Address("TCP", str(ipaddress.IPv6Address(block[:16])),
                            struct.unpack("!H", block[32:34])[0]), 16 + length
     return None, 16 + length  # another family (UNIX, UDP): the connection's own

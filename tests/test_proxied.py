@@ -117,7 +117,13 @@ def test_what_is_no_header() -> None:
     import pytest
 
     for data in (b"GET / HTTP/1.1\r\n", b"PROXY TCP4 x y 1 2\r\n", b"PROXY " + b"9" * 120,
-                 proxied.V2 + b"\x31\x11\x00\x00", proxied.V2 + b"\x21\x11\xff\xff"):
+                 proxied.V2 + b"\x31\x11\x00\x00", proxied.V2 + b"\x21\x11\xff\xff",
+                 b"PROXY TCP4 ::1 ::1 1 2\r\n", b"PROXY TCP6 192.0.2.1 ::1 1 2\r\n",
+                 b"PROXY TCP6 fe80::1%eth0 ::1 1 2\r\n",
+                 b"PROXY TCP4 192.0.2.1 192.0.2.2 99999 2\r\n",
+                 b"PROXY TCP4 192.0.2.1 192.0.2.2 -5 2\r\n",
+                 b"PROXY TCP4 192.0.2.1 192.0.2.2 1 +2\r\n",
+                 v2(1, 0x11, bytes(4)), v2(1, 0x21, bytes(12))):
         with pytest.raises(proxied.BadHeader):
             proxied.parse(data)
 
