@@ -27,10 +27,12 @@ Lord who leaves abandons it (`abandon`).
 
 The score:
     score = 10 x the events seen through (settled)
-          + the sum of the final holdings
+          + the sum of the final holdings, but for a reign abandoned
           + 400 if the reign was won
 The bonus is the most the four holdings can add, so a won reign always
-scores above a fallen or abandoned one of the same length.
+scores above a fallen or abandoned one of the same length.  A reign
+walked away from keeps only its events' points: the Lord who leaves at
+once must not rank above one who played a reign until it fell.
 """
 
 from __future__ import annotations
@@ -88,9 +90,12 @@ class Settled(NamedTuple):
     ending: Ending | None
 
 
-def score(events: int, holdings: Mapping[str, int], won: bool) -> int:
-    """A reign's score (see the module docstring)."""
-    return EVENT_POINTS * events + sum(holdings.values()) + (WON_BONUS if won else 0)
+def score(events: int, holdings: Mapping[str, int], outcome: str) -> int:
+    """A reign's score (see the module docstring); `outcome` is `won`,
+    `fallen` or `abandoned`."""
+    if outcome == "abandoned":
+        return EVENT_POINTS * events
+    return EVENT_POINTS * events + sum(holdings.values()) + (WON_BONUS if outcome == "won" else 0)
 
 
 def _two(pick: Callable[[], float], n: int) -> tuple[int, int]:
@@ -296,7 +301,7 @@ class Reign:
 
     def _end(self, outcome: str, why: tuple[str, ...]) -> Ending:
         events = len(self.events)
-        points = score(events, self.holdings, won=outcome == "won")
+        points = score(events, self.holdings, outcome)
         said = why[int(self.rng.random() * len(why))]
         line = wire.REIGN_OVER.notice(outcome=_TOLD_AS[outcome], why=said, events=events,
                                       event_s=wire.noun(events, "event"), score=points)

@@ -413,7 +413,7 @@ def test_a_lord_who_leaves_abandons_the_reign() -> None:
     assert ending.outcome == "abandoned" and ending.events == 1 and reign.ending is ending
     fields = _ending_fields(ending.line)
     assert fields["outcome"] == "Abandoned" and fields["why"] in STORY.abandoned
-    assert ending.score == score(1, reign.holdings, won=False)
+    assert ending.score == 10  # its event, not the holdings it was left with
     assert reign.event is None
 
 
@@ -435,8 +435,9 @@ def test_the_record_of_a_reign() -> None:
 # -- the score ---------------------------------------------------------------------------------
 def test_the_score() -> None:
     holdings = {"Gold": 10, "Food": 20, "Men": 30, "Favour": 40}
-    assert score(3, holdings, won=False) == 30 + 100
-    assert score(3, holdings, won=True) == 30 + 100 + 400
+    assert score(3, holdings, outcome="fallen") == 30 + 100
+    assert score(3, holdings, outcome="won") == 30 + 100 + 400
+    assert score(3, holdings, outcome="abandoned") == 30  # the holdings are not kept
     assert WON_BONUS == 100 * len(HOLDINGS)
 
 
@@ -444,11 +445,11 @@ def test_the_score() -> None:
        st.lists(st.integers(0, 100), min_size=4, max_size=4), st.integers(0, 3))
 def test_a_won_reign_beats_any_other_of_its_length(length: int, won: list[int],
                                                     other: list[int], zero: int) -> None:
-    best = score(length, dict(zip(HOLDINGS, won, strict=True)), won=True)
+    best = score(length, dict(zip(HOLDINGS, won, strict=True)), outcome="won")
     fallen = dict(zip(HOLDINGS, other, strict=True))
     fallen[HOLDINGS[zero]] = 0
-    assert best > score(length, fallen, won=False)
-    assert best > score(length - 1, dict(zip(HOLDINGS, other, strict=True)), won=False)
+    assert best > score(length, fallen, outcome="fallen")
+    assert best > score(length - 1, dict(zip(HOLDINGS, other, strict=True)), outcome="fallen")
 
 
 # -- properties of whole reigns --------------------------------------------------------------
@@ -483,4 +484,4 @@ def test_whole_reigns(seed: int, length: int, decisions: list[str]) -> None:
         assert ending.outcome == "won" and reign.told == length
         assert all(v > 0 for v in reign.holdings.values())
     assert int(fields["score"]) == ending.score == score(
-        ending.events, reign.holdings, won=ending.outcome == "won")
+        ending.events, reign.holdings, ending.outcome)
