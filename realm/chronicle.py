@@ -33,7 +33,6 @@ from realm.chronicle_engines import (
     PostgresEngine,
     SchemaError,
     SqliteEngine,
-    migrate,
     shipped_migrations,
 )
 from realm.chronicle_url import DEFAULT_URL, ChronicleURL, parse_url
@@ -329,7 +328,7 @@ async def _open(url: str | ChronicleURL, reactor: Any,
         return NoChronicle()
     chronicle = DatabaseChronicle(engine.make_pool(reactor), engine, parsed.where(), reactor)
     try:
-        await chronicle._run(migrate, (steps,), write=True, doing="open")
+        await chronicle._run(rows.prepare, (steps,), write=True, doing="open")
     except BaseException:
         await chronicle.close()
         raise
@@ -356,7 +355,7 @@ def open_now(url: str | ChronicleURL, reactor: Any = None) -> Chronicle:
     try:
         cursor = Cursor(connection.cursor(), engine)
         engine.begin(cursor, True)
-        migrate(cursor, steps)
+        rows.prepare(cursor, steps)
         connection.commit()
     except known as error:
         raise ChronicleError(f"cannot open the chronicle {where}: {_one_line(error)}") from error

@@ -157,6 +157,10 @@ class Engine(abc.ABC):
         """Keep other processes from migrating until this transaction ends."""
 
     @abc.abstractmethod
+    def columns(self, cursor: Cursor, table: str) -> set[str]:
+        """The names of `table`'s columns."""
+
+    @abc.abstractmethod
     def insert_returning_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
         """Run one `INSERT` and return the new row's `id`."""
 
@@ -222,6 +226,10 @@ class SqliteEngine(Engine):
     def lock_schema(self, cursor: Cursor) -> None:
         """`BEGIN IMMEDIATE` holds the file's write lock already."""
 
+    def columns(self, cursor: Cursor, table: str) -> set[str]:
+        cursor.execute(f"PRAGMA table_info({table})")
+        return {row[1] for row in cursor.fetchall()}
+
     def insert_returning_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
         cursor.execute(sql, params)
         return int(cursor.lastrowid)
@@ -284,6 +292,11 @@ class PostgresEngine(Engine):
     def lock_schema(self, cursor: Cursor) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(?)", (_MIGRATION_LOCK,))
 
+    def columns(self, cursor: Cursor, table: str) -> set[str]:
+        cursor.execute("SELECT column_name FROM information_schema.columns "
+                       "WHERE table_schema = current_schema() AND table_name = ?", (table,))
+        return {row[0] for row in cursor.fetchall()}
+
     def insert_returning_id(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> int:
         cursor.execute(sql + " RETURNING id", params)
         row = cursor.fetchone()
@@ -319,6 +332,10 @@ def migrate(cursor: Cursor, migrations: Sequence[Migration]) -> int:
             cursor.execute(statement)
         cursor.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)",
                        (migration.version, migration.name))
+    # A database that cannot be written would lose every reign, unseen until
+    # one ends (a read-only file, a role without UPDATE): find out now.
+    cursor.execute("UPDATE schema_version SET name = name WHERE version = ?",
+                   (len(migrations),))
     return len(migrations)
 
 

@@ -6,13 +6,35 @@ realm/migrations/)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
-from realm.chronicle_engines import Cursor
+from realm.chronicle_engines import Cursor, Migration, SchemaError, migrate
 from realm.records import EventRecord, ReignRecord
 
 COLUMNS = "id, realm, members, outcome, score, events, started, ended"
+#: Every column of `reigns` this module reads or writes.
+USED = frozenset(COLUMNS.split(", ")) | {"told"}
 BEST = "score DESC, id DESC"  # the orders a read may ask for
 LATEST = "id DESC"
+
+
+def prepare(cursor: Cursor, migrations: Sequence[Migration]) -> int:
+    """Bring the schema up to date (`migrate`), and check its layout."""
+    version = migrate(cursor, migrations)
+    check_layout(cursor)
+    return version
+
+
+def check_layout(cursor: Cursor) -> None:
+    """Fail if `reigns` lacks a column this module uses.  Version 1's layout
+    changed before its release (events in a table of their own): a file an
+    early build made says version 1 and holds that layout."""
+    missing = USED - cursor.engine.columns(cursor, "reigns")
+    if missing:
+        raise SchemaError(f"its reigns table has no {', '.join(sorted(missing))} column: "
+                          "an early development build of realm made it, in a layout this "
+                          "release cannot read; move it aside (it is left as it is), and "
+                          "realm starts a new one")
 
 
 def insert_reigns(cursor: Cursor, reigns: list[ReignRecord]) -> list[int]:

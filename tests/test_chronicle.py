@@ -9,6 +9,7 @@ timeouts.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -39,10 +40,16 @@ from realm.chronicle import (
     DatabaseChronicle,
     NoChronicle,
     open_chronicle,
+    open_now,
     parse_url,
     unread,
 )
-from realm.chronicle_engines import Migration, SqliteEngine, shipped_migrations
+from realm.chronicle_engines import (
+    Migration,
+    PostgresEngine,
+    SqliteEngine,
+    shipped_migrations,
+)
 from realm.records import EventRecord, ReignRecord
 
 if TYPE_CHECKING:
@@ -429,6 +436,44 @@ async def test_a_schema_newer_than_the_code_is_refused(chronicle_url: str) -> No
     assert rows(chronicle_url, "SELECT COUNT(*) FROM reigns") == [(1,)]
 
 
+#: Version 1 as an early development build wrote it (664d01f), before the
+#: migration was changed in place: what such a build's file holds.
+EARLY = Migration(1, "reigns", """
+CREATE TABLE reigns (id {id_primary_key}, realm TEXT NOT NULL, members TEXT NOT NULL,
+ outcome TEXT NOT NULL, score INTEGER NOT NULL, started DOUBLE PRECISION NOT NULL,
+ ended DOUBLE PRECISION NOT NULL);
+CREATE TABLE events (reign_id BIGINT NOT NULL REFERENCES reigns (id), seq INTEGER NOT NULL,
+ event TEXT NOT NULL, decision TEXT NOT NULL, holdings TEXT NOT NULL);
+""")
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_early_builds_layout_is_refused_in_one_line(chronicle_url: str) -> None:
+    """It says version 1 as this release does: started on it, realm would
+    lose every reign and answer no read.  Nothing in it is changed."""
+    engine = SqliteEngine if chronicle_url.startswith("sqlite:") else PostgresEngine
+    execute(chronicle_url, "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                           "name TEXT NOT NULL)")
+    execute(chronicle_url, "INSERT INTO schema_version (version, name) VALUES (1, 'reigns')")
+    for statement in EARLY.statements(engine.dialect):
+        execute(chronicle_url, statement)
+    with pytest.raises(ChronicleError) as info:
+        await within(open_chronicle(chronicle_url))
+    text = one_line(info.value)
+    assert text.startswith("cannot open the chronicle ")
+    assert "its reigns table has no events, told column: an early development build" in text
+    assert "move it aside" in text
+    assert rows(chronicle_url, "SELECT version FROM schema_version") == [(1,)]
+
+
+def test_a_released_migration_is_never_changed() -> None:
+    """Changed in place, a file made by the old text says the same version
+    and holds another layout (above): the next change is a new migration."""
+    shipped = {m.version: hashlib.sha256(m.sql.encode()).hexdigest()[:16]
+               for m in shipped_migrations()}
+    assert shipped == {1: "7a8457ef82547e35"}, "add a migration; never edit a released one"
+
+
 # -- SQLite -----------------------------------------------------------------
 
 def _missing_folder(tmp_path: Path) -> Path:
@@ -450,12 +495,34 @@ def _not_a_database(tmp_path: Path) -> Path:
     return path
 
 
+def _read_only(path: Path) -> None:
+    """Make `path` read-only, for root too (`chattr +i`, undone after the test)."""
+    if os.geteuid() != 0:
+        path.chmod(0o500 if path.is_dir() else 0o400)
+    elif subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("cannot make a file read-only for root here (chattr +i)")
+
+
 def _read_only_folder(tmp_path: Path) -> Path:
-    if os.geteuid() == 0:
-        pytest.skip("root may write anywhere: a read-only folder stops only others")
     folder = tmp_path / "ro"
-    folder.mkdir(mode=0o500)
+    folder.mkdir()
+    _read_only(folder)
     return folder / "realm.sqlite"
+
+
+def _read_only_file(tmp_path: Path) -> Path:
+    """A chronicle that reads well and takes no write: every reign would be lost."""
+    path = tmp_path / "realm.sqlite"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")  # as realm left it: opening writes nothing
+        connection.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                           "name TEXT NOT NULL)")
+        connection.execute("INSERT INTO schema_version (version, name) VALUES (1, 'reigns')")
+        for statement in shipped_migrations()[0].statements(SqliteEngine.dialect):
+            connection.execute(statement)
+        connection.commit()
+    _read_only(path)
+    return path
 
 
 @pytest.mark.parametrize(("where", "says"), [
@@ -464,14 +531,22 @@ def _read_only_folder(tmp_path: Path) -> Path:
     (_under_a_file, "unable to open database file"),
     (_not_a_database, "file is not a database"),
     (_read_only_folder, "unable to open database file"),
+    (_read_only_file, "attempt to write a readonly database"),
 ])
 @pytest_twisted.ensureDeferred
 async def test_an_unusable_sqlite_path_is_one_line_saying_what_and_where(
         tmp_path: Path, where: Any, says: str) -> None:
-    path = where(tmp_path)
-    with pytest.raises(ChronicleError) as info:
-        await within(open_chronicle(f"sqlite:{path}"))
-    assert one_line(info.value) == f"cannot open the chronicle sqlite:{path}: {says}"
+    try:
+        path = where(tmp_path)
+        with pytest.raises(ChronicleError) as info:
+            await within(open_chronicle(f"sqlite:{path}"))
+        assert one_line(info.value) == f"cannot open the chronicle sqlite:{path}: {says}"
+        with pytest.raises(ChronicleError) as info:  # as `twistd realm` opens it
+            open_now(f"sqlite:{path}")
+        assert one_line(info.value) == f"cannot open the chronicle sqlite:{path}: {says}"
+    finally:
+        if os.geteuid() == 0:  # what `_read_only` made immutable
+            subprocess.run(["chattr", "-R", "-i", str(tmp_path)], capture_output=True)
 
 
 @pytest_twisted.ensureDeferred
