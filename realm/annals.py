@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from realm import wire
 from realm.chronicle import MAX_LIMIT, unread
+from realm.quiet import Quiet
 from realm.realm import Recorder
 from realm.records import ReignRecord
 from realm.routes import Request, Response
@@ -43,13 +46,25 @@ SCALE = 22  # room on the right for the scale's 0, 50 and 100
 MIN_DOT_STEP = 8  # pixels between events for each to have its dot
 
 
-def routes(chronicle: Recorder) -> dict[str, Any]:
-    """The routes to add to the web site."""
-    return {"/chronicle": lambda request: page(chronicle),
-            "/chronicle.json": lambda request: as_json_route(chronicle, request)}
+def routes(chronicle: Recorder, quiet: Quiet, clock: IReactorTime) -> dict[str, Any]:
+    """The routes to add to the web site; a failed read is logged through
+    `quiet` (one line a minute: a reader may ask as often as it likes)."""
+    def unreadable(failure: Failure) -> Response:
+        why = unread(failure)
+        if why is not None:
+            quiet.log(clock, "chronicle_web", log.warn,
+                      "The chronicle could not be read for the web: {why}", why=why)
+        return Response.text(503, "The chronicle cannot be read just now; try again later.",
+                             ("Retry-After", "1"))
+
+    return {"/chronicle": lambda request: page(chronicle, unreadable),
+            "/chronicle.json": lambda request: as_json_route(chronicle, request, unreadable)}
 
 
-def page(chronicle: Recorder) -> Deferred[Response]:
+Unreadable = Callable[[Failure], Response]
+
+
+def page(chronicle: Recorder, unreadable: Unreadable) -> Deferred[Response]:
     if not chronicle.keeps:
         return succeed(_page(f"<p class='empty'>{html.escape(wire.CHRONICLE_OFF())}</p>"))
     read = gatherResults([chronicle.best(SHOWN), chronicle.latest(None, SHOWN)],
@@ -62,7 +77,7 @@ def page(chronicle: Recorder) -> Deferred[Response]:
                      + _legend() + "<h2>The best reigns</h2>" + _reigns(best)
                      + "<h2>The latest reigns</h2>" + _reigns(latest))
 
-    return read.addCallbacks(render, _unreadable)
+    return read.addCallbacks(render, unreadable)
 
 
 def _page(content: str) -> Response:
@@ -99,7 +114,8 @@ def _shown(when: float) -> str:
     return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
 
 
-def as_json_route(chronicle: Recorder, request: Request) -> Deferred[Response] | Response:
+def as_json_route(chronicle: Recorder, request: Request,
+                  unreadable: Unreadable) -> Deferred[Response] | Response:
     query = parse_qs(urlsplit(request.target).query)
     text = query.get("limit", ["50"])[0]
     # int() would take " 7", "+7", "1_0" and other scripts' digits too.
@@ -113,15 +129,7 @@ def as_json_route(chronicle: Recorder, request: Request) -> Deferred[Response] |
         body = json.dumps({"reigns": [as_json(r) for r in reigns]}, ensure_ascii=False)
         return Response(200, body.encode("utf-8"), JSON)
 
-    return read.addCallbacks(render, _unreadable)
-
-
-def _unreadable(failure: Failure) -> Response:
-    why = unread(failure)
-    if why is not None:
-        log.warn("The chronicle could not be read for the web: {why}", why=why)
-    return Response.text(503, "The chronicle cannot be read just now; try again later.",
-                         ("Retry-After", "1"))
+    return read.addCallbacks(render, unreadable)
 
 
 _HEAD = ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"

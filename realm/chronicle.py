@@ -46,7 +46,7 @@ GROUP_WAIT = 0.05  # seconds between the starts of two writes, at most
 GROUP_MOST = 500  # reigns that go at once, whatever the wait
 READ_WAIT = 5.0  # seconds a reader (a page, --chronicle) waits for a database
 WRITE_WAIT = 5.0  # seconds a reign's record waits (and its `[Reign Ended]` line with it)
-MOST_READS = 4  # reads at once: a flood of readers must not hold up the writes
+MOST_READS = 8  # reads at once (a page makes two): a flood of readers is refused
 
 T = TypeVar("T")
 
@@ -122,6 +122,9 @@ class DatabaseChronicle:
     connection found dead (a PostgreSQL restarted since) the call runs
     once more on a fresh one: nothing was committed, nothing is doubled.
 
+    Reads have a pool of their own (`reads`; WAL lets SQLite read beside
+    the writer): a record never queues behind a web page's reads.
+
     Records are committed in groups: the reigns that end while one
     transaction writes, or within `GROUP_WAIT` seconds of its start, go
     together in the next.  An idle chronicle writes at once; a busy one
@@ -132,18 +135,17 @@ class DatabaseChronicle:
     keeps = True
 
     def __init__(self, pool: adbapi.ConnectionPool, engine: Engine, where: str,
-                 clock: Any = None) -> None:
+                 clock: Any = None, reads: adbapi.ConnectionPool | None = None) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
         self._clock = clock
-        self._pool = pool
+        self._pools = (pool, reads or pool)  # for writes, for reads
         self.engine = engine
         self.where = where
         self._busy = 0
         self._reading = 0  # reads in the pool, a reader answered or not
         self._idle: list[Deferred[None]] = []
-        self._closed = False
-        self._pool_closed = False
+        self._closed = self._pool_closed = False
         self._waiting: list[tuple[ReignRecord, Deferred[int]]] = []
         self._writing = False
         self._soon: Any = None  # the next write's DelayedCall
@@ -212,7 +214,8 @@ class DatabaseChronicle:
             await waiter
         if not self._pool_closed:
             self._pool_closed = True
-            self._pool.close()
+            for pool in set(self._pools):
+                pool.close()
 
     def _read(self, realm: str | None, order: str, limit: int) -> Deferred[list[ReignRecord]]:
         if not 0 <= limit <= MAX_LIMIT:
@@ -256,7 +259,8 @@ class DatabaseChronicle:
         if self._closed and body is not rows.insert_reigns:
             return fail(ChronicleError(f"cannot {doing} the chronicle {self.where}: it is closed"))
         self._busy += 1
-        d: Deferred[Any] = self._pool.runWithConnection(self._interact, body, args, write)
+        pool = self._pools[0 if write else 1]
+        d: Deferred[Any] = pool.runWithConnection(self._interact, body, args, write)
         d.addBoth(self._settled)
         d.addErrback(self._explain, doing)
         return d
@@ -326,7 +330,8 @@ async def _open(url: str | ChronicleURL, reactor: Any,
     parsed, engine, steps = _engine_for(url, migrations)
     if engine is None:
         return NoChronicle()
-    chronicle = DatabaseChronicle(engine.make_pool(reactor), engine, parsed.where(), reactor)
+    chronicle = DatabaseChronicle(engine.make_pool(reactor, 1), engine, parsed.where(), reactor,
+                                  engine.make_pool(reactor, 2))
     try:
         await chronicle._run(rows.prepare, (steps,), write=True, doing="open")
     except BaseException:
@@ -361,7 +366,8 @@ def open_now(url: str | ChronicleURL, reactor: Any = None) -> Chronicle:
         raise ChronicleError(f"cannot open the chronicle {where}: {_one_line(error)}") from error
     finally:
         connection.close()
-    return DatabaseChronicle(engine.make_pool(reactor), engine, where, reactor)
+    return DatabaseChronicle(engine.make_pool(reactor, 1), engine, where, reactor,
+                             engine.make_pool(reactor, 2))
 
 
 def _engine_for(url: str | ChronicleURL, migrations: Sequence[Migration] | None

@@ -138,8 +138,9 @@ class Engine(abc.ABC):
         self.errors: tuple[type[Exception], ...] = (self.module.Error, adbapi.ConnectionLost)
 
     @abc.abstractmethod
-    def make_pool(self, reactor: Any) -> adbapi.ConnectionPool:
-        """A started-on-demand adbapi pool for this database."""
+    def make_pool(self, reactor: Any, threads: int) -> adbapi.ConnectionPool:
+        """A started-on-demand adbapi pool for this database, of at most
+        `threads` threads (SQLite: one, whatever is asked)."""
 
     @abc.abstractmethod
     def connect(self) -> Any:
@@ -190,7 +191,7 @@ class SqliteEngine(Engine):
         self.path = path
         self._file: tuple[int, int] | None = None  # the file opened: (device, inode)
 
-    def make_pool(self, reactor: Any) -> adbapi.ConnectionPool:
+    def make_pool(self, reactor: Any, threads: int) -> adbapi.ConnectionPool:
         return Pool(self.module_name, self.path, check_same_thread=False,
                          isolation_level=None, cp_min=1, cp_max=1,
                          cp_openfun=self._on_connect, cp_reactor=reactor)
@@ -276,9 +277,9 @@ class PostgresEngine(Engine):
         defaults = {"connect_timeout": 10, "application_name": "realm"}
         return {key: value for key, value in defaults.items() if key not in given}
 
-    def make_pool(self, reactor: Any) -> adbapi.ConnectionPool:
+    def make_pool(self, reactor: Any, threads: int) -> adbapi.ConnectionPool:
         return Pool(self.module_name, self.conninfo, **self._options(),
-                    cp_min=1, cp_max=3, cp_reactor=reactor)
+                    cp_min=1, cp_max=threads, cp_reactor=reactor)
 
     def connect(self) -> Any:
         return self.module.connect(self.conninfo, **self._options())

@@ -77,8 +77,9 @@ def _chronicle(actor: Actor, realm: Realm, arg: str) -> None:
 
     def failed(failure: Failure) -> None:
         why = unread(failure)
-        if why is not None:
-            log.warn("Reading the chronicle for --chronicle failed: {why}", why=why)
+        if why is not None:  # a member may ask as often as the rate allows
+            realm.stats.quiet.log(realm.clock, "chronicle_command", log.warn,
+                                  "Reading the chronicle for --chronicle failed: {why}", why=why)
         actor.send(wire.CHRONICLE_FAILED.notice())
 
     read.addCallbacks(answer, failed)

@@ -322,7 +322,7 @@ def makeService(config: Options) -> service.MultiService:
     for description in config["listen"]:
         Listener(reactor, description, factory, "realm").setServiceParent(top)
     if config["web"]:
-        site = web.site(server, annals.routes(chronicle))
+        site = web.site(server, annals.routes(chronicle, server.stats.quiet, reactor))
         for description in config["web"]:
             Listener(reactor, description, site, "the web client").setServiceParent(top)
     admin = AdminFactory(server, Drain(server, reactor, config["drain-timeout"]))

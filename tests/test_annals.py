@@ -14,9 +14,12 @@ from typing import Any
 
 import pytest_twisted
 from realm_procs import WAIT, Peer, command, running
+from twisted.internet import task
+from twisted.logger import formatEvent
 
 from realm import annals, wire
 from realm.chronicle import NoChronicle
+from realm.quiet import Quiet
 from realm.records import EventRecord, ReignRecord
 from realm.routes import Request, Response
 from realm.testing import FakeChronicle
@@ -34,6 +37,10 @@ def get(path: str) -> Request:
     return Request("GET", path, path.partition("?")[0], (), "192.0.2.1", False)
 
 
+def routes_of(chronicle: Any) -> dict[str, Any]:
+    return annals.routes(chronicle, Quiet(), task.Clock())
+
+
 async def answer(handler: Any, path: str) -> Response:
     result = handler(get(path))
     return await result if hasattr(result, "addCallback") else result  # type: ignore[no-any-return]
@@ -45,7 +52,7 @@ async def test_the_page_shows_best_and_latest_each_with_its_chart() -> None:
     for r in [reign("north", 300, 1000.0), reign("south", 900, 2000.0, "fallen"),
               reign("north", 500, 3000.0, members=("Lord", "<b>Bran</b>"))]:
         chronicle.record(r)
-    response = await answer(annals.routes(chronicle)["/chronicle"], "/chronicle")
+    response = await answer(routes_of(chronicle)["/chronicle"], "/chronicle")
     assert response.status == 200 and response.content_type.startswith("text/html")
     page = response.body.decode()
     best, latest = page.split("<h2>The latest reigns</h2>")
@@ -90,7 +97,7 @@ async def test_the_json_is_newest_first_with_the_contracts_fields() -> None:
     chronicle = FakeChronicle()
     for n in range(5):
         chronicle.record(reign("north" if n % 2 else "south", n, 1000.0 + n))
-    route = annals.routes(chronicle)["/chronicle.json"]
+    route = routes_of(chronicle)["/chronicle.json"]
     body = json.loads((await answer(route, "/chronicle.json")).body)
     assert [r["score"] for r in body["reigns"]] == [4, 3, 2, 1, 0]
     first = body["reigns"][0]
@@ -106,7 +113,7 @@ async def test_the_json_is_newest_first_with_the_contracts_fields() -> None:
 
 @pytest_twisted.ensureDeferred
 async def test_a_server_that_keeps_no_chronicle_says_so() -> None:
-    routes = annals.routes(NoChronicle())
+    routes = routes_of(NoChronicle())
     page = (await answer(routes["/chronicle"], "/chronicle")).body.decode()
     assert "This server keeps no chronicle: reigns here are not recorded." in page
     assert "No reign has ended yet" not in page  # as if one might
@@ -115,15 +122,27 @@ async def test_a_server_that_keeps_no_chronicle_says_so() -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_an_unreadable_chronicle_answers_503(observe_errors: Any) -> None:
+async def test_an_unreadable_chronicle_answers_503_and_is_logged_once_a_minute(
+        events: list[dict[str, Any]]) -> None:
     class Broken(FakeChronicle):
         def best(self, limit: int = 5) -> Any:
             from twisted.internet.defer import fail
             return fail(RuntimeError("the disk is gone"))
 
-    response = await answer(annals.routes(Broken())["/chronicle"], "/chronicle")
-    assert response.status == 503 and b"cannot be read" in response.body
-    assert ("Retry-After", "1") in response.headers
+    clock, quiet = task.Clock(), Quiet()
+    routes = annals.routes(Broken(), quiet, clock)
+    for _ in range(20):  # a reader may ask as often as it likes: the log is not its to fill
+        response = await answer(routes["/chronicle"], "/chronicle")
+        assert response.status == 503 and b"cannot be read" in response.body
+        assert ("Retry-After", "1") in response.headers
+    assert told(events) == ["The chronicle could not be read for the web: the disk is gone"]
+    clock.advance(60)
+    assert told(events)[1:] == ["19 such lines since the last, the last: The chronicle could "
+                                "not be read for the web: the disk is gone"]
+
+
+def told(events: list[dict[str, Any]]) -> list[str]:
+    return [formatEvent(e) for e in events if "could not be read" in formatEvent(e)]
 
 
 def fetch(url: str) -> tuple[int, bytes]:
