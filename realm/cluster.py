@@ -14,9 +14,8 @@ Failures, as the contract says:
   needs it: no one listens on its channel.
 - Redis unreachable: a realm not running here is refused; realms here go
   on; members across processes are let go (lines between them could be
-  lost).  Once back, this process writes back what it holds and tells
-  those it let go ("cut"), which let go of their side.  Redis back empty,
-  or emptied: see realm.leases.
+  lost).  Once back (or found emptied: a heartbeat says so), it writes
+  back what it holds and tells those it let go ("cut").  See realm.leases.
 - shutting down: its realms end for everyone, its members leave theirs.
 """
 
@@ -184,8 +183,7 @@ class Cluster:
         return owner, fence
 
     async def _ask(self, owner: str, op: Op, key: str) -> str:
-        """`op`'s answer from the realm's owner (let go if silent for `ttl`,
-        or as soon as Redis says no one listens: a player should not wait)."""
+        """`op`'s answer from the realm's owner; let go when silent `ttl` s or no one listens."""
         d: Deferred[str] = Deferred()
         self._asking[op[1]] = (owner, d)
         self.relay.send(owner, op)
@@ -347,7 +345,9 @@ class Cluster:
 
     def _renewed(self, answer: list[list[bytes]], started: float) -> None:
         self.rtt = time.monotonic() - started
-        lost, dead = answer
+        lost, dead, forgot = answer
+        if forgot:  # emptied (FLUSHALL, an empty replica): nothing reconnected
+            self.addresses.recount()
         for key in (k.decode() for k in lost):
             self.fences.pop(key, None)
             realm = self.server.realms.get(key)

@@ -137,10 +137,13 @@ return {'', 'free'}
 #: then n leases, then m peers' hearts.  ARGV: me, ttl ms, n, known (1: this
 #: process had reached this Redis before), then n realms, n fences.
 #: -> {realms lost (another owns them now), peers gone (no heartbeat, and
-#: not while Redis's keys are being written back)}.  A lease Redis has
-#: forgotten (it restarted) is written back, and the fencing counter kept
-#: above it.
-RENEW = NOW + _epoch(6, 7, 1, 2, 4) + """
+#: not while Redis's keys are being written back), 1 while they are (write
+#: the connections per address back too)}.  A lease Redis has forgotten
+#: (it restarted, or was emptied) is written back, and the fencing counter
+#: kept above it.
+RENEW = NOW + """
+local forgot = redis.call('EXISTS', KEYS[6]) == 0 or redis.call('EXISTS', KEYS[7]) == 1
+""" + _epoch(6, 7, 1, 2, 4) + """
 local me, ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('SET', KEYS[1], '1', 'PX', ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
@@ -172,7 +175,7 @@ if redis.call('EXISTS', KEYS[7]) == 0 then
     if redis.call('EXISTS', KEYS[i]) == 0 then table.insert(dead, KEYS[i]) end
   end
 end
-return {lost, dead}
+return {lost, dead, forgot and 1 or 0}
 """
 
 Call = tuple[list[str], list[Any]]  # a script's KEYS and ARGV

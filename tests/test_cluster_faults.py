@@ -33,7 +33,7 @@ import pytest_twisted
 from realm_procs import unix_ask
 from twisted.internet import reactor
 
-from realm import wire
+from realm import leases, wire
 from realm.testing import LineClient, eventually, hang_up, join, join_soon, refused
 
 if TYPE_CHECKING:
@@ -245,6 +245,10 @@ async def test_redis_that_loses_its_data_with_every_connection_open(services: Se
     assert not any(game_over(text, "shared") or wire.REALM_MOVED.match(text) for text in told)
     for proc in (p0, p1):
         assert not proc.logged("is gone") and not proc.problems(), (proc.name, proc.out[-5:])
+    # Each process's connections per address are written back too (the
+    # cluster-wide --max-per-address counted from 0 again before).
+    await eventually(lambda: redis.command("HGET", leases.addrs(p0.node), "127.0.0.1") == b"3",
+                     "p0 to write back its 3 connections from 127.0.0.1", 10)
     await hang_up(second, davos, *keep, *shared)
 
 
