@@ -21,10 +21,11 @@ the process's own (what it saw itself) does.  Keys:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.python.failure import Failure
 
 from realm.guard import Backoff
@@ -55,25 +56,41 @@ class Guesses:
         self.clock = clock
         self._address = Backoff(*ADDRESS_RULE)
         self._account = Backoff(*ACCOUNT_RULE)
-        self._last: dict[str, Deferred[None]] = {}  # an address's last password, answered
+        #: Each address's passwords in the order they came, the first being checked.
+        self._turns: dict[str, deque[Deferred[None]]] = {}
 
-    def in_turn(self, address: str, check: Callable[[], Deferred[T]]) -> Deferred[T]:
+    def in_turn(self, address: str, check: Callable[[], Deferred[T]]) -> Deferred[T | None]:
         """`check()` once every earlier password from `address` has been
         answered, and what it answers.  Checked side by side, sixty passwords
         sent at once on sixty connections would all be held the same wait,
-        and checked together when it ends."""
-        before = self._last.get(address)
-        answered: Deferred[None] = Deferred()
-        self._last[address] = answered
+        and checked together when it ends.  Cancelled while it waits its
+        turn (its connection gone), it leaves the line and answers None."""
+        turns = self._turns.setdefault(address, deque())
+        turn: Deferred[None] = Deferred(lambda d: self._done(address, d))
+        turns.append(turn)
 
-        def done(result: T | Failure) -> T | Failure:
-            if self._last.get(address) is answered:
-                del self._last[address]
-            answered.callback(None)
+        def done(result: T | Failure) -> T | Failure | None:
+            self._done(address, turn)
+            if isinstance(result, Failure) and result.check(CancelledError):
+                return None
             return result
 
-        turn: Deferred[None] = succeed(None) if before is None else before
-        return turn.addCallback(lambda _: check()).addBoth(done)  # type: ignore[return-value]
+        answer = turn.addCallback(lambda _: check()).addBoth(done)
+        if len(turns) == 1:
+            turn.callback(None)
+        return answer  # type: ignore[return-value]
+
+    def _done(self, address: str, turn: Deferred[None]) -> None:
+        """`turn` is answered (or cancelled): the next one's turn comes."""
+        turns = self._turns.get(address)
+        if turns is None or turn not in turns:
+            return
+        first = turns[0] is turn
+        turns.remove(turn)
+        if not turns:
+            del self._turns[address]
+        elif first:
+            turns[0].callback(None)
 
     def wait(self, address: str) -> Deferred[float]:
         """Seconds `address` must wait before its next password is checked."""

@@ -68,8 +68,10 @@ class Session:
         self._failures = 0
         self._realm_key = ""
         self._idle = server.settings.idle_timeout
-        #: A password held before its check: the timer, and what it calls.
-        self._held_check: tuple[IDelayedCall, Callable[[], object]] | None = None
+        #: A password waiting its turn (`Guesses.in_turn`), or held before its
+        #: check: the timer, and the answer it would give.
+        self._queued: Deferred[Any] | None = None
+        self._held_check: tuple[IDelayedCall, Deferred[Any]] | None = None
 
     # -- lifecycle ---------------------------------------------------------
     def opened(self) -> None:
@@ -81,20 +83,26 @@ class Session:
             self.send(refusal)
             self.close()
             return
+        self._login_deadline()
+        self._handle = self._naming
+        self.send(GREETING)
+
+    def _login_deadline(self) -> None:
         login = self.server.settings.login_timeout
         if login:
             self.due = self._clock.seconds() + login
             self.server.deadlines.watch(self)
-        self._handle = self._naming
-        self.send(GREETING)
 
     def lost(self) -> None:
         self._handle = self._closed
         self.due = None
+        # Nobody is there to get in: the address's next password goes now.
+        if self._queued is not None and not self._queued.called:
+            self._queued.cancel()  # it leaves the line
         if self._held_check is not None and self._held_check[0].active():
-            held, then = self._held_check  # nobody is there to get in: at once,
+            held, answer = self._held_check
             held.cancel()
-            then()  # which lets the address's next password be checked
+            answer.callback(None)
         self.server.deadlines.forget(self)
         # Out of the realm first, then uncounted: the last connection's going
         # lets a shutdown close the chronicle, and a Lord's leaving records
@@ -243,12 +251,25 @@ class Session:
             def look_again() -> None:  # others' passwords held as long may be wrong
                 self._held_check = None
                 guesses.wait(address).addCallback(check).chainDeferred(checked)
-            self._held_check = (self._clock.callLater(wait, look_again), look_again)
+            self._held_check = (self._clock.callLater(wait, look_again), checked)
             return checked
 
-        # One password of an address at a time: each waits what the last set.
-        self._wait_for(lambda: guesses.in_turn(
-            address, lambda: guesses.wait(address).addCallback(check)), self._password_checked)
+        queued = False  # behind the address's other passwords
+
+        def turn() -> Deferred[Any]:
+            if queued:  # that wait was the server's: the login timeout starts again
+                self._login_deadline()
+            return guesses.wait(address).addCallback(check)
+
+        def start() -> Deferred[Any]:
+            """One password of an address at a time: each waits what the last set."""
+            nonlocal queued
+            self._queued = guesses.in_turn(address, turn)
+            if not self._queued.called:
+                queued, self.due = True, None
+            return self._queued
+
+        self._wait_for(start, self._password_checked)
 
     def _check_password(self, raw: bytes, text: str) -> Deferred[Any]:
         checker = self.server.checker

@@ -211,6 +211,48 @@ def test_passwords_sent_at_once_are_checked_one_after_another(
     assert checked(links) == 8  # the next after the gone one, after 16 s
 
 
+def test_passwords_whose_connections_went_leave_the_line(
+        server: Any, clock: task.Clock) -> None:
+    """Hundreds of connections that send a password and hang up while it
+    waits its turn: the line never stalls, and the real Lord gets in."""
+    realm_server = server(checker=memory_checker(SECRET))
+    for guess in range(4):  # the free ones, and one that sets a wait
+        clock.advance(60)
+        Link(realm_server).send("Lord", f"guess{guess}")
+    held = Link(realm_server)
+    held.send("Lord", "held")  # held: the others queue behind it
+    assert held.lines()[-1].endswith("yours is checked in 2 s.")
+    for i in range(300):
+        gone = Link(realm_server)
+        gone.send("Lord", f"gone{i}")
+        gone.proto.connectionLost(Failure(ConnectionDone()))
+    lord = Link(realm_server)
+    lord.send("Lord", SECRET)
+    for _ in range(30):
+        clock.advance(60)
+    assert "*** Lord has entered the realm (1/5)" in lord.lines()
+
+
+def test_a_password_waiting_its_turn_is_not_timed_out(server: Any, clock: task.Clock) -> None:
+    """The login timeout does not count the wait behind the address's other
+    passwords, nor the one after."""
+    realm_server = server(checker=memory_checker(SECRET), login_timeout=5)
+    for guess in range(7):  # the free ones, then waits each let pass: 16 s to wait now
+        clock.advance(20)
+        Link(realm_server).send("Lord", f"guess{guess}")
+    held = Link(realm_server)
+    held.send("Lord", "held")
+    assert held.lines()[-1].endswith("yours is checked in 16 s.")
+    lord = Link(realm_server)
+    lord.send("Lord", SECRET)
+    clock.advance(10)  # past the login timeout, waiting behind the held one
+    assert not lord.closed and lord.lines()[-1].startswith("*** This realm's Lord must prove")
+    clock.advance(6)  # the held one is checked: the Lord's turn, and its own wait
+    assert lord.lines()[-1].endswith("yours is checked in 32 s.")
+    clock.advance(32)
+    assert "*** Lord has entered the realm (1/5)" in lord.lines() and not lord.closed
+
+
 def test_the_accounts_wait_is_one_password_after_another(
         server: Any, clock: task.Clock) -> None:
     """Wrong passwords from many addresses: once the account waits, the
