@@ -222,7 +222,7 @@ class DatabaseChronicle:
             return fail(ValueError(f"limit must be 0 to {MAX_LIMIT}, not {limit}"))
         if limit == 0:
             return succeed([])
-        if self._reading >= MOST_READS:  # they queue for the thread the writes need
+        if self._reading >= MOST_READS:  # a flood of readers waits for nothing
             return fail(ChronicleBusy(f"cannot read the chronicle {self.where} just now: "
                                       f"{self._reading} reads are under way"))
         self._reading += 1

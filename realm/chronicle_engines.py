@@ -208,7 +208,8 @@ class SqliteEngine(Engine):
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
-            self._file = _identity(self.path)
+            if self._file is None:  # the file realm opened first is the one to write
+                self._file = _identity(self.path)
         except BaseException:
             connection.close()  # adbapi would keep a broken one otherwise
             raise
@@ -309,9 +310,11 @@ class PostgresEngine(Engine):
 
 
 def schema_version(cursor: Cursor) -> int:
-    """The database's schema version; 0 for a new database."""
-    cursor.execute("CREATE TABLE IF NOT EXISTS schema_version "
-                   "(version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    """The database's schema version; 0 for a new database.  (A role that
+    may not create tables, only read and add reigns, can open one made.)"""
+    if not cursor.engine.columns(cursor, "schema_version"):
+        cursor.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
+                       "name TEXT NOT NULL)")
     cursor.execute("SELECT MAX(version) FROM schema_version")
     row = cursor.fetchone()
     return int(row[0]) if row and row[0] is not None else 0
@@ -333,10 +336,6 @@ def migrate(cursor: Cursor, migrations: Sequence[Migration]) -> int:
             cursor.execute(statement)
         cursor.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)",
                        (migration.version, migration.name))
-    # A database that cannot be written would lose every reign, unseen until
-    # one ends (a read-only file, a role without UPDATE): find out now.
-    cursor.execute("UPDATE schema_version SET name = name WHERE version = ?",
-                   (len(migrations),))
     return len(migrations)
 
 

@@ -9,6 +9,7 @@ timeouts.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -472,7 +473,22 @@ def test_a_released_migration_is_never_changed() -> None:
     and holds another layout (above): the next change is a new migration."""
     shipped = {m.version: hashlib.sha256(m.sql.encode()).hexdigest()[:16]
                for m in shipped_migrations()}
-    assert shipped == {1: "7a8457ef82547e35"}, "add a migration; never edit a released one"
+    assert shipped == {1: "7a8457ef82547e35", 2: "160542fd6bcbe86f"}, \
+        "add a migration; never edit a released one"
+
+
+@pytest_twisted.ensureDeferred
+async def test_abandoned_reigns_kept_before_are_scored_as_now(chronicle_url: str) -> None:
+    """Version 2: an abandoned reign's score is its events' points alone."""
+    first = shipped_migrations()[:1]
+    old = dataclasses.replace(reign(score=190), outcome="abandoned")
+    async with opened(chronicle_url, migrations=first) as chronicle:
+        await within(chronicle.record(old))
+        await within(chronicle.record(reign(score=180)))  # won or fallen: as it was
+    async with opened(chronicle_url) as chronicle:
+        best = await within(chronicle.best())
+    assert [(r.outcome, r.score) for r in best] == [
+        ("won", 180), ("abandoned", 10 * len(old.events))]
 
 
 # -- SQLite -----------------------------------------------------------------
@@ -653,6 +669,29 @@ async def test_missing_psycopg_says_to_install_the_extra(
     assert one_line(info.value) == (
         "cannot open the chronicle postgresql://realm:***@127.0.0.1:1/realm: psycopg, "
         "PostgreSQL's driver, is not installed; install realm[postgresql]")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_role_that_cannot_record_a_reign_is_refused_at_start(
+        postgres_server: PostgresServer, postgres_url: str) -> None:
+    """A role that may read the chronicle but not add to it would lose every
+    reign, unseen until one ends: opening says so instead."""
+    async with opened(postgres_url) as chronicle:
+        await within(chronicle.record(reign(score=5)))
+    schema = postgres_url.rsplit("%3D", 1)[1]
+    role = f"reader_{schema}"
+    postgres_server.sql(f"CREATE ROLE {role} LOGIN", f"GRANT USAGE ON SCHEMA {schema} TO {role}",
+                        f"GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}")
+    as_reader = postgres_url.replace("://realm@", f"://{role}@", 1)
+    assert as_reader != postgres_url
+    with pytest.raises(ChronicleError, match="permission denied for table reigns"):
+        await within(open_chronicle(as_reader))
+    assert rows(postgres_url, "SELECT score FROM reigns") == [(5,)]
+    # Allowed to add reigns, not to make tables (least privilege): it serves.
+    postgres_server.sql(f"GRANT INSERT ON {schema}.reigns TO {role}")
+    async with opened(as_reader) as chronicle:
+        await within(chronicle.record(reign(score=6)))
+        assert [r.score for r in await within(chronicle.best())] == [6, 5]
 
 
 @pytest_twisted.ensureDeferred
