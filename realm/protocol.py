@@ -234,6 +234,7 @@ class RealmFactory(Factory):
 
     def __init__(self, server: RealmServer) -> None:
         self.server = server
+        self.quiet = server.stats.quiet  # for realm.proxied's log lines
         self.outbox = Outbox(server.clock)
 
     def buildProtocol(self, addr: object) -> StreamLink:

@@ -214,7 +214,8 @@ class HeaderFirstFactory(WrappingFactory):
     def __init__(self, wrapped: Any, clock: Any) -> None:
         super().__init__(wrapped)
         self.clock = clock
-        self.quiet = Quiet()
+        # The wrapped factory's (the server's, told at its stop), else its own.
+        self.quiet: Quiet = getattr(wrapped, "quiet", None) or Quiet()
 
     def logPrefix(self) -> str:
         return f"{type(self.wrappedFactory).__name__} (PROXY)"

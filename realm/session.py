@@ -49,6 +49,7 @@ class Session:
     """The phases of one connection; the link carries its lines."""
 
     due: float | None = None  # when the login or idle timeout expires
+    _first = True  # no name line has come yet
     bucket: int | None = None  # realm.deadlines' bookkeeping
 
     def __init__(self, server: RealmServer, link: Link) -> None:
@@ -165,7 +166,8 @@ class Session:
 
     # -- phases --------------------------------------------------------------
     def _naming(self, raw: bytes, text: str) -> None:
-        if is_http(text):  # a web page's request, made by a visitor's browser
+        first, self._first = self._first, False
+        if first and is_http(text):  # a web page's request, made by a visitor's browser
             self.refuse(NOT_HTTP)
             self._handle = self._closed
             self.close()

@@ -34,6 +34,7 @@ from realm.process import (
     raise_open_files_limit,
 )
 from realm.protocol import RealmFactory
+from realm.proxied import listening
 from realm.redis import parse_url
 from realm.routes import PerAddress
 from realm.server import RealmServer, Settings
@@ -112,11 +113,11 @@ def _private(description: str) -> str:
     password.  A UNIX socket is made mode 600 unless `mode=` says
     otherwise; a TCP port must name its interface (`tcp:PORT` alone
     listens on every one)."""
-    kind, _, rest = description.partition(":")
-    args = rest.split(":")
-    if kind == "unix" and not any(arg.startswith("mode=") for arg in args[1:]):
+    kind, _, rest = (listening(description) or description).partition(":")
+    named = dict(arg.partition("=")[::2] for arg in rest.split(":") if "=" in arg)
+    if kind == "unix" and "mode" not in named:
         return description + ":mode=600"
-    if kind in ("tcp", "tcp6", "ssl") and not any(a.startswith("interface=") for a in args):
+    if kind in ("tcp", "tcp6", "ssl", "tls") and not named.get("interface"):
         raise usage.UsageError(
             f"--admin {description}: the operator's console asks no password, and this would "
             f"listen on every interface; name one ({description}:interface=127.0.0.1) or use "
@@ -309,6 +310,7 @@ def makeService(config: Options) -> service.MultiService:
         Measured(metrics).setServiceParent(top)
         scraped = HTTPFactory(metrics.routes(), clock=reactor,  # type: ignore[arg-type]
                               counter=PerAddress(config["max-per-address"]),
+                              quiet=server.stats.quiet,
                               timeout=config["login-timeout"])
         for description in config["metrics"]:
             Listener(reactor, description, scraped, "metrics",

@@ -198,6 +198,12 @@ def test_a_web_pages_request_is_closed_before_its_body_is_read(net: Net,
     assert conn.take() == [wire.NOT_HTTP.notice().decode().rstrip()]
     assert conn.closed and arya.take() == []
     assert net.server.stats.refused["not_http"] == 1
+    later = net.connect()  # not the first line: a bad name, as the contract has it
+    later.take()
+    later.send(b"no name\n" + request_line + b"\nbran@north\n")
+    lines = later.take()
+    assert [line.startswith("*** Error: ") for line in lines[:2]] == [True, True], lines
+    assert "*** Bran has entered the realm (2/5)" in lines and not later.closed
 
 
 @pytest.mark.parametrize("bad", [b"\xfe\xfd", b"caf\xe9", b"\xc3", b"\xed\xa0\x80"])

@@ -106,5 +106,10 @@ def test_the_operators_console_is_kept_private() -> None:
     assert parse("--admin", "unix:a.sock:mode=660")["admin"] == ["unix:a.sock:mode=660"]
     assert parse("--admin", "tcp:9999:interface=127.0.0.1")["admin"] == [
         "tcp:9999:interface=127.0.0.1"]
-    with pytest.raises(usage.UsageError, match="every interface.*interface=127.0.0.1"):
-        parse("--admin", "tcp:9999")
+    assert parse("--admin", "unix:mode=660:address=a.sock")["admin"] == [
+        "unix:mode=660:address=a.sock"]
+    assert parse("--admin", "haproxy:unix:a.sock")["admin"] == ["haproxy:unix:a.sock:mode=600"]
+    for open_to_all in ("tcp:9999", "tcp:9999:interface=", "haproxy:tcp:9999",
+                        "tls:9999:privateKey=k.pem"):
+        with pytest.raises(usage.UsageError, match="every interface.*interface=127.0.0.1"):
+            parse("--admin", open_to_all)
