@@ -39,7 +39,7 @@ def check_layout(cursor: Cursor) -> None:
     early build made says version 1 and holds that layout."""
     missing = USED - cursor.engine.columns(cursor, "reigns")
     if missing:
-        raise SchemaError(f"its reigns table has no {', '.join(sorted(missing))} column: "
+        raise SchemaError(f"its reigns table lacks {' and '.join(sorted(missing))}: "
                           "an early development build of realm made it, in a layout this "
                           "release cannot read; move it aside (it is left as it is), and "
                           "realm starts a new one")

@@ -468,7 +468,7 @@ async def test_an_early_builds_layout_is_refused_in_one_line(chronicle_url: str)
         await within(open_chronicle(chronicle_url))
     text = one_line(info.value)
     assert text.startswith("cannot open the chronicle ")
-    assert "its reigns table has no events, told column: an early development build" in text
+    assert "its reigns table lacks events and told: an early development build" in text
     assert "move it aside" in text
     assert rows(chronicle_url, "SELECT version FROM schema_version") == [(1,)]
 
