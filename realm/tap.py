@@ -111,17 +111,14 @@ def _endpoint(option: str, description: str) -> str:
 def _private(description: str) -> str:
     """The console's endpoint, kept to its operator: the console asks no
     password.  A UNIX socket is made mode 600 unless `mode=` says
-    otherwise; a TCP port must name its interface (`tcp:PORT` alone
-    listens on every one)."""
+    otherwise; a TCP port listens on the loopback interface unless
+    `interface=` names another (`tcp:PORT` alone would take every one)."""
     kind, _, rest = (listening(description) or description).partition(":")
     named = dict(arg.partition("=")[::2] for arg in rest.split(":") if "=" in arg)
     if kind == "unix" and "mode" not in named:
         return description + ":mode=600"
     if kind in ("tcp", "tcp6", "ssl", "tls") and not named.get("interface"):
-        raise usage.UsageError(
-            f"--admin {description}: the operator's console asks no password, and this would "
-            f"listen on every interface; name one ({description}:interface=127.0.0.1) or use "
-            "unix:PATH")
+        return description + (r":interface=\:\:1" if kind == "tcp6" else ":interface=127.0.0.1")
     return description
 
 

@@ -104,12 +104,11 @@ def test_the_operators_console_is_kept_private() -> None:
     assert parse("--admin", "unix:/run/realm/admin.sock")["admin"] == [
         "unix:/run/realm/admin.sock:mode=600"]  # Twisted's own default is 666
     assert parse("--admin", "unix:a.sock:mode=660")["admin"] == ["unix:a.sock:mode=660"]
-    assert parse("--admin", "tcp:9999:interface=127.0.0.1")["admin"] == [
-        "tcp:9999:interface=127.0.0.1"]
     assert parse("--admin", "unix:mode=660:address=a.sock")["admin"] == [
         "unix:mode=660:address=a.sock"]
     assert parse("--admin", "haproxy:unix:a.sock")["admin"] == ["haproxy:unix:a.sock:mode=600"]
-    for open_to_all in ("tcp:9999", "tcp:9999:interface=", "haproxy:tcp:9999",
-                        "tls:9999:privateKey=k.pem"):
-        with pytest.raises(usage.UsageError, match="every interface.*interface=127.0.0.1"):
-            parse("--admin", open_to_all)
+    for given in ("tcp:9999", "tcp:9999:interface=", "haproxy:tcp:9999"):  # else every one
+        assert parse("--admin", given)["admin"] == [f"{given}:interface=127.0.0.1"]
+    assert parse("--admin", "tcp6:9999")["admin"] == [r"tcp6:9999:interface=\:\:1"]
+    assert parse("--admin", "tcp:9999:interface=0.0.0.0")["admin"] == [
+        "tcp:9999:interface=0.0.0.0"]  # asked for
