@@ -49,6 +49,12 @@ CTRL_L = b"\x0c"
 CTRL_U = b"\x15"
 CTRL_W = b"\x17"
 BELL = b"\x07"
+#: From a row the input has filled to the next one, as the terminal's own
+#: wrapping goes: a space wraps (the next character written takes its
+#: place), a carriage return goes back to it.  A line break would split
+#: the input into two lines, which a terminal that re-wraps its lines on
+#: a resize keeps apart (`LordTerminal.resized`).
+NEXT_ROW = b" \r"
 #: Shown when the Lord types (or pastes) past the longest line the server takes.
 FULL = f"*** Your line is full ({wire.MAX_LINE} bytes): the rest was not typed."
 
@@ -166,7 +172,7 @@ class LordTerminal(TerminalProtocol):
         row, column = self._places()[-1]
         row += self._above()
         if column == 0 and row > self._row:
-            self.terminal.write(b"\n")  # the row is full: go to the next one
+            self.terminal.write(NEXT_ROW)  # the row is full: go to the next one
         self._row = row
 
     def _enter(self) -> None:
@@ -252,7 +258,7 @@ class LordTerminal(TerminalProtocol):
         spots = self._places()
         end_row, end_column = spots[-1]
         if end_column == 0 and end_row > 0:
-            self.terminal.write(b"\n")  # the last row is full: stand below it
+            self.terminal.write(NEXT_ROW)  # the last row is full: stand below it
         row, column = self._cursor(spots)
         if end_row > row:
             self.terminal.cursorUp(end_row - row)

@@ -160,13 +160,31 @@ def test_places_over_wrapped_rows() -> None:
 
 # -- the terminal ------------------------------------------------------------------
 
+class Wrapping(ScreenBuffer):
+    """A screen that knows which rows it wrapped itself (soft) rather than
+    by a line break, as terminals that re-wrap on a resize do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.soft: set[int] = set()  # id() of each row the text ran on from
+
+    def insertAtCursor(self, b: bytes) -> None:
+        if self.x >= self.width and b not in (b"\r", b"\n"):
+            self.soft.add(id(self.lines[self.y]))
+        super().insertAtCursor(b)
+
+    def eraseToLineEnd(self) -> None:
+        self.soft.discard(id(self.lines[self.y]))
+        super().eraseToLineEnd()
+
+
 class Screen:
     """A terminal screen in memory: the Lord's terminal writes to it."""
 
     def __init__(self, keys: Keys | None = None, colour: bool = False,
                  width: int = 80, height: int = 24) -> None:
         self.keys = keys or Keys()
-        self.buffer = ScreenBuffer()
+        self.buffer = Wrapping()
         self.buffer.width, self.buffer.height = width, height
         parser = ClientProtocol(lambda: self.buffer)
         parser.makeConnection(StringTransport())
@@ -496,7 +514,7 @@ def resize(screen: Screen, width: int, reflow: bool) -> None:
     x, y = buffer.x, buffer.y
     lines: list[list[tuple[object, object]]] = []  # the rows a line took, joined
     for i, row in enumerate(buffer.lines):
-        if reflow and i and buffer.lines[i - 1][-1][0] is not void:  # the last row filled
+        if reflow and i and id(buffer.lines[i - 1]) in buffer.soft:  # it ran on
             if i == y:
                 x, y = x + len(lines[-1]), len(lines) - 1
             lines[-1] = lines[-1] + row
@@ -523,7 +541,8 @@ def resize(screen: Screen, width: int, reflow: bool) -> None:
 @pytest.mark.parametrize("reflow", [True, False])
 @pytest.mark.parametrize(("wide", "narrow", "typed"), [
     (80, 40, ""), (80, 40, "we ride north at dawn"), (80, 30, "x" * 100), (40, 80, "y" * 70),
-    (80, 100, "z" * 150)])
+    (80, 100, "z" * 150), (80, 60, "this is a long line typed by the lord that does not get "
+                              "sent until later on, for the resize")])
 def test_a_resized_terminal_keeps_one_input_at_its_new_width(
         reflow: bool, wide: int, narrow: int, typed: str) -> None:
     screen = Screen(width=wide)
