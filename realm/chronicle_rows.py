@@ -65,8 +65,12 @@ def insert_reign(cursor: Cursor, reign: ReignRecord) -> int:
 
 def select_reigns(cursor: Cursor, realm: str | None, order: str,
                   limit: int) -> list[ReignRecord]:
-    """One query: the reigns, each with its events."""
-    where, params = ("WHERE realm = ?", [realm]) if realm is not None else ("", [])
+    """One query: the reigns, each with its events.  The best (`BEST`)
+    leave out the abandoned: walked away from, not played to an end."""
+    clauses, params = (["realm = ?"], [realm]) if realm is not None else ([], [])
+    if order == BEST:
+        clauses.append("outcome <> 'abandoned'")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     cursor.execute(f"SELECT {COLUMNS} FROM reigns {where} ORDER BY {order} LIMIT ?",
                    [*params, limit])
     return [ReignRecord(realm=realm_, members=tuple(json.loads(members)),
