@@ -13,7 +13,7 @@ STAMP = $(VENV)/.installed-test
 
 # Playing needs only the package; testing adds pytest, selenium, ruff...
 $(VENV)/.installed: setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing realm into $(VENV) (details in $(LOG))"
 	@$(BIN)/python -m pip install -q --upgrade pip setuptools >$(LOG) 2>&1 || { cat $(LOG); exit 1; }
 	@$(INSTALL) . $(EDITABLE)
@@ -25,7 +25,7 @@ $(STAMP): $(VENV)/.installed
 	@touch $@
 
 play: $(VENV)/.installed
-	$(BIN)/realm-play
+	@$(BIN)/realm-play
 
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest -q
