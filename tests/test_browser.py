@@ -347,6 +347,9 @@ def test_a_browser_lord_rules_realm_client_bots(
         assert dropped.get_attribute("data-kind") == "left"
         assert dropped.get_attribute("role") == "status"
         assert "Disconnected" not in dropped.text
+        after = driver.execute_script(  # the members' panel: not "No one yet."
+            "return getComputedStyle(document.getElementById('members'), '::after').content")
+        assert after == '"You are in no realm now."', after
         screenshot(driver, "web-left.png")
         assert hook(driver, "input").get_attribute("disabled") is not None
         before = len(log_lines(driver))
