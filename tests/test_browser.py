@@ -255,6 +255,8 @@ def test_a_browser_lord_rules_realm_client_bots(
     hook(driver, "join").click()
     wait_line(driver, r"^Lord has entered the realm \(1/5\)$")
     wait_for("the Lord in the members", lambda d: members(d) == ["Lord"], driver)
+    greeting = [line for line in log_lines(driver) if "traveller" in line or "name?" in line]
+    assert greeting == ["Hail, traveller! This is realm, a Game of Thrones."]  # not the ask
 
     bots = four_bots(tmp_path, server.port)
     intruder = None

@@ -124,6 +124,8 @@ def test_who_and_dismissed() -> None:
 
 def test_welcome_and_the_password() -> None:
     assert page("welcome").match(seen(wire.WELCOME.notice(n=5, size=5)))
+    assert page("askName").match(seen(wire.ASK_NAME.notice()))  # not shown: the form asks
+    assert [t.key for t in templates() if page("askName").search(sample(t))] == ["ask_name"]
     assert page("askPassword").match(seen(wire.ASK_PASSWORD.notice()))
     others = [t for t in templates() if t is not wire.ASK_PASSWORD]
     assert not [t for t in others if page("askPassword").search(sample(t))]

@@ -16,6 +16,7 @@
     dismissed: new RegExp(String.raw`^You have dismissed (${NAME}), (\d+)/(\d+) left`),
     welcome: /^Welcome to the Game of Thrones/,
     askPassword: /^This realm's Lord must prove it/,
+    askName: /^What is your name\? /,
     farewell: new RegExp(String.raw`^Farewell, (${NAME})\.$`),
     parting: /Farewell|^The Lord has left the realm\./,
     event: /^\[New Event\] /,
@@ -283,6 +284,8 @@
       } else if ((m = WIRE.reignEnded.exec(text))) {
         el = element("p", `line reign-end ${m[1].toLowerCase()}`, text);
         reignEnded(m);
+      } else if (WIRE.askName.test(text)) {
+        return; // the page sends the name itself, from its form
       } else {
         el = element("p", "line system", text);
         if (WIRE.welcome.test(text)) el.classList.add("banner");
