@@ -58,6 +58,7 @@ class Guesses:
         self._account = Backoff(*ACCOUNT_RULE)
         #: Each address's passwords in the order they came, the first being checked.
         self._turns: dict[str, deque[Deferred[None]]] = {}
+        self._starting: set[str] = set()  # addresses whose turns `_next` is starting
 
     def in_turn(self, address: str, check: Callable[[], Deferred[T]]) -> Deferred[T | None]:
         """`check()` once every earlier password from `address` has been
@@ -76,8 +77,7 @@ class Guesses:
             return result
 
         answer = turn.addCallback(lambda _: check()).addBoth(done)
-        if len(turns) == 1:
-            turn.callback(None)
+        self._next(address)
         return answer  # type: ignore[return-value]
 
     def _done(self, address: str, turn: Deferred[None]) -> None:
@@ -85,12 +85,24 @@ class Guesses:
         turns = self._turns.get(address)
         if turns is None or turn not in turns:
             return
-        first = turns[0] is turn
         turns.remove(turn)
         if not turns:
             del self._turns[address]
-        elif first:
-            turns[0].callback(None)
+        self._next(address)
+
+    def _next(self, address: str) -> None:
+        """Start the first turn of `address`'s line, if it has not started.
+        One answered at once (a checker in memory) starts the next here, in
+        this loop, not inside its own callbacks: a long line of those would
+        nest as deep as it is long."""
+        if address in self._starting:
+            return  # the loop below, further up the stack, goes on
+        self._starting.add(address)
+        try:
+            while (turns := self._turns.get(address)) and not turns[0].called:
+                turns[0].callback(None)
+        finally:
+            self._starting.discard(address)
 
     def wait(self, address: str) -> Deferred[float]:
         """Seconds `address` must wait before its next password is checked."""

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = Logger()
 
 MAX_PASSWORD_FAILURES = 3
+MOST_PENDING = 16  # lines held while an answer is awaited (a join, a password's check)
 GREETING = wire.GREETING.notice() + wire.ASK_NAME.notice()
 
 
@@ -98,12 +99,12 @@ class Session:
         self._handle = self._closed
         self.due = None
         # Nobody is there to get in: the address's next password goes now.
-        if self._queued is not None and not self._queued.called:
-            self._queued.cancel()  # it leaves the line
         if self._held_check is not None and self._held_check[0].active():
             held, answer = self._held_check
             held.cancel()
             answer.callback(None)
+        if self._queued is not None:
+            self._queued.cancel()  # waiting its turn, it leaves the line; being checked, stops
         self.server.deadlines.forget(self)
         # Out of the realm first, then uncounted: the last connection's going
         # lets a shutdown close the chronicle, and a Lord's leaving records
@@ -285,14 +286,19 @@ class Session:
                 UsernamePassword("lord", text))  # type: ignore[arg-type]
 
         d.addErrback(as_text)
-        d.addErrback(self._password_bad)
+        d.addCallbacks(self._password_right, self._password_bad)
         return d
+
+    def _password_right(self, avatar_id: object) -> object:
+        """Cleared now, before the address's next password is looked at
+        (and whether or not the connection is still there to get in)."""
+        self.server.guesses.right(self.address)
+        return avatar_id
 
     def _password_checked(self, avatar_id: object) -> None:
         if avatar_id is None:
             return  # not checked, or wrong: said so already
         log.info("{address} proved to be the Lord", address=self.address)
-        self.server.guesses.right(self.address)
         self._join(LORD, self._realm_key)
 
     def _password_bad(self, failure: Failure) -> Deferred[None]:
@@ -329,6 +335,9 @@ class Session:
             self.send(wire.TRY_AGAIN.notice())
 
     def _waiting(self, raw: bytes, text: str) -> None:
+        if len(self._pending) >= MOST_PENDING:  # a password's turn may be minutes away
+            self.refuse(Refused("wait_for_answer", wire.WAIT_FOR_ANSWER.notice()))
+            return
         self._pending.append(raw)
 
     def _replay(self) -> None:

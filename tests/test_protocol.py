@@ -603,14 +603,49 @@ def test_a_password_refused_after_the_client_left_seats_nothing(
     lord.say("lord", "wrong", then)
     lord.hang_up()
     drained = net.server.when_drained()
-    for _ in range(2):  # wrong as bytes, then as text
-        checker.asked[-1][0].errback(UnauthorizedLogin())
+    checker.asked[-1][0].errback(UnauthorizedLogin())  # answered late: it was let go
+    assert len(checker.asked) == 1  # nothing more asked for a connection gone
     net.settle()
     assert {key: list(realm.members) for key, realm in net.server.realms.items()} == {
         "westeros": ["arya"]}
     arya.say("--leave")
     net.settle()
     assert net.server.realms == {} and drained.called
+
+
+def test_a_check_that_never_answers_does_not_hold_up_the_next_password(
+        server: ServerFactory) -> None:
+    """A checker that hangs on a password whose client then hangs up: the
+    next password from that address is checked, and the Lord gets in."""
+    checker = SlowChecker()
+    net = Net(server(checker=checker))
+    first, second = net.connect(), net.connect()  # one address
+    first.say("lord", "hangs")
+    second.say("lord", "secret", "--who")  # its turn waits for the first's answer
+    assert len(checker.asked) == 1
+    first.hang_up()
+    net.settle()
+    (answer, password), = checker.asked[1:]  # the second's turn came
+    assert password == b"secret"
+    answer.callback(b"lord")
+    net.settle()
+    lines = second.take()
+    assert "*** Lord has entered the realm (1/5)" in lines and lines[-1].startswith("*** In the")
+
+
+def test_lines_sent_while_an_answer_is_awaited_are_bounded(server: ServerFactory) -> None:
+    """A password's turn may be minutes away: what a client sends meanwhile
+    is held up to a bound, then refused, not kept without end."""
+    checker = SlowChecker()
+    net = Net(server(checker=checker, max_rate=0))
+    conn = net.connect()
+    conn.take()
+    conn.say("lord", "secret", *[f"line {i}" for i in range(40)])
+    refused = [line for line in conn.take() if line.startswith("*** Error: ")]
+    assert refused == [wire.WAIT_FOR_ANSWER.notice().decode().rstrip()] * (40 - 16)
+    checker.asked[0][0].callback(b"lord")
+    net.settle()
+    assert "*** Lord has entered the realm (1/5)" in conn.take()
 
 
 # -- limits ----------------------------------------------------------------------

@@ -233,6 +233,40 @@ def test_passwords_whose_connections_went_leave_the_line(
     assert "*** Lord has entered the realm (1/5)" in lord.lines()
 
 
+def test_a_long_line_of_passwords_answered_at_once_is_answered_whole(
+        server: Any, clock: task.Clock) -> None:
+    """Four hundred right passwords from one address behind a held one: each
+    is checked at once when its turn comes (a checker in memory), and every
+    one is answered, none nested inside the last."""
+    realm_server = server(checker=memory_checker(SECRET), max_per_address=0)
+    for guess in range(3):
+        Link(realm_server).send("Lord", f"guess{guess}")
+    links = [Link(realm_server) for _ in range(400)]
+    for i, link in enumerate(links):
+        link.send(f"Lord@realm{i}", SECRET)
+    clock.advance(1)  # the held one is checked; the others follow, each at once
+    entered = ["*** Lord has entered the realm (1/5)" in link.lines() for link in links]
+    assert all(entered), f"{entered.count(False)} of {len(links)} never answered"
+
+
+def test_a_right_password_clears_the_count_before_the_next_is_checked(
+        server: Any, clock: task.Clock) -> None:
+    """The wrong password after the Lord's right one counts from a clean
+    slate, not before the slate is wiped (which would lose it)."""
+    realm_server = server(checker=memory_checker(SECRET))
+    for guess in range(3):
+        Link(realm_server).send("Lord", f"guess{guess}")
+    lord, late = Link(realm_server), Link(realm_server)
+    lord.send("Lord", SECRET)  # held 1 s
+    late.send("Lord@north", "wrong")  # waits its turn behind the Lord's
+    clock.advance(1)
+    assert "*** Lord has entered the realm (1/5)" in lord.lines()
+    assert late.lines()[-1].startswith("*** Error: Wrong password")
+    for guess in range(2):  # two more: three since the right one
+        Link(realm_server).send("Lord@north", f"again{guess}")
+    assert wait_of(realm_server, "10.0.0.1") == 1
+
+
 def test_a_password_waiting_its_turn_is_not_timed_out(server: Any, clock: task.Clock) -> None:
     """The login timeout does not count the wait behind the address's other
     passwords, nor the one after."""
