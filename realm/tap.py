@@ -114,10 +114,13 @@ def _private(description: str) -> str:
     otherwise; a TCP port listens on the loopback interface unless
     `interface=` names another (`tcp:PORT` alone would take every one)."""
     kind, _, rest = (listening(description) or description).partition(":")
-    named = dict(arg.partition("=")[::2] for arg in rest.split(":") if "=" in arg)
+    kind, args = kind.lower(), rest.split(":")  # Twisted reads `TCP:` as `tcp:`
+    named = dict(arg.partition("=")[::2] for arg in args if "=" in arg)
     if kind == "unix" and "mode" not in named:
         return description + ":mode=600"
-    if kind in ("tcp", "tcp6", "ssl", "tls") and not named.get("interface"):
+    given = named.get("interface") or (  # `tcp:PORT:INTERFACE` names it too
+        kind in ("tcp", "tcp6") and len([arg for arg in args if "=" not in arg]) > 1)
+    if kind in ("tcp", "tcp6", "ssl", "tls") and not given:
         return description + (r":interface=\:\:1" if kind == "tcp6" else ":interface=127.0.0.1")
     return description
 

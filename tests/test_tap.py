@@ -110,5 +110,7 @@ def test_the_operators_console_is_kept_private() -> None:
     for given in ("tcp:9999", "tcp:9999:interface=", "haproxy:tcp:9999"):  # else every one
         assert parse("--admin", given)["admin"] == [f"{given}:interface=127.0.0.1"]
     assert parse("--admin", "tcp6:9999")["admin"] == [r"tcp6:9999:interface=\:\:1"]
+    assert parse("--admin", "TCP6:9999")["admin"] == [r"TCP6:9999:interface=\:\:1"]
+    assert parse("--admin", "tcp:9999:10.0.0.7")["admin"] == ["tcp:9999:10.0.0.7"]
     assert parse("--admin", "tcp:9999:interface=0.0.0.0")["admin"] == [
         "tcp:9999:interface=0.0.0.0"]  # asked for
