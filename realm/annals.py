@@ -1,7 +1,7 @@
 """The chronicle on the web port: `/chronicle` and `/chronicle.json`.
 
-- `GET /chronicle`: an HTML page of the best reigns (by score) and the
-  latest, each with a chart of its holdings over its events.  The chart
+- `GET /chronicle`: an HTML page of the best reigns (by score, of those
+  won or fallen) and the latest, each with a chart of its holdings over its events.  The chart
   is SVG drawn here, inline in the page: no script, nothing from another
   origin, so the page's strict Content-Security-Policy holds.  Every
   text from the chronicle is escaped.
@@ -72,9 +72,10 @@ def page(chronicle: Recorder, unreadable: Unreadable) -> Deferred[Response]:
 
     def render(found: list[list[ReignRecord]]) -> Response:
         best, latest = found
-        return _page("<p class='lead'>Every reign that has ended: the best, and the latest. "
-                     "Each chart shows the realm's holdings after each event.</p>"
-                     + _legend() + "<h2>The best reigns</h2>" + _reigns(best)
+        return _page("<p class='lead'>Every reign that has ended: the best of those won or "
+                     "fallen, and the latest. Each chart shows the realm's holdings after "
+                     "each event.</p>" + _legend() + "<h2>The best reigns</h2>"
+                     + _reigns(best, "No reign has been won or fallen yet.")
                      + "<h2>The latest reigns</h2>" + _reigns(latest))
 
     return read.addCallbacks(render, unreadable)
@@ -146,9 +147,9 @@ def _legend() -> str:
     return f"<p class='legend'>{keys}</p>"
 
 
-def _reigns(reigns: list[ReignRecord]) -> str:
+def _reigns(reigns: list[ReignRecord], none: str = "No reign has ended yet.") -> str:
     if not reigns:
-        return "<p class='empty'>No reign has ended yet.</p>"
+        return f"<p class='empty'>{none}</p>"
     return "<ol class='reigns'>" + "".join(_reign(r) for r in reigns) + "</ol>"
 
 

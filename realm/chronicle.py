@@ -79,7 +79,7 @@ class Chronicle(Protocol):
         (within `WRITE_WAIT` seconds, however the database hangs)."""
 
     def best(self, limit: int = 5) -> Deferred[list[ReignRecord]]:
-        """The `limit` best reigns: highest score first, ties newest first."""
+        """The `limit` best reigns won or fallen: highest score first, ties newest first."""
 
     def latest(self, realm: str | None = None, limit: int = 5) -> Deferred[list[ReignRecord]]:
         """The `limit` newest reigns of `realm` (as recorded), or of all."""

@@ -37,9 +37,13 @@ def check_layout(cursor: Cursor) -> None:
     """Fail if `reigns` lacks a column this module uses.  Version 1's layout
     changed before its release (events in a table of their own): a file an
     early build made says version 1 and holds that layout."""
-    missing = USED - cursor.engine.columns(cursor, "reigns")
+    found = cursor.engine.columns(cursor, "reigns")
+    if not found:
+        raise SchemaError("its reigns table is missing, or this role may not read it")
+    missing = sorted(USED - found)
     if missing:
-        raise SchemaError(f"its reigns table lacks {' and '.join(sorted(missing))}: "
+        named = ", ".join(missing[:-1]) + " and " + missing[-1] if len(missing) > 1 else missing[0]
+        raise SchemaError(f"its reigns table lacks {named}: "
                           "an early development build of realm made it, in a layout this "
                           "release cannot read; move it aside (it is left as it is), and "
                           "realm starts a new one")

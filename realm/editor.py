@@ -39,8 +39,8 @@ def places(start: int, chars: Sequence[str], columns: int) -> list[tuple[int, in
     column `start` of a terminal `columns` wide.
 
     Text that fills a row to its last column puts the cursor at the start
-    of the next row: the caller writes a line break there to make it so
-    (a terminal keeps such a cursor on the last column until more comes).
+    of the next row: the caller moves it there (a terminal keeps such a
+    cursor on the last column until more comes; `realm.console.NEXT_ROW`).
     """
     columns = max(columns, 2)
     row, column = divmod(start, columns)

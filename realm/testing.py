@@ -111,8 +111,9 @@ class FakeChronicle:
             d.errback(RuntimeError(why))
 
     def best(self, limit: int = 5) -> defer.Deferred[list[ReignRecord]]:
-        ranked = sorted(self.reigns, key=lambda r: (-r.score, -r.ended))
-        return defer.succeed(ranked[:limit])
+        played = [(i, r) for i, r in enumerate(self.reigns) if r.outcome != "abandoned"]
+        ranked = sorted(played, key=lambda pair: (-pair[1].score, -pair[0]))  # as realm.chronicle
+        return defer.succeed([r for _, r in ranked[:limit]])
 
     def latest(self, realm: str | None = None,
                limit: int = 5) -> defer.Deferred[list[ReignRecord]]:

@@ -47,6 +47,18 @@ async def answer(handler: Any, path: str) -> Response:
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_best_are_won_or_fallen_and_the_page_says_so() -> None:
+    """A realm-play quit at once leaves only an abandoned reign: it is among
+    the latest, and the best say none was played to its end."""
+    chronicle = FakeChronicle()
+    chronicle.record(reign("north", 0, 1000.0, "abandoned"))
+    page = (await answer(routes_of(chronicle)["/chronicle"], "/chronicle")).body.decode()
+    best, latest = page.split("<h2>The latest reigns</h2>")
+    assert "No reign has been won or fallen yet." in best and "score 0" not in best
+    assert "score 0" in latest and "the best of those won or fallen" in page
+
+
+@pytest_twisted.ensureDeferred
 async def test_the_page_shows_best_and_latest_each_with_its_chart() -> None:
     chronicle = FakeChronicle()
     for r in [reign("north", 300, 1000.0), reign("south", 900, 2000.0, "fallen"),

@@ -236,11 +236,18 @@ def no_alert(driver: WebDriver) -> bool:
 
 # -- the game ----------------------------------------------------------------------
 
+def members_note(driver: WebDriver) -> str:
+    """What the members' panel says when it lists no one."""
+    return str(driver.execute_script(
+        "return getComputedStyle(document.getElementById('members'), '::after').content"))
+
+
 def test_a_browser_lord_rules_realm_client_bots(
         server: Server, browser: WebDriver, tmp_path: Path) -> None:
     driver = browser
     driver.get(server.url)
     assert driver.title.startswith("realm")
+    assert members_note(driver) == '"No one yet."'  # never joined
 
     # A name that is markup is refused, and shown as the text it is.
     hook(driver, "name").send_keys(XSS)
@@ -349,9 +356,7 @@ def test_a_browser_lord_rules_realm_client_bots(
         assert dropped.get_attribute("data-kind") == "left"
         assert dropped.get_attribute("role") == "status"
         assert "Disconnected" not in dropped.text
-        after = driver.execute_script(  # the members' panel: not "No one yet."
-            "return getComputedStyle(document.getElementById('members'), '::after').content")
-        assert after == '"You are in no realm now."', after
+        assert members_note(driver) == '"You are in no realm now."'  # not "No one yet."
         screenshot(driver, "web-left.png")
         assert hook(driver, "input").get_attribute("disabled") is not None
         before = len(log_lines(driver))

@@ -474,6 +474,16 @@ async def test_an_early_builds_layout_is_refused_in_one_line(chronicle_url: str)
     assert rows(chronicle_url, "SELECT version FROM schema_version") == [(1,)]
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_chronicle_without_its_reigns_table_is_told_so(tmp_path: Path) -> None:
+    url = f"sqlite:{tmp_path / 'realm.sqlite'}"
+    execute(url, "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL)")
+    execute(url, "INSERT INTO schema_version (version, name) VALUES (1, 'reigns')")
+    with pytest.raises(ChronicleError, match="its reigns table is missing, or this role may "
+                       "not read it$"):
+        await within(open_chronicle(url))
+
+
 def test_a_released_migration_is_never_changed() -> None:
     """Changed in place, a file made by the old text says the same version
     and holds another layout (above): the next change is a new migration."""

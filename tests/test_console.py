@@ -166,15 +166,24 @@ class Wrapping(ScreenBuffer):
 
     def __init__(self) -> None:
         super().__init__()
-        self.soft: set[int] = set()  # id() of each row the text ran on from
+        self._soft: dict[int, object] = {}  # each row the text ran on from, by id()
+
+    def ran_on(self, row: object) -> bool:
+        return self._soft.get(id(row)) is row  # the row itself kept: its id is not reused
+
+    def mark(self, row: object, soft: bool = True) -> None:
+        if soft:
+            self._soft[id(row)] = row
+        elif self.ran_on(row):
+            del self._soft[id(row)]
 
     def insertAtCursor(self, b: bytes) -> None:
         if self.x >= self.width and b not in (b"\r", b"\n"):
-            self.soft.add(id(self.lines[self.y]))
+            self.mark(self.lines[self.y])
         super().insertAtCursor(b)
 
     def eraseToLineEnd(self) -> None:
-        self.soft.discard(id(self.lines[self.y]))
+        self.mark(self.lines[self.y], soft=False)
         super().eraseToLineEnd()
 
 
@@ -514,7 +523,7 @@ def resize(screen: Screen, width: int, reflow: bool) -> None:
     x, y = buffer.x, buffer.y
     lines: list[list[tuple[object, object]]] = []  # the rows a line took, joined
     for i, row in enumerate(buffer.lines):
-        if reflow and i and id(buffer.lines[i - 1]) in buffer.soft:  # it ran on
+        if reflow and i and buffer.ran_on(buffer.lines[i - 1]):  # it ran on
             if i == y:
                 x, y = x + len(lines[-1]), len(lines) - 1
             lines[-1] = lines[-1] + row
@@ -522,17 +531,21 @@ def resize(screen: Screen, width: int, reflow: bool) -> None:
             y = len(lines) if i == y else y
             lines.append(list(row))
     del lines[y + 1:]  # rows below the input hold nothing
-    rows = []
+    rows, ran_on = [], []
     for n, line in enumerate(lines):
         while line and line[-1][0] is void and (n != y or len(line) > x):
             line.pop()  # what a row did not fill, up to the cursor
         if n == y:
             x, y = (x % width, len(rows) + x // width) if reflow else (min(x, width - 1), len(rows))
-        rows += [line[i:i + width] for i in range(0, len(line) or 1, width)][:None if reflow else 1]
+        parts = [line[i:i + width] for i in range(0, len(line) or 1, width)][:None if reflow else 1]
+        rows += parts
+        ran_on += [True] * (len(parts) - 1) + [False]
     rows = [row + buffer._emptyLine(width - len(row)) for row in rows]
     top = max(0, len(rows) - buffer.height)  # rows that went up into the scrollback
     buffer.lines = rows[top:] + [buffer._emptyLine(width) for _ in range(buffer.height)]
     del buffer.lines[buffer.height:]
+    for row, soft in zip(rows[top:], ran_on[top:], strict=True):
+        buffer.mark(row, soft)  # for the next resize
     buffer.x, buffer.y, buffer.width = x, y - top, width
     screen.width, screen.terminal.reflows = width, reflow
     screen.terminal.resized()
@@ -556,6 +569,11 @@ def test_a_resized_terminal_keeps_one_input_at_its_new_width(
     x, y = screen.cursor()
     assert (x, y - len(above) - 1) == (len("You: " + typed) % narrow,
                                        len("You: " + typed) // narrow)
+    resize(screen, wide, reflow)  # and back: drawn clean again
+    if reflow:  # a cut row does not come back whole; a re-wrapped one does
+        assert screen.rows()[-1 - len(wrapped("You: " + typed, wide)):] == [
+            fit(STATUS, wide).rstrip(), *wrapped("You: " + typed, wide)]
+    resize(screen, narrow, reflow)
     screen.show("Bran: ho")
     screen.type(b"!\r")
     assert screen.keys.said == [typed + "!"]

@@ -463,6 +463,7 @@
     }
     state.members.clear();
     renderMembers();
+    document.body.dataset.gone = ""; // the members' panel: no realm now, not "no one yet"
     ui.count.textContent = "";
     retireOptions();
     ui.reign.hidden = true; // the reign's holdings went with the game
