@@ -1,5 +1,7 @@
-"""Bounds on how fast a stranger can guess passwords.  Pure: every
-method takes the time.
+"""Bounds on what a stranger can take: connections, password guesses.
+Pure: no I/O, and every method that needs the time takes it.
+
+`AddressCount`: connections per address, at most `limit` (0: any number).
 
 `Backoff`: failures counted per key (an address, or the Lord's account as
 a whole); after `free` failures a key waits, twice as long after each
@@ -10,7 +12,31 @@ further failure, up to `cap` seconds.  A success clears the key.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
+
+
+class AddressCount:
+    """Open connections per address, at most `limit` each (0: any number)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: Counter[str] = Counter()
+
+    def admit(self, address: str) -> bool:
+        """Count one more from `address`, unless it holds its limit."""
+        if self.limit and self._open[address] >= self.limit:
+            return False
+        self._open[address] += 1
+        return True
+
+    def release(self, address: str) -> None:
+        self._open[address] -= 1
+        if self._open[address] <= 0:
+            del self._open[address]
+
+    def counts(self) -> dict[str, int]:
+        return dict(self._open)
 
 
 @dataclass

@@ -10,7 +10,6 @@ table and the limits its connections are served with;
 
 from __future__ import annotations
 
-import collections
 import email.utils
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.protocol import Factory
 
 from realm import wire
+from realm.guard import AddressCount
 from realm.quiet import Quiet
 
 TEXT = "text/plain; charset=utf-8"
@@ -169,19 +169,15 @@ class PerAddress:
     cannot take every file the process may open."""
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._open: collections.Counter[str] = collections.Counter()
+        self._count = AddressCount(limit)
 
     def connected(self, client: Counted) -> bytes | None:
-        if self.limit and self._open[client.address] >= self.limit:
-            return wire.TOO_MANY_CONNECTIONS.notice(limit=self.limit)
-        self._open[client.address] += 1
-        return None
+        if self._count.admit(client.address):
+            return None
+        return wire.TOO_MANY_CONNECTIONS.notice(limit=self._count.limit)
 
     def disconnected(self, client: Counted) -> None:
-        self._open[client.address] -= 1
-        if self._open[client.address] <= 0:
-            del self._open[client.address]
+        self._count.release(client.address)
 
 
 class Site(Factory):

@@ -22,6 +22,7 @@ from twisted.logger import Logger
 from realm import commands, wire
 from realm.chronicle import Chronicle, NoChronicle
 from realm.deadlines import Deadlines
+from realm.guard import AddressCount
 from realm.guesses import Guesses
 from realm.names import JoinError
 from realm.quiet import since_last
@@ -154,7 +155,7 @@ class RealmServer:
         self.draining = False
         self.shutting_down = False
         self.stats = Stats()
-        self._per_address: Counter[str] = Counter()
+        self._addresses = AddressCount(settings.max_per_address)
         self._started_by: dict[str, str] = {}  # realm -> the address that started it
         self._realms_of: Counter[str] = Counter()  # address -> realms it started
         # Wrong Lord passwords, per address and for the Lord as a whole
@@ -177,10 +178,8 @@ class RealmServer:
 
     def connected(self, client: Connection) -> bytes | None:
         """Count a new connection here; return a refusal, or None."""
-        limit = self.settings.max_per_address
-        if limit and self._per_address[client.address] >= limit:
+        if not self._addresses.admit(client.address):
             return self._too_many(client.address)
-        self._per_address[client.address] += 1
         self.sessions.add(client)
         self.stats.connections[client.kind] += 1
         self.stats.connections_total[client.kind] += 1
@@ -201,9 +200,7 @@ class RealmServer:
         if client in self.sessions:
             self.sessions.discard(client)
             self.stats.connections[client.kind] -= 1
-            self._per_address[client.address] -= 1
-            if not self._per_address[client.address]:
-                del self._per_address[client.address]
+            self._addresses.release(client.address)
             if self.cluster is not None:
                 self.cluster.released(client)
         self._wake()
@@ -250,7 +247,7 @@ class RealmServer:
         return n
 
     def connections_by_address(self) -> dict[str, int]:
-        return dict(self._per_address)
+        return self._addresses.counts()
 
     # -- realms --------------------------------------------------------------
     def check(self, key: str, name: str, address: str) -> Deferred[None]:
