@@ -21,7 +21,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, ClassVar
@@ -310,8 +310,8 @@ class PostgresEngine(Engine):
 
 
 def schema_version(cursor: Cursor) -> int:
-    """The database's schema version; 0 for a new database.  (A role that
-    may not create tables, only read and add reigns, can open one made.)"""
+    """The database's schema version; 0 for a new one.  Its table is made only
+    then: a role that may not make tables opens a database made before."""
     if not cursor.engine.columns(cursor, "schema_version"):
         cursor.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, "
                        "name TEXT NOT NULL)")
@@ -320,14 +320,15 @@ def schema_version(cursor: Cursor) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def migrate(cursor: Cursor, migrations: Sequence[Migration]) -> int:
-    """Bring the schema up to `migrations`' last version and return it.
-
-    Runs in the caller's transaction (begun for writing): the caller's
-    commit makes it all happen, a failure makes none of it happen.
-    """
+def migrate(cursor: Cursor, migrations: Sequence[Migration],
+            kept: Callable[[Cursor], None] | None = None) -> int:
+    """Bring the schema up to `migrations`' last version and return it;
+    `kept(cursor)` looks at a database made before, first.  In the caller's
+    transaction (begun for writing): its commit makes all of it happen."""
     cursor.engine.lock_schema(cursor)
     current = schema_version(cursor)
+    if current and kept is not None:
+        kept(cursor)
     if current > len(migrations):
         raise SchemaError(f"its schema is at version {current}, newer than this realm "
                           f"knows ({len(migrations)}): upgrade realm")

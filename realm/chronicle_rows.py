@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from realm.chronicle_engines import Cursor, Migration, SchemaError, migrate, schema_version
+from realm.chronicle_engines import Cursor, Migration, SchemaError, migrate
 from realm.records import EventRecord, ReignRecord
 
 COLUMNS = "id, realm, members, outcome, score, events, started, ended"
@@ -20,10 +20,7 @@ LATEST = "id DESC"
 
 def prepare(cursor: Cursor, migrations: Sequence[Migration]) -> int:
     """Bring the schema up to date (`migrate`), and check its layout."""
-    cursor.engine.lock_schema(cursor)  # before reading the version (migrate's, too)
-    if schema_version(cursor):  # kept before: in the layout its version says?
-        check_layout(cursor)
-    version = migrate(cursor, migrations)
+    version = migrate(cursor, migrations, kept=check_layout)  # in the layout it says?
     check_layout(cursor)
     # A database that takes no reign would lose every one, unseen until one
     # ends (a read-only file, a role without INSERT): try one, and undo it.

@@ -257,19 +257,16 @@ class Session:
             self._held_check = (self._clock.callLater(wait, look_again), checked)
             return checked
 
-        queued = False  # behind the address's other passwords
-
         def turn() -> Deferred[Any]:
-            if queued:  # that wait was the server's: the login timeout starts again
+            if self.due is None:  # it waited its turn, the server's wait: time starts again
                 self._login_deadline()
             return guesses.wait(address).addCallback(check)
 
         def start() -> Deferred[Any]:
             """One password of an address at a time: each waits what the last set."""
-            nonlocal queued
             self._queued = guesses.in_turn(address, turn)
-            if not self._queued.called:
-                queued, self.due = True, None
+            if not self._queued.called:  # behind the address's other passwords
+                self.due = None
             return self._queued
 
         self._wait_for(start, self._password_checked)
