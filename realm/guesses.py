@@ -80,6 +80,10 @@ class Guesses:
         self._next(address)
         return answer  # type: ignore[return-value]
 
+    def waiting(self, address: str) -> int:
+        """How many of `address`'s passwords are in line (the first being checked)."""
+        return len(self._turns.get(address, ()))
+
     def _done(self, address: str, turn: Deferred[None]) -> None:
         """`turn` is answered (or cancelled): the next one's turn comes."""
         turns = self._turns.get(address)

@@ -264,9 +264,11 @@ class Session:
 
         def start() -> Deferred[Any]:
             """One password of an address at a time: each waits what the last set."""
-            self._queued = guesses.in_turn(address, turn)
-            if not self._queued.called:  # behind the address's other passwords
+            ahead = guesses.waiting(address)
+            if ahead:  # behind the address's other passwords: the client's time stops
                 self.due = None
+                self.send(wire.PASSWORD_IN_LINE.notice(ahead=wire.counted(ahead, "other")))
+            self._queued = guesses.in_turn(address, turn)
             return self._queued
 
         self._wait_for(start, self._password_checked)

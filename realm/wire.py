@@ -153,6 +153,8 @@ WRONG_PASSWORD = _refusal("wrong_password", "Wrong password; you are not the Lor
 LAST_PASSWORD = _refusal("last_password", "Wrong password, for the last time. Farewell.")
 PASSWORD_WAIT = _line("password_wait", "Too many wrong passwords for the Lord lately: "
                       "yours is checked in {seconds} s.")
+PASSWORD_IN_LINE = _line("password_in_line", "Passwords from your address are checked one "
+                         "at a time: yours comes after {ahead}.")
 WAIT_FOR_ANSWER = _refusal("wait_for_answer", "Your last lines still wait for an answer; "
                           "that line was not sent.")
 TRY_AGAIN = _refusal("try_again", "That could not be done just now; try again.")

@@ -279,8 +279,10 @@ def test_a_password_waiting_its_turn_is_not_timed_out(server: Any, clock: task.C
     assert held.lines()[-1].endswith("yours is checked in 16 s.")
     lord = Link(realm_server)
     lord.send("Lord", SECRET)
+    assert lord.lines()[-1] == ("*** Passwords from your address are checked one at a time: "
+                                "yours comes after 1 other.")
     clock.advance(10)  # past the login timeout, waiting behind the held one
-    assert not lord.closed and lord.lines()[-1].startswith("*** This realm's Lord must prove")
+    assert not lord.closed and lord.lines() == []
     clock.advance(6)  # the held one is checked: the Lord's turn, and its own wait
     assert lord.lines()[-1].endswith("yours is checked in 32 s.")
     clock.advance(32)
@@ -343,20 +345,35 @@ def test_the_wait_grows_with_each_wrong_password(server: Any, clock: task.Clock)
     assert wait_of(realm_server, "10.0.0.1") == 0
 
 
+class Slow:
+    """A checker that answers when the test says."""
+    credentialInterfaces = InMemoryUsernamePasswordDatabaseDontUse.credentialInterfaces
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Deferred[bytes], Any]] = []
+
+    def requestAvatarId(self, credentials: Any) -> Deferred[bytes]:
+        d: Deferred[bytes] = Deferred()
+        self.pending.append((d, credentials))
+        return d
+
+
+def test_a_wrong_password_from_a_slow_checker_leaves_the_login_timeout(
+        server: Any, clock: task.Clock) -> None:
+    """A checker that answers later: the connection is back to naming
+    after a wrong password, and still has to join in time."""
+    checker = Slow()
+    link = Link(server(checker=checker, login_timeout=10))
+    link.send("Lord", "wrong")
+    for _ in range(2):  # the memory checker's bytes, then its str
+        checker.pending.pop()[0].errback(UnauthorizedLogin())
+    assert link.lines()[-1].startswith("*** Error: Wrong password")
+    clock.advance(10)
+    assert link.closed and "in time" in link.lines()[-1]
+
+
 def test_lines_sent_while_checking_wait_their_turn(server: Any) -> None:
     """A checker that answers later: the lines after the password wait."""
-
-    class Slow:
-        credentialInterfaces = InMemoryUsernamePasswordDatabaseDontUse.credentialInterfaces
-
-        def __init__(self) -> None:
-            self.pending: list[tuple[Deferred[bytes], Any]] = []
-
-        def requestAvatarId(self, credentials: Any) -> Deferred[bytes]:
-            d: Deferred[bytes] = Deferred()
-            self.pending.append((d, credentials))
-            return d
-
     checker = Slow()
     realm_server = server(checker=checker)
     lord, arya = Link(realm_server), Link(realm_server)
