@@ -1,7 +1,7 @@
 """The chronicle: every ended reign, kept in a database.
 
-`open_chronicle(url)` opens one, upgrading its schema first
-(`realm.chronicle_engines`):
+`open_now(url)` opens one at start-up (`open_chronicle(url)` once the
+reactor runs), its schema upgraded first (`realm.chronicle_engines`):
 
 - `sqlite:PATH`: the embedded default (`sqlite:realm.sqlite`), a file
   relative to the working directory;
@@ -165,7 +165,7 @@ class DatabaseChronicle:
         if self._writing or self._soon is not None or not self._waiting:
             return
         wait = self._last + GROUP_WAIT - self._clock.seconds()
-        if wait <= 0 or len(self._waiting) >= GROUP_MOST:
+        if wait <= 0 or len(self._waiting) >= GROUP_MOST or self._closed:
             self._write()
         else:
             self._soon = self._clock.callLater(wait, self._write)
@@ -191,6 +191,7 @@ class DatabaseChronicle:
                                       doing="record a reign in")
                     alone.addCallback(lambda ids: ids[0]).chainDeferred(d)
             self._next()
+            self._wake()
 
         written.addBoth(done)
 
@@ -208,7 +209,8 @@ class DatabaseChronicle:
         if self._soon is not None:  # what waits for its group goes now
             self._soon.cancel()
             self._write()
-        if self._busy:
+        # Each group written starts the next: wait for the last of them.
+        while self._busy or self._writing or self._waiting:
             waiter: Deferred[None] = Deferred()
             self._idle.append(waiter)
             await waiter
@@ -268,17 +270,21 @@ class DatabaseChronicle:
     def _settled(self, result: Any) -> Any:
         self._busy -= 1
         if not self._busy:
-            waiters, self._idle = self._idle, []
-            for waiter in waiters:
-                waiter.callback(None)
+            self._wake()
         if isinstance(result, _Failed):
             return Failure(result.error)
         return result
 
+    def _wake(self) -> None:
+        """`close` looks again whether anything is still under way."""
+        waiters, self._idle = self._idle, []
+        for waiter in waiters:
+            waiter.callback(None)
+
     def _explain(self, failure: Failure, doing: str) -> Failure:
         failure.trap(*self.engine.errors, SchemaError)
-        why = " ".join(str(failure.value).split()) or type(failure.value).__name__
-        error = ChronicleError(f"cannot {doing} the chronicle {self.where}: {why}")
+        error = ChronicleError(f"cannot {doing} the chronicle {self.where}: "
+                               f"{_one_line(failure.value)}")
         error.__cause__ = failure.value
         return Failure(error)
 
@@ -296,12 +302,8 @@ class DatabaseChronicle:
             connection.commit()  # fails the call if it fails: no retry, it may have landed
             return result
         except BaseException as error:
-            self._roll_back(connection)
+            connection.rollback()  # realm.chronicle_engines.PoolConnection: never raises
             return _Failed(error)
-
-    @staticmethod
-    def _roll_back(connection: Any) -> None:
-        connection.rollback()  # realm.chronicle_engines.PoolConnection: never raises
 
     def _attempt(self, connection: Any, body: Callable[..., T], args: tuple[Any, ...],
                  write: bool) -> T:
@@ -315,13 +317,10 @@ class DatabaseChronicle:
 
 def open_chronicle(url: str | ChronicleURL, reactor: Any = None, *,
                    migrations: Sequence[Migration] | None = None) -> Deferred[Chronicle]:
-    """Open the chronicle at `url` and bring its schema up to date.
-
-    Fires with a `Chronicle`, or fails with a one-line `ChronicleError`
-    saying what and where. `reactor` (an `IReactorCore` with threads)
-    defaults to the global one; `migrations` (tests, tools) replaces the
-    shipped `realm/migrations/`. The work starts once the reactor runs.
-    """
+    """Open the chronicle at `url` once `reactor` runs (by default the
+    global one), its schema brought up to date: a `Chronicle`, or a
+    one-line `ChronicleError` saying what and where.  `migrations`
+    (tests, tools) replaces the shipped `realm/migrations/`."""
     return Deferred.fromCoroutine(_open(url, reactor, migrations))
 
 

@@ -303,6 +303,17 @@ async def test_a_reign_survives_closing_and_reopening(chronicle_url: str) -> Non
 
 
 @pytest_twisted.ensureDeferred
+async def test_closing_writes_every_reign_waiting_for_its_group(chronicle_url: str) -> None:
+    """A server stopping records every realm's reign at once: the first is
+    written, the others wait for its group, and all land before the close."""
+    async with opened(chronicle_url) as chronicle:
+        pending = [chronicle.record(reign(realm=f"r{n}", score=n)) for n in range(3)]
+    assert len(set(await within(defer.gatherResults(pending)))) == 3
+    async with opened(chronicle_url) as again:
+        assert sorted(r.realm for r in await within(again.latest(None, 10))) == ["r0", "r1", "r2"]
+
+
+@pytest_twisted.ensureDeferred
 @pytest.mark.parametrize("how", ["deleted", "replaced"])
 async def test_a_file_deleted_or_replaced_under_the_server_is_not_written_to(
         tmp_path: Path, how: str) -> None:

@@ -59,29 +59,34 @@ def test_a_reign_told_as_ended_survives_kill_9(tmp_path: Path) -> None:
             "kings", fields["outcome"], "1", fields["score"])
 
 
-def test_a_graceful_stop_records_the_reign_of_the_last_connection(tmp_path: Path) -> None:
-    """SIGTERM while the Lord, alone, is the last connection: the reign in
-    play is abandoned and recorded before the chronicle closes (every reign
-    that begins is in the chronicle)."""
+def test_a_graceful_stop_records_the_reign_of_every_realm(tmp_path: Path) -> None:
+    """SIGTERM while each realm's Lord is alone in it: every reign in play
+    is abandoned at once, and each is recorded before the chronicle closes
+    (the first is written, the others wait for its group)."""
     path = tmp_path / "realm.sqlite"
+    realms = ("kings", "north", "dorne")
     with running(command("twistd"), "-n", "--pidfile=", "realm",
                  "--listen", "tcp:0:interface=127.0.0.1", "--size", "2",
                  "--chronicle", f"sqlite:{path}", cwd=str(tmp_path)) as server:
         endpoint = listening(server)
-        arya, lord = Peer.connect(endpoint), Peer.connect(endpoint)
-        arya.send(b"Arya@kings\n")
-        arya.expect("Arya has entered")
-        lord.send(b"Lord@kings\n")
-        lord.expect("[New Event]")  # the reign has begun
-        arya.close()
-        lord.expect("Arya has left the realm")
+        lords = []
+        for realm in realms:
+            arya, lord = Peer.connect(endpoint), Peer.connect(endpoint)
+            arya.send(f"Arya@{realm}\n".encode())
+            arya.expect("Arya has entered")
+            lord.send(f"Lord@{realm}\n".encode())
+            lord.expect("[New Event]")  # the reign has begun
+            arya.close()
+            lord.expect("Arya has left the realm")
+            lords.append(lord)
         server.popen.send_signal(signal.SIGTERM)
-        lord.expect("The server is shutting down")
+        for lord in lords:
+            lord.expect("The server is shutting down")
         assert server.wait() == 0
     assert not [line for line in server.out if "could not record" in line], server.out
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT realm, outcome FROM reigns").fetchall() == [
-            ("kings", "abandoned")]
+        assert sorted(db.execute("SELECT realm, outcome FROM reigns").fetchall()) == sorted(
+            (realm, "abandoned") for realm in realms)
 
 
 def test_a_chronicle_that_cannot_be_opened_stops_the_start(tmp_path: Path) -> None:
