@@ -394,5 +394,5 @@ def _engine_for(url: str | ChronicleURL, migrations: Sequence[Migration] | None
     return parsed, engine, steps
 
 
-def _one_line(error: BaseException) -> str:  # a database's message, on one line
+def _one_line(error: object) -> str:  # a database's message, on one line
     return " ".join(str(error).split()) or type(error).__name__
