@@ -197,7 +197,12 @@ class Session:
     def _join(self, name: str, key: str) -> None:
         self.name = name
         self.prefix = name.encode("ascii") + b": "
-        self._wait_for(lambda: self.server.join(self, key), self._seated)
+
+        def seated(seat: Seat) -> Seat:
+            if self._handle != self._waiting:  # closing meanwhile (a timeout): out again
+                seat.gone(wire.LEFT_WHY)
+            return seat
+        self._wait_for(lambda: self.server.join(self, key).addCallback(seated), self._seated)
 
     def _seated(self, seat: Seat) -> None:
         self.seat = seat

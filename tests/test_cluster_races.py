@@ -7,6 +7,8 @@ puts the race's two events in the order that used to go wrong.
 
 - `test_a_member_gone_while_redis_places_it_is_not_seated`: no ghost in
   a realm run here.
+- `test_a_member_timed_out_while_redis_places_it_is_not_kept`: nor when
+  the connection is only closing as the seat comes.
 - `test_a_member_gone_while_the_owner_seats_it_leaves_again`: no ghost in
   a realm run elsewhere.
 - `test_one_connection_to_redis_lost`: a node that loses one of its two
@@ -32,7 +34,16 @@ from realm.protocol import RealmFactory
 from realm.redis import parse_url
 from realm.server import RealmServer, Settings
 from realm.session import Session
-from realm.testing import WAIT, LineClient, bounded, connect, eventually, hang_up, join
+from realm.testing import (
+    WAIT,
+    LineClient,
+    MemoryNet,
+    bounded,
+    connect,
+    eventually,
+    hang_up,
+    join,
+)
 
 if TYPE_CHECKING:
     from services import RedisServer, Services
@@ -130,6 +141,28 @@ async def test_a_member_gone_while_redis_places_it_is_not_seated(services: Servi
         await eventually(lambda: bool(result), "the join's outcome")
         assert isinstance(result[0], Failure) and result[0].check(JoinError), result
         assert "ghost" not in a.server.realms
+    finally:
+        await stop(a)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_member_timed_out_while_redis_places_it_is_not_kept(services: Services) -> None:
+    """The login timeout fires while Redis places the realm: the connection
+    is closing, not yet gone, when the seat comes, and gives it back."""
+    (a,) = await nodes(services.redis(), 1)
+    try:
+        net = MemoryNet(a.server)  # a closed link goes when the test says (`settle`)
+        conn = net.connect()
+        (session,) = a.server.sessions
+        commands = a.connection("commands")
+        commands.pauseProducing()  # Redis's answer to PLACE waits unread
+        session._join("Arya", "ghost")
+        await eventually(lambda: "ghost" in a.cluster._placing, "PLACE to be sent")
+        session.expired()
+        commands.resumeProducing()
+        await eventually(lambda: "ghost" not in a.cluster._placing, "PLACE's answer")
+        net.settle()
+        assert conn.lost and "ghost" not in a.server.realms
     finally:
         await stop(a)
 
