@@ -61,9 +61,14 @@ Op = list[Any]
 
 
 def decode(payload: bytes) -> tuple[str, list[Op]]:
-    """(sender, ops) of one message; ValueError if it is not one."""
-    sender, ops = json.loads(payload)
-    if not isinstance(sender, str) or not isinstance(ops, list):
+    """(sender, ops) of one message, each op a list led by its name;
+    ValueError if it is not one (anyone who can reach Redis can publish)."""
+    try:
+        sender, ops = json.loads(payload)
+    except TypeError:  # JSON, but not a pair
+        raise ValueError("not a realm relay message") from None
+    if not (isinstance(sender, str) and isinstance(ops, list) and all(
+            op.__class__ is list and op and op[0].__class__ is str for op in ops)):
         raise ValueError("not a realm relay message")
     return sender, ops
 

@@ -73,6 +73,18 @@ async def test_what_the_next_turn_brings_joins_the_message() -> None:
         [["line", 1, "first"], ["line", 2, "second"]]]
 
 
+@pytest.mark.parametrize("payload", [
+    b"null", b"5", b'"x"', b"[]", b'["node"]', b'["node", [5]]', b'["node", [[]]]',
+    b'["node", [[["x"]]]]', b'["node", {}]', b'[1, []]', b"\xff", b"{"])
+def test_a_message_not_realms_is_refused_whole(payload: bytes) -> None:
+    """Anyone who can reach Redis may publish on a process's channel: what
+    is not a realm message raises ValueError, which the cluster logs and
+    ignores (anything else would drop its subscription, and every member
+    shared with another process with it)."""
+    with pytest.raises(ValueError):
+        decode(payload)
+
+
 def test_lines_for_an_unreachable_redis_are_dropped_not_kept() -> None:
     r, clock, published = relay()
     published.down = True
