@@ -34,6 +34,7 @@ from zope.interface import implementer
 from realm import wire
 from realm.gate import has_control, is_http
 from realm.looks import visible
+from realm.process import stop
 from realm.server import RealmServer
 
 log = Logger()
@@ -110,14 +111,14 @@ class Drain:
         if not self._stopping:
             self._done = True
             log.info("Drained: the last connection and realm are gone; stopping")
-            self.reactor.stop()
+            stop(self.reactor)
 
     def _too_long(self) -> None:
         if not self._stopping:
             self._done = True
             log.info("The drain timeout has passed: ending what is left, {left}",
                      left=self.left())
-            self.reactor.stop()  # the shutdown says farewell to what is left
+            stop(self.reactor)  # the shutdown says farewell to what is left
 
 
 @implementer(IHalfCloseableProtocol)

@@ -28,6 +28,7 @@ from typing import IO, Any
 from twisted.application import service
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.interfaces import IListeningPort, IProtocolFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -144,7 +145,7 @@ class Listener(service.Service):
         log.critical("Cannot listen on {endpoint} for {what}: {reason}; stopping",
                      endpoint=self.description, what=self.what,
                      reason=failure.getErrorMessage())
-        self.reactor.stop()
+        stop(self.reactor)
 
     def stopService(self) -> Any:
         super().stopService()
@@ -170,6 +171,7 @@ class Signals(service.Service):
     def __init__(self, reactor: Any, reopen: Callable[[], None]) -> None:
         self.reactor = reactor
         self.reopen = reopen
+        self._stopping = False
 
     def startService(self) -> None:
         super().startService()
@@ -185,8 +187,13 @@ class Signals(service.Service):
         log.info("Running: SIGTERM or SIGINT stops gracefully, SIGHUP reopens the log")
 
     def _stop(self, signum: int, frame: object) -> None:
-        log.info("Received {signal}: shutting down", signal=signal.Signals(signum).name)
-        self.reactor.callFromThread(self.reactor.stop)
+        name = signal.Signals(signum).name
+        if self._stopping:  # an impatient operator: the first is being done
+            log.info("Received {signal} again: already shutting down", signal=name)
+            return
+        self._stopping = True
+        log.info("Received {signal}: shutting down", signal=name)
+        self.reactor.callFromThread(stop, self.reactor)
 
     def _hang_up(self, signum: int, frame: object) -> None:
         self.reactor.callFromThread(self._reopen)
@@ -194,6 +201,15 @@ class Signals(service.Service):
     def _reopen(self) -> None:
         self.reopen()
         log.info("Received SIGHUP: reopened the log; every game goes on")
+
+
+def stop(reactor: Any) -> None:
+    """Stop the reactor, unless it is stopping already (a signal, a drain's
+    end and a listener that failed may each come during another's)."""
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass
 
 
 def raise_open_files_limit() -> int:

@@ -19,9 +19,11 @@ import pytest
 import pytest_twisted
 from realm_procs import WAIT, Peer, command, ended, running
 from twisted.internet import reactor
+from twisted.internet.error import ReactorNotRunning
+from twisted.logger import formatEvent
 
 from realm._direct import _PlainPoll
-from realm.process import BACKLOG, GC_YOUNG, with_backlog
+from realm.process import BACKLOG, GC_YOUNG, Signals, with_backlog
 from realm.tap import Options, makeService
 from realm.testing import eventually
 
@@ -184,6 +186,34 @@ def test_sigterm_and_sigint_say_farewell_and_exit_0(tmp_path: Path, signum: int)
         os.kill(server.pid, signum)
         arya.expect("The server is shutting down. Farewell!")
         assert server.wait() == 0
+
+
+class Stopping:
+    """A reactor's stop, as Twisted's: the second raises ReactorNotRunning."""
+
+    stops = 0
+
+    def callFromThread(self, f: Any, *args: Any) -> None:
+        f(*args)
+
+    def stop(self) -> None:
+        self.stops += 1
+        if self.stops > 1:
+            raise ReactorNotRunning("Can't stop reactor that isn't running.")
+
+
+def test_a_second_signal_while_stopping_is_told_not_raised(
+        events: list[dict[str, Any]]) -> None:
+    """Ctrl-C pressed again during the graceful stop: a line in the log,
+    not a traceback from stopping the reactor twice."""
+    stopping = Stopping()
+    signals = Signals(stopping, lambda: None)
+    signals._stop(signal.SIGTERM, None)
+    signals._stop(signal.SIGINT, None)
+    assert stopping.stops == 1
+    said = [formatEvent(e) for e in events]
+    assert said[-2:] == ["Received SIGTERM: shutting down",
+                         "Received SIGINT again: already shutting down"]
 
 
 def events_in(log: Path) -> list[dict[str, Any]]:
