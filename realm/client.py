@@ -140,7 +140,7 @@ class RealmClient(LineReceiver):
         stored = wire.entered(line)
         if key is not None:
             self.name_refused(line, key)
-        elif wire.asks_password(line):
+        elif wire.ASK_PASSWORD.matches(line):
             self.password_asked()
         elif stored is not None and stored.lower() == self.name.lower():
             self.name = stored
@@ -195,9 +195,9 @@ class RealmClient(LineReceiver):
 
 #: The server's goodbyes that end a game well for a bot, and how to say so.
 GOODBYES: tuple[tuple[Callable[[str], bool], str], ...] = (
-    (wire.lord_left, "the Lord has left"),
-    (wire.dismissed_you, "dismissed"),
-    (wire.shutting_down, "the server has closed"),
+    (wire.LORD_LEFT.matches, "the Lord has left"),
+    (wire.DISMISSED_YOU.matches, "dismissed"),
+    (wire.SHUTTING_DOWN.matches, "the server has closed"),
     (wire.realm_over, "the realm is over"),
 )
 

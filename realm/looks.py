@@ -124,7 +124,7 @@ class Palette:
                 self.colour(arrived)
         elif departed is not None:
             self.present.pop(departed.lower(), None)
-        elif wire.lord_left(line):
+        elif wire.LORD_LEFT.matches(line):
             self.present.clear()
         elif listed is not None:
             names = [n for n in listed if n != wire.LORD]
@@ -200,18 +200,22 @@ def fit(status: str, width: int) -> str:
 
 
 def status(line: str, was: str) -> str:
-    """The status row after `line`: the realm's holdings, how its reign
-    ended, or nothing once the game is over."""
+    """The status row after `line`: the realm's holdings (as a `[Realm]`
+    line, a welcome or a new reign says them), or nothing once the game
+    is over."""
     report = wire.read_report(line)
     if report is not None:
         _, found = report
         values = {name: value for name, (value, _) in found.items()}
         changes = {name: change for name, (_, change) in found.items()}
         return HOLDINGS_HEAD + wire.holdings(values, changes)
+    now = wire.holdings_now(line)  # a welcome, a new reign
+    if now is not None:
+        return HOLDINGS_HEAD + wire.holdings(now, {})
     ended = wire.REIGN_OVER.match(line)
-    if ended is not None:
+    if ended is not None:  # from a server that does not say what the next reign holds
         return (f"The reign: {ended['outcome']} after {ended['events']} {ended['event_s']}, "
                 f"score {ended['score']}; a new reign begins")
-    if wire.lord_left(line) or wire.realm_over(line) or wire.shutting_down(line):
+    if wire.LORD_LEFT.matches(line) or wire.realm_over(line) or wire.SHUTTING_DOWN.matches(line):
         return ""
     return was

@@ -35,7 +35,7 @@ AGAIN = "The Lord's password again (not shown): "
 NO_PASSWORD = ("The server asks for the Lord's password: give it with "
                "--password-file or REALM_PASSWORD.")
 #: What the Lord's screen does not show: the client answers it.
-UNSHOWN = (wire.asks_name, wire.asks_password)
+UNSHOWN = (wire.ASK_NAME.matches, wire.ASK_PASSWORD.matches)
 
 
 class Screen(Protocol):

@@ -145,14 +145,20 @@ class Realm:
             among = "" if self.lord else wire.LORD_AMONG
             member.send(wire.WAITING.notice(missing=self.size - n, among=among))
             return
-        banner = wire.WELCOME.notice(n=n, size=self.size)
         if not self.started:
             self.started = True
-            self.broadcast(banner)
             self._new_reign()
+            self.broadcast(self._welcome(n))
             self._post_event()
         else:
-            member.send(banner + self.event)
+            member.send(self._welcome(n) + self.event)
+
+    def _welcome(self, n: int) -> bytes:
+        """The banner: who is here, what the realm holds, how a reign goes."""
+        assert self.reign is not None
+        return wire.WELCOME.notice(n=n, size=self.size, holdings=wire.holdings(
+            self.reign.holdings, {}), events=self.reign_length,
+            event_s=wire.noun(self.reign_length, "event"))
 
     def remove(self, member: Member, why: str = wire.LEFT_WHY,
                told: Member | None = None) -> None:
@@ -351,7 +357,7 @@ class Realm:
         assert self.reign is not None
         self.stats.events += 1
         self.event = self.reign.tell(self._others())
-        return ending.line + self.event
+        return ending.line(self.reign.holdings) + self.event
 
     def _record(self, ending: Ending) -> Deferred[Any]:
         """Write the ended reign to the chronicle; a failure is logged and the

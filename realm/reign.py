@@ -9,9 +9,10 @@ A round, as the server plays it:
     reign.decide(lords_line)    # the Lord's deciding chat line
     settled = reign.settle()    # once every other member answered (or the wait
                                 # is over): `settled.report` to every member,
-                                # then `settled.ending.line` if the reign ended
-After an ending the server starts a new `Reign` (fresh holdings) with the
-same `Deck`, so no scene repeats until every scene has been told once.
+                                # then, if the reign ended, the next `Reign`
+                                # (fresh holdings, the same `Deck`, so no scene
+                                # repeats until every scene has been told once)
+                                # and `settled.ending.line(next.holdings)`
 
 What a decision does (`decide`): the Lord's line picks one of the two
 offered options by number or by word (`realm.decisions`); else, if it
@@ -73,13 +74,21 @@ class ReignError(Exception):
 
 
 class Ending(NamedTuple):
-    """How a reign ended; `line` is the `*** [Reign Ended] ` line, wire-ready.
-    (A tuple, as `Settled`: a reign of three events ends every third round.)"""
+    """How a reign ended.  (A tuple, as `Settled`: a reign of three events
+    ends every third round.)"""
 
     outcome: str  # one of records.OUTCOMES: "won", "fallen", "abandoned"
     events: int  # the events seen through
     score: int
-    line: bytes
+    why: str  # the story's sentence for it
+
+    def line(self, then: Mapping[str, int]) -> bytes:
+        """The `*** [Reign Ended] ` line, wire-ready, saying what the next
+        reign begins with."""
+        return wire.REIGN_OVER.notice(
+            outcome=_TOLD_AS[self.outcome], why=self.why, events=self.events,
+            event_s=wire.noun(self.events, "event"), score=self.score,
+            then=wire.THEN.format(holdings=wire.holdings(then, {})))
 
 
 class Settled(NamedTuple):
@@ -303,7 +312,5 @@ class Reign:
         events = len(self.events)
         points = score(events, self.holdings, outcome)
         said = why[int(self.rng.random() * len(why))]
-        line = wire.REIGN_OVER.notice(outcome=_TOLD_AS[outcome], why=said, events=events,
-                                      event_s=wire.noun(events, "event"), score=points)
-        self.ending = Ending(outcome, events, points, line)
+        self.ending = Ending(outcome, events, points, said)
         return self.ending

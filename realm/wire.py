@@ -22,6 +22,7 @@ refusals `*** Error: `; story events `*** [New Event] `; the reign's news
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 LORD = "Lord"
@@ -96,6 +97,10 @@ class Line:
         found = self._pattern.match(line)
         return found.groupdict() if found else None
 
+    def matches(self, line: str) -> bool:
+        """Whether `line` (without its line end) is this kind."""
+        return self._pattern.match(line) is not None
+
     def __repr__(self) -> str:
         return f"Line({self.key!r})"
 
@@ -122,6 +127,8 @@ WAITING = _line("waiting", "The game begins when the realm is full: waiting for 
                 "{missing} more{among}.")
 LORD_AMONG = ", the Lord among them"
 WELCOME = _line("welcome", "Welcome to the Game of Thrones! {n}/{size} are present. "
+                "The realm holds {holdings}; a reign lasts {events} {event_s}, and falls "
+                "if one reaches 0. The Lord's first line after an event decides it. "
                 "Type --help for the commands.")
 
 NO_NAME = _refusal("no_name", "Please give a {what} (a letter, then up to 19 "
@@ -232,10 +239,7 @@ CHRONICLE_FAILED = _refusal("chronicle_failed", "The chronicle cannot be read ju
 # -- reading lines back ---------------------------------------------------------------
 def kind(line: str) -> Line | None:
     """The template `line` was made from, if any (the first that matches)."""
-    for template in _LINES.values():
-        if template.match(line) is not None:
-            return template
-    return None
+    return next((template for template in _LINES.values() if template.matches(line)), None)
 
 
 def refusal(line: str) -> str | None:
@@ -256,18 +260,6 @@ def entered(line: str) -> str | None:
     return fields["name"] if fields else None
 
 
-def lord_left(line: str) -> bool:
-    return LORD_LEFT.match(line) is not None
-
-
-def asks_password(line: str) -> bool:
-    return ASK_PASSWORD.match(line) is not None
-
-
-def asks_name(line: str) -> bool:
-    return ASK_NAME.match(line) is not None
-
-
 #: The realm is over for this member, by the server's doing.
 _REALM_OVER = (REALM_ENDED, REALM_GONE, CUT_OFF, REALM_MOVED)
 
@@ -275,7 +267,7 @@ _REALM_OVER = (REALM_ENDED, REALM_GONE, CUT_OFF, REALM_MOVED)
 def realm_over(line: str) -> bool:
     """Whether the server says the realm has ended for this member (ended by
     its keeper, its server gone, cut off, taken over)."""
-    return any(template.match(line) is not None for template in _REALM_OVER)
+    return any(template.matches(line) for template in _REALM_OVER)
 
 
 #: What DEPARTED's `why` may be: the member is no longer present.
@@ -292,14 +284,6 @@ def who(line: str) -> list[str] | None:
     """The names a `--who` line lists, or None."""
     fields = WHO.match(line)
     return [n for n in fields["names"].split(", ") if n] if fields else None
-
-
-def shutting_down(line: str) -> bool:
-    return SHUTTING_DOWN.match(line) is not None
-
-
-def dismissed_you(line: str) -> bool:
-    return DISMISSED_YOU.match(line) is not None
 
 
 def chat(line: str) -> tuple[str, str] | None:
@@ -335,8 +319,10 @@ def event_options(line: str) -> tuple[str, str] | None:
 # -- the reign -------------------------------------------------------------------------
 #: Between the holdings of a `[Realm]` line.
 SEPARATOR = " \u00b7 "
+THEN = ". A new reign begins with {holdings}."  # `[Reign Ended]`'s `{then}`
+_FIELDS["then"] = "(?:{})?".format(re.escape(THEN).replace(r"\{holdings\}", "(?P<holdings>.+)"))
 REIGN_OVER = _line("reign_over", REIGN_ENDED + "{outcome}: {why} ({events} {event_s}, "
-                   "score {score})")
+                   "score {score}){then}")
 _HOLDING = re.compile(r"([A-Z][a-z]+) (\d+)(?: \(([+-]\d+)\))?\Z")
 
 
@@ -350,7 +336,7 @@ def counted(n: int, word: str) -> str:
     return f"{n} {noun(n, word)}"
 
 
-def holdings(values: dict[str, int], changes: dict[str, int]) -> str:
+def holdings(values: Mapping[str, int], changes: Mapping[str, int]) -> str:
     """`Gold 45 (-5) · Food 50 · ...`: each holding (0..100), and its change if any."""
     return SEPARATOR.join([
         _SHOWN[name][value] + _CHANGE[changes[name]] if name in changes else _SHOWN[name][value]
@@ -384,13 +370,26 @@ def read_report(line: str) -> tuple[str, dict[str, tuple[int, int]]] | None:
     if head is None:
         return None
     parts[0] = head.group(2)
+    found = _read_holdings(parts)
+    return None if found is None else (head.group(1), found)
+
+
+def _read_holdings(parts: list[str]) -> dict[str, tuple[int, int]] | None:
     found: dict[str, tuple[int, int]] = {}
     for part in parts:
         match = _HOLDING.match(part)
         if match is None:
             return None
         found[match.group(1)] = (int(match.group(2)), int(match.group(3) or 0))
-    return head.group(1), found
+    return found
+
+
+def holdings_now(line: str) -> dict[str, int] | None:
+    """What a welcome or a `[Reign Ended]` line says the realm holds now, or None."""
+    fields = WELCOME.match(line) or REIGN_OVER.match(line)
+    told = fields["holdings"] if fields else None
+    found = _read_holdings(told.split(SEPARATOR)) if told else None
+    return {name: value for name, (value, _) in found.items()} if found else None
 
 
 _FIRST = re.compile(r"(.*) ([A-Z][a-z]+ \d+(?: \([+-]\d+\))?)\Z", re.DOTALL)

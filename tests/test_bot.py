@@ -338,5 +338,5 @@ def test_a_bot_follows_a_whole_reign() -> None:
         assert bot.hear(settled.report.decode().rstrip("\r\n")) is None
         assert bot.holdings == reign.holdings
     assert reign.ending is not None
-    bot.hear(reign.ending.line.decode().rstrip("\r\n"))
+    bot.hear(reign.ending.line(reign.holdings).decode().rstrip("\r\n"))
     assert replies == reign.told and bot.holdings == {}

@@ -119,7 +119,7 @@ async def test_a_game_over_three_processes(cluster: Cluster) -> None:
     # The Lord leaves: the game is over for everyone, every connection closed.
     lord.say("--leave")
     for member in (arya, bran, cersei, lord):
-        await member.wait_for(lambda line: wire.lord_left(line))
+        await member.wait_for(lambda line: wire.LORD_LEFT.matches(line))
         await member.closed()
 
     # The realm is free again, whichever process is asked.

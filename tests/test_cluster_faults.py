@@ -98,7 +98,7 @@ async def test_a_killed_process(services: Services) -> None:
         await member.closed()
     # South loses its Lord as to a lost connection: the game is over for all.
     for member in (south[0], south[3]):
-        await member.wait_for(wire.lord_left)
+        await member.wait_for(wire.LORD_LEFT.matches)
         await member.closed()
     # West lets Ilyn go as a lost connection, and plays on.
     hodor, _, jon = west

@@ -110,7 +110,7 @@ async def lord_with(port: int, password: str, source: str, realm: str = "winterf
     """Claim the Lord of `realm` with `password` on `port`: "entered", the
     line that refused it, or the one saying it is held before its check."""
     client = await connect(port, f"Lord@{realm}", source=source)
-    await client.wait_for(wire.asks_password)
+    await client.wait_for(wire.ASK_PASSWORD.matches)
     client.say(password)
 
     def answer(line: str) -> bool:
@@ -224,7 +224,7 @@ async def test_a_game_through_haproxy(services: Services) -> None:
     await members[0].wait_for("(5/5): Arya, Bran, Cersei, Davos, Lord")
     lord.say("--leave")
     for member in members:
-        await member.wait_for(wire.lord_left)
+        await member.wait_for(wire.LORD_LEFT.matches)
         await member.closed()
 
     # --max-per-address 2 counts the player's address, not HAProxy's: the

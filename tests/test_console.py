@@ -432,6 +432,7 @@ def test_the_holdings_stay_on_a_row_above_the_prompt(length: int) -> None:
 
 
 def test_the_end_of_a_reign_shows_and_the_game_over_clears_the_row() -> None:
+    """(From a server that does not say what the next reign holds.)"""
     screen = Screen()
     screen.show(REPORT, "*** [Reign Ended] Won: the realm endures (12 events, score 857)")
     assert screen.rows()[-2:] == [
@@ -439,6 +440,20 @@ def test_the_end_of_a_reign_shows_and_the_game_over_clears_the_row() -> None:
     screen.show("*** The Lord has left the realm. The game is over.")
     assert screen.rows()[-1] == "You:"
     assert not any(row.startswith("The re") for row in screen.rows())
+
+
+def test_the_holdings_show_from_the_welcome_and_each_new_reign() -> None:
+    """The first decision of a reign is not made blind: the welcome, and a
+    reign's end, say what the realm holds."""
+    screen = Screen()
+    screen.show("*** Welcome to the Game of Thrones! 5/5 are present. The realm holds Gold 45 "
+                "\u00b7 Food 50 \u00b7 Men 62 \u00b7 Favour 55; a reign lasts 12 events, and "
+                "falls if one reaches 0. The Lord's first line after an event decides it. "
+                "Type --help for the commands.")
+    assert screen.rows()[-2] == "The realm: Gold 45 \u00b7 Food 50 \u00b7 Men 62 \u00b7 Favour 55"
+    screen.show(REPORT, "*** [Reign Ended] Won: the realm endures (12 events, score 857). A new "
+                "reign begins with Gold 41 \u00b7 Food 47 \u00b7 Men 52 \u00b7 Favour 44.")
+    assert screen.rows()[-2] == "The realm: Gold 41 \u00b7 Food 47 \u00b7 Men 52 \u00b7 Favour 44"
 
 
 def test_the_realms_news_and_a_reigns_end_have_their_own_colours() -> None:

@@ -123,7 +123,12 @@ def test_who_and_dismissed() -> None:
 
 
 def test_welcome_and_the_password() -> None:
-    assert page("welcome").match(seen(wire.WELCOME.notice(n=5, size=5)))
+    told = wire.holdings({"Gold": 45, "Food": 50, "Men": 62, "Favour": 55}, {})
+    line = seen(wire.WELCOME.notice(n=5, size=5, holdings=told, events=12, event_s="events"))
+    found = page("welcome").match(line)
+    assert found is not None and found.group(1) == told
+    assert wire.holdings_now(wire.NOTICE + line) == {"Gold": 45, "Food": 50, "Men": 62,
+                                                     "Favour": 55}
     assert page("askName").match(seen(wire.ASK_NAME.notice()))  # not shown: the form asks
     assert [t.key for t in templates() if page("askName").search(sample(t))] == ["ask_name"]
     assert page("askPassword").match(seen(wire.ASK_PASSWORD.notice()))
@@ -200,15 +205,18 @@ def test_a_report_of_the_holdings(text: str, values: dict[str, int],
 @pytest.mark.parametrize(("outcome", "why", "score", "events"), [
     ("Won", "Twelve events seen through.", 87, 12), ("Fallen", "The gold ran out (0).", -3, 1),
     ("Abandoned", "The Lord has left", 0, 0)])
-def test_the_end_of_a_reign(outcome: str, why: str, score: int, events: int) -> None:
+@pytest.mark.parametrize("then", ["", wire.THEN.format(holdings="Gold 45 \u00b7 Food 50")])
+def test_the_end_of_a_reign(outcome: str, why: str, score: int, events: int, then: str) -> None:
+    """With what the next reign begins with, or (another server) without."""
     line = seen(wire.REIGN_OVER.notice(outcome=outcome, why=why, events=events,
-                                       event_s=wire.noun(events, "event"), score=score))
+                                       event_s=wire.noun(events, "event"), score=score,
+                                       then=then))
     fields = wire.REIGN_OVER.match(wire.NOTICE + line)
     assert fields is not None and wire.is_reign_ended(wire.NOTICE + line)
     found = page("reignEnded").match(line)
     assert found is not None
     assert found.groups() == (fields["outcome"], fields["why"], fields["events"],
-                              fields["score"])
+                              fields["score"], fields["holdings"])
     assert page("report").match(line) is None
 
 

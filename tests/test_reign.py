@@ -72,7 +72,7 @@ def _play(reign: Reign, decision: str = "1") -> list[bytes]:
         settled = reign.settle()
         lines.append(settled.report)
         if settled.ending is not None:
-            lines.append(settled.ending.line)
+            lines.append(settled.ending.line(NEXT))
     return lines
 
 
@@ -352,9 +352,14 @@ def test_nothing_after_the_end() -> None:
 
 
 # -- endings -----------------------------------------------------------------------------------
+#: What the next reign begins with, as the server tells it with an ending.
+NEXT = dict.fromkeys(HOLDINGS, 50)
+
+
 def _ending_fields(line: bytes) -> dict[str, str]:
     fields = wire.REIGN_OVER.match(line.decode().rstrip("\r\n"))
     assert fields is not None, line
+    assert wire.holdings_now(line.decode().rstrip("\r\n")) == NEXT
     return fields
 
 
@@ -366,11 +371,11 @@ def test_a_holding_at_zero_and_the_realm_falls() -> None:
     assert settled.ending is not None and settled.ending is reign.ending
     ending = settled.ending
     assert ending.outcome == "fallen" and ending.events == 1
-    fields = _ending_fields(ending.line)
+    fields = _ending_fields(ending.line(NEXT))
     assert fields["outcome"] == "Fallen"
     assert fields["why"] in STORY.fallen["Food"]
     assert int(fields["events"]) == 1 and int(fields["score"]) == ending.score
-    assert f"(1 event, score {ending.score})" in ending.line.decode()  # not "1 events"
+    assert f"(1 event, score {ending.score})" in ending.line(NEXT).decode()  # not "1 events"
     assert ending.score == EVENT_POINTS + sum(reign.holdings.values())
     assert "Food 0 (-" in settled.report.decode()
 
@@ -381,7 +386,7 @@ def test_the_first_holding_to_fall_is_named() -> None:
     reign.decide("hunt")
     ending = reign.settle().ending
     assert ending is not None
-    assert _ending_fields(ending.line)["why"] in STORY.fallen["Food"]  # Food before Men
+    assert _ending_fields(ending.line(NEXT))["why"] in STORY.fallen["Food"]  # Food before Men
 
 
 @pytest.mark.parametrize(("start", "reasons"), [(70, STORY.won), (45, STORY.narrowly)])
@@ -398,7 +403,7 @@ def test_a_reign_seen_through_is_won(start: int, reasons: tuple[str, ...]) -> No
     ending = endings[1]
     assert ending is not None and ending.outcome == "won" and ending.events == 2
     assert (min(reign.holdings.values()) <= NARROW) == (reasons is STORY.narrowly)
-    fields = _ending_fields(ending.line)
+    fields = _ending_fields(ending.line(NEXT))
     assert fields["outcome"] == "Won" and fields["why"] in reasons
     assert ending.score == 2 * EVENT_POINTS + sum(reign.holdings.values()) + WON_BONUS
 
@@ -411,7 +416,7 @@ def test_a_lord_who_leaves_abandons_the_reign() -> None:
     reign.tell(OTHERS)  # told, never settled: not counted
     ending = reign.abandon()
     assert ending.outcome == "abandoned" and ending.events == 1 and reign.ending is ending
-    fields = _ending_fields(ending.line)
+    fields = _ending_fields(ending.line(NEXT))
     assert fields["outcome"] == "Abandoned" and fields["why"] in STORY.abandoned
     assert ending.score == 10  # its event, not the holdings it was left with
     assert reign.event is None
@@ -475,7 +480,7 @@ def test_whole_reigns(seed: int, length: int, decisions: list[str]) -> None:
     assert settled is not None and settled.ending is reign.ending
     ending = reign.ending
     assert ending.events == reign.told == len(reign.events) <= length
-    fields = _ending_fields(ending.line)
+    fields = _ending_fields(ending.line(NEXT))
     if ending.outcome == "fallen":
         low = [h for h in HOLDINGS if reign.holdings[h] == 0]
         assert low and any(fields["why"] in STORY.fallen[h] for h in low)

@@ -263,3 +263,35 @@ def test_the_chronicle_command_says_so_when_the_server_keeps_none() -> None:
     others[0].say("--chronicle")
     assert others[0].take() == ["*** This server keeps no chronicle: reigns here are not "
                                 "recorded."]
+
+
+def test_the_holdings_are_told_before_every_decision() -> None:
+    """The welcome says what the first reign begins with, a `[Reign Ended]`
+    line what the next one begins with: each is what that reign's first
+    `[Realm]` line counts its changes from.  A member who joins a game in
+    play is told what the realm holds now."""
+    server = RealmServer(Settings(reign_length=2), task.Clock(), rng=random.Random(3),
+                         chronicle=FakeChronicle())
+    net = MemoryNet(server)
+    others = [net.join(name) for name in ("Arya", "Bran", "Cersei", "Davos")]
+    lord = net.join("Lord")
+    seen = lord.take()
+    for _ in range(5):
+        seen += round_of(lord, others)
+    told = now = None  # what the reign begins with; what the realm holds
+    checked = 0
+    for line in seen:
+        report = wire.read_report(line)
+        if report is not None:
+            now = {name: value for name, (value, _) in report[1].items()}
+            if told is not None:
+                assert {name: value - change
+                        for name, (value, change) in report[1].items()} == told
+                checked += 1
+        told = wire.holdings_now(line) or (None if report else told)
+        now = wire.holdings_now(line) or now
+    assert checked >= 3  # the first reign, and the two or more after it
+    others.pop().say("--leave")
+    eddard = net.join("Eddard")
+    (welcome,) = [line for line in eddard.take() if wire.WELCOME.matches(line)]
+    assert wire.holdings_now(welcome) == now

@@ -18,7 +18,8 @@ from realm import wire
 SAMPLES = {
     "name": "Arya", "realm": "winterfell", "n": 3, "size": 5, "limit": 16, "missing": 2,
     "events": 7, "score": 143, "seconds": 4, "bytes": 2000, "outcome": "Fallen",
-    "event_s": "events",
+    "event_s": "events", "holdings": "Gold 45 \u00b7 Food 50",
+    "then": ". A new reign begins with Gold 45 \u00b7 Food 50.",
 }
 
 
@@ -41,7 +42,8 @@ def test_every_template_reads_back_as_itself(template: wire.Line) -> None:
     line = line[:-2]
     assert line.startswith(wire.ERROR if template.is_error else wire.NOTICE)
     read = template.match(line)
-    assert read == {k: str(v) for k, v in fields.items()}
+    assert read is not None  # with its fields, and the parts of some (`then`'s holdings)
+    assert {k: read[k] for k in fields} == {k: str(v) for k, v in fields.items()}
     assert wire.kind(line) is template or wire.kind(line).match(line) is not None  # type: ignore[union-attr]
 
 
@@ -59,8 +61,8 @@ def test_refusals_are_told_apart_by_their_template() -> None:
 def test_recognisers() -> None:
     assert wire.entered("*** Grey-worm has entered the realm (2/5)") == "Grey-worm"
     assert wire.entered("Arya: *** Bran has entered the realm (2/5)") is None
-    assert wire.lord_left("*** The Lord has left the realm. The game is over.")
-    assert not wire.lord_left("Arya: The Lord has left the realm. The game is over.")
+    assert wire.LORD_LEFT.matches("*** The Lord has left the realm. The game is over.")
+    assert not wire.LORD_LEFT.matches("Arya: The Lord has left the realm. The game is over.")
     assert wire.departed("*** Davos has been dismissed by the Lord (4/5)") == "Davos"
     assert wire.who("*** In the realm 'x' (2/5): Lord, Arya") == ["Lord", "Arya"]
     assert wire.chat("Lord: we ride") == ("Lord", "we ride")

@@ -14,7 +14,7 @@
     departed: new RegExp(String.raw`^(${NAME}) (.+) \((\d+)/(\d+)\)$`),
     who: /^In the realm '([^']*)' \((\d+)\/(\d+)\): (.*)$/,
     dismissed: new RegExp(String.raw`^You have dismissed (${NAME}), (\d+)/(\d+) left`),
-    welcome: /^Welcome to the Game of Thrones/,
+    welcome: /^Welcome to the Game of Thrones!.*? The realm holds ([^;]+);/s,
     askPassword: /^This realm's Lord must prove it/,
     askName: /^What is your name\? /,
     farewell: new RegExp(String.raw`^Farewell, (${NAME})\.$`),
@@ -23,7 +23,7 @@
     options: /^(.*?)(1 [^?]+?)( or )(2 [^?]+?)(\?\s*)$/s,
     report: /^\[Realm\] (.*?) ([A-Z][a-z]+ \d+(?: \([+-]\d+\))?(?: \u00b7 [A-Z][a-z]+ \d+(?: \([+-]\d+\))?)*)$/s,
     holding: /([A-Z][a-z]+) (\d+)(?: \(([+-]\d+)\))?/g,
-    reignEnded: /^\[Reign Ended\] (Won|Fallen|Abandoned): (.*) \((\d+) events?, score (-?\d+)\)$/s,
+    reignEnded: /^\[Reign Ended\] (Won|Fallen|Abandoned): (.*?) \((\d+) events?, score (-?\d+)\)(?:\. A new reign begins with (.+)\.)?$/s,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -226,16 +226,15 @@
 
   const clamped = (n) => `${Math.max(0, Math.min(100, n))}%`;
 
-  const reported = (text, list) => {
-    const fresh = !ui.over.hidden; // the first report of a new reign
+  // The holdings of `list` ("Gold 45 (-5) · Food 50 ..."); `from` moves
+  // each bar from where its reign began (a new reign's first report).
+  const showHoldings = (list, from) => {
     ui.reign.hidden = false;
-    ui.over.hidden = true; // a new reign's first report ends the last's card
-    ui.news.textContent = text;
     for (const [, name, value, change] of list.matchAll(WIRE.holding)) {
       const li = holding(name);
       const n = Number(value);
       const fill = li.querySelector(".fill");
-      if (fresh) { // the bar moves from where this reign began, not where the last ended
+      if (from) {
         fill.style.transition = "none";
         fill.style.width = clamped(n - Number(change || 0));
         void fill.offsetWidth;
@@ -252,12 +251,22 @@
     }
   };
 
+  const reported = (text, list) => {
+    const fresh = !ui.over.hidden; // the first report of a new reign
+    ui.over.hidden = true; // a new reign's first report ends the last's card
+    ui.news.textContent = text;
+    showHoldings(list, fresh);
+  };
+
   const reignEnded = (m) => {
-    const [, outcome, why, events, score] = m;
+    const [, outcome, why, events, score, next] = m;
     ui.reign.hidden = false;
     ui.over.hidden = false;
     ui.over.dataset.outcome = outcome.toLowerCase();
-    ui.next.textContent = "A new reign begins with the next event.";
+    ui.news.textContent = "";
+    if (next) showHoldings(next, false); // the bars move to the new reign's
+    ui.next.textContent = next ? "A new reign begins with the holdings above."
+      : "A new reign begins with the next event.";
     ui.outcome.textContent = OUTCOMES[outcome];
     ui.score.textContent = `Score ${score}`;
     ui.events.textContent = `${events} ${events === "1" ? "event" : "events"}`;
@@ -288,7 +297,10 @@
         return; // the page sends the name itself, from its form
       } else {
         el = element("p", "line system", text);
-        if (WIRE.welcome.test(text)) el.classList.add("banner");
+        if ((m = WIRE.welcome.exec(text))) {
+          el.classList.add("banner");
+          showHoldings(m[1], false);
+        }
         if (text.startsWith("  ")) el.classList.add("table"); // --help's rows: columns
         notice(text);
       }
