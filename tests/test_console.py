@@ -149,7 +149,13 @@ def test_editing_history_and_ctrl_u() -> None:
     assert editor.up() and editor.text == "we shall eat"
     assert editor.down() and editor.text == "draft"
     assert editor.clear() and (editor.text, editor.at) == ("", 0)
-    assert not editor.up() or editor.text == "we shall eat"
+    # Up after Ctrl-U recalls the line sent, the cursor at its end ...
+    assert editor.up() and (editor.text, editor.at) == ("we shall eat", 12)
+    # ... and is refused at the oldest line, which stays shown ...
+    assert not editor.up() and (editor.text, editor.at) == ("we shall eat", 12)
+    # ... and Down comes back to the draft as Ctrl-U left it: empty.
+    assert editor.down() and (editor.text, editor.at) == ("", 0)
+    assert not editor.down() and editor.text == ""
 
 
 def test_places_over_wrapped_rows() -> None:
