@@ -241,18 +241,51 @@ def test_a_reign_left_before_its_first_decision_is_recorded_too() -> None:
 
 
 def test_the_chronicle_command_lists_the_best_and_this_realms_last() -> None:
+    """`--chronicle`: the best reigns of every realm, then the last reigns
+    of the asker's realm only, newest first."""
     chronicle = FakeChronicle()
     net, lord, others = game(chronicle, reign_length=1)
     round_of(lord, others)
     round_of(lord, others)
-    others[0].take()
-    others[0].say("--chronicle")
-    lines = others[0].take()
-    assert lines[0] == "*** The best reigns in the chronicle:"
-    rows = [wire.CHRONICLE_ROW.match(line) for line in lines]
-    assert sum(row is not None for row in rows) == 4  # two best, two last
-    assert "*** The last reigns of 'westeros':" in lines
-    assert all(row is None or row["realm"] == "westeros" for row in rows)
+    # Then reigns of another realm on the server, the newest: unfiltered,
+    # westeros' last reigns would show them first. Five in all, so every
+    # one of them is among the five best.
+    essos_lord, essos = net.game("essos")
+    for _ in range(3):
+        round_of(essos_lord, essos)
+    assert [r.realm for r in chronicle.reigns] == ["westeros"] * 2 + ["essos"] * 3
+    assert all(r.outcome != "abandoned" for r in chronicle.reigns)  # so all are ranked
+
+    def chronicle_of(conn: MemoryConn) -> tuple[list[tuple[str, int]], str,
+                                                 list[tuple[str, int]]]:
+        """What `--chronicle` shows `conn`: the best rows, the second
+        heading, the last rows (each row as realm and score)."""
+        conn.take()
+        conn.say("--chronicle")
+        lines = conn.take()
+        assert lines[0] == "*** The best reigns in the chronicle:"
+        at = next(i for i, line in enumerate(lines) if line.startswith("*** The last reigns"))
+
+        def rows(part: list[str]) -> list[tuple[str, int]]:
+            found = [wire.CHRONICLE_ROW.match(line) for line in part]
+            assert all(found), part
+            return [(row["realm"], int(row["score"])) for row in found if row]
+
+        return rows(lines[1:at]), lines[at], rows(lines[at + 1:])
+
+    ranked = sorted(enumerate(chronicle.reigns), key=lambda pair: (-pair[1].score, -pair[0]))
+    best = [(r.realm, r.score) for _, r in ranked]  # highest first, ties newest first
+    best_shown, heading, last = chronicle_of(others[0])
+    assert best_shown == best  # of every realm
+    assert heading == "*** The last reigns of 'westeros':"
+    assert last == [("westeros", r.score) for r in reversed(chronicle.reigns)
+                    if r.realm == "westeros"]
+    # Asked in essos, the same best, and essos' last five, newest first.
+    essos_best, heading, last = chronicle_of(essos[0])
+    assert essos_best == best_shown
+    assert heading == "*** The last reigns of 'essos':"
+    assert last == [("essos", r.score) for r in reversed(chronicle.reigns)
+                    if r.realm == "essos"]
 
 
 def test_the_chronicle_command_says_so_when_the_server_keeps_none() -> None:
