@@ -232,11 +232,17 @@ def test_lines_keep_their_order_while_a_reader_falls_behind_and_catches_up(
         assert queued() == 0
         line()
         assert queued() == 0
-        # Lines held and left to the reactor go out on its next turn.
+        # Lines held and left to the reactor go out on its next turn: till
+        # then the link holds them, written neither to the socket nor to
+        # Twisted's queue (where they could overtake or be overtaken) ...
         line(flush=False)
         line(flush=False)
+        assert [text.split()[2] for text in held._held] == [b"%d" % (sent - 2),
+                                                            b"%d" % (sent - 1)]
         assert queued() == 0
+        # ... and the outbox sends them, with no flush() from us.
         yield reader.wait_for(f"*** line {sent - 1} ")
+        assert not held._held
         numbers = [int(text.split()[2]) for text in reader.lines if text.startswith("*** line ")]
         assert numbers == list(range(sent))
         assert not reader.errors()
