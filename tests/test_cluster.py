@@ -250,13 +250,19 @@ async def test_a_realm_on_one_process_costs_redis_nothing_per_line(cluster: Clus
         for member, due in zip(members, [75, 75, 75, 75, 100], strict=True):
             await member.until(lambda m=member, due=due: len(chats(m)) >= due, "the chat lines")
         after, seconds = redis.calls(), time.monotonic() - started
-        # Each of the three processes renews its leases once a second: one
-        # script, whose own commands Redis counts too; `INFO` is this test's.
         grown = {command: n - before.get(command, 0) for command, n in after.items()
                  if n != before.get(command, 0)}
         assert "publish" not in grown, grown
+        # Each of the three processes renews its leases once a second: one
+        # RENEW script (realm.leases), whose own commands Redis counts too:
+        # 11, then HMGET, PEXPIRE and ZADD for each lease renewed, and EXISTS
+        # for each peer (2 at most).  A slow run sees more of them: what is
+        # allowed grows with the heartbeats seen, not with the lines.
+        # `INFO` is this test's.
         scripts = grown.get("evalsha", 0) + grown.get("eval", 0)
         assert scripts <= 3 * (int(seconds) + 2), (grown, seconds)
-        assert sum(grown.values()) < 50, (grown, seconds)  # 100 lines: none a line
+        heartbeats = scripts * (11 + 2) + 3 * grown.get("hmget", 0)
+        others = sum(grown.values()) - grown.get("info", 0) - heartbeats
+        assert others < 50, (grown, seconds)  # 100 lines: none a line
     finally:
         await hang_up(*members)
