@@ -20,9 +20,10 @@ to the WebSocket.  Every byte in and out passes here:
 Like `realm.protocol.StreamLink`, the link is told when its transport's
 buffer is full (`pause`) and empty again (`resume`): every byte queued
 meanwhile, lines and control frames alike, counts toward its `Backlog`,
-and past `--max-queue`-many (256 KiB) the client is dropped.  `close()`
-sends a Close frame, then the channel half-closes and aborts after
-`CLOSE_GRACE`.  No extension is accepted (no compression).
+and past `Settings.max_queue` bytes (256 KiB; `twistd realm` has no option
+to change it) the client is dropped.  `close()` sends a Close frame, then
+the channel half-closes and aborts after `CLOSE_GRACE`.  No extension is
+accepted (no compression).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""In-memory fakes shared by the tests that drive `RealmProtocol` directly."""
+"""Fakes shared by the tests: an in-memory transport for those that drive a
+`realm.protocol.StreamLink` directly, and the checker `--auth memory:...` makes."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""`RealmProtocol` over in-memory transports and a `task.Clock`: the
-contract's lines, byte for byte, as a client on `nc` sees them."""
+"""`realm.protocol.StreamLink` (as `RealmFactory` makes it) over in-memory
+transports and a `task.Clock`: the contract's lines, byte for byte, as a
+client on `nc` sees them."""
 
 from __future__ import annotations
 
