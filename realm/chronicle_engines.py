@@ -21,7 +21,7 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, ClassVar
@@ -101,11 +101,6 @@ class Cursor:
             self._cursor.execute(self.engine.convert_param_style(sql), tuple(params))
         else:  # no placeholders to convert, nor `%` for psycopg to read
             self._cursor.execute(sql)
-
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        rows = [tuple(row) for row in rows]
-        if rows:
-            self._cursor.executemany(self.engine.convert_param_style(sql), rows)
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in self._cursor.fetchall()]
