@@ -50,7 +50,7 @@ HERALDS = (
     "{narrator} brings word:",
     "{narrator} bursts into the hall:",
     "{narrator} whispers:",
-    "A raven from {narrator}:",
+    "{narrator} reads out a raven:",
     "{narrator} reports:",
 )
 
@@ -58,7 +58,7 @@ HERALDS = (
 STRANGERS = ("A stranger", "A hooded traveller", "An old maester", "A sellsword")
 
 #: Who "other" is when the realm has nobody else to blame.
-COURTIERS = ("Tyrion", "Hodor", "Sam", "the cook", "the court jester")
+COURTIERS = ("Tyrion", "Hodor", "Samwell", "the cook", "the court jester")
 
 # -- Bot replies ---------------------------------------------------------
 #: Approval for an action the bot knows; `{word}` is the word it heard.
@@ -84,9 +84,9 @@ DISTASTE = (
     "Request unheard of!",
     "What madness is this?",
     "My Lord, the smallfolk will laugh at us.",
-    "I did not cross the Narrow Sea for this.",
+    "I did not ride all night to hear this.",
     "That is not how things are done in Westeros.",
-    "Even a Frey would not ask that.",
+    "Not even a mummer's fool would ask that.",
 )
 
 #: What a bot says to the Lord while the realm waits to be full again.
