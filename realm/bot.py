@@ -15,6 +15,10 @@ The rules:
   word or its `-ing` form, as a whole word in any case, earns approval; the
   reply says the word back.  A message without one earns distaste.  The
   line is read by `realm.decisions`, as the realm itself reads it.
+- Only the Lord's first line after an event decides it, as the realm
+  reads it: a later one that names an option or an action is talk, and is
+  answered calmly (`lore.DECIDED`), loyalty unmoved; one that names
+  nothing still earns distaste.
 - Loyalty starts at `Temper.loyalty`, never exceeds `Temper.most`, and at
   zero the bot deserts: it says a `lore.DESERTION` line and leaves.
 - While the realm waits to be full again (`*** The Lord's next decision
@@ -101,6 +105,8 @@ class Bot:
         self.deserted = False
         #: The realm is not full: the Lord's lines decide nothing now.
         self.paused = False
+        #: The event in play has had the Lord's deciding line.
+        self.decided = False
 
     def hear(self, line: str) -> Reply | None:
         """Take one line from the server; return the reply to send, if any."""
@@ -109,6 +115,7 @@ class Bot:
         if wire.is_event(line):
             offered = wire.event_options(line)
             self.options = (offered[0].lower(), offered[1].lower()) if offered else ()
+            self.decided = False
             return None
         report = wire.read_report(line)
         if report is not None:
@@ -160,6 +167,11 @@ class Bot:
         self.loyalty = max(1, min(self.temper.most, self.loyalty + change))
 
     def _answer(self, text: str) -> Reply:
+        decided, self.decided = self.decided, True
+        if decided and self.options:  # talk: the event in play is decided already
+            if decisions.picked(text, self.options) or decisions.named(text):
+                return self._react(0, lore.DECIDED, "")
+            return self._react(-self.temper.distaste, lore.DISTASTE, "")
         picked = decisions.picked(text, self.options) if self.options else None
         if picked is not None:
             return self._react(self.temper.delight, lore.DELIGHT, picked[1])

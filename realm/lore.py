@@ -96,6 +96,14 @@ PATIENCE = (
     "The hall is not full yet, my Lord. Patience.",
 )
 
+#: The Lord names an option or an action once the event is decided: that
+#: line is talk, and changes nothing.
+DECIDED = (
+    "It is decided already, my Lord.",
+    "As you have commanded, my Lord: it is in hand.",
+    "We heard you the first time, my Lord.",
+)
+
 #: A bot whose loyalty has run out says one of these and leaves.
 DESERTION = (
     "I have had enough of this Lord. Farewell!",

@@ -123,10 +123,28 @@ def test_the_last_event_sets_the_options() -> None:
     bot.hear(EVENT)
     bot.hear("*** [New Event] A raven: Dragons! 1 hide or 2 praying?")
     assert bot.options == ("hide", "praying")
+    reply = bot.hear("Lord: burn")  # the first event's option: only an action now
+    assert reply is not None and reply.text in replies(lore.APPROVAL, "burn")
+    bot.hear("*** [New Event] A raven: Dragons again! 1 hide or 2 praying?")
     reply = bot.hear("Lord: pray")
     assert reply is not None and reply.text in replies(lore.DELIGHT, "pray")
-    reply = bot.hear("Lord: burn")
-    assert reply is not None and reply.text in replies(lore.APPROVAL, "burn")
+
+
+def test_only_the_deciding_line_is_cheered() -> None:
+    """The Lord's first line after an event decides it; an option or an
+    action named after it is talk: a calm answer, loyalty unmoved (else a
+    Lord could buy loyalty with "1" after "1").  Idle words still annoy."""
+    bot = make_bot()
+    bot.hear(EVENT)
+    assert bot.hear("Lord: 1").text in replies(lore.DELIGHT, "burning")  # type: ignore[union-attr]
+    loyal = bot.loyalty
+    for text in ("1", "2", "fleeing!", "we feast"):
+        assert bot.hear(f"Lord: {text}").text in lore.DECIDED  # type: ignore[union-attr]
+    assert bot.loyalty == loyal
+    assert bot.hear("Lord: hmm").text in lore.DISTASTE  # type: ignore[union-attr]
+    assert bot.loyalty == loyal - 1
+    bot.hear(EVENT)  # the next event: the next line decides again
+    assert bot.hear("Lord: 2").text in replies(lore.DELIGHT, "fleeing")  # type: ignore[union-attr]
 
 
 def test_loyalty_is_capped() -> None:

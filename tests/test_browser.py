@@ -281,6 +281,8 @@ def test_a_browser_lord_rules_realm_client_bots(
         assert [o.text for o in options[:2]][0].startswith("1 "), event
         decided, seen = len(log_lines(driver)), len(shown_lines(driver))
         options[0].click()
+        # Decided: neither option may be sent again (a second click would be chat).
+        assert all(o.get_property("disabled") for o in options[:2])
         # Shown among the lines, and not a line received: the log's children
         # are only what the server sent.
         wait_line(driver, r"^Lord: 1$", after=seen, read=shown_lines)

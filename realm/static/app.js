@@ -48,7 +48,7 @@
 
   // phase: offline | naming | password | playing
   const state = {
-    ws: null, phase: "offline", me: "", realm: "", farewell: "", leaving: false,
+    ws: null, phase: "offline", me: "", realm: "", farewell: "", leaving: false, full: false,
     members: new Map(), // lower-case name -> shown name
     history: [], at: 0, draft: "",
   };
@@ -336,6 +336,7 @@
 
   const setCount = (n, size) => {
     ui.count.textContent = `${n}/${size}`;
+    state.full = n === size;
   };
 
   const notice = (text) => {
@@ -477,6 +478,7 @@
     renderMembers();
     document.body.dataset.gone = ""; // the members' panel: no realm now, not "no one yet"
     ui.count.textContent = "";
+    state.full = false;
     retireOptions();
     ui.reign.hidden = true; // the reign's holdings went with the game
     ui.holdings.replaceChildren();
@@ -515,6 +517,8 @@
     }
     if (!send(line)) return false;
     if (isLeave(line)) state.leaving = true;
+    // The Lord's first chat line after an event decides it: its options go quiet.
+    if (isLord() && state.full && !line.startsWith("--")) retireOptions();
     echo(line);
     if (state.history[state.history.length - 1] !== line) state.history.push(line);
     if (state.history.length > 200) state.history.shift();
