@@ -68,6 +68,8 @@ STATIC = {  # path -> (file in realm/static, content type)
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+    # Asked for by browsers on their own (for /chronicle.json, a bookmark).
+    "/favicon.ico": ("favicon.svg", "image/svg+xml"),
 }
 
 

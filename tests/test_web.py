@@ -158,7 +158,7 @@ def test_the_page_is_served_at_root(rig: Rig) -> Generator[Any, Any, None]:
     for hook in ("name", "realm", "password", "join", "input", "log", "members"):
         assert f'data-realm="{hook}"'.encode() in body
     for path, kind in (("app.js", "text/javascript"), ("style.css", "text/css"),
-                       ("favicon.svg", "image/svg+xml")):
+                       ("favicon.svg", "image/svg+xml"), ("favicon.ico", "image/svg+xml")):
         status, headers, body = yield from get(rig, f"/{path}")
         assert status == 200 and body
         assert headers["content-type"].startswith(kind)
