@@ -263,8 +263,6 @@ def start_server(config: Options, logs: Path,
     why = "it did not accept connections in time"
     for _ in range(3):
         port = asked or free_port()
-        say(f"Starting the realm server on 127.0.0.1:{port} "
-            f"(log: {logs / 'server.log'})...")
         with SIGNALS.held(), open(logs / "server.out", "wb") as out:  # what it says first
             server = subprocess.Popen(
                 [twistd(), "-n", "--pidfile=", f"--logfile={logs / 'server.log'}", "realm",
@@ -274,7 +272,8 @@ def start_server(config: Options, logs: Path,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=ends_with_us(os.getpid()))
             started.append((server, "the server"))
-        say(f"Server started (pid {server.pid}); waiting until it accepts connections...")
+        say(f"Server started (pid {server.pid}); waiting until it accepts connections "
+            f"on 127.0.0.1:{port}...")
         if wait_until_accepting(server, port):
             return port
         stop(server, "the server")
@@ -311,8 +310,8 @@ def play(config: Options) -> int:
                 stdin=subprocess.DEVNULL, stdout=bot_log, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=ends_with_us(os.getpid()))
             started.insert(0, (bots, "the bots"))
-        say(f"Started {config['bots']} bots (pid {bots.pid}; log: {logs / 'bots.log'}); "
-            "a bot that leaves is replaced.")
+        say(f"Started {config['bots']} bots (pid {bots.pid}); a bot that leaves is replaced. "
+            f"Logs: {logs}")
         say("You are the Lord. Type a line and press Enter; --help lists the "
             "commands; Ctrl-D, Ctrl-C or --leave ends the game.")
         with SIGNALS.held():
