@@ -101,17 +101,17 @@ class LordTerminal(TerminalProtocol):
         edit = self._edit
         self.keys: dict[object, Callable[[], None]] = {
             b"\r": self._enter, b"\n": self._enter,
-            t.BACKSPACE: edit(self._editor_call("backspace")),
-            CTRL_H: edit(self._editor_call("backspace")),
-            t.DELETE: edit(self._editor_call("delete")),
-            t.LEFT_ARROW: edit(self._editor_call("left")),
-            t.RIGHT_ARROW: edit(self._editor_call("right")),
-            t.HOME: edit(self._editor_call("home")), CTRL_A: edit(self._editor_call("home")),
-            t.END: edit(self._editor_call("end")), CTRL_E: edit(self._editor_call("end")),
-            t.UP_ARROW: edit(self._editor_call("up")),
-            t.DOWN_ARROW: edit(self._editor_call("down")),
-            CTRL_U: edit(self._editor_call("clear")),
-            CTRL_W: edit(self._editor_call("delete_word")),
+            t.BACKSPACE: edit(lambda e: e.backspace()),
+            CTRL_H: edit(lambda e: e.backspace()),
+            t.DELETE: edit(lambda e: e.delete()),
+            t.LEFT_ARROW: edit(lambda e: e.left()),
+            t.RIGHT_ARROW: edit(lambda e: e.right()),
+            t.HOME: edit(lambda e: e.home()), CTRL_A: edit(lambda e: e.home()),
+            t.END: edit(lambda e: e.end()), CTRL_E: edit(lambda e: e.end()),
+            t.UP_ARROW: edit(lambda e: e.up()),
+            t.DOWN_ARROW: edit(lambda e: e.down()),
+            CTRL_U: edit(lambda e: e.clear()),
+            CTRL_W: edit(lambda e: e.delete_word()),
             CTRL_L: self._clear_screen,
             t.TAB: lambda: self._type("    "),
             CTRL_C: self._interrupt,
@@ -119,14 +119,11 @@ class LordTerminal(TerminalProtocol):
         }
         self._write_input()
 
-    def _editor_call(self, name: str) -> Callable[[], bool]:
-        """The editor's method `name`, looked up when called (the editor
-        is swapped while a password is typed)."""
-        return lambda: bool(getattr(self.editor, name)())
-
-    def _edit(self, change: Callable[[], bool]) -> Callable[[], None]:
+    def _edit(self, change: Callable[[LineEditor], bool]) -> Callable[[], None]:
+        """A key that makes `change` to the editor of the moment (another is
+        swapped in while a password is typed), redrawn if it changed."""
         def key() -> None:
-            if change():
+            if change(self.editor):
                 self._told_full = False
                 self._redraw()
         return key
