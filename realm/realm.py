@@ -145,20 +145,23 @@ class Realm:
             among = "" if self.lord else wire.LORD_AMONG
             member.send(wire.WAITING.notice(missing=self.size - n, among=among))
             return
-        if not self.started:
-            self.started = True
+        begins, self.started = not self.started, True
+        if begins:
             self._new_reign()
-            self.broadcast(self._welcome(n))
-            self._post_event()
-        else:
-            member.send(self._welcome(n) + self.event)
-
-    def _welcome(self, n: int) -> bytes:
-        """The banner: who is here, what the realm holds, how a reign goes."""
-        assert self.reign is not None
-        return wire.WELCOME.notice(n=n, size=self.size, holdings=wire.holdings(
-            self.reign.holdings, {}), events=self.reign_length,
+        reign = self.reign
+        assert reign is not None
+        # The banner: who is here, what the realm holds, how a reign goes.
+        welcome = wire.WELCOME.notice(n=n, size=self.size, holdings=wire.holdings(
+            reign.holdings, {}), events=self.reign_length,
             event_s=wire.noun(self.reign_length, "event"))
+        if begins:
+            self.broadcast(welcome)
+            self._post_event()
+            return
+        member.send(welcome + self.event)
+        if reign.offered and not reign.decided:  # far up the others' screens, maybe
+            a, b = reign.offered
+            self.broadcast(wire.RESUMED.notice(a=a.offered, b=b.offered), but=member)
 
     def remove(self, member: Member, why: str = wire.LEFT_WHY,
                told: Member | None = None) -> None:

@@ -10,6 +10,7 @@ import pytest
 from twisted.internet import task
 from twisted.python.failure import Failure
 
+from realm import wire
 from realm.names import JoinError
 from realm.realm import Realm, RealmError
 from realm.server import RealmServer, Settings
@@ -232,6 +233,22 @@ def test_a_newcomer_to_a_game_in_play_gets_the_banner_and_the_event() -> None:
     assert "Welcome to the Game of Thrones" in lines[1]
     assert lines[2].startswith("*** [New Event] ")
     assert lord.events() == arya.events() == 0  # no new event for the others
+    # The others are reminded of the event the Lord has still to decide.
+    (event,) = [line for line in lines if line.startswith("*** [New Event] ")]
+    options = wire.event_options(event)
+    assert options is not None
+    reminder = (f"*** The realm is full again: the event in play awaits the Lord's decision "
+                f"(1 {options[0]} or 2 {options[1]}).")
+    assert lord.lines()[-1] == arya.lines()[-1] == reminder
+
+
+def test_a_newcomer_to_a_decided_event_brings_no_reminder() -> None:
+    game = Game(size=3)
+    lord, (arya, bran) = game.full()
+    game.realm.chat(lord, b"1")
+    game.realm.remove(bran)
+    game.join("Cersei")
+    assert not [line for line in lord.lines() + arya.lines() if "full again:" in line]
 
 
 # -- commands on the realm -----------------------------------------------------
