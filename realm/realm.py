@@ -72,11 +72,7 @@ class Realm:
     """Members of one realm and the state of their game."""
 
     def __init__(
-        self,
-        name: str,
-        size: int,
-        clock: IReactorTime,
-        event_wait: float,
+        self, name: str, size: int, clock: IReactorTime, event_wait: float,
         rng: random.Random,
         on_empty: Callable[[Realm], None],
         reign_length: int = 12,
@@ -103,7 +99,7 @@ class Realm:
         self.deck = Deck(rng)  # no scene again until every one was told
         self.reign: Reign | None = None  # once the game has started
         self._reign_started = 0.0
-        self._reign_members: dict[str, None] = {}  # everyone seen in the reign
+        self._reign_members: dict[str, None] = {}  # everyone there as its events were told
         self.recording = False  # an ended reign is being written to the chronicle
         self._deadline = 0.0  # when the wait for answers is over
         self._named: list[str] | None = None  # `_others()`, while the members stay
@@ -136,7 +132,6 @@ class Realm:
         self._named = None
         if member.name == LORD:
             self.lord = member
-        self._reign_members[member.name] = None
         n = len(self.members)
         log.info("{name} joined realm {realm} ({n}/{size})",
                  name=member.name, realm=self.name, n=n, size=self.size)
@@ -308,14 +303,17 @@ class Realm:
     def _new_reign(self) -> None:
         self.reign = Reign(self.rng, self.deck, self.reign_length)
         self._reign_started = self.clock.seconds()
-        self._reign_members = {m.name: None for m in self.members.values()}
+        self._reign_members = {}
+        self._named = None  # its first event records who is there
 
     def _others(self, but: Member | None = None) -> list[str]:
-        """The names of the members but the Lord (made again once they
-        change), and but `but` while two others are left to tell of."""
+        """The members but the Lord, and but `but` while two others are left
+        to tell of; made again once they change, when those there join the
+        reign's record (passers-by while an event waits do not)."""
         named = self._named
         if named is None:
             named = self._named = [m.name for m in self.members.values() if m is not self.lord]
+            self._reign_members.update(dict.fromkeys(m.name for m in self.members.values()))
         if but is not None and len(named) > 2:
             return [name for name in named if name != but.name]
         return named

@@ -328,3 +328,20 @@ def test_the_holdings_are_told_before_every_decision() -> None:
     eddard = net.join("Eddard")
     (welcome,) = [line for line in eddard.take() if wire.WELCOME.matches(line)]
     assert wire.holdings_now(welcome) == now
+
+
+def test_a_reigns_members_are_those_there_as_its_events_are_told() -> None:
+    """Passers-by who come and go while an event waits are not kept: a
+    long-lived realm's record (and the chronicle's pages) stays its size
+    times its events, not everyone who ever looked in."""
+    chronicle = FakeChronicle()
+    net, lord, (arya, bran, cersei, davos) = game(chronicle)
+    for member in (cersei, davos):
+        member.say("--leave")
+    for n in range(50):  # the realm is 3/5: each passer makes it 4/5, and goes
+        net.join(f"Passer{n}").say("--leave")
+    eddard, jon = net.join("Eddard"), net.join("Jon")  # full again, and they stay
+    round_of(lord, [arya, bran, eddard, jon])  # the next event is told with them there
+    lord.say("--leave")
+    (reign,) = chronicle.reigns
+    assert set(reign.members) == {"Lord", "Arya", "Bran", "Cersei", "Davos", "Eddard", "Jon"}
