@@ -249,8 +249,10 @@ class Session:
                 return self._check_password(raw, text)
             # Too many wrong ones lately: this one is checked once the wait
             # is over (a right one then gets in; guessing stays slow).
-            log.warn("Holding a Lord's password from {address} {wait:.0f} s before "
-                     "checking it, after wrong ones", address=address, wait=wait)
+            self._stats.quiet.log(  # one a minute: each held guess is told to the guesser
+                self._clock, "password_held", log.warn, "Holding a Lord's password from "
+                "{address} {wait:.0f} s before checking it, after wrong ones",
+                address=address, wait=wait)
             self.send(wire.PASSWORD_WAIT.notice(seconds=whole_seconds(wait)))
             if self.due is not None:  # the server's wait is not the client's
                 self.due += wait

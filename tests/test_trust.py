@@ -169,6 +169,24 @@ def test_failures_close_per_connection_and_back_off_per_address(
     assert lines[-1].startswith("*** In the realm")
 
 
+def test_held_passwords_are_logged_once_a_minute(
+        server: Any, clock: task.Clock, events: list[dict[str, Any]]) -> None:
+    """Passwords sent and hung up on while held: each next one in line is
+    held in turn, and a line each would let one client fill the disk."""
+    realm_server = server(checker=memory_checker(SECRET))
+    for guess in "abc":  # the address must now wait
+        Link(realm_server).send("Lord", guess)
+    for i in range(20):
+        link = Link(realm_server)
+        link.send("Lord", f"held{i}")
+        link.proto.connectionLost(Failure(ConnectionDone()))
+    said = [formatEvent(e) for e in events if "Holding a Lord's password" in formatEvent(e)]
+    assert len(said) == 1
+    clock.advance(60)
+    said = [formatEvent(e) for e in events if "Holding a Lord's password" in formatEvent(e)]
+    assert len(said) == 2 and said[1].startswith("19 such lines since the last, the last: ")
+
+
 def test_guesses_held_are_counted_and_the_wait_grows(
         server: Any, clock: task.Clock) -> None:
     realm_server = server(checker=memory_checker(SECRET))
