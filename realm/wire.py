@@ -191,8 +191,7 @@ LEFT_WHY = "has left the realm"
 DISMISSED_WHY = "has been dismissed by the Lord"
 IDLE_WHY = "was silent too long and has been shown out"
 ALONE = _line("alone", "You stand alone, my Lord: every other member has left the realm.")
-PAUSED = _line("paused", "The Lord's next decision waits until the realm is full "
-               "again.")
+PAUSED = _line("paused", "The Lord's next decision waits until the realm is full again.")
 RESUMED = _line("resumed", "The realm is full again: the event in play awaits the "
                 "Lord's decision (1 {a} or 2 {b}).")
 AWAITED = _line("awaited", "The next event waits for {names} to answer (at most "
