@@ -65,7 +65,7 @@ def decode(payload: bytes) -> tuple[str, list[Op]]:
     ValueError if it is not one (anyone who can reach Redis can publish)."""
     try:
         sender, ops = json.loads(payload)
-    except TypeError:  # JSON, but not a pair
+    except (TypeError, RecursionError):  # JSON, but not a pair; nested past Python's stack
         raise ValueError("not a realm relay message") from None
     if not (isinstance(sender, str) and isinstance(ops, list) and all(
             op.__class__ is list and op and op[0].__class__ is str for op in ops)):

@@ -75,7 +75,7 @@ async def test_what_the_next_turn_brings_joins_the_message() -> None:
 
 @pytest.mark.parametrize("payload", [
     b"null", b"5", b'"x"', b"[]", b'["node"]', b'["node", [5]]', b'["node", [[]]]',
-    b'["node", [[["x"]]]]', b'["node", {}]', b'[1, []]', b"\xff", b"{"])
+    b'["node", [[["x"]]]]', b'["node", {}]', b'[1, []]', b"\xff", b"{", b"[" * 2000])
 def test_a_message_not_realms_is_refused_whole(payload: bytes) -> None:
     """Anyone who can reach Redis may publish on a process's channel: what
     is not a realm message raises ValueError, which the cluster logs and
