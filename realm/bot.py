@@ -36,9 +36,10 @@ over):
   every holding is at least `Temper.high`, earns it.
 While the last report shows a holding at or below `Temper.low`, the bot's
 replies end with a worry about the lowest (`lore.WORRIES`).
-A `*** [Reign Ended] ` line clears the holdings it remembers (a new reign
-starts fresh); a reign won earns delight, a reign fallen costs distaste
-(again stopping at 1), an abandoned one changes nothing.
+A welcome and a `*** [Reign Ended] ` line say what the realm holds (a new
+reign starts fresh; an ending that does not say clears them); a reign won
+earns delight, a reign fallen costs distaste (again stopping at 1), an
+abandoned one changes nothing.
 """
 
 from __future__ import annotations
@@ -135,7 +136,9 @@ class Bot:
         return self._answer(said[1])
 
     def _note_seats(self, line: str) -> None:
-        """The realm waits to be full again, or is full again."""
+        """The realm waits to be full again, or is full again (and a
+        welcome says what it holds)."""
+        self.holdings = wire.holdings_now(line) or self.holdings
         if wire.PAUSED.match(line) is not None:
             self.paused = True
             return
@@ -154,7 +157,7 @@ class Bot:
             self._sway(temper.fortune)
 
     def _note_ending(self, line: str) -> None:
-        self.holdings = {}
+        self.holdings = wire.holdings_now(line) or {}  # the next reign's, if told
         ended = wire.REIGN_OVER.match(line)
         outcome = ended["outcome"] if ended else ""
         if outcome == "Won":

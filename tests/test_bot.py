@@ -356,5 +356,20 @@ def test_a_bot_follows_a_whole_reign() -> None:
         assert bot.hear(settled.report.decode().rstrip("\r\n")) is None
         assert bot.holdings == reign.holdings
     assert reign.ending is not None
-    bot.hear(reign.ending.line(reign.holdings).decode().rstrip("\r\n"))
-    assert replies == reign.told and bot.holdings == {}
+    after = dict.fromkeys(HOLDINGS, 50)  # the next reign's, as the ending says them
+    bot.hear(reign.ending.line(after).decode().rstrip("\r\n"))
+    assert replies == reign.told and bot.holdings == after
+
+
+def test_the_holdings_a_welcome_or_an_ending_tells_colour_the_first_reply() -> None:
+    """A reign's first event is answered knowing what the realm holds."""
+    for told in (wire.WELCOME.notice(n=5, size=5, holdings="Gold 45 \u00b7 Food 9",
+                                     events=12, event_s="events"),
+                 wire.REIGN_OVER.notice(outcome="Won", why="hurrah", events=12, event_s="events",
+                                        score=900, then=wire.THEN.format(
+                                            holdings="Gold 45 \u00b7 Food 9"))):
+        bot = make_bot()
+        bot.hear(told.decode().rstrip("\r\n"))
+        assert bot.holdings == {"Gold": 45, "Food": 9}
+        reply = bot.hear("Lord: eat")
+        assert reply is not None and any(reply.text.endswith(w) for w in lore.WORRIES["Food"])
