@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 from realm import wire
 from realm.chronicle import MAX_LIMIT, unread
 from realm.quiet import Quiet
-from realm.realm import Recorder
+from realm.recording import Recorder
 from realm.records import ReignRecord
 from realm.routes import Request, Response
 from realm.scenes import HOLDINGS

@@ -32,8 +32,7 @@ from twisted.logger import Logger
 
 from realm import wire
 from realm.names import LORD, JoinError
-from realm.quiet import since_last
-from realm.records import ReignRecord
+from realm.recording import Recorder, keep
 from realm.reign import Deck, Ending, Reign
 from realm.stats import Stats
 
@@ -41,17 +40,6 @@ log = Logger()
 
 #: Seconds after a decision before the realm hears who it still waits for.
 NUDGE = 5.0
-
-
-class Recorder(Protocol):
-    """Where ended reigns go, and are read back (realm.chronicle's
-    `Chronicle`); `record` fires or fails within seconds: the game waits."""
-
-    keeps: bool  # False: reigns are dropped (`--chronicle none`)
-
-    def record(self, reign: ReignRecord) -> Deferred[int]: ...
-    def best(self, limit: int = 5) -> Deferred[list[ReignRecord]]: ...
-    def latest(self, realm: str | None = None, limit: int = 5) -> Deferred[list[ReignRecord]]: ...
 
 
 class Member(Protocol):
@@ -99,7 +87,8 @@ class Realm:
         self.deck = Deck(rng)  # no scene again until every one was told
         self.reign: Reign | None = None  # once the game has started
         self._reign_started = 0.0
-        self._reign_members: dict[str, None] = {}  # everyone there as its events were told
+        self._reign_members: dict[str, None] = {}  # who took part: `_note_members`
+        self._joined = False  # someone joined since the members were noted
         self.recording = False  # an ended reign is being written to the chronicle
         self._deadline = 0.0  # when the wait for answers is over
         self._named: list[str] | None = None  # `_others()`, while the members stay
@@ -132,6 +121,7 @@ class Realm:
         self._named = None
         if member.name == LORD:
             self.lord = member
+        self._joined = True  # `_note_members`
         n = len(self.members)
         log.info("{name} joined realm {realm} ({n}/{size})",
                  name=member.name, realm=self.name, n=n, size=self.size)
@@ -153,10 +143,15 @@ class Realm:
             self.broadcast(welcome)
             self._post_event()
             return
-        member.send(welcome + self.event)
-        if reign.offered and not reign.decided:  # far up the others' screens, maybe
+        if reign.decided and self.lord is not None:  # what was decided, as the others saw it
+            member.send(welcome + self.event + self.lord.prefix
+                        + reign.decision.encode("utf-8") + wire.CRLF)
+        elif reign.offered:  # far up the others' screens, maybe
+            member.send(welcome + self.event)
             a, b = reign.offered
             self.broadcast(wire.RESUMED.notice(a=a.offered, b=b.offered), but=member)
+        else:  # between reigns: the next one's first event follows
+            member.send(welcome)
 
     def remove(self, member: Member, why: str = wire.LEFT_WHY,
                told: Member | None = None) -> None:
@@ -303,26 +298,36 @@ class Realm:
     def _new_reign(self) -> None:
         self.reign = Reign(self.rng, self.deck, self.reign_length)
         self._reign_started = self.clock.seconds()
-        self._reign_members = {}
-        self._named = None  # its first event records who is there
+        self._reign_members = dict.fromkeys(m.name for m in self.members.values())
+        self._joined = False
 
     def _others(self, but: Member | None = None) -> list[str]:
-        """The members but the Lord, and but `but` while two others are left
-        to tell of; made again once they change, when those there join the
-        reign's record (passers-by while an event waits do not)."""
+        """The names of the members but the Lord (made again once they
+        change), and but `but` while two others are left to tell of."""
         named = self._named
         if named is None:
             named = self._named = [m.name for m in self.members.values() if m is not self.lord]
-            self._reign_members.update(dict.fromkeys(m.name for m in self.members.values()))
         if but is not None and len(named) > 2:
             return [name for name in named if name != but.name]
         return named
 
     def _post_event(self) -> None:
+        self.broadcast(self._tell())
+
+    def _tell(self, but: Member | None = None) -> bytes:
+        """The reign's next event (`but` as for `_others`)."""
         assert self.reign is not None
+        self._note_members()
         self.stats.events += 1
-        self.event = self.reign.tell(self._others())
-        self.broadcast(self.event)
+        self.event = self.reign.tell(self._others(but))
+        return self.event
+
+    def _note_members(self) -> None:
+        """Those here as an event is told or ends take part in the reign
+        (not passers-by while it waits: the record stays size x events)."""
+        if self._joined:
+            self._joined = False
+            self._reign_members.update(dict.fromkeys(m.name for m in self.members.values()))
 
     def _event_over(self, last: Member | None = None) -> bytes:
         """The decided event is over: what it did, and the next event; or,
@@ -335,14 +340,14 @@ class Realm:
         self.waiting = None
         reign = self.reign
         assert reign is not None
+        self._note_members()
         settled = reign.settle()
         if settled.ending is None:
-            self.stats.events += 1
-            self.event = reign.tell(self._others(last))
-            return settled.report + self.event
+            return settled.report + self._tell(last)
         self.event = b""
         ending = settled.ending
         recorded = self._record(ending)
+        self._new_reign()  # not begun until its first event, but what it holds is known
         if recorded.called:  # no database that waits: the ending follows the report
             return settled.report + self._recorded(ending)
         recorded.addBoth(lambda _: self.broadcast(self._recorded(ending)))
@@ -354,11 +359,8 @@ class Realm:
         self.recording = False
         if self.ended:
             return b""
-        self._new_reign()
         assert self.reign is not None
-        self.stats.events += 1
-        self.event = self.reign.tell(self._others())
-        return ending.line(self.reign.holdings) + self.event
+        return ending.line(self.reign.holdings) + self._tell()
 
     def _record(self, ending: Ending) -> Deferred[Any]:
         """Write the ended reign to the chronicle; a failure is logged and the
@@ -371,24 +373,7 @@ class Realm:
         if self.chronicle is None:
             return succeed(None)
         self.recording = True
-        d = self.chronicle.record(record)
-
-        def failed(failure: Any) -> None:
-            self.stats.reigns_unrecorded += 1
-            why = failure.getErrorMessage()
-            self.stats.quiet.tell(self.clock, "unrecorded", lambda n: log.error(
-                "The chronicle could not record {what} of {realm} ({outcome}, score "
-                "{score}): {why}; the game goes on", what=since_last(n, "a reign", "reigns"),
-                realm=self.name, outcome=ending.outcome, score=ending.score, why=why))
-
-        def recorded(_: object) -> None:
-            stats = self.stats  # after failures, say the chronicle is back
-            if stats.reigns_unrecorded > stats.unrecorded_before:
-                log.info("The chronicle records reigns again ({n} could not be recorded "
-                         "before)", n=stats.reigns_unrecorded - stats.unrecorded_before)
-                stats.unrecorded_before = stats.reigns_unrecorded
-
-        return d.addCallbacks(recorded, failed)
+        return keep(self.chronicle, record, self.stats, self.clock)
 
     def _abandon(self) -> None:
         """The game stops here (the Lord left, the realm was ended)."""

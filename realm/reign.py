@@ -120,8 +120,9 @@ def _capital(sentence: str) -> str:
 
 
 def _stranger(herald: str, pick: Callable[[], float]) -> str:
-    """A stranger to bring the news with `herald`: `a stranger` where the
-    herald does not begin with the name (`A raven from a stranger:`)."""
+    """A stranger to bring the news with `herald`: `a stranger` where a
+    herald does not begin with the name (as `A raven from {narrator}:`
+    would not)."""
     who = lore.STRANGERS[int(pick() * len(lore.STRANGERS))]
     return who if herald.startswith("{narrator}") else who[0].lower() + who[1:]
 
@@ -203,6 +204,11 @@ class Reign:
     def decided(self) -> bool:
         """Whether the event in play has the Lord's decision."""
         return self._effect is not None
+
+    @property
+    def decision(self) -> str:
+        """The Lord's deciding line of the event in play ("" before it)."""
+        return self._decision if self._effect is not None else ""
 
     def tell(self, others: Sequence[str]) -> bytes:
         """The next event, wire-ready: a herald, a wording of the next scene,

@@ -345,3 +345,45 @@ def test_a_reigns_members_are_those_there_as_its_events_are_told() -> None:
     lord.say("--leave")
     (reign,) = chronicle.reigns
     assert set(reign.members) == {"Lord", "Arya", "Bran", "Cersei", "Davos", "Eddard", "Jon"}
+
+
+def test_a_newcomer_while_a_reign_is_recorded_is_told_the_next_reigns_holdings() -> None:
+    """Between a reign's end and its commit the next reign has not begun,
+    but what it holds is known: a newcomer's welcome says that, as the
+    `[Reign Ended]` line that follows does, not the fallen reign's last."""
+    chronicle = FakeChronicle(hold=True)
+    net, lord, (arya, bran, cersei, davos) = game(chronicle, reign_length=1)
+    round_of(lord, [arya, bran, cersei])  # Davos has yet to answer
+    davos.say("--leave")  # the last awaited: the reign ends, its record waits
+    assert chronicle.waiting
+    eddard = net.join("Eddard")
+    (welcome,) = [line for line in eddard.take() if wire.WELCOME.matches(line)]
+    chronicle.commit()
+    (ended,) = [line for line in eddard.take() if wire.is_reign_ended(line)]
+    assert wire.holdings_now(welcome) == wire.holdings_now(ended) is not None
+
+
+def test_a_newcomer_to_a_decided_event_sees_the_decision() -> None:
+    """The event in play was decided before a seat emptied: the newcomer
+    gets it with the Lord's deciding line after it, as the others saw it,
+    so a bot among them takes the Lord's next line for talk."""
+    net, lord, (arya, bran, cersei, davos) = game(FakeChronicle())
+    lord.say("2")
+    davos.say("--leave")
+    eddard = net.join("Eddard")
+    seen = eddard.take()
+    at = next(i for i, line in enumerate(seen) if wire.is_event(line))
+    assert seen[at + 1] == "Lord: 2"
+    assert not [line for line in lord.take() if "full again:" in line]
+
+
+def test_a_newcomer_who_answers_the_reigns_last_event_is_in_its_record() -> None:
+    chronicle = FakeChronicle()
+    net, lord, (arya, bran, cersei, davos) = game(chronicle, reign_length=1)
+    lord.say("1")
+    davos.say("--leave")
+    eddard = net.join("Eddard")
+    for conn in (arya, bran, cersei, eddard):
+        conn.say("aye")
+    (reign,) = chronicle.reigns
+    assert "Eddard" in reign.members
