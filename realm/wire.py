@@ -128,7 +128,7 @@ WAITING = _line("waiting", "The game begins when the realm is full: waiting for 
 LORD_AMONG = ", the Lord among them"
 WELCOME = _line("welcome", "Welcome to the Game of Thrones! {n}/{size} are present. "
                 "The realm holds {holdings}; a reign lasts {events} {event_s}, and falls "
-                "if one reaches 0. The Lord's first line after an event decides it. "
+                "if a holding reaches 0. The Lord's first line after an event decides it. "
                 "Type --help for the commands.")
 
 NO_NAME = _refusal("no_name", "Please give a {what} (a letter, then up to 19 "

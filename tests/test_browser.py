@@ -584,7 +584,7 @@ def test_the_reign_shows_as_bars_that_move(feed: Feed, browser: WebDriver,
         assert reign.is_displayed()
         feed.say("*** Welcome to the Game of Thrones! 5/5 are present. The realm holds Gold "
                  "60 \u00b7 Food 60 \u00b7 Men 40 \u00b7 Favour 50; a reign lasts 12 events, "
-                 "and falls if one reaches 0. The Lord's first line after an event decides "
+                 "and falls if a holding reaches 0. The Lord's first line after an event decides "
                  "it. Type --help for the commands.")
         settle(driver, {"Gold": 60, "Food": 60, "Men": 40, "Favour": 50})
         assert [c for _, _, c, _ in holdings(driver)] == ["", "", "", ""]

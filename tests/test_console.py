@@ -454,7 +454,7 @@ def test_the_holdings_show_from_the_welcome_and_each_new_reign() -> None:
     screen = Screen()
     screen.show("*** Welcome to the Game of Thrones! 5/5 are present. The realm holds Gold 45 "
                 "\u00b7 Food 50 \u00b7 Men 62 \u00b7 Favour 55; a reign lasts 12 events, and "
-                "falls if one reaches 0. The Lord's first line after an event decides it. "
+                "falls if a holding reaches 0. The Lord's first line after an event decides it. "
                 "Type --help for the commands.")
     assert screen.rows()[-2] == "The realm: Gold 45 \u00b7 Food 50 \u00b7 Men 62 \u00b7 Favour 55"
     screen.show(REPORT, "*** [Reign Ended] Won: the realm endures (12 events, score 857). A new "

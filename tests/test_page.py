@@ -127,6 +127,8 @@ def test_welcome_and_the_password() -> None:
     line = seen(wire.WELCOME.notice(n=5, size=5, holdings=told, events=12, event_s="events"))
     found = page("welcome").match(line)
     assert found is not None and found.group(1) == told
+    found = page("welcome").match("Welcome to the Game of Thrones! 5/5 are present.")
+    assert found is not None and found.group(1) is None  # another server's: a banner still
     assert wire.holdings_now(wire.NOTICE + line) == {"Gold": 45, "Food": 50, "Men": 62,
                                                      "Favour": 55}
     assert page("askName").match(seen(wire.ASK_NAME.notice()))  # not shown: the form asks

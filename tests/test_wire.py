@@ -43,6 +43,7 @@ def test_every_template_reads_back_as_itself(template: wire.Line) -> None:
     assert line.startswith(wire.ERROR if template.is_error else wire.NOTICE)
     read = template.match(line)
     assert read is not None  # with its fields, and the parts of some (`then`'s holdings)
+    assert set(read) - set(fields) <= {"holdings"}
     assert {k: read[k] for k in fields} == {k: str(v) for k, v in fields.items()}
     assert wire.kind(line) is template or wire.kind(line).match(line) is not None  # type: ignore[union-attr]
 

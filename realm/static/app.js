@@ -14,7 +14,7 @@
     departed: new RegExp(String.raw`^(${NAME}) (.+) \((\d+)/(\d+)\)$`),
     who: /^In the realm '([^']*)' \((\d+)\/(\d+)\): (.*)$/,
     dismissed: new RegExp(String.raw`^You have dismissed (${NAME}), (\d+)/(\d+) left`),
-    welcome: /^Welcome to the Game of Thrones!.*? The realm holds ([^;]+);/s,
+    welcome: /^Welcome to the Game of Thrones(?:!.*? The realm holds ([^;]+);)?/s,
     askPassword: /^This realm's Lord must prove it/,
     askName: /^What is your name\? /,
     farewell: new RegExp(String.raw`^Farewell, (${NAME})\.$`),
@@ -299,7 +299,7 @@
         el = element("p", "line system", text);
         if ((m = WIRE.welcome.exec(text))) {
           el.classList.add("banner");
-          showHoldings(m[1], false);
+          if (m[1]) showHoldings(m[1], false); // (another server's may not say them)
         }
         if (text.startsWith("  ")) el.classList.add("table"); // --help's rows: columns
         notice(text);
