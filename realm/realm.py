@@ -60,7 +60,11 @@ class Realm:
     """Members of one realm and the state of their game."""
 
     def __init__(
-        self, name: str, size: int, clock: IReactorTime, event_wait: float,
+        self,
+        name: str,
+        size: int,
+        clock: IReactorTime,
+        event_wait: float,
         rng: random.Random,
         on_empty: Callable[[Realm], None],
         reign_length: int = 12,
@@ -296,8 +300,8 @@ class Realm:
         self.broadcast(self._event_over())
 
     def _new_reign(self) -> None:
+        """The next reign: it begins with its first event (`_tell`)."""
         self.reign = Reign(self.rng, self.deck, self.reign_length)
-        self._reign_started = self.clock.seconds()
         self._reign_members = dict.fromkeys(m.name for m in self.members.values())
         self._joined = False
 
@@ -317,6 +321,8 @@ class Realm:
     def _tell(self, but: Member | None = None) -> bytes:
         """The reign's next event (`but` as for `_others`)."""
         assert self.reign is not None
+        if not self.reign.told:
+            self._reign_started = self.clock.seconds()
         self._note_members()
         self.stats.events += 1
         self.event = self.reign.tell(self._others(but))
@@ -347,7 +353,7 @@ class Realm:
         self.event = b""
         ending = settled.ending
         recorded = self._record(ending)
-        self._new_reign()  # not begun until its first event, but what it holds is known
+        self._new_reign()  # what it holds is known now, for a newcomer meanwhile
         if recorded.called:  # no database that waits: the ending follows the report
             return settled.report + self._recorded(ending)
         recorded.addBoth(lambda _: self.broadcast(self._recorded(ending)))
