@@ -636,6 +636,14 @@ def test_the_reign_shows_as_bars_that_move(feed: Feed, browser: WebDriver,
         wait_for("the card to arrive", lambda d: d.execute_script(
             "return !document.getElementById('reign-over').getAnimations().length"), driver)
         screenshot(driver, "web-reign-ended.png")
+        # On a short window the side panel scrolls, and the card is brought into it.
+        size = driver.get_window_size()
+        driver.set_window_size(1280, 560)
+        feed.say(f"*** {ended}")
+        wait_for("the card in view", lambda d: d.execute_script(
+            "const r = document.getElementById('reign-over').getBoundingClientRect();"
+            "return r.top >= 0 && r.bottom <= window.innerHeight;"), driver)
+        driver.set_window_size(size["width"], size["height"])
 
         # The next reign's first event: the card says it has begun.
         feed.say("*** [New Event] A raven from Arya: The harvest is in. 1 feasting or "

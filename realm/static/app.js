@@ -271,6 +271,8 @@
     ui.score.textContent = `Score ${score}`;
     ui.events.textContent = `${events} ${events === "1" ? "event" : "events"}`;
     ui.why.textContent = why;
+    // On a short window the side panel scrolls: bring the card into it.
+    if (ui.over.offsetParent) ui.over.scrollIntoView({ block: "nearest" });
   };
 
   // One received line: one child of the log, its text the line (system
