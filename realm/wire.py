@@ -36,6 +36,7 @@ ERROR = "*** Error: "
 EVENT = "[New Event] "
 REPORT = "[Realm] "
 REIGN_ENDED = "[Reign Ended] "
+THEN = ". A new reign begins with {holdings}."  # `[Reign Ended]`'s `{then}`
 HERALD = "[Herald] "
 LEAVE = "--leave"
 CRLF = b"\r\n"
@@ -59,6 +60,7 @@ _FIELDS = {
     "name": NAME_RULE, "realm": NAME_RULE, "n": r"\d+", "size": r"\d+",
     "limit": r"\d+", "missing": r"\d+", "events": r"\d+", "score": r"-?\d+",
     "seconds": r"\d+", "bytes": r"\d+", "outcome": "Won|Fallen|Abandoned", "event_s": "events?",
+    "then": "(?:{})?".format(re.escape(THEN).replace(r"\{holdings\}", "(?P<holdings>.+)")),
 }
 _FIELD = re.compile(r"\{(\w+)(?:[^}]*)\}")
 
@@ -319,8 +321,6 @@ def event_options(line: str) -> tuple[str, str] | None:
 # -- the reign -------------------------------------------------------------------------
 #: Between the holdings of a `[Realm]` line.
 SEPARATOR = " \u00b7 "
-THEN = ". A new reign begins with {holdings}."  # `[Reign Ended]`'s `{then}`
-_FIELDS["then"] = "(?:{})?".format(re.escape(THEN).replace(r"\{holdings\}", "(?P<holdings>.+)"))
 REIGN_OVER = _line("reign_over", REIGN_ENDED + "{outcome}: {why} ({events} {event_s}, "
                    "score {score}){then}")
 _HOLDING = re.compile(r"([A-Z][a-z]+) (\d+)(?: \(([+-]\d+)\))?\Z")
