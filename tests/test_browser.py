@@ -50,6 +50,8 @@ BIN = Path(sys.executable).parent
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("REALM_ARTIFACTS", ROOT / "artifacts"))
 XSS = "<img src=x onerror=alert(1)>"
+TOO_FAST = ("*** Error: You are sending too fast (more than 5 lines a second); "
+            "that line was not sent.")
 
 
 def wait_for(what: str, condition: Callable[[Any], Any], driver: Any = None,
@@ -716,6 +718,26 @@ def test_what_the_lord_presses_does_what_it_shows(feed: Feed, browser: WebDriver
         wait_line(driver, r"^\[New Event\] A raven: crows")
         driver.execute_async_script("requestAnimationFrame(arguments[0])")  # past its microtask
         assert driver.switch_to.active_element == line
+
+        # In a full realm a click decides: the options go quiet at once, and
+        # come back if the server refuses that line (sent too fast).
+        feed.say("*** Bran has entered the realm (5/5)")
+        wait_line(driver, r"^Bran has entered the realm \(5/5\)$")
+        feed.say("*** [New Event] A raven: snow. 1 fighting or 2 fleeing?")
+        wait_line(driver, r"^\[New Event\] A raven: snow")
+        options = driver.find_elements(By.CSS_SELECTOR, "#log .event button.option")[-2:]
+        options[0].click()
+        assert not any(b.is_enabled() for b in options)
+        feed.say(TOO_FAST)
+        wait_for("the options back", lambda d: all(b.is_enabled() for b in options), driver)
+        options[1].click()
+        assert not any(b.is_enabled() for b in options)
+        feed.say("*** [Realm] The snow falls. Gold 50 \u00b7 Food 50 \u00b7 Men 50 \u00b7 Favour 50")
+        wait_line(driver, r"^\[Realm\] The snow falls")
+        refused = len(log_lines(driver))
+        feed.say(TOO_FAST)  # another line's
+        wait_line(driver, r"^Error: You are sending too fast", after=refused)
+        assert not any(b.is_enabled() for b in options)
 
         long = "\u00e9" * 600  # 600 characters, 1200 bytes
         line.clear()

@@ -144,6 +144,16 @@ def test_errors() -> None:
     assert not [t for t in templates() if not t.is_error and page("error").match(sample(t))]
 
 
+#: The refusals of a line a player sent, which then did not go: after one,
+#: the Lord's option buttons that line retired come back.
+UNSENT = {wire.TOO_FAST, wire.CONTROL, wire.NOT_UTF8, wire.LINE_TOO_LONG, wire.ONE_LINE,
+          wire.WAIT_FOR_ANSWER}
+
+
+def test_a_refused_line_is_told_apart() -> None:
+    assert {t for t in templates() if page("unsent").match(sample(t))} == UNSENT
+
+
 # -- goodbyes -------------------------------------------------------------------------
 
 #: What the server says just before it closes a session.

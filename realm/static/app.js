@@ -10,6 +10,7 @@
   const WIRE = {
     chat: new RegExp(String.raw`^(${NAME}): (.*)$`, "s"),
     error: /^Error: /,
+    unsent: /^Error: .*\bnot sent\.$/s,
     entered: new RegExp(String.raw`^(${NAME}) has entered the realm \((\d+)/(\d+)\)$`),
     departed: new RegExp(String.raw`^(${NAME}) (.+) \((\d+)/(\d+)\)$`),
     who: /^In the realm '([^']*)' \((\d+)\/(\d+)\): (.*)$/,
@@ -168,12 +169,21 @@
   // quiet (a "1" now would decide the event in play, not that one).
   let options = [];
   let optionFocused = false; // a retired option had the focus: the next event's gets it
+  // Those the Lord's last line retired, while the server may still refuse
+  // that line (too fast...): then the event is undecided, and they return.
+  let unsent = [];
   const retireOptions = () => {
     for (const b of options) {
       if (document.activeElement === b) optionFocused = true; // else lost, to <body>
       b.disabled = true;
     }
+    unsent = [];
     options = [];
+  };
+  const restoreOptions = () => {
+    for (const b of unsent) b.disabled = false;
+    options = unsent;
+    unsent = [];
   };
 
   const eventLine = (text) => {
@@ -285,6 +295,7 @@
       if (WIRE.error.test(text)) {
         el = element("p", "line error", text);
         if (WIRE.parting.test(text)) state.farewell = text; // e.g. timed out
+        if (WIRE.unsent.test(text)) restoreOptions(); // refused lines come back in order
         joinRefused(text);
       } else if (WIRE.event.test(text)) {
         el = eventLine(text);
@@ -519,8 +530,11 @@
     }
     if (!send(line)) return false;
     if (isLeave(line)) state.leaving = true;
-    // The Lord's first chat line after an event decides it: its options go quiet.
+    // The Lord's first chat line after an event decides it: its options go
+    // quiet, unless the server refuses this line, the last one sent.
+    const retired = options;
     if (isLord() && state.full && !line.startsWith("--")) retireOptions();
+    unsent = retired === options ? [] : retired;
     echo(line);
     if (state.history[state.history.length - 1] !== line) state.history.push(line);
     if (state.history.length > 200) state.history.shift();
