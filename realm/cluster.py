@@ -178,8 +178,8 @@ class Cluster:
                 self._placing -= Counter([key])
         owner, fence = owner.decode(), fence.decode()
         if owner == "" and fence in ("full", "settling"):
-            raise JoinError(wire.TOO_MANY_REALMS.notice(limit=most) if fence == "full"
-                            else wire.UNREACHABLE.notice(realm=key))
+            raise JoinError(wire.TOO_MANY_REALMS.notice(realms=wire.counted(most, "realm"))
+                            if fence == "full" else wire.UNREACHABLE.notice(realm=key))
         return owner, fence
 
     async def _ask(self, owner: str, op: Op, key: str) -> str:

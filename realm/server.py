@@ -279,9 +279,10 @@ class RealmServer:
         if self.draining:
             raise JoinError(wire.DRAINING.notice())
         if s.max_realms and len(self.realms) >= s.max_realms:
-            raise JoinError(wire.TOO_MANY_REALMS.notice(limit=s.max_realms))
+            raise JoinError(wire.TOO_MANY_REALMS.notice(realms=wire.counted(s.max_realms, "realm")))
         if s.max_realms_per_address and self._realms_of[address] >= s.max_realms_per_address:
-            raise JoinError(wire.ADDRESS_REALMS.notice(limit=s.max_realms_per_address))
+            raise JoinError(wire.ADDRESS_REALMS.notice(
+                realms=wire.counted(s.max_realms_per_address, "realm")))
         return Realm(key, s.size, self.clock, s.event_wait, self.rng, self._realm_empty,
                      s.reign_length, self.chronicle, self.stats)
 

@@ -57,8 +57,8 @@ def notice(text: str) -> bytes:
 
 #: What a template field matches when a line is read back; others: `.+?`.
 _FIELDS = {
-    "name": NAME_RULE, "realm": NAME_RULE, "n": r"\d+", "size": r"\d+",
-    "limit": r"\d+", "missing": r"\d+", "events": r"\d+", "score": r"-?\d+",
+    "name": NAME_RULE, "realm": NAME_RULE, "n": r"\d+", "size": r"\d+", "limit": r"\d+",
+    "realms": r"\d+ realms?", "missing": r"\d+", "events": r"\d+", "score": r"-?\d+",
     "seconds": r"\d+", "bytes": r"\d+", "outcome": "Won|Fallen|Abandoned", "event_s": "events?",
     "then": "(?:{})?".format(re.escape(THEN).replace(r"\{holdings\}", "(?P<holdings>.+)")),
 }
@@ -150,9 +150,9 @@ REALM_FULL = _refusal("realm_full", "The realm '{realm}' is full ({n}/{size}); t
 LORDS_SEAT = _refusal("lords_seat", "The last seat of the realm '{realm}' is kept "
                       "for its Lord; try another with NAME@REALM.")
 TOO_MANY_REALMS = _refusal("too_many_realms", "This server holds its limit of "
-                           "{limit} realms; join one already in play, or try later.")
-ADDRESS_REALMS = _refusal("address_realms", "Your address has started {limit} "
-                          "realms already; join one of them, or one in play.")
+                           "{realms}; join one already in play, or try later.")
+ADDRESS_REALMS = _refusal("address_realms", "Your address has started {realms} "
+                          "already; join one of them, or one in play.")
 UNREACHABLE = _refusal("unreachable", "The realm '{realm}' cannot be reached now; "
                        "try again in a moment.")
 DRAINING = _refusal("draining", "This server is not starting new realms now "

@@ -95,7 +95,7 @@ async def test_limits_count_every_process(services: Services) -> None:
     two = await join(p1.port, "Bran", "two", source="127.0.0.5")
     for proc in (p2, p0):
         _, why = await refused(proc.port, "Cersei@three", source="127.0.0.6")
-        assert why == wire.TOO_MANY_REALMS.notice(limit=2).decode().rstrip(), why
+        assert why == wire.TOO_MANY_REALMS.notice(realms="2 realms").decode().rstrip(), why
     # A realm in play can still be joined, from a process that runs neither.
     cersei = await join(p2.port, "Cersei", "one", source="127.0.0.6")
     await one.wait_for("Cersei has entered the realm (2/5)")

@@ -91,6 +91,7 @@ def test_one_address_cannot_start_every_realm() -> None:
     squatter = net.join("arya@realm3", host="192.0.2.1")
     (refusal,) = [line for line in squatter.take() if wire.is_error(line)]
     assert wire.refusal(refusal) == "address_realms"
+    assert "has started 3 realms already;" in refusal
     # Joining a realm in play is fine; another address may start realms.
     bran = net.join("bran@realm0", "192.0.2.1")
     assert "*** Bran has entered the realm (2/5)" in bran.take()

@@ -597,7 +597,7 @@ def test_realms_per_server(server: Any) -> None:
     link.lines()
     link.send("Oberyn@dorne")
     lines = link.lines()
-    assert len(errors(lines)) == 1 and "limit of 1 realm" in lines[0]
+    assert len(errors(lines)) == 1 and "limit of 1 realm;" in lines[0]
     assert not link.closed
     link.send("Jon@north")  # a realm in play still takes members
     assert "*** Jon has entered the realm (2/5)" in link.lines()
