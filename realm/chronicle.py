@@ -21,7 +21,6 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
-from twisted.enterprise import adbapi
 from twisted.internet.defer import Deferred, FirstError, fail, succeed
 from twisted.python.failure import Failure
 
@@ -35,6 +34,7 @@ from realm.chronicle_engines import (
     SqliteEngine,
     shipped_migrations,
 )
+from realm.chronicle_pool import Failed, Pool
 from realm.chronicle_url import DEFAULT_URL, ChronicleURL, parse_url
 from realm.records import ReignRecord
 
@@ -85,7 +85,8 @@ class Chronicle(Protocol):
         """The `limit` newest reigns of `realm` (as recorded), or of all."""
 
     def close(self) -> Deferred[None]:
-        """Finish what was asked, then let the database go."""
+        """Finish what was asked, then let the database go (or fail, having
+        let it go, once `WRITE_WAIT` seconds have passed)."""
 
 
 class NoChronicle:
@@ -107,14 +108,6 @@ class NoChronicle:
         return succeed(None)
 
 
-class _Failed:
-    """An exception from a pool thread, carried back as a result (adbapi
-    would roll back and log it on our behalf)."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
 class DatabaseChronicle:
     """A chronicle in SQLite or PostgreSQL, through an adbapi pool.
 
@@ -134,8 +127,8 @@ class DatabaseChronicle:
 
     keeps = True
 
-    def __init__(self, pool: adbapi.ConnectionPool, engine: Engine, where: str,
-                 clock: Any = None, reads: adbapi.ConnectionPool | None = None) -> None:
+    def __init__(self, pool: Pool, engine: Engine, where: str,
+                 clock: Any = None, reads: Pool | None = None) -> None:
         if clock is None:
             from twisted.internet import reactor as clock
         self._clock = clock
@@ -209,15 +202,22 @@ class DatabaseChronicle:
         if self._soon is not None:  # what waits for its group goes now
             self._soon.cancel()
             self._write()
-        # Each group written starts the next: wait for the last of them.
+        # Each group written starts the next: wait for the last of them, but
+        # not for ever: a database that hangs has its pools let go, unjoined.
+        settled = Deferred.fromCoroutine(self._settled_all())
+        try:
+            await self._bounded(settled, WRITE_WAIT, "finish writing to")
+        finally:
+            if not self._pool_closed:
+                self._pool_closed = True
+                for pool in set(self._pools):
+                    pool.close() if settled.called else pool.let_go()
+
+    async def _settled_all(self) -> None:
         while self._busy or self._writing or self._waiting:
             waiter: Deferred[None] = Deferred()
             self._idle.append(waiter)
             await waiter
-        if not self._pool_closed:
-            self._pool_closed = True
-            for pool in set(self._pools):
-                pool.close()
 
     def _read(self, realm: str | None, order: str, limit: int) -> Deferred[list[ReignRecord]]:
         if not 0 <= limit <= MAX_LIMIT:
@@ -271,7 +271,7 @@ class DatabaseChronicle:
         self._busy -= 1
         if not self._busy:
             self._wake()
-        if isinstance(result, _Failed):
+        if isinstance(result, Failed):
             return Failure(result.error)
         return result
 
@@ -289,7 +289,7 @@ class DatabaseChronicle:
         return Failure(error)
 
     def _interact(self, connection: Any, body: Callable[..., T], args: tuple[Any, ...],
-                  write: bool) -> T | _Failed:
+                  write: bool) -> T | Failed:
         """In a pool thread: `body(cursor, *args)` in one transaction, committed."""
         try:
             try:
@@ -303,7 +303,7 @@ class DatabaseChronicle:
             return result
         except BaseException as error:
             connection.rollback()  # realm.chronicle_engines.PoolConnection: never raises
-            return _Failed(error)
+            return Failed(error)
 
     def _attempt(self, connection: Any, body: Callable[..., T], args: tuple[Any, ...],
                  write: bool) -> T:

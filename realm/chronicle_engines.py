@@ -29,6 +29,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from twisted.enterprise import adbapi
 
+from realm.chronicle_pool import Pool
+
 # A key for PostgreSQL's advisory lock that serialises migrations when
 # many processes of a cluster open one database at once ("realm" in hex).
 _MIGRATION_LOCK = 0x7265616C6D
@@ -133,7 +135,7 @@ class Engine(abc.ABC):
         self.errors: tuple[type[Exception], ...] = (self.module.Error, adbapi.ConnectionLost)
 
     @abc.abstractmethod
-    def make_pool(self, reactor: Any, threads: int) -> adbapi.ConnectionPool:
+    def make_pool(self, reactor: Any, threads: int) -> Pool:
         """A started-on-demand adbapi pool for this database, of at most
         `threads` threads (SQLite: one, whatever is asked)."""
 
@@ -186,7 +188,7 @@ class SqliteEngine(Engine):
         self.path = path
         self._file: tuple[int, int] | None = None  # the file opened: (device, inode)
 
-    def make_pool(self, reactor: Any, threads: int) -> adbapi.ConnectionPool:
+    def make_pool(self, reactor: Any, threads: int) -> Pool:
         return Pool(self.module_name, self.path, check_same_thread=False,
                          isolation_level=None, cp_min=1, cp_max=1,
                          cp_openfun=self._on_connect, cp_reactor=reactor)
@@ -273,7 +275,7 @@ class PostgresEngine(Engine):
         defaults = {"connect_timeout": 10, "application_name": "realm"}
         return {key: value for key, value in defaults.items() if key not in given}
 
-    def make_pool(self, reactor: Any, threads: int) -> adbapi.ConnectionPool:
+    def make_pool(self, reactor: Any, threads: int) -> Pool:
         return Pool(self.module_name, self.conninfo, **self._options(),
                     cp_min=1, cp_max=threads, cp_reactor=reactor)
 
@@ -333,62 +335,3 @@ def migrate(cursor: Cursor, migrations: Sequence[Migration],
         cursor.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)",
                        (migration.version, migration.name))
     return len(migrations)
-
-
-class PoolConnection:
-    """One pool thread's database connection, as adbapi's `connectionFactory`.
-
-    adbapi's own wrapper, when its connection dies, logs "Rollback failed"
-    at error level and keeps the dead connection with its thread unless
-    `cp_reconnect` is on (and then logs).  For the chronicle a lost
-    database is an expected failure that the caller reports; this wrapper
-    uses only the pool's public `connect()`/`disconnect()`: it connects on
-    first use, forgets a connection that failed, and never logs.
-    """
-
-    def __init__(self, pool: adbapi.ConnectionPool) -> None:
-        self.pool = pool
-        self.raw: Any = None
-
-    @property
-    def lost(self) -> bool:
-        return self.raw is None
-
-    def reconnect(self) -> None:
-        self.drop()
-        self.raw = self.pool.connect()
-
-    def drop(self) -> None:
-        raw, self.raw = self.raw, None
-        if raw is not None:
-            self.pool.disconnect(raw)
-
-    def cursor(self) -> Any:
-        if self.raw is None:
-            self.raw = self.pool.connect()
-        return self.raw.cursor()
-
-    def commit(self) -> None:
-        if self.raw is not None:
-            self.raw.commit()
-
-    def rollback(self) -> None:
-        if self.raw is not None:
-            try:
-                self.raw.rollback()
-            except Exception:  # a dead connection: the next use connects afresh
-                self.drop()
-
-    def close(self) -> None:
-        """adbapi asks each call; the pool keeps the connection for its thread."""
-
-    def __getattr__(self, name: str) -> Any:
-        if self.raw is None:
-            raise AttributeError(name)
-        return getattr(self.raw, name)
-
-
-class Pool(adbapi.ConnectionPool):
-    """An adbapi pool of `PoolConnection`s."""
-
-    connectionFactory = PoolConnection  # type: ignore[assignment]  # the same interface

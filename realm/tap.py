@@ -15,11 +15,12 @@ from twisted.internet import endpoints, reactor
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 
 from realm import annals, logs, web
 from realm._direct import plain_dispatch
 from realm.admin import AdminFactory, Drain
-from realm.chronicle import DEFAULT_URL, ChronicleError, open_now
+from realm.chronicle import DEFAULT_URL, WRITE_WAIT, ChronicleError, open_now
 from realm.chronicle import parse_url as parse_chronicle
 from realm.cluster import Cluster
 from realm.guesses import SharedGuesses
@@ -267,9 +268,21 @@ class Shutdown(service.Service):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
-        chronicle = self.server.chronicle
-        self.finished = self.server.shutdown().addCallback(lambda _: chronicle.close())
+        self.finished = self.server.shutdown().addCallback(lambda _: self._close_chronicle())
         return self.finished
+
+    def _close_chronicle(self) -> Deferred[None]:
+        """The last reigns written, or given up on after `WRITE_WAIT` s."""
+        chronicle = self.server.chronicle
+        closing = chronicle.close()
+        if not closing.called:
+            log.info("Waiting for the chronicle {where} to write the last reigns (at most "
+                     "{s:g} s)", where=chronicle.where, s=WRITE_WAIT)
+
+        def hung(failure: Failure) -> None:
+            failure.trap(ChronicleError)
+            log.warn("Stopping without the chronicle: {why}", why=failure.getErrorMessage())
+        return closing.addErrback(hung)
 
     def done(self) -> Deferred[None]:
         """Fires once the shutdown is over (the metrics say so until then)."""

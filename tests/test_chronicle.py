@@ -776,7 +776,45 @@ class Hung:
         return self.asked[-1]
 
     def close(self) -> None:
-        pass
+        self.closed = "closed"
+
+    def let_go(self) -> None:
+        self.closed = "let go"
+
+
+def test_a_close_waits_for_the_last_write_but_not_for_ever() -> None:
+    """A stop closes the chronicle once its last reigns are written; a
+    database that hangs is given up on after `WRITE_WAIT`, its pools let
+    go unjoined (a thread that never comes back would hold the process)."""
+    clock, hung, answers = task.Clock(), Hung(), Hung()
+    for pool in (answers, hung):
+        chronicle = DatabaseChronicle(pool, SqliteEngine(":memory:"),  # type: ignore[arg-type]
+                                      "sqlite:x", clock)
+        chronicle.record(reign()).addErrback(lambda _: None)  # answered: its own test
+        got: list[Any] = []
+        chronicle.close().addBoth(got.append)
+        clock.advance(WRITE_WAIT - 0.1)
+        assert got == [] and not hasattr(pool, "closed")
+        if pool is answers:
+            pool.asked[0].callback([7])
+            assert got == [None] and pool.closed == "closed"
+    clock.advance(0.1)
+    (failure,) = got
+    assert failure.getErrorMessage() == (f"cannot finish writing to the chronicle sqlite:x: "
+                                         f"no answer in {WRITE_WAIT:g} s")
+    assert hung.closed == "let go"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_pool_let_go_is_not_waited_for() -> None:
+    """A pool's threads are daemons, and one let go is not joined when the
+    reactor stops: its thread may be waiting on a database for ever."""
+    pool = SqliteEngine(":memory:").make_pool(reactor, 1)
+    thread = await pool.runWithConnection(lambda _: threading.current_thread())
+    assert thread.daemon and pool.shutdownID is not None
+    pool.let_go()
+    assert pool.shutdownID is None  # reactor's stop would join the threads
+    pool.close()  # (this test's own reactor goes on: join them now)
 
 
 @pytest_twisted.ensureDeferred

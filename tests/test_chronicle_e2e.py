@@ -1,7 +1,8 @@
 """The chronicle through the installed `twistd realm`: a reign whose
 `[Reign Ended]` line was sent survives a `kill -9` right after it, and a
-restarted server shows it; a chronicle that cannot be opened stops the
-start with one line."""
+restarted server shows it; a stop writes every realm's reign, and does
+not wait for ever on a database that hangs; a chronicle that cannot be
+opened stops the start with one line."""
 
 from __future__ import annotations
 
@@ -15,8 +16,10 @@ from pathlib import Path
 from realm_procs import WAIT, Peer, Proc, command, running
 
 from realm import wire
+from realm.chronicle import WRITE_WAIT, parse_url
 
 OTHERS = ("Arya", "Bran")
+pytest_plugins = ["databases"]
 
 
 def listening(server: Proc) -> str:
@@ -87,6 +90,34 @@ def test_a_graceful_stop_records_the_reign_of_every_realm(tmp_path: Path) -> Non
     with sqlite3.connect(path) as db:
         assert sorted(db.execute("SELECT realm, outcome FROM reigns").fetchall()) == sorted(
             (realm, "abandoned") for realm in realms)
+
+
+def test_a_stop_gives_up_on_a_chronicle_that_hangs(tmp_path: Path, postgres_url: str) -> None:
+    """SIGTERM while PostgreSQL holds the last reign's write for ever (a
+    lock no one lets go, as a paused server or a dead link would): the
+    stop says what it waits for, gives up after `WRITE_WAIT`, and exits."""
+    import psycopg
+
+    where = parse_url(postgres_url).where()
+    with running(command("twistd"), "-n", "--pidfile=", "realm",
+                 "--listen", "tcp:0:interface=127.0.0.1", "--size", "2",
+                 "--chronicle", postgres_url, cwd=str(tmp_path)) as server:
+        endpoint = listening(server)
+        arya, lord = Peer.connect(endpoint), Peer.connect(endpoint)
+        arya.send(b"Arya@kings\n")
+        arya.expect("Arya has entered")
+        lord.send(b"Lord@kings\n")
+        lord.expect("[New Event]")  # a reign in play, to be written at the stop
+        with psycopg.connect(postgres_url) as holder:  # the lock lasts as its transaction
+            holder.execute("LOCK TABLE reigns IN ACCESS EXCLUSIVE MODE")
+            server.popen.send_signal(signal.SIGTERM)
+            lord.expect("The server is shutting down")
+            server.expect(f"Waiting for the chronicle {where} to write the last reigns "
+                          f"(at most {WRITE_WAIT:g} s)")
+            assert server.wait() == 0
+            holder.rollback()
+    assert server.expect(f"Stopping without the chronicle: cannot finish writing to the "
+                         f"chronicle {where}: no answer in {WRITE_WAIT:g} s")
 
 
 def test_a_chronicle_that_cannot_be_opened_stops_the_start(tmp_path: Path) -> None:
