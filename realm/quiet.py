@@ -73,6 +73,12 @@ class Quiet:
         if waiting and kind.say is not None:
             kind.say(waiting)
 
+    def forget(self, kind: str) -> None:
+        """Drop what `kind` holds back: another line has told it."""
+        found = self._kinds.pop(kind, None)
+        if found is not None and found.timer is not None and found.timer.active():
+            found.timer.cancel()
+
     def stop(self) -> None:
         """Log what still waits, now (the server is stopping)."""
         for kind in self._kinds.values():

@@ -50,5 +50,6 @@ def keep(chronicle: Recorder, record: ReignRecord, stats: Stats,
             log.info("The chronicle records reigns again ({n} could not be recorded "
                      "before)", n=stats.reigns_unrecorded - stats.unrecorded_before)
             stats.unrecorded_before = stats.reigns_unrecorded
+            stats.quiet.forget("unrecorded")  # counted here: not again in a minute
 
     return chronicle.record(record).addCallbacks(recorded, failed)

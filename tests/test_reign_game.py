@@ -182,6 +182,27 @@ def test_a_chronicle_that_keeps_failing_is_logged_once_a_minute_and_counted(
                "before)" for e in events)
 
 
+def test_a_chronicle_back_counts_the_reigns_lost_once(
+        observe_errors: Any, events: list[dict[str, Any]]) -> None:
+    """The failures held for the minute's count are told by the line that
+    says the chronicle is back, not again when the minute is over."""
+    chronicle = FakeChronicle(hold=True)
+    net, lord, others = game(chronicle, reign_length=1)
+    for _ in range(3):  # one line now, two held back
+        round_of(lord, others)
+        chronicle.fail("the disk is full")
+        net.settle()
+    observe_errors.errors.clear()  # expected: the errors are the point
+    round_of(lord, others)
+    chronicle.commit()
+    net.settle()
+    net.server.clock.advance(60)  # type: ignore[attr-defined]
+    net.server.stats.quiet.stop()
+    said = [formatEvent(e) for e in events if "chronicle" in formatEvent(e)]
+    assert len(said) == 2 and said[0].startswith("The chronicle could not record a reign of")
+    assert said[1] == "The chronicle records reigns again (3 could not be recorded before)"
+
+
 def test_a_chronicle_that_never_answers_is_given_up_on(observe_errors: Any) -> None:
     clock = task.Clock()
     chronicle = DatabaseChronicle(Hung(), SqliteEngine(":memory:"),  # type: ignore[arg-type]
