@@ -173,7 +173,7 @@ class AdminProtocol(LineOnlyReceiver):
             "".join(f"{line}\n" for line in [*answer, "."]).encode("utf-8"))
 
     def _answer(self, text: str) -> list[str]:
-        word, _, arg = text.partition(" ")
+        word, arg = (text.split(None, 1) + ["", ""])[:2]  # a tab parts them as a space does
         command = self.commands.get(word.lower())
         if command is None:
             return [f"error: unknown command {word[:40]!r}; try help" if word
@@ -210,6 +210,8 @@ class AdminProtocol(LineOnlyReceiver):
             return ["error: announce what? announce TEXT"]
         if has_control(arg):
             return ["error: the text holds control characters"]
+        if len(arg.encode("utf-8")) > wire.MAX_LINE:  # as a player's line may
+            return [f"error: the text is over {wire.MAX_LINE} bytes"]
         n = self.server.announce(wire.HERALD_SAYS.notice(text=arg))
         return [f"announced to {wire.counted(n, 'member')}"]
 

@@ -167,8 +167,7 @@ class Realm:
             return
         del self.members[member.name.lower()]
         self._named = None
-        log.info("{name} left realm {realm}: {why}",
-                 name=member.name, realm=self.name, why=why)
+        log.info("Realm {realm}: {name} {why}", name=member.name, realm=self.name, why=why)
         if member is self.lord:
             self.lord = None
             self.end(wire.LORD_LEFT.notice(), member)

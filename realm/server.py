@@ -335,7 +335,9 @@ class RealmServer:
             for session in list(self.sessions):
                 session.send(farewell)
                 session.close()
-            drained.addTimeout(grace, self.clock, lambda *a: None)
+            drained.addTimeout(grace, self.clock, lambda *a: log.info(
+                "Stopped waiting for {n} connection(s) to close after {s:g} s",
+                n=len(self.sessions), s=grace))
         if self.cluster is not None:
             cluster = self.cluster
             drained.addCallback(lambda _: cluster.closed()).addCallback(lambda _: None)

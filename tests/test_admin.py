@@ -54,6 +54,7 @@ def test_realms_and_who() -> None:
     assert who[-1] == "Lord 192.0.2.1 (the Lord)"
     assert [line.split()[0] for line in who] == ["Arya", "Bran", "Cersei", "Davos", "Lord"]
     assert console.ask("who dorne")[0].startswith("error: no realm 'dorne'")
+    assert console.ask("who\twesteros") == who  # a tab parts a command from its word
 
 
 def test_announce_reaches_every_member() -> None:
@@ -67,7 +68,10 @@ def test_announce_reaches_every_member() -> None:
     assert console.ask("announce")[0].startswith("error:")
     for escape in ("\x1b[2J", "x\x7fy", "x\x9b2Jz"):  # ESC, DEL, and C1's CSI
         assert console.ask(f"announce {escape}")[0].startswith("error:")
-    assert [conn.take() for conn in [lord, *others, sam]] == [[]] * 6
+    # No longer than a player's line may be: a client may take no more.
+    assert console.ask("announce " + "é" * 513) == ["error: the text is over 1024 bytes"]
+    assert console.ask("announce " + "é" * 512) == ["announced to 6 members"]
+    assert [len(conn.take()) for conn in [lord, *others, sam]] == [1] * 6
 
 
 def test_a_web_pages_request_is_closed_before_its_body_is_read() -> None:

@@ -732,7 +732,8 @@ def test_what_the_lord_presses_does_what_it_shows(feed: Feed, browser: WebDriver
         wait_for("the options back", lambda d: all(b.is_enabled() for b in options), driver)
         options[1].click()
         assert not any(b.is_enabled() for b in options)
-        feed.say("*** [Realm] The snow falls. Gold 50 \u00b7 Food 50 \u00b7 Men 50 \u00b7 Favour 50")
+        feed.say("*** [Realm] The snow falls. Gold 50 \u00b7 Food 50 \u00b7 Men 50 "
+                 "\u00b7 Favour 50")
         wait_line(driver, r"^\[Realm\] The snow falls")
         refused = len(log_lines(driver))
         feed.say(TOO_FAST)  # another line's

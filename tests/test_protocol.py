@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -17,7 +18,7 @@ from twisted.internet import task
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Protocol
 from twisted.internet.testing import StringTransportWithDisconnection
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from twisted.test import iosim
 
 from realm import wire
@@ -720,6 +721,17 @@ def test_shutdown_says_farewell_to_everyone(net: Net) -> None:
     for conn in (lord, *others, waiting):
         assert conn.closed and any("shutting down" in line for line in conn.take())
     assert done.called and net.server.realms == {}
+
+
+def test_a_stop_that_gives_up_on_a_connection_says_so(
+        net: Net, clock: task.Clock, events: list[dict[str, Any]]) -> None:
+    net.join("Arya")
+    done = net.server.shutdown(grace=5)  # and the connection never finishes closing
+    clock.advance(4.9)
+    assert not done.called
+    clock.advance(0.1)
+    assert done.called
+    assert "Stopped waiting for 1 connection(s) to close after 5 s" in map(formatEvent, events)
 
 
 # -- framing does not depend on how the bytes are cut into packets ------------
