@@ -12,13 +12,15 @@ dozen numbers, whatever the number of connections.
     realm_realms_by_members       gauge    realms run here, by how many members they hold
     realm_lines_received_total    counter  client lines that passed the checks
     realm_lines_refused_total     counter  refusals: lines, names, passwords, connections
+                                           (and by reason: each known one from the start)
     realm_events_total            counter  events told
     realm_reigns_ended_total      counter  reigns ended (and by outcome)
     realm_reigns_unrecorded_total counter  ended reigns the chronicle could not record
     realm_reactor_lag_seconds     gauge    how late a 1-second timer fired, last time
     realm_ready, realm_draining   gauge    1 or 0
     realm_redis_up, realm_redis_rtt_seconds, realm_relayed_ops_total   (with --cluster)
-    process_resident_memory_bytes, process_open_fds, process_start_time_seconds
+    process_resident_memory_bytes, process_open_fds, process_max_fds,
+    process_cpu_seconds_total, process_start_time_seconds
 
 `/livez` is 200 while the process runs; `/readyz` is 200 while it takes
 new players, and 503 once it is shutting down or draining, or, with
@@ -28,6 +30,7 @@ new players, and 503 once it is shutting down or draining, or, with
 from __future__ import annotations
 
 import os
+import resource
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -36,12 +39,18 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import task
 from twisted.internet.interfaces import IReactorTime
 
+from realm import wire
 from realm.records import OUTCOMES
 from realm.routes import Handler, Request, Response
 
 if TYPE_CHECKING:
     from realm.server import RealmServer
 
+#: Every reason a refusal may be counted under (a wire error line's kind),
+#: each shown from the start: a rate over a series that appears late
+#: misses its first refusal.
+REASONS = {line.key for line in vars(wire).values() if isinstance(line, wire.Line)
+           and line.is_error}
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -102,7 +111,8 @@ class Metrics:
                     "a password, a connection).",
                     [((), sum(stats.refused.values()))])
         add.counter("realm_lines_refused_by_reason_total", "Refusals sent to clients, by reason.",
-                    [((("reason", k),), n) for k, n in sorted(stats.refused.items())])
+                    [((("reason", k),), stats.refused[k])
+                     for k in sorted(REASONS | set(stats.refused))])
         add.counter("realm_events_total", "Events told.", [((), stats.events)])
         add.counter("realm_reigns_ended_total", "Reigns ended.",
                     [((), sum(stats.reigns_ended.values()))])
@@ -119,13 +129,19 @@ class Metrics:
         if cluster is not None:
             add.gauge("realm_redis_up", "1 while Redis can be reached.",
                       [((), int(cluster.reachable()))])
-            add.gauge("realm_redis_rtt_seconds", "How long the last heartbeat took in Redis.",
-                      [((), cluster.rtt)])
+            add.gauge("realm_redis_rtt_seconds", "How long the last heartbeat took in Redis "
+                      "(none while it cannot be reached).",
+                      [((), cluster.rtt)] if cluster.reachable() else [])
             add.counter("realm_relayed_ops_total", "Lines and messages sent to other "
                         "processes through Redis.", [((), cluster.relayed())])
         rss, fds = _process()
         add.gauge("process_resident_memory_bytes", "Resident memory.", [((), rss)])
         add.gauge("process_open_fds", "Open file descriptors.", [((), fds)])
+        add.gauge("process_max_fds", "Maximum number of open file descriptors.",
+                  [((), resource.getrlimit(resource.RLIMIT_NOFILE)[0])])
+        times = os.times()
+        add.counter("process_cpu_seconds_total", "User and system CPU time spent, in seconds.",
+                    [((), times.user + times.system)])
         add.gauge("process_start_time_seconds", "When the process started, since the epoch.",
                   [((), self.started)])
         return "".join(out).encode("utf-8")

@@ -46,6 +46,9 @@ def test_the_counters_move_as_members_play() -> None:
     metrics = Metrics(server, clock)
     before = parse(metrics.render().decode())
     assert before["realm_connections"] == 0 and before["realm_realms"] == 0
+    # Every reason has its series from the start, as every outcome does.
+    assert before['realm_lines_refused_by_reason_total{reason="too_fast"}'] == 0
+    assert before["process_cpu_seconds_total"] > 0 and before["process_max_fds"] > 0
     lord, others = net.game()
     lord.say("1")
     for conn in others:
@@ -189,9 +192,10 @@ def test_the_dashboard_and_the_alerts_ask_for_metrics_realm_has() -> None:
 
     class Clustered:  # what the metrics read of a cluster
         rtt = 0.001
+        up = True
 
         def reachable(self) -> bool:
-            return True
+            return self.up
 
         def relayed(self) -> int:
             return 0
@@ -205,3 +209,7 @@ def test_the_dashboard_and_the_alerts_ask_for_metrics_realm_has() -> None:
     rendered = {sample.split("{")[0] for sample in parse(Metrics(server, task.Clock())
                                                          .render().decode())}
     assert asked and asked <= rendered, asked - rendered
+    # A round trip is not kept while Redis cannot be reached: no stale value.
+    Clustered.up = False
+    down = parse(Metrics(server, task.Clock()).render().decode())
+    assert down["realm_redis_up"] == 0 and "realm_redis_rtt_seconds" not in down
