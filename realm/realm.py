@@ -176,7 +176,7 @@ class Realm:
             self._discard()
             return
         self.broadcast(wire.DEPARTED.notice(
-            name=member.name, why=why, n=len(self.members), size=self.size), but=told)
+            name=member.name, gone=why, n=len(self.members), size=self.size), but=told)
         self._answered(member)
         if self.lord is not None and len(self.members) == 1:
             self.lord.send(wire.ALONE.notice())

@@ -38,6 +38,10 @@ REPORT = "[Realm] "
 REIGN_ENDED = "[Reign Ended] "
 THEN = ". A new reign begins with {holdings}."  # `[Reign Ended]`'s `{then}`
 HERALD = "[Herald] "
+LEFT_WHY = "has left the realm"  # DEPARTED's `{gone}`: how a member went
+DISMISSED_WHY = "has been dismissed by the Lord"
+IDLE_WHY = "was silent too long and has been shown out"
+GONE_WHYS = (LEFT_WHY, DISMISSED_WHY, IDLE_WHY)
 LEAVE = "--leave"
 CRLF = b"\r\n"
 
@@ -60,6 +64,7 @@ _FIELDS = {
     "name": NAME_RULE, "realm": NAME_RULE, "n": r"\d+", "size": r"\d+", "limit": r"\d+",
     "realms": r"\d+ realms?", "missing": r"\d+", "events": r"\d+", "score": r"-?\d+",
     "seconds": r"\d+", "bytes": r"\d+", "outcome": "Won|Fallen|Abandoned", "event_s": "events?",
+    "gone": "|".join(map(re.escape, GONE_WHYS)),
     "then": "(?:{})?".format(re.escape(THEN).replace(r"\{holdings\}", "(?P<holdings>.+)")),
 }
 _FIELD = re.compile(r"\{(\w+)(?:[^}]*)\}")
@@ -187,11 +192,8 @@ LOGIN_TIMEOUT = _refusal("login_timeout", "You did not give a name in time. Fare
 IDLE_TIMEOUT = _refusal("idle_timeout", "You have been silent too long. Farewell.")
 
 # -- in the realm ----------------------------------------------------------------
-#: `{why}` is one of the DEPARTED_* phrases below.
-DEPARTED = _line("departed", "{name} {why} ({n}/{size})")
-LEFT_WHY = "has left the realm"
-DISMISSED_WHY = "has been dismissed by the Lord"
-IDLE_WHY = "was silent too long and has been shown out"
+#: `{gone}` is one of `GONE_WHYS`.
+DEPARTED = _line("departed", "{name} {gone} ({n}/{size})")
 ALONE = _line("alone", "You stand alone, my Lord: every other member has left the realm.")
 PAUSED = _line("paused", "The Lord's next decision waits until the realm is full again.")
 RESUMED = _line("resumed", "The realm is full again: the event in play awaits the "
@@ -272,14 +274,10 @@ def realm_over(line: str) -> bool:
     return any(template.matches(line) for template in _REALM_OVER)
 
 
-#: What DEPARTED's `why` may be: the member is no longer present.
-GONE_WHYS = (LEFT_WHY, DISMISSED_WHY, IDLE_WHY)
-
-
 def departed(line: str) -> str | None:
     """The NAME of a `*** NAME has left the realm (n/SIZE)` line (any way of going)."""
     fields = DEPARTED.match(line)
-    return fields["name"] if fields and fields["why"] in GONE_WHYS else None
+    return fields["name"] if fields else None
 
 
 def who(line: str) -> list[str] | None:

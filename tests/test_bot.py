@@ -33,7 +33,7 @@ def test_while_the_realm_waits_to_be_full_the_lord_decides_nothing() -> None:
     its loyalty unmoved, until an entry fills the realm again."""
     bot = make_bot()
     bot.hear(EVENT)
-    bot.hear(wire.DEPARTED.notice(name="Arya", why=wire.LEFT_WHY, n=4, size=5).decode().rstrip())
+    bot.hear(wire.DEPARTED.notice(name="Arya", gone=wire.LEFT_WHY, n=4, size=5).decode().rstrip())
     bot.hear(wire.PAUSED.notice().decode().rstrip())
     for text in ("1", "we shall eat", "hmm"):
         reply = bot.hear(f"Lord: {text}")

@@ -111,7 +111,7 @@ async def test_a_game_over_three_processes(cluster: Cluster) -> None:
     await lord.wait_for(wire.DISMISSED.notice(name="Davos", n=4, size=5).decode().rstrip())
     await davos.wait_for(wire.DISMISSED_YOU.notice().decode().rstrip())
     await davos.closed()
-    gone = wire.DEPARTED.notice(name="Davos", why=wire.DISMISSED_WHY, n=4, size=5)
+    gone = wire.DEPARTED.notice(name="Davos", gone=wire.DISMISSED_WHY, n=4, size=5)
     for member in (arya, bran, cersei):
         await member.wait_for(gone.decode().rstrip())
     assert lord.count("Davos has been dismissed") == 0

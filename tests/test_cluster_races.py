@@ -180,7 +180,7 @@ async def test_a_member_gone_while_the_owner_seats_it_leaves_again(services: Ser
         await hang_up(client)
         await eventually(lambda: session not in b.server.sessions, "the session to go")
         channel.resumeProducing()
-        await bran.wait_for(wire.DEPARTED.notice(name="Arya", why=wire.LEFT_WHY, n=1, size=5)
+        await bran.wait_for(wire.DEPARTED.notice(name="Arya", gone=wire.LEFT_WHY, n=1, size=5)
                             .decode().rstrip())
         assert list(a.server.realms["north"].members) == ["bran"]
         await eventually(lambda: bool(result), "the join's outcome")

@@ -65,7 +65,7 @@ class Sample(dict[str, Any]):
 
     def __missing__(self, key: str) -> Any:
         return {"n": 2, "size": 5, "limit": 3, "seconds": 30, "missing": 1,
-                "events": 12, "score": 87}.get(key, "Arya")
+                "events": 12, "score": 87, "gone": wire.LEFT_WHY}.get(key, "Arya")
 
 
 def templates() -> list[wire.Line]:
@@ -105,12 +105,19 @@ def test_entered() -> None:
         assert found.groups() == (fields["name"], fields["n"], fields["size"])
 
 
-@pytest.mark.parametrize("why", [wire.LEFT_WHY, wire.DISMISSED_WHY, wire.IDLE_WHY])
+@pytest.mark.parametrize("why", wire.GONE_WHYS)
 def test_departed(why: str) -> None:
-    line = seen(wire.DEPARTED.notice(name="Bran", why=why, n=3, size=5))
+    line = seen(wire.DEPARTED.notice(name="Bran", gone=why, n=3, size=5))
     found = page("departed").match(line)
     assert found is not None and found.groups() == ("Bran", why, "3", "5")
     assert page("entered").match(line) is None
+
+
+def test_departed_is_only_a_departure() -> None:
+    """Only the ways of going read as one, as in realm.wire: an `(n/SIZE)`
+    line of another kind is not a member gone, whatever order it is tried in."""
+    line = seen(wire.ENTERED.notice(name="Bran", n=3, size=5))
+    assert page("departed").match(line) is None and wire.DEPARTED.match(line) is None
 
 
 def test_who_and_dismissed() -> None:

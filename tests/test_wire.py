@@ -19,7 +19,7 @@ SAMPLES = {
     "name": "Arya", "realm": "winterfell", "n": 3, "size": 5, "limit": 16, "missing": 2,
     "realms": "1 realm", "events": 7, "score": 143, "seconds": 4, "bytes": 2000,
     "outcome": "Fallen", "event_s": "events", "holdings": "Gold 45 \u00b7 Food 50",
-    "then": ". A new reign begins with Gold 45 \u00b7 Food 50.",
+    "then": ". A new reign begins with Gold 45 \u00b7 Food 50.", "gone": "has left the realm",
 }
 
 

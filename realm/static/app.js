@@ -12,7 +12,7 @@
     error: /^Error: /,
     unsent: /^Error: .*\bnot sent\.$/s,
     entered: new RegExp(String.raw`^(${NAME}) has entered the realm \((\d+)/(\d+)\)$`),
-    departed: new RegExp(String.raw`^(${NAME}) (.+) \((\d+)/(\d+)\)$`),
+    departed: new RegExp(String.raw`^(${NAME}) (has left the realm|has been dismissed by the Lord|was silent too long and has been shown out) \((\d+)/(\d+)\)$`),
     who: /^In the realm '([^']*)' \((\d+)\/(\d+)\): (.*)$/,
     dismissed: new RegExp(String.raw`^You have dismissed (${NAME}), (\d+)/(\d+) left`),
     welcome: /^Welcome to the Game of Thrones(?:!.*? The realm holds ([^;]+);)?/s,
