@@ -261,7 +261,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     if stats.in_flight:
         try:
             await asyncio.wait_for(stats.drained, args.drain)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             stats.error(f"{stats.in_flight} rounds still unanswered after {args.drain} s")
     # The last answers to the other bots may still be on their way.
     deadline = time.perf_counter() + 2.0

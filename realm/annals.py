@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -105,13 +105,13 @@ def as_json(record: ReignRecord) -> dict[str, Any]:
 
 
 def _iso(when: float) -> str:
-    moment = datetime.fromtimestamp(when, timezone.utc)
+    moment = datetime.fromtimestamp(when, UTC)
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _shown(when: float) -> str:
     """`when` as a person reads it: `7 Dec 2026, 10:31 UTC`."""
-    moment = datetime.fromtimestamp(when, timezone.utc)
+    moment = datetime.fromtimestamp(when, UTC)
     return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
 
 

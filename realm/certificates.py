@@ -12,7 +12,7 @@ which TLS support brings.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from twisted.python.failure import Failure
@@ -68,7 +68,7 @@ def certificate_problem(transport: object) -> tuple[str, bool] | None:
     leaf = _shown_certificate(transport)
     if leaf is None:
         return None
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if leaf.not_valid_after_utc < now:
         return f"it expired on {leaf.not_valid_after_utc:%Y-%m-%d}", False
     if leaf.not_valid_before_utc > now:

@@ -233,8 +233,8 @@ def make_certificate(folder: Path, names: tuple[str, ...] | None = None,
     names = names or ("localhost", "127.0.0.1")
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-    start = (datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc) if expired
-             else datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1))
+    start = (datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC) if expired
+             else datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1))
     held: list[x509.GeneralName] = []
     for name in names:
         try:
