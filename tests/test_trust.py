@@ -71,7 +71,8 @@ def errors(lines: list[str]) -> list[str]:
 
 def test_auth_option_reaches_the_server() -> None:
     config = Options()
-    config.parseOptions(["--auth", f"memory:lord:{SECRET}", "--listen", "tcp:0"])
+    config.parseOptions(["--auth", f"memory:lord:{SECRET}", "--listen", "tcp:0",
+                         "--chronicle", "none"])  # no realm.sqlite where the tests run
     top = makeService(config)
     shutdown = next(s for s in top if isinstance(s, Shutdown))
     assert shutdown.server.checker is config["credCheckers"][0]

@@ -614,7 +614,8 @@ def test_sends_after_close_are_dropped(server: Callable[..., RealmServer]) -> No
 
 def test_web_option_serves_the_site_beside_listen() -> None:
     config = Options()
-    config.parseOptions(["--listen", "tcp:0", "--web", "tcp:0", "--web", "tcp:0"])
+    config.parseOptions(["--listen", "tcp:0", "--web", "tcp:0", "--web", "tcp:0",
+                         "--chronicle", "none"])  # no realm.sqlite where the tests run
     assert config["web"] == ["tcp:0", "tcp:0"]
     top = makeService(config)
     factories = [getattr(s, "factory", None) for s in top]
