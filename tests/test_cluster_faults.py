@@ -103,7 +103,7 @@ async def test_a_killed_process(services: Services) -> None:
     # West lets Ilyn go as a lost connection, and plays on.
     hodor, _, jon = west
     for member in (hodor, jon):
-        await member.wait_for(line(wire.DEPARTED, name="Ilyn", why=wire.LEFT_WHY, n=2, size=5))
+        await member.wait_for(line(wire.DEPARTED, name="Ilyn", gone=wire.LEFT_WHY, n=2, size=5))
     assert now() - killed <= DEAD_WITHIN
     hodor.say("Hodor")
     await jon.wait_for("Hodor: Hodor")
@@ -163,7 +163,7 @@ async def test_redis_stopped_and_started_again(services: Services) -> None:
     # Lines between p0 and p1 could be lost now: Bran is let go, and told.
     await split[1].wait_for(line(wire.CUT_OFF, realm="split"))
     await split[1].closed()
-    await split[0].wait_for(line(wire.DEPARTED, name="Bran", why=wire.LEFT_WHY, n=1, size=5))
+    await split[0].wait_for(line(wire.DEPARTED, name="Bran", gone=wire.LEFT_WHY, n=1, size=5))
     # A realm whose members are all on one process plays on: a decision,
     # the answers, the next event.
     lord = home[-1]
@@ -360,7 +360,7 @@ async def test_a_process_stopped_with_sigterm(services: Services) -> None:
         assert shutting_down not in member.lines, member.lines
     # Eddard leaves south, which p1 runs.
     for member in (davos, lord):
-        await member.wait_for(line(wire.DEPARTED, name="Eddard", why=wire.LEFT_WHY, n=2, size=5))
+        await member.wait_for(line(wire.DEPARTED, name="Eddard", gone=wire.LEFT_WHY, n=2, size=5))
     assert await p0.exited() == 0
     assert not p0.problems(), p0.problems()
     # South plays on; north starts again elsewhere.
