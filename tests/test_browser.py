@@ -527,7 +527,8 @@ def settle(driver: WebDriver, values: dict[str, int]) -> None:
         shown = {name: (value, width) for name, value, _, width in holdings(d)}
         return list(shown) == list(values) and all(
             shown[name][0] == str(v) and abs(shown[name][1] - v / 100) < 0.02
-            for name, v in values.items())
+            for name, v in values.items()) and not d.execute_script(  # at rest, not nearly
+            "return document.getAnimations().some(a => a.transitionProperty === 'width')")
     try:
         wait_for("the bars to settle", settled, driver)
     except TimeoutException:
@@ -634,6 +635,7 @@ def test_the_reign_shows_as_bars_that_move(feed: Feed, browser: WebDriver,
         assert driver.find_element(By.ID, "reign-why").text == "The realm endured"
         # The bars are the new reign's, no change shown from the last.
         settle(driver, {"Gold": 48, "Food": 50, "Men": 45, "Favour": 50})
+        wait_for("three bars to move", lambda d: moves.of({"Gold", "Men", "Favour"}), driver)
         assert [c for _, _, c, _ in holdings(driver)] == ["", "", "", ""]
         wait_for("the card to arrive", lambda d: d.execute_script(
             "return !document.getElementById('reign-over').getAnimations().length"), driver)
