@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import random
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,11 +22,22 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 from realm.process import StartupFailure
 from realm.server import RealmServer, Settings
 
-# A suite started in the background by a script (`make test &`) inherits
-# SIGINT ignored, and so would every server and client it starts, which
-# then cannot be stopped with the Ctrl-C (SIGINT) the tests send them.
-if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Ctrl-C stops the suite once the test in progress is over, its
+    servers and databases stopped.  Python's KeyboardInterrupt would be
+    swallowed by the reactor the tests run in (pytest-twisted's), failing
+    one test and going on with the rest.
+
+    A handler is not inherited by the servers and clients the tests start
+    (SIGINT ignored would be, as in a suite started by `make test &`):
+    each can still be stopped with the Ctrl-C the tests send it."""
+
+    def stop(signum: int, frame: Any) -> None:
+        session.shouldstop = "interrupted (Ctrl-C)"
+        sys.stderr.write("\nCtrl-C: the tests stop once the one in progress is over\n")
+
+    signal.signal(signal.SIGINT, stop)
 
 
 class ErrorObserver:
