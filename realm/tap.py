@@ -104,7 +104,9 @@ def _endpoint(option: str, description: str) -> str:
     except Exception as e:  # each endpoint parser fails its own way
         if type(e).__module__.startswith("OpenSSL"):
             raise StartupFailure(f"{option} {description}: the key or certificate "
-                                 f"is not usable: {e}") from None
+                                 f"is not usable ({e}): each must be a PEM file (BEGIN "
+                                 "PRIVATE KEY, BEGIN CERTIFICATE), the key the "
+                                 "certificate's own") from None
         raise usage.UsageError(f"{option}: bad endpoint {description!r}: {e}") from None
     return description
 

@@ -107,7 +107,8 @@ def test_a_key_that_cannot_be_read_is_one_line(tmp_path: Path) -> None:
 def test_a_certificate_that_is_not_one_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "junk.pem").write_text("not a certificate\n")
     result = start(tmp_path, "--listen", "ssl:0:privateKey=junk.pem")
-    one_line_failure(result, "realm: --listen ssl:0:privateKey=junk.pem")
+    one_line_failure(result, "realm: --listen ssl:0:privateKey=junk.pem",
+                     "each must be a PEM file")
 
 
 def test_an_encrypted_key_is_one_line_and_no_prompt(tmp_path: Path) -> None:
