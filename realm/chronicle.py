@@ -17,6 +17,7 @@ one line saying what and where, which the caller logs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
@@ -32,6 +33,7 @@ from realm.chronicle_engines import (
     PostgresEngine,
     SchemaError,
     SqliteEngine,
+    interact,
     shipped_migrations,
 )
 from realm.chronicle_pool import Failed, Pool
@@ -135,7 +137,7 @@ class DatabaseChronicle:
         self._pools = (pool, reads or pool)  # for writes, for reads
         self.engine = engine
         self.where = where
-        self._busy = 0
+        self._busy = 0  # calls in the pool for writes
         self._reading = 0  # reads in the pool, a reader answered or not
         self._idle: list[Deferred[None]] = []
         self._closed = self._pool_closed = False
@@ -203,17 +205,24 @@ class DatabaseChronicle:
             self._soon.cancel()
             self._write()
         # Each group written starts the next: wait for the last of them, but
-        # not for ever: a database that hangs has its pools let go, unjoined.
-        settled = Deferred.fromCoroutine(self._settled_all())
+        # not for ever.  A pool with a call still in its thread (a database
+        # that hangs, a slow read) is let go, unjoined: it may never return.
+        settled = Deferred.fromCoroutine(self._written())
         try:
             await self._bounded(settled, WRITE_WAIT, "finish writing to")
         finally:
             if not self._pool_closed:
                 self._pool_closed = True
-                for pool in set(self._pools):
-                    pool.close() if settled.called else pool.let_go()
+                writes, reads = self._pools
+                held = {writes: not settled.called}
+                held[reads] = held.get(reads, False) or self._reading > 0
+                for pool, busy in held.items():
+                    if busy:
+                        pool.let_go()
+                    else:
+                        pool.close()
 
-    async def _settled_all(self) -> None:
+    async def _written(self) -> None:
         while self._busy or self._writing or self._waiting:
             waiter: Deferred[None] = Deferred()
             self._idle.append(waiter)
@@ -260,16 +269,16 @@ class DatabaseChronicle:
              doing: str) -> Deferred[T]:
         if self._closed and body is not rows.insert_reigns:
             return fail(ChronicleError(f"cannot {doing} the chronicle {self.where}: it is closed"))
-        self._busy += 1
+        self._busy += write
         pool = self._pools[0 if write else 1]
-        d: Deferred[Any] = pool.runWithConnection(self._interact, body, args, write)
-        d.addBoth(self._settled)
+        d: Deferred[Any] = pool.runWithConnection(interact, self.engine, body, args, write)
+        d.addBoth(self._settled, write)
         d.addErrback(self._explain, doing)
         return d
 
-    def _settled(self, result: Any) -> Any:
-        self._busy -= 1
-        if not self._busy:
+    def _settled(self, result: Any, write: bool) -> Any:
+        self._busy -= write
+        if write and not self._busy:
             self._wake()
         if isinstance(result, Failed):
             return Failure(result.error)
@@ -287,32 +296,6 @@ class DatabaseChronicle:
                                f"{_one_line(failure.value)}")
         error.__cause__ = failure.value
         return Failure(error)
-
-    def _interact(self, connection: Any, body: Callable[..., T], args: tuple[Any, ...],
-                  write: bool) -> T | Failed:
-        """In a pool thread: `body(cursor, *args)` in one transaction, committed."""
-        try:
-            try:
-                result = self._attempt(connection, body, args, write)
-            except self.engine.errors:
-                if not self.engine.is_connection_lost(connection):
-                    raise
-                connection.reconnect()
-                result = self._attempt(connection, body, args, write)
-            connection.commit()  # fails the call if it fails: no retry, it may have landed
-            return result
-        except BaseException as error:
-            connection.rollback()  # realm.chronicle_engines.PoolConnection: never raises
-            return Failed(error)
-
-    def _attempt(self, connection: Any, body: Callable[..., T], args: tuple[Any, ...],
-                 write: bool) -> T:
-        cursor = Cursor(connection.cursor(), self.engine)
-        try:
-            self.engine.begin(cursor, write)
-            return body(cursor, *args)
-        finally:
-            cursor.close()
 
 
 def open_chronicle(url: str | ChronicleURL, reactor: Any = None, *,
@@ -334,7 +317,8 @@ async def _open(url: str | ChronicleURL, reactor: Any,
     try:
         await chronicle._run(rows.prepare, (steps,), write=True, doing="open")
     except BaseException:
-        await chronicle.close()
+        with contextlib.suppress(ChronicleError):  # the open's own error is the news
+            await chronicle.close()
         raise
     return chronicle
 

@@ -24,12 +24,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from twisted.enterprise import adbapi
 
-from realm.chronicle_pool import Pool
+from realm.chronicle_pool import Failed, Pool
+
+T = TypeVar("T")
 
 # A key for PostgreSQL's advisory lock that serialises migrations when
 # many processes of a cluster open one database at once ("realm" in hex).
@@ -335,3 +337,33 @@ def migrate(cursor: Cursor, migrations: Sequence[Migration],
         cursor.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)",
                        (migration.version, migration.name))
     return len(migrations)
+
+
+def interact(connection: Any, engine: Engine, body: Callable[..., T], args: tuple[Any, ...],
+             write: bool) -> T | Failed:
+    """In a pool thread: `body(cursor, *args)` in one transaction, committed.
+    On a connection found dead (a PostgreSQL restarted since) it runs once
+    more on a fresh one: nothing was committed, nothing is doubled."""
+    try:
+        try:
+            result = _attempt(connection, engine, body, args, write)
+        except engine.errors:
+            if not engine.is_connection_lost(connection):
+                raise
+            connection.reconnect()
+            result = _attempt(connection, engine, body, args, write)
+        connection.commit()  # fails the call if it fails: no retry, it may have landed
+        return result
+    except BaseException as error:
+        connection.rollback()  # realm.chronicle_pool.PoolConnection: never raises
+        return Failed(error)
+
+
+def _attempt(connection: Any, engine: Engine, body: Callable[..., T], args: tuple[Any, ...],
+             write: bool) -> T:
+    cursor = Cursor(connection.cursor(), engine)
+    try:
+        engine.begin(cursor, write)
+        return body(cursor, *args)
+    finally:
+        cursor.close()

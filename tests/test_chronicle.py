@@ -805,6 +805,20 @@ def test_a_close_waits_for_the_last_write_but_not_for_ever() -> None:
     assert hung.closed == "let go"
 
 
+def test_a_close_waits_for_no_read() -> None:
+    """A read in flight (a page on a slow database) is not what a stop
+    waits for: the close is at once, the idle pool closed, the reading
+    one let go."""
+    clock, writes, reads = task.Clock(), Hung(), Hung()
+    chronicle = DatabaseChronicle(writes, SqliteEngine(":memory:"),  # type: ignore[arg-type]
+                                  "sqlite:x", clock, reads)  # type: ignore[arg-type]
+    chronicle.latest().addErrback(lambda _: None)  # answered in READ_WAIT: its own test
+    got: list[Any] = []
+    chronicle.close().addBoth(got.append)
+    assert got == [None] and (writes.closed, reads.closed) == ("closed", "let go")
+    clock.advance(READ_WAIT)
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_pool_let_go_is_not_waited_for() -> None:
     """A pool's threads are daemons, and one let go is not joined when the
