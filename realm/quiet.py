@@ -74,10 +74,11 @@ class Quiet:
             kind.say(waiting)
 
     def forget(self, kind: str) -> None:
-        """Drop what `kind` holds back: another line has told it."""
-        found = self._kinds.pop(kind, None)
-        if found is not None and found.timer is not None and found.timer.active():
-            found.timer.cancel()
+        """Drop what `kind` holds back, another line having told it; its
+        minute goes on (the next is held and counted as before)."""
+        found = self._kinds.get(kind)
+        if found is not None:
+            found.waiting = 0
 
     def stop(self) -> None:
         """Log what still waits, now (the server is stopping)."""

@@ -47,9 +47,10 @@ def keep(chronicle: Recorder, record: ReignRecord, stats: Stats,
 
     def recorded(_: object) -> None:
         if stats.reigns_unrecorded > stats.unrecorded_before:  # after failures: back
-            log.info("The chronicle records reigns again ({n} could not be recorded "
-                     "before)", n=stats.reigns_unrecorded - stats.unrecorded_before)
+            stats.quiet.log(clock, "recorded_again", log.info, "The chronicle records reigns "
+                            "again ({n} could not be recorded before)",
+                            n=stats.reigns_unrecorded - stats.unrecorded_before)
             stats.unrecorded_before = stats.reigns_unrecorded
-            stats.quiet.forget("unrecorded")  # counted here: not again in a minute
+            stats.quiet.forget("unrecorded")  # counted here, not again at the minute's end
 
     return chronicle.record(record).addCallbacks(recorded, failed)

@@ -203,6 +203,28 @@ def test_a_chronicle_back_counts_the_reigns_lost_once(
     assert said[1] == "The chronicle records reigns again (3 could not be recorded before)"
 
 
+def test_a_chronicle_that_fails_on_and_off_logs_a_line_a_minute(
+        observe_errors: Any, events: list[dict[str, Any]]) -> None:
+    """Every other reign lost for 20 s: one line for the first loss, one
+    for the first recovery, and the recoveries since counted at the
+    minute's end (each counts the losses before it: no loss line more)."""
+    chronicle = FakeChronicle(hold=True)
+    net, lord, others = game(chronicle, reign_length=1)
+    for n in range(20):
+        round_of(lord, others)
+        chronicle.fail("the disk is full") if n % 2 == 0 else chronicle.commit()
+        net.settle()
+        net.server.clock.advance(1)  # type: ignore[attr-defined]
+    said = [formatEvent(e) for e in events if "chronicle" in formatEvent(e)]
+    assert len(said) == 2, said
+    observe_errors.errors.clear()  # expected: the errors are the point
+    net.server.clock.advance(60)  # type: ignore[attr-defined]
+    said = [formatEvent(e) for e in events if "chronicle" in formatEvent(e)]
+    assert len(said) == 3 and said[2].startswith("9 such lines since the last, the last: "
+                                                 "The chronicle records reigns again"), said
+    assert net.server.stats.reigns_unrecorded == 10
+
+
 def test_a_chronicle_that_never_answers_is_given_up_on(observe_errors: Any) -> None:
     clock = task.Clock()
     chronicle = DatabaseChronicle(Hung(), SqliteEngine(":memory:"),  # type: ignore[arg-type]
