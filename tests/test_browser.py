@@ -730,6 +730,7 @@ def test_what_the_lord_presses_does_what_it_shows(feed: Feed, browser: WebDriver
         options = driver.find_elements(By.CSS_SELECTOR, "#log .event button.option")[-2:]
         options[0].click()
         assert not any(b.is_enabled() for b in options)
+        type_line(driver, "--help")  # a command meanwhile: the refusal is still the click's
         feed.say(TOO_FAST)
         wait_for("the options back", lambda d: all(b.is_enabled() for b in options), driver)
         options[1].click()

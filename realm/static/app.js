@@ -182,6 +182,9 @@
   };
   const restoreOptions = () => {
     for (const b of unsent) b.disabled = false;
+    const lost = !document.activeElement || document.activeElement === document.body;
+    if (optionFocused && lost && unsent.length) unsent[0].focus(); // where the keyboard was
+    optionFocused = false;
     options = unsent;
     unsent = [];
   };
@@ -531,10 +534,13 @@
     if (!send(line)) return false;
     if (isLeave(line)) state.leaving = true;
     // The Lord's first chat line after an event decides it: its options go
-    // quiet, unless the server refuses this line, the last one sent.
-    const retired = options;
-    if (isLord() && state.full && !line.startsWith("--")) retireOptions();
-    unsent = retired === options ? [] : retired;
+    // quiet, and come back if the server refuses that line (a command
+    // sent after it changes nothing; another chat line has decided).
+    if (isLord() && state.full && !line.startsWith("--")) {
+      const retired = options;
+      retireOptions();
+      unsent = retired;
+    }
     echo(line);
     if (state.history[state.history.length - 1] !== line) state.history.push(line);
     if (state.history.length > 200) state.history.shift();
