@@ -29,13 +29,17 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     swallowed by the reactor the tests run in (pytest-twisted's), failing
     one test and going on with the rest.
 
-    A handler is not inherited by the servers and clients the tests start
-    (SIGINT ignored would be, as in a suite started by `make test &`):
-    each can still be stopped with the Ctrl-C the tests send it."""
+    A second Ctrl-C is Python's KeyboardInterrupt, for a test stuck
+    outside the reactor.  A handler is not inherited by the servers and
+    clients the tests start (SIGINT ignored would be, as in a suite
+    started by `make test &`): each can still be stopped with the Ctrl-C
+    the tests send it."""
 
     def stop(signum: int, frame: Any) -> None:
         session.shouldstop = "interrupted (Ctrl-C)"
-        sys.stderr.write("\nCtrl-C: the tests stop once the one in progress is over\n")
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second: Python's own
+        sys.__stderr__.write("\nCtrl-C: the tests stop once the one in progress is over "
+                             "(again: at once, if it is not waiting in the reactor)\n")
 
     signal.signal(signal.SIGINT, stop)
 
