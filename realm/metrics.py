@@ -46,11 +46,16 @@ from realm.routes import Handler, Request, Response
 if TYPE_CHECKING:
     from realm.server import RealmServer
 
-#: Every reason a refusal may be counted under (a wire error line's kind),
+#: Error lines that answer a command or end a session, not counted as
+#: refusals (realm_lines_refused_total counts lines, names, passwords and
+#: connections refused).
+NOT_REFUSALS = {"unknown_command", "lord_only", "dismiss_whom", "dismiss_self", "dismiss_nobody",
+                "chronicle_failed", "idle_timeout", "login_timeout", "last_password"}
+#: Every reason a refusal is counted under (a wire error line's kind),
 #: each shown from the start: a rate over a series that appears late
 #: misses its first refusal.
 REASONS = {line.key for line in vars(wire).values() if isinstance(line, wire.Line)
-           and line.is_error}
+           and line.is_error} - NOT_REFUSALS
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 

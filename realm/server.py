@@ -336,8 +336,8 @@ class RealmServer:
                 session.send(farewell)
                 session.close()
             drained.addTimeout(grace, self.clock, lambda *a: log.info(
-                "Stopped waiting for {n} connection(s) to close after {s:g} s",
-                n=len(self.sessions), s=grace))
+                "Stopped waiting for {n} to close after {s:g} s",
+                n=wire.counted(len(self.sessions), "connection"), s=grace))
         if self.cluster is not None:
             cluster = self.cluster
             drained.addCallback(lambda _: cluster.closed()).addCallback(lambda _: None)

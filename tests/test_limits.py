@@ -92,6 +92,10 @@ def test_one_address_cannot_start_every_realm() -> None:
     (refusal,) = [line for line in squatter.take() if wire.is_error(line)]
     assert wire.refusal(refusal) == "address_realms"
     assert "has started 3 realms already;" in refusal
+    alone = MemoryNet(RealmServer(Settings(max_realms_per_address=1), task.Clock()))
+    alone.join("arya@north", host="192.0.2.3")
+    assert any("has started 1 realm already;" in line
+               for line in alone.join("arya@south", host="192.0.2.3").take())
     # Joining a realm in play is fine; another address may start realms.
     bran = net.join("bran@realm0", "192.0.2.1")
     assert "*** Bran has entered the realm (2/5)" in bran.take()

@@ -20,7 +20,8 @@ from typing import Any
 from realm_procs import WAIT, Peer, command, make_certificate, running
 from twisted.internet import task
 
-from realm.metrics import Metrics
+from realm import wire
+from realm.metrics import NOT_REFUSALS, Metrics
 from realm.server import RealmServer, Settings
 from realm.testing import MemoryNet
 
@@ -46,8 +47,12 @@ def test_the_counters_move_as_members_play() -> None:
     metrics = Metrics(server, clock)
     before = parse(metrics.render().decode())
     assert before["realm_connections"] == 0 and before["realm_realms"] == 0
-    # Every reason has its series from the start, as every outcome does.
+    # Every reason has its series from the start, as every outcome does;
+    # an error line that is not a refusal has none.
     assert before['realm_lines_refused_by_reason_total{reason="too_fast"}'] == 0
+    assert 'realm_lines_refused_by_reason_total{reason="idle_timeout"}' not in before
+    assert NOT_REFUSALS <= {t.key for t in vars(wire).values()
+                            if isinstance(t, wire.Line) and t.is_error}
     assert before["process_cpu_seconds_total"] > 0 and before["process_max_fds"] > 0
     lord, others = net.game()
     lord.say("1")

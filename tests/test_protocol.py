@@ -723,6 +723,12 @@ def test_shutdown_says_farewell_to_everyone(net: Net) -> None:
     assert done.called and net.server.realms == {}
 
 
+def test_a_leave_is_logged_once_in_words(net: Net, events: list[dict[str, Any]]) -> None:
+    lord, (arya, *_) = net.game()
+    arya.say("--leave")
+    assert "Realm westeros: Arya has left the realm" in map(formatEvent, events)
+
+
 def test_a_stop_that_gives_up_on_a_connection_says_so(
         net: Net, clock: task.Clock, events: list[dict[str, Any]]) -> None:
     net.join("Arya")
@@ -731,7 +737,7 @@ def test_a_stop_that_gives_up_on_a_connection_says_so(
     assert not done.called
     clock.advance(0.1)
     assert done.called
-    assert "Stopped waiting for 1 connection(s) to close after 5 s" in map(formatEvent, events)
+    assert "Stopped waiting for 1 connection to close after 5 s" in map(formatEvent, events)
 
 
 # -- framing does not depend on how the bytes are cut into packets ------------
