@@ -192,8 +192,8 @@ class SqliteEngine(Engine):
 
     def make_pool(self, reactor: Any, threads: int) -> Pool:
         return Pool(self.module_name, self.path, check_same_thread=False,
-                         isolation_level=None, cp_min=1, cp_max=1,
-                         cp_openfun=self._on_connect, cp_reactor=reactor)
+                    isolation_level=None, cp_min=1, cp_max=1,
+                    cp_openfun=self._on_connect, cp_reactor=reactor)
 
     def connect(self) -> Any:
         connection = self.module.connect(self.path, isolation_level=None)

@@ -59,7 +59,7 @@ def notice(text: str) -> bytes:
     return b"*** " + text.encode("utf-8") + CRLF
 
 
-#: What a template field matches when a line is read back; others: `.+?`.
+#: What a template field matches when a line is read back; others: `.*?`.
 _FIELDS = {
     "name": NAME_RULE, "realm": NAME_RULE, "n": r"\d+", "size": r"\d+", "limit": r"\d+",
     "realms": r"\d+ realms?", "missing": r"\d+", "events": r"\d+", "score": r"-?\d+",
