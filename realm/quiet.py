@@ -73,13 +73,6 @@ class Quiet:
         if waiting and kind.say is not None:
             kind.say(waiting)
 
-    def forget(self, kind: str) -> None:
-        """Drop what `kind` holds back, another line having told it; its
-        minute goes on (the next is held and counted as before)."""
-        found = self._kinds.get(kind)
-        if found is not None:
-            found.waiting = 0
-
     def stop(self) -> None:
         """Log what still waits, now (the server is stopping)."""
         for kind in self._kinds.values():

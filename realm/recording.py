@@ -20,6 +20,9 @@ from realm.records import ReignRecord
 from realm.stats import Stats
 
 log = Logger()
+#: The quiet log's kind for the chronicle's failures and recoveries: one
+#: line a minute, the last saying how it is now, and counting what it lost.
+CHRONICLE = "chronicle"
 
 
 class Recorder(Protocol):
@@ -39,18 +42,26 @@ def keep(chronicle: Recorder, record: ReignRecord, stats: Stats,
 
     def failed(failure: Any) -> None:
         stats.reigns_unrecorded += 1
+        stats.chronicle_failing = True
         why = failure.getErrorMessage()
-        stats.quiet.tell(clock, "unrecorded", lambda n: log.error(
-            "The chronicle could not record {what} of {realm} ({outcome}, score "
-            "{score}): {why}; the game goes on", what=since_last(n, "a reign", "reigns"),
-            realm=record.realm, outcome=record.outcome, score=record.score, why=why))
+
+        def say(_: int) -> None:  # the failures since the last line, said or not
+            n = stats.reigns_unrecorded - stats.unrecorded_told
+            stats.unrecorded_told = stats.reigns_unrecorded
+            log.error("The chronicle could not record {what} of {realm} ({outcome}, score "
+                      "{score}): {why}; the game goes on", what=since_last(n, "a reign", "reigns"),
+                      realm=record.realm, outcome=record.outcome, score=record.score, why=why)
+        stats.quiet.tell(clock, CHRONICLE, say)
 
     def recorded(_: object) -> None:
-        if stats.reigns_unrecorded > stats.unrecorded_before:  # after failures: back
-            stats.quiet.log(clock, "recorded_again", log.info, "The chronicle records reigns "
-                            "again ({n} could not be recorded before)",
-                            n=stats.reigns_unrecorded - stats.unrecorded_before)
-            stats.unrecorded_before = stats.reigns_unrecorded
-            stats.quiet.forget("unrecorded")  # counted here, not again at the minute's end
+        if stats.chronicle_failing:  # after failures: back
+
+            def say(_: int) -> None:  # the failures since the last such line
+                n = stats.reigns_unrecorded - stats.unrecorded_before
+                stats.unrecorded_before = stats.unrecorded_told = stats.reigns_unrecorded
+                log.info("The chronicle records reigns again ({n} could not be recorded "
+                         "before)", n=n)
+            stats.chronicle_failing = False
+            stats.quiet.tell(clock, CHRONICLE, say)
 
     return chronicle.record(record).addCallbacks(recorded, failed)

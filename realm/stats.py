@@ -23,7 +23,9 @@ class Stats:
     refused: Counter[str] = field(default_factory=Counter)  # lines refused, by reason
     reigns_ended: Counter[str] = field(default_factory=Counter)  # by outcome
     reigns_unrecorded: int = 0  # ended reigns the chronicle could not keep
-    unrecorded_before: int = 0  # reigns_unrecorded when a write last succeeded
+    unrecorded_before: int = 0  # reigns_unrecorded when the log last said it records again
+    unrecorded_told: int = 0  # reigns_unrecorded when the log last spoke of the chronicle
+    chronicle_failing: bool = False  # its last write failed
     #: Refusals and faults logged once a minute a kind, with their count.
     quiet: Quiet = field(default_factory=Quiet)
     connections: Counter[str] = field(default_factory=Counter)  # open now, by transport

@@ -284,7 +284,12 @@ class Shutdown(service.Service):
         def hung(failure: Failure) -> None:
             failure.trap(ChronicleError)
             log.warn("Stopping without the chronicle: {why}", why=failure.getErrorMessage())
-        return closing.addErrback(hung)
+        # What its last writes had the quiet log hold, said before the exit.
+        return closing.addErrback(hung).addBoth(self._said)
+
+    def _said(self, result: object) -> object:
+        self.server.stats.quiet.stop()
+        return result
 
     def done(self) -> Deferred[None]:
         """Fires once the shutdown is over (the metrics say so until then)."""

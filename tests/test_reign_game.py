@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 from test_chronicle import Hung
 from twisted.internet import task
+from twisted.internet.defer import Deferred
 from twisted.logger import formatEvent
 
 from realm import wire
 from realm.chronicle import WRITE_WAIT, DatabaseChronicle, NoChronicle
 from realm.chronicle_engines import SqliteEngine
 from realm.server import RealmServer, Settings
+from realm.tap import Shutdown
 from realm.testing import FakeChronicle, MemoryConn, MemoryNet
 
 
@@ -175,8 +177,9 @@ def test_a_chronicle_that_keeps_failing_is_logged_once_a_minute_and_counted(
     assert net.server.stats.reigns_unrecorded == 5
     observe_errors.errors.clear()  # expected: the errors are the point
     round_of(lord, others)
-    chronicle.commit()  # it works again, and the log says so
+    chronicle.commit()  # it works again, and the log says so, within its minute
     net.settle()
+    clock.advance(60)  # type: ignore[attr-defined]
     assert net.server.stats.reigns_unrecorded == 5 and not observe_errors.errors
     assert any(formatEvent(e) == "The chronicle records reigns again (5 could not be recorded "
                "before)" for e in events)
@@ -205,9 +208,9 @@ def test_a_chronicle_back_counts_the_reigns_lost_once(
 
 def test_a_chronicle_that_fails_on_and_off_logs_a_line_a_minute(
         observe_errors: Any, events: list[dict[str, Any]]) -> None:
-    """Every other reign lost for 20 s: one line for the first loss, one
-    for the first recovery, and the recoveries since counted at the
-    minute's end (each counts the losses before it: no loss line more)."""
+    """Every other reign lost for 20 s: one line for the first loss, and at
+    the minute's end one saying how the chronicle is now, with every loss
+    since counted."""
     chronicle = FakeChronicle(hold=True)
     net, lord, others = game(chronicle, reign_length=1)
     for n in range(20):
@@ -216,13 +219,69 @@ def test_a_chronicle_that_fails_on_and_off_logs_a_line_a_minute(
         net.settle()
         net.server.clock.advance(1)  # type: ignore[attr-defined]
     said = [formatEvent(e) for e in events if "chronicle" in formatEvent(e)]
-    assert len(said) == 2, said
+    assert len(said) == 1, said
     observe_errors.errors.clear()  # expected: the errors are the point
     net.server.clock.advance(60)  # type: ignore[attr-defined]
     said = [formatEvent(e) for e in events if "chronicle" in formatEvent(e)]
-    assert len(said) == 3 and said[2].startswith("9 such lines since the last, the last: "
-                                                 "The chronicle records reigns again"), said
+    assert said[1:] == ["The chronicle records reigns again (10 could not be recorded "
+                        "before)"], said
     assert net.server.stats.reigns_unrecorded == 10
+
+
+def test_the_chronicles_last_line_of_a_minute_says_how_it_is_now(
+        observe_errors: Any, events: list[dict[str, Any]]) -> None:
+    """Lost, back, lost three times, back, lost, back, lost twice: the
+    minute's last line says it is failing, with the six lost since."""
+    chronicle = FakeChronicle(hold=True)
+    net, lord, others = game(chronicle, reign_length=1)
+    for kept in "nynnnynynn":
+        round_of(lord, others)
+        chronicle.commit() if kept == "y" else chronicle.fail("the disk is full")
+        net.settle()
+        net.server.clock.advance(1)  # type: ignore[attr-defined]
+    net.server.clock.advance(60)  # type: ignore[attr-defined]
+    said = [formatEvent(e) for e in events if "chronicle" in formatEvent(e)]
+    assert len(said) == 2 and said[1].startswith(
+        "The chronicle could not record 6 reigns since the last such line, the last of "), said
+    observe_errors.errors.clear()  # expected: the errors are the point
+
+
+class Closing(FakeChronicle):
+    """A chronicle whose close waits for what it holds, as a real one's does."""
+
+    where = "memory"
+
+    def __init__(self) -> None:
+        super().__init__(hold=True)
+        self.closing: list[Deferred[None]] = []
+
+    def close(self) -> Deferred[None]:
+        self.closing.append(Deferred())
+        return self.closing[-1]
+
+    def fail(self, why: str = "the disk is full") -> None:
+        super().fail(why)
+        for d in self.closing:
+            d.callback(None)
+
+
+def test_a_loss_during_the_stop_is_logged_before_the_exit(
+        observe_errors: Any, events: list[dict[str, Any]]) -> None:
+    """The reign a stop abandons is lost within the minute of the last
+    loss: its line, held for the minute's end, is said as the stop ends."""
+    chronicle = Closing()
+    net, lord, others = game(chronicle, reign_length=1)
+    round_of(lord, others)
+    chronicle.fail("the disk is full")  # said at once: its minute begins
+    net.settle()
+    stopping = Shutdown(net.server).stopService()
+    net.settle()  # every connection closes: the Lord's reign is abandoned
+    chronicle.fail("the disk is full")
+    assert stopping.called
+    said = [formatEvent(e) for e in events if "chronicle" in formatEvent(e)]
+    assert said[-1].startswith("The chronicle could not record a reign of westeros "
+                               "(abandoned"), said
+    observe_errors.errors.clear()  # expected: the errors are the point
 
 
 def test_a_chronicle_that_never_answers_is_given_up_on(observe_errors: Any) -> None:
