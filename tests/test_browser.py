@@ -728,11 +728,12 @@ def test_what_the_lord_presses_does_what_it_shows(feed: Feed, browser: WebDriver
         feed.say("*** [New Event] A raven: snow. 1 fighting or 2 fleeing?")
         wait_line(driver, r"^\[New Event\] A raven: snow")
         options = driver.find_elements(By.CSS_SELECTOR, "#log .event button.option")[-2:]
-        options[0].click()
+        driver.execute_script("arguments[0].focus()", options[1])  # the keyboard's Lord
+        options[1].send_keys(Keys.ENTER)
         assert not any(b.is_enabled() for b in options)
-        type_line(driver, "--help")  # a command meanwhile: the refusal is still the click's
         feed.say(TOO_FAST)
         wait_for("the options back", lambda d: all(b.is_enabled() for b in options), driver)
+        assert driver.switch_to.active_element == options[1]  # where the keyboard was
         options[1].click()
         assert not any(b.is_enabled() for b in options)
         feed.say("*** [Realm] The snow falls. Gold 50 \u00b7 Food 50 \u00b7 Men 50 "
@@ -742,6 +743,17 @@ def test_what_the_lord_presses_does_what_it_shows(feed: Feed, browser: WebDriver
         feed.say(TOO_FAST)  # another line's
         wait_line(driver, r"^Error: You are sending too fast", after=refused)
         assert not any(b.is_enabled() for b in options)
+        # A refusal while the options are live leaves them be, until the report.
+        feed.say("*** [New Event] A raven: hail. 1 fighting or 2 fleeing?")
+        wait_line(driver, r"^\[New Event\] A raven: hail")
+        options = driver.find_elements(By.CSS_SELECTOR, "#log .event button.option")[-2:]
+        refused = len(log_lines(driver))
+        feed.say(TOO_FAST)  # a command's, say
+        wait_line(driver, r"^Error: You are sending too fast", after=refused)
+        feed.say("*** [Realm] The hail passes. Gold 50 \u00b7 Food 50 \u00b7 Men 50 "
+                 "\u00b7 Favour 50")
+        wait_for("the options to go quiet", lambda d: not any(b.is_enabled() for b in options),
+                 driver)
 
         long = "\u00e9" * 600  # 600 characters, 1200 bytes
         line.clear()

@@ -169,21 +169,23 @@
   // quiet (a "1" now would decide the event in play, not that one).
   let options = [];
   let optionFocused = false; // a retired option had the focus: the next event's gets it
+  let focusedOption = 0; // which of them
   // Those the Lord's last line retired, while the server may still refuse
   // that line (too fast...): then the event is undecided, and they return.
   let unsent = [];
   const retireOptions = () => {
-    for (const b of options) {
-      if (document.activeElement === b) optionFocused = true; // else lost, to <body>
+    options.forEach((b, i) => {
+      if (document.activeElement === b) [optionFocused, focusedOption] = [true, i]; // else lost
       b.disabled = true;
-    }
+    });
     unsent = [];
     options = [];
   };
   const restoreOptions = () => {
+    if (!unsent.length) return;
     for (const b of unsent) b.disabled = false;
     const lost = !document.activeElement || document.activeElement === document.body;
-    if (optionFocused && lost && unsent.length) unsent[0].focus(); // where the keyboard was
+    if (optionFocused && lost) unsent[focusedOption].focus(); // where the keyboard was
     optionFocused = false;
     options = unsent;
     unsent = [];
@@ -534,13 +536,11 @@
     if (!send(line)) return false;
     if (isLeave(line)) state.leaving = true;
     // The Lord's first chat line after an event decides it: its options go
-    // quiet, and come back if the server refuses that line (a command
-    // sent after it changes nothing; another chat line has decided).
-    if (isLord() && state.full && !line.startsWith("--")) {
-      const retired = options;
-      retireOptions();
-      unsent = retired;
-    }
+    // quiet, and come back if the server refuses that line while it is the
+    // last one sent (after another, a refusal may be the other's).
+    const retired = options;
+    if (isLord() && state.full && !line.startsWith("--")) retireOptions();
+    unsent = retired === options ? [] : retired;
     echo(line);
     if (state.history[state.history.length - 1] !== line) state.history.push(line);
     if (state.history.length > 200) state.history.shift();
