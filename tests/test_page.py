@@ -55,6 +55,14 @@ def page(name: str) -> re.Pattern[str]:
     return PAGE[name]
 
 
+def reads(name: str, line: str) -> re.Match[str]:
+    """What app.js's `WIRE.name` reads of `line`, which it must."""
+    found = page(name).match(line)
+    assert found is not None, (f"app.js's WIRE.{name} no longer reads {line!r}: "
+                               "make realm/static/app.js agree with realm/wire.py")
+    return found
+
+
 def seen(line: bytes) -> str:
     """A wire-ready line as the page matches it: no `*** `, no CRLF."""
     return line.decode("utf-8").removesuffix("\r\n").removeprefix(wire.NOTICE)
@@ -86,8 +94,8 @@ def test_the_name_rule_is_wires() -> None:
 @pytest.mark.parametrize("line", ["Arya: hello", "Lord: 1", "Bran: a: b", "Lord:  ",
                                   "Mcdonald: <b>x</b>", "Davos: two\nlines"])
 def test_chat(line: str) -> None:
-    found = page("chat").match(line)
-    assert found is not None and (found.group(1), found.group(2)) == wire.chat(line)
+    found = reads("chat", line)
+    assert (found.group(1), found.group(2)) == wire.chat(line)
 
 
 @pytest.mark.parametrize("line", ["arya hello", ": x", "1arya: x", "A" * 21 + ": x"])
@@ -100,16 +108,15 @@ def test_entered() -> None:
         line = seen(wire.ENTERED.notice(name=name, n=n, size=size))
         fields = wire.ENTERED.match(wire.NOTICE + line)
         assert fields is not None and fields["name"] == wire.entered(wire.NOTICE + line)
-        found = page("entered").match(line)
-        assert found is not None
+        found = reads("entered", line)
         assert found.groups() == (fields["name"], fields["n"], fields["size"])
 
 
 @pytest.mark.parametrize("why", wire.GONE_WHYS)
 def test_departed(why: str) -> None:
     line = seen(wire.DEPARTED.notice(name="Bran", gone=why, n=3, size=5))
-    found = page("departed").match(line)
-    assert found is not None and found.groups() == ("Bran", why, "3", "5")
+    found = reads("departed", line)
+    assert found.groups() == ("Bran", why, "3", "5")
     assert page("entered").match(line) is None
 
 
@@ -122,20 +129,20 @@ def test_departed_is_only_a_departure() -> None:
 
 def test_who_and_dismissed() -> None:
     line = seen(wire.WHO.notice(realm="westeros", n=3, size=5, names="Lord, Arya, Bran"))
-    found = page("who").match(line)
-    assert found is not None and found.groups() == ("westeros", "3", "5", "Lord, Arya, Bran")
+    found = reads("who", line)
+    assert found.groups() == ("westeros", "3", "5", "Lord, Arya, Bran")
     line = seen(wire.DISMISSED.notice(name="Bran", n=4, size=5))
-    found = page("dismissed").match(line)
-    assert found is not None and found.groups() == ("Bran", "4", "5")
+    found = reads("dismissed", line)
+    assert found.groups() == ("Bran", "4", "5")
 
 
 def test_welcome_and_the_password() -> None:
     told = wire.holdings({"Gold": 45, "Food": 50, "Men": 62, "Favour": 55}, {})
     line = seen(wire.WELCOME.notice(n=5, size=5, holdings=told, events=12, event_s="events"))
-    found = page("welcome").match(line)
-    assert found is not None and found.group(1) == told
-    found = page("welcome").match("Welcome to the Game of Thrones! 5/5 are present.")
-    assert found is not None and found.group(1) is None  # another server's: a banner still
+    found = reads("welcome", line)
+    assert found.group(1) == told
+    found = reads("welcome", "Welcome to the Game of Thrones! 5/5 are present.")
+    assert found.group(1) is None  # another server's: a banner still
     assert wire.holdings_now(wire.NOTICE + line) == {"Gold": 45, "Food": 50, "Men": 62,
                                                      "Favour": 55}
     assert page("askName").match(seen(wire.ASK_NAME.notice()))  # not shown: the form asks
@@ -177,8 +184,8 @@ def test_the_lines_before_a_close() -> None:
 
 
 def test_your_own_farewell() -> None:
-    found = page("farewell").match(seen(wire.FAREWELL.notice(name="Arya")))
-    assert found is not None and found.group(1) == "Arya"
+    found = reads("farewell", seen(wire.FAREWELL.notice(name="Arya")))
+    assert found.group(1) == "Arya"
     assert page("farewell").match(seen(wire.LORD_LEFT.notice())) is None
 
 
@@ -193,8 +200,7 @@ def test_an_event_and_its_options(text: str, a: str, b: str) -> None:
     line = wire.notice(wire.event_text(text, a, b))
     shown = seen(line)
     assert page("event").match(shown) and wire.is_event(line.decode().rstrip())
-    found = page("options").match(shown)
-    assert found is not None
+    found = reads("options", shown)
     options = wire.event_options(line.decode().rstrip())
     assert options is not None
     assert (found.group(2), found.group(4)) == (f"1 {options[0]}", f"2 {options[1]}")
@@ -214,8 +220,8 @@ def test_a_report_of_the_holdings(text: str, values: dict[str, int],
                                   changes: dict[str, int]) -> None:
     line = wire.report(text, values, changes).decode().removesuffix("\r\n")
     wire_text, wire_holdings = wire.read_report(line) or ("", {})
-    found = page("report").match(seen(line.encode()))
-    assert found is not None and found.group(1) == wire_text == text
+    found = reads("report", seen(line.encode()))
+    assert found.group(1) == wire_text == text
     holdings = {name: (int(value), int(change or 0))
                 for name, value, change in page("holding").findall(found.group(2))}
     assert holdings == wire_holdings == {k: (v, changes.get(k, 0)) for k, v in values.items()}
@@ -232,8 +238,7 @@ def test_the_end_of_a_reign(outcome: str, why: str, score: int, events: int, the
                                        then=then))
     fields = wire.REIGN_OVER.match(wire.NOTICE + line)
     assert fields is not None and wire.is_reign_ended(wire.NOTICE + line)
-    found = page("reignEnded").match(line)
-    assert found is not None
+    found = reads("reignEnded", line)
     assert found.groups() == (fields["outcome"], fields["why"], fields["events"],
                               fields["score"], fields["holdings"])
     assert page("report").match(line) is None
@@ -241,5 +246,5 @@ def test_the_end_of_a_reign(outcome: str, why: str, score: int, events: int, the
 
 def test_every_pattern_of_the_page_is_checked() -> None:
     """A pattern added to app.js needs a test here."""
-    used = set(re.findall(r'page\("(\w+)"\)', Path(__file__).read_text()))
+    used = set(re.findall(r'(?:page|reads)\("(\w+)"', Path(__file__).read_text()))
     assert set(PAGE) - used == set()
