@@ -237,7 +237,7 @@ class AdminProtocol(LineOnlyReceiver):
 
 
 class AdminFactory(Factory):
-    noisy = False  # the listener's own line says what it serves
+    noisy = False  # no "Starting factory" line: realm logs what it serves, where
 
     def __init__(self, server: RealmServer, drain: Drain) -> None:
         self.server = server

@@ -230,7 +230,7 @@ class StreamLink(Protocol):
 class RealmFactory(Factory):
     """Makes a `StreamLink` per connection, all sharing one server."""
 
-    noisy = False  # the listener's own line says what it serves
+    noisy = False  # no "Starting factory" line: realm logs what it serves, where
 
     def __init__(self, server: RealmServer) -> None:
         self.server = server

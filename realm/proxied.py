@@ -207,7 +207,7 @@ class HeaderFirst(ProtocolWrapper):
 class HeaderFirstFactory(WrappingFactory):
     """Wraps a factory's protocols in `HeaderFirst`."""
 
-    noisy = False  # the listener's own line says what it serves
+    noisy = False  # no "Starting factory" line: realm logs what it serves, where
 
     protocol = HeaderFirst
 

@@ -190,7 +190,7 @@ class Site(Factory):
     that strangers can cause are kept to one a kind a minute (realm.quiet).
     """
 
-    noisy = False  # the listener's own line says what it serves
+    noisy = False  # no "Starting factory" line: realm logs what it serves, where
 
     def __init__(self, routes: Mapping[str, Handler], clock: IReactorTime,
                  counter: Counter | None = None, timeout: float = 60.0,
