@@ -168,14 +168,15 @@
   // The Lord's option buttons of the event in play; an event over, they go
   // quiet (a "1" now would decide the event in play, not that one).
   let options = [];
-  let optionFocused = false; // a retired option had the focus: the next event's gets it
-  let focusedOption = 0; // which of them
+  // The retired option that had the focus (its index), if one had: the
+  // next event's first option gets it, or the same one if it comes back.
+  let focusedOption = null;
   // Those the Lord's last line retired, while the server may still refuse
   // that line (too fast...): then the event is undecided, and they return.
   let unsent = [];
   const retireOptions = () => {
     options.forEach((b, i) => {
-      if (document.activeElement === b) [optionFocused, focusedOption] = [true, i]; // else lost
+      if (document.activeElement === b) focusedOption = i; // else lost, to <body>
       b.disabled = true;
     });
     unsent = [];
@@ -185,16 +186,16 @@
     if (!unsent.length) return;
     for (const b of unsent) b.disabled = false;
     const lost = !document.activeElement || document.activeElement === document.body;
-    if (optionFocused && lost) unsent[focusedOption].focus(); // where the keyboard was
-    optionFocused = false;
+    if (focusedOption !== null && lost) unsent[focusedOption].focus(); // where it was
+    focusedOption = null;
     options = unsent;
     unsent = [];
   };
 
   const eventLine = (text) => {
     retireOptions();
-    const refocus = optionFocused;
-    optionFocused = false;
+    const refocus = focusedOption !== null;
+    focusedOption = null;
     if (!ui.over.hidden) ui.next.textContent = "A new reign has begun.";
     const el = element("p", "line event");
     const m = WIRE.options.exec(text);
